@@ -1,0 +1,599 @@
+//! Model configuration (stored in the blob header) and the canonical tensor layout that
+//! follows from it. The writer (host side) and the parser share this one definition.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FormatError;
+
+/// Largest supported causal-conv kernel width.
+pub const MAX_D_CONV: u32 = 16;
+/// Largest supported number of layers.
+pub const MAX_LAYERS: u32 = 1024;
+
+/// Mamba-1 block configuration (HF `MambaConfig` semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Mamba1Config {
+    pub d_model: u32,
+    pub d_inner: u32,
+    pub d_state: u32,
+    pub d_conv: u32,
+    pub dt_rank: u32,
+    pub vocab_size: u32,
+    pub norm_eps: f32,
+    pub in_proj_bias: bool,
+    pub conv_bias: bool,
+    pub out_proj_bias: bool,
+    /// LM head shares the embedding matrix.
+    pub tied_embeddings: bool,
+}
+
+/// Mamba-2 block configuration (HF `Mamba2Config` semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Mamba2Config {
+    pub d_model: u32,
+    pub d_inner: u32,
+    pub d_state: u32,
+    pub d_conv: u32,
+    pub n_heads: u32,
+    pub head_dim: u32,
+    pub n_groups: u32,
+    pub vocab_size: u32,
+    pub norm_eps: f32,
+    /// Lower clamp of dt after softplus (`time_step_limit[0]`).
+    pub dt_min: f32,
+    /// Upper clamp of dt after softplus (`time_step_limit[1]`, may be +inf).
+    pub dt_max: f32,
+    /// Group size of the gated RMSNorm (`d_inner / n_groups` in HF).
+    pub norm_group_size: u32,
+    pub in_proj_bias: bool,
+    pub conv_bias: bool,
+    pub out_proj_bias: bool,
+    pub tied_embeddings: bool,
+}
+
+/// What the S4D model's head produces each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeadKind {
+    /// Class logits.
+    Classification,
+    /// Regression values.
+    Regression,
+}
+
+/// S4D sensor model configuration (state-spaces/s4 `S4D` layers inside an `S4Model`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct S4dConfig {
+    /// Input channels per step.
+    pub d_input: u32,
+    /// Model width H.
+    pub d_model: u32,
+    /// State size N (N/2 complex modes per channel).
+    pub d_state: u32,
+    pub d_output: u32,
+    pub norm_eps: f32,
+    /// LayerNorm before the S4D layer (true) or after the residual (false).
+    pub prenorm: bool,
+    /// Output projection H -> 2H followed by GLU (true) or H -> H linear (false).
+    pub glu: bool,
+    /// A LayerNorm after the last block.
+    pub final_norm: bool,
+    pub head: HeadKind,
+}
+
+/// Architecture and its dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Arch {
+    Mamba1(Mamba1Config),
+    Mamba2(Mamba2Config),
+    S4d(S4dConfig),
+}
+
+/// The whole model configuration as stored in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub n_layers: u32,
+    pub arch: Arch,
+}
+
+/// Weight element types. Codes are stable across format versions; codes 2..=4 are
+/// reserved for bf16, int8 and int4 (quantization issue) and rejected by this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DType {
+    F32,
+    F16,
+}
+
+impl DType {
+    pub const fn code(self) -> u8 {
+        match self {
+            DType::F32 => 0,
+            DType::F16 => 1,
+        }
+    }
+    pub const fn from_code(code: u8) -> Option<DType> {
+        match code {
+            0 => Some(DType::F32),
+            1 => Some(DType::F16),
+            _ => None,
+        }
+    }
+    pub const fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+        }
+    }
+}
+
+macro_rules! roles {
+    ($($(#[$m:meta])* $v:ident = $code:literal, $name:literal, $mat:literal;)*) => {
+        /// What a tensor is. Stored as a byte in the tensor table.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Role { $($(#[$m])* $v,)* }
+        impl Role {
+            pub const fn code(self) -> u8 { match self { $(Role::$v => $code,)* } }
+            pub const fn from_code(c: u8) -> Option<Role> { match c { $($code => Some(Role::$v),)* _ => None } }
+            /// Short name used in the converter and `inspect`.
+            pub const fn name(self) -> &'static str { match self { $(Role::$v => $name,)* } }
+            /// Weight matrices (may be stored in reduced precision). Everything else
+            /// (norms, biases, conv, A, D, dt) stays f32 by the numerics policy.
+            pub const fn is_matrix(self) -> bool { match self { $(Role::$v => $mat,)* } }
+        }
+    };
+}
+
+roles! {
+    Embedding = 0, "embedding", true;
+    NormF = 1, "norm_f", false;
+    LmHead = 2, "lm_head", true;
+    Norm = 3, "norm", false;
+    InProj = 4, "in_proj", true;
+    InProjBias = 5, "in_proj.bias", false;
+    ConvW = 6, "conv1d.weight", false;
+    ConvB = 7, "conv1d.bias", false;
+    XProj = 8, "x_proj", true;
+    DtProj = 9, "dt_proj.weight", true;
+    DtProjBias = 10, "dt_proj.bias", false;
+    /// A = -exp(A_log), precomputed at conversion.
+    A = 11, "A", false;
+    D = 12, "D", false;
+    OutProj = 13, "out_proj", true;
+    OutProjBias = 14, "out_proj.bias", false;
+    DtBias = 15, "dt_bias", false;
+    GatedNorm = 16, "gated_norm", false;
+    Encoder = 17, "encoder.weight", true;
+    EncoderBias = 18, "encoder.bias", false;
+    NormBias = 19, "norm.bias", false;
+    /// ZOH-discretized exp(dt*A) as (re, im) pairs, [H, N/2, 2].
+    DA = 20, "dA", false;
+    /// C * (exp(dt*A) - 1) / A as (re, im) pairs, [H, N/2, 2].
+    CB = 21, "C_dB", false;
+    OutLinear = 22, "output_linear.weight", true;
+    OutLinearBias = 23, "output_linear.bias", false;
+    NormFBias = 24, "norm_f.bias", false;
+    Decoder = 25, "decoder.weight", true;
+    DecoderBias = 26, "decoder.bias", false;
+}
+
+/// Where a tensor belongs: `None` = model-global.
+pub type LayerIndex = Option<u16>;
+
+/// One expected tensor: role, layer and shape (up to rank 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub layer: LayerIndex,
+    pub role: Role,
+    pub rank: u8,
+    pub shape: [u32; 4],
+}
+
+impl TensorSpec {
+    /// Number of elements (checked; u64).
+    pub fn numel(&self) -> Option<u64> {
+        let mut n: u64 = 1;
+        for &d in &self.shape[..self.rank as usize] {
+            n = n.checked_mul(d as u64)?;
+        }
+        Some(n)
+    }
+    /// Which dtypes this role may be stored in.
+    pub fn allows(&self, dtype: DType) -> bool {
+        match dtype {
+            DType::F32 => true,
+            DType::F16 => self.role.is_matrix(),
+        }
+    }
+}
+
+/// Fixed-capacity list of roles (no allocation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoleList {
+    roles: [Role; 16],
+    len: usize,
+}
+
+impl RoleList {
+    const fn new() -> Self {
+        RoleList {
+            roles: [Role::Embedding; 16],
+            len: 0,
+        }
+    }
+    fn push_if(&mut self, cond: bool, r: Role) {
+        if cond && self.len < self.roles.len() {
+            self.roles[self.len] = r;
+            self.len += 1;
+        }
+    }
+    pub(crate) fn as_slice(&self) -> &[Role] {
+        &self.roles[..self.len]
+    }
+    pub(crate) fn position(&self, r: Role) -> Option<usize> {
+        self.as_slice().iter().position(|&x| x == r)
+    }
+}
+
+fn s1(a: u32) -> (u8, [u32; 4]) {
+    (1, [a, 0, 0, 0])
+}
+fn s2(a: u32, b: u32) -> (u8, [u32; 4]) {
+    (2, [a, b, 0, 0])
+}
+fn s3(a: u32, b: u32, c: u32) -> (u8, [u32; 4]) {
+    (3, [a, b, c, 0])
+}
+
+impl Config {
+    /// Checks every configuration value; run by the parser and the writer.
+    pub fn validate(&self) -> Result<(), FormatError> {
+        if self.n_layers == 0 || self.n_layers > MAX_LAYERS {
+            return Err(FormatError::BadConfig("n_layers must be in 1..=1024"));
+        }
+        fn pos(v: u32, what: &'static str) -> Result<(), FormatError> {
+            if v == 0 || v > (1 << 24) {
+                Err(FormatError::BadConfig(what))
+            } else {
+                Ok(())
+            }
+        }
+        fn eps(e: f32) -> Result<(), FormatError> {
+            if e.is_finite() && e > 0.0 && e < 1.0 {
+                Ok(())
+            } else {
+                Err(FormatError::BadConfig(
+                    "norm_eps must be finite and in (0, 1)",
+                ))
+            }
+        }
+        match &self.arch {
+            Arch::Mamba1(c) => {
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_inner, "d_inner must be in 1..=2^24")?;
+                pos(c.d_state, "d_state must be in 1..=2^24")?;
+                pos(c.dt_rank, "dt_rank must be in 1..=2^24")?;
+                pos(c.vocab_size, "vocab_size must be in 1..=2^24")?;
+                if c.d_conv < 1 || c.d_conv > MAX_D_CONV {
+                    return Err(FormatError::BadConfig("d_conv must be in 1..=16"));
+                }
+                eps(c.norm_eps)?;
+            }
+            Arch::Mamba2(c) => {
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_inner, "d_inner must be in 1..=2^24")?;
+                pos(c.d_state, "d_state must be in 1..=2^24")?;
+                pos(c.n_heads, "n_heads must be in 1..=2^24")?;
+                pos(c.head_dim, "head_dim must be in 1..=2^24")?;
+                pos(c.n_groups, "n_groups must be in 1..=2^24")?;
+                pos(c.vocab_size, "vocab_size must be in 1..=2^24")?;
+                pos(c.norm_group_size, "norm_group_size must be in 1..=2^24")?;
+                if c.d_conv < 1 || c.d_conv > MAX_D_CONV {
+                    return Err(FormatError::BadConfig("d_conv must be in 1..=16"));
+                }
+                if (c.n_heads as u64) * (c.head_dim as u64) != c.d_inner as u64 {
+                    return Err(FormatError::BadConfig(
+                        "n_heads * head_dim must equal d_inner",
+                    ));
+                }
+                if c.n_heads % c.n_groups != 0 {
+                    return Err(FormatError::BadConfig(
+                        "n_heads must be a multiple of n_groups",
+                    ));
+                }
+                if c.d_inner % c.norm_group_size != 0 {
+                    return Err(FormatError::BadConfig(
+                        "d_inner must be a multiple of norm_group_size",
+                    ));
+                }
+                eps(c.norm_eps)?;
+                // NaN fails both comparisons.
+                if !(c.dt_min >= 0.0 && c.dt_min.is_finite() && c.dt_max >= c.dt_min) {
+                    return Err(FormatError::BadConfig(
+                        "dt limits must satisfy 0 <= dt_min <= dt_max",
+                    ));
+                }
+            }
+            Arch::S4d(c) => {
+                pos(c.d_input, "d_input must be in 1..=2^24")?;
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_state, "d_state must be in 1..=2^24")?;
+                pos(c.d_output, "d_output must be in 1..=2^24")?;
+                if c.d_state % 2 != 0 {
+                    return Err(FormatError::BadConfig(
+                        "S4D d_state must be even (N/2 complex modes)",
+                    ));
+                }
+                eps(c.norm_eps)?;
+            }
+        }
+        // All derived sizes must fit: check the largest products once.
+        self.sizes().map(|_| ())
+    }
+
+    pub(crate) fn global_roles(&self) -> RoleList {
+        let mut l = RoleList::new();
+        match &self.arch {
+            Arch::Mamba1(Mamba1Config {
+                tied_embeddings, ..
+            })
+            | Arch::Mamba2(Mamba2Config {
+                tied_embeddings, ..
+            }) => {
+                l.push_if(true, Role::Embedding);
+                l.push_if(true, Role::NormF);
+                l.push_if(!tied_embeddings, Role::LmHead);
+            }
+            Arch::S4d(c) => {
+                l.push_if(true, Role::Encoder);
+                l.push_if(true, Role::EncoderBias);
+                l.push_if(c.final_norm, Role::NormF);
+                l.push_if(c.final_norm, Role::NormFBias);
+                l.push_if(true, Role::Decoder);
+                l.push_if(true, Role::DecoderBias);
+            }
+        }
+        l
+    }
+
+    pub(crate) fn layer_roles(&self) -> RoleList {
+        let mut l = RoleList::new();
+        match &self.arch {
+            Arch::Mamba1(c) => {
+                l.push_if(true, Role::Norm);
+                l.push_if(true, Role::InProj);
+                l.push_if(c.in_proj_bias, Role::InProjBias);
+                l.push_if(true, Role::ConvW);
+                l.push_if(c.conv_bias, Role::ConvB);
+                l.push_if(true, Role::XProj);
+                l.push_if(true, Role::DtProj);
+                l.push_if(true, Role::DtProjBias);
+                l.push_if(true, Role::A);
+                l.push_if(true, Role::D);
+                l.push_if(true, Role::OutProj);
+                l.push_if(c.out_proj_bias, Role::OutProjBias);
+            }
+            Arch::Mamba2(c) => {
+                l.push_if(true, Role::Norm);
+                l.push_if(true, Role::InProj);
+                l.push_if(c.in_proj_bias, Role::InProjBias);
+                l.push_if(true, Role::ConvW);
+                l.push_if(c.conv_bias, Role::ConvB);
+                l.push_if(true, Role::DtBias);
+                l.push_if(true, Role::A);
+                l.push_if(true, Role::D);
+                l.push_if(true, Role::GatedNorm);
+                l.push_if(true, Role::OutProj);
+                l.push_if(c.out_proj_bias, Role::OutProjBias);
+            }
+            Arch::S4d(_) => {
+                l.push_if(true, Role::Norm);
+                l.push_if(true, Role::NormBias);
+                l.push_if(true, Role::DA);
+                l.push_if(true, Role::CB);
+                l.push_if(true, Role::D);
+                l.push_if(true, Role::OutLinear);
+                l.push_if(true, Role::OutLinearBias);
+            }
+        }
+        l
+    }
+
+    /// Number of tensors in the canonical layout.
+    pub fn n_tensors(&self) -> usize {
+        self.global_roles().len + self.n_layers as usize * self.layer_roles().len
+    }
+
+    /// Index of a tensor in the canonical layout.
+    pub fn tensor_index(&self, layer: LayerIndex, role: Role) -> Option<usize> {
+        match layer {
+            None => self.global_roles().position(role),
+            Some(l) if (l as u32) < self.n_layers => {
+                let g = self.global_roles().len;
+                let lr = self.layer_roles();
+                lr.position(role).map(|p| g + l as usize * lr.len + p)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The spec of tensor `index` in the canonical layout (globals first, then each
+    /// layer's tensors in role order).
+    pub fn tensor_spec(&self, index: usize) -> Option<TensorSpec> {
+        let g = self.global_roles();
+        let lr = self.layer_roles();
+        let (layer, role) = if index < g.len {
+            (None, g.roles[index])
+        } else {
+            let i = index - g.len;
+            if lr.len == 0 {
+                return None;
+            }
+            let l = i / lr.len;
+            if l >= self.n_layers as usize {
+                return None;
+            }
+            (Some(l as u16), lr.roles[i % lr.len])
+        };
+        let (rank, shape) = self.shape_of(role)?;
+        Some(TensorSpec {
+            layer,
+            role,
+            rank,
+            shape,
+        })
+    }
+
+    fn shape_of(&self, role: Role) -> Option<(u8, [u32; 4])> {
+        use Role::*;
+        // Checked u32 arithmetic: a corrupt config must give None, never overflow.
+        fn add(a: u32, b: u32) -> Option<u32> {
+            a.checked_add(b)
+        }
+        fn mul(a: u32, b: u32) -> Option<u32> {
+            a.checked_mul(b)
+        }
+        Some(match &self.arch {
+            Arch::Mamba1(c) => match role {
+                Embedding | LmHead => s2(c.vocab_size, c.d_model),
+                NormF | Norm => s1(c.d_model),
+                InProj => s2(mul(2, c.d_inner)?, c.d_model),
+                InProjBias => s1(mul(2, c.d_inner)?),
+                ConvW => s2(c.d_inner, c.d_conv),
+                ConvB | DtProjBias | D => s1(c.d_inner),
+                XProj => s2(add(c.dt_rank, mul(2, c.d_state)?)?, c.d_inner),
+                DtProj => s2(c.d_inner, c.dt_rank),
+                A => s2(c.d_inner, c.d_state),
+                OutProj => s2(c.d_model, c.d_inner),
+                OutProjBias => s1(c.d_model),
+                _ => return None,
+            },
+            Arch::Mamba2(c) => {
+                let conv_dim = add(c.d_inner, mul(2, mul(c.n_groups, c.d_state)?)?)?;
+                let d_in_proj = add(add(c.d_inner, conv_dim)?, c.n_heads)?;
+                match role {
+                    Embedding | LmHead => s2(c.vocab_size, c.d_model),
+                    NormF | Norm => s1(c.d_model),
+                    InProj => s2(d_in_proj, c.d_model),
+                    InProjBias => s1(d_in_proj),
+                    ConvW => s2(conv_dim, c.d_conv),
+                    ConvB => s1(conv_dim),
+                    DtBias | A | D => s1(c.n_heads),
+                    GatedNorm => s1(c.d_inner),
+                    OutProj => s2(c.d_model, c.d_inner),
+                    OutProjBias => s1(c.d_model),
+                    _ => return None,
+                }
+            }
+            Arch::S4d(c) => {
+                let out = if c.glu { mul(2, c.d_model)? } else { c.d_model };
+                match role {
+                    Encoder => s2(c.d_model, c.d_input),
+                    EncoderBias | Norm | NormBias | NormF | NormFBias | D => s1(c.d_model),
+                    DA | CB => s3(c.d_model, c.d_state / 2, 2),
+                    OutLinear => s2(out, c.d_model),
+                    OutLinearBias => s1(out),
+                    Decoder => s2(c.d_output, c.d_model),
+                    DecoderBias => s1(c.d_output),
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    /// Input: `Some(vocab)` for token models, `None` for vector models.
+    pub fn vocab_size(&self) -> Option<u32> {
+        match &self.arch {
+            Arch::Mamba1(c) => Some(c.vocab_size),
+            Arch::Mamba2(c) => Some(c.vocab_size),
+            Arch::S4d(_) => None,
+        }
+    }
+
+    /// Length of the input vector for vector models (0 for token models).
+    pub fn d_input(&self) -> usize {
+        match &self.arch {
+            Arch::S4d(c) => c.d_input as usize,
+            _ => 0,
+        }
+    }
+
+    /// Values produced per step (logits, classes or regression outputs).
+    pub fn d_output(&self) -> usize {
+        match &self.arch {
+            Arch::Mamba1(c) => c.vocab_size as usize,
+            Arch::Mamba2(c) => c.vocab_size as usize,
+            Arch::S4d(c) => c.d_output as usize,
+        }
+    }
+
+    /// `(state_len, scratch_len)` in f32 elements, checked.
+    pub fn sizes(&self) -> Result<Sizes, FormatError> {
+        let ov = FormatError::DimensionOverflow;
+        let m = |a: u64, b: u64| a.checked_mul(b).ok_or(ov);
+        let a = |a: u64, b: u64| a.checked_add(b).ok_or(ov);
+        let l = self.n_layers as u64;
+        let (state_per_layer, scratch) = match &self.arch {
+            Arch::Mamba1(c) => {
+                let di = c.d_inner as u64;
+                let conv = m(di, (c.d_conv as u64).saturating_sub(1))?;
+                let ssm = m(di, c.d_state as u64)?;
+                let xproj = a(c.dt_rank as u64, m(2, c.d_state as u64)?)?;
+                // resid + normed + xz + dbc
+                let scratch = a(a(m(2, c.d_model as u64)?, m(2, di)?)?, xproj)?;
+                (a(conv, ssm)?, scratch)
+            }
+            Arch::Mamba2(c) => {
+                let di = c.d_inner as u64;
+                let conv_dim = a(di, m(m(2, c.n_groups as u64)?, c.d_state as u64)?)?;
+                let conv = m(conv_dim, (c.d_conv as u64).saturating_sub(1))?;
+                let ssm = m(m(c.n_heads as u64, c.head_dim as u64)?, c.d_state as u64)?;
+                let d_in_proj = a(a(di, conv_dim)?, c.n_heads as u64)?;
+                let scratch = a(m(2, c.d_model as u64)?, d_in_proj)?;
+                (a(conv, ssm)?, scratch)
+            }
+            Arch::S4d(c) => {
+                let h = c.d_model as u64;
+                let out = if c.glu { m(2, h)? } else { h };
+                let state = m(h, c.d_state as u64)?;
+                let scratch = a(m(2, h)?, out)?;
+                (state, scratch)
+            }
+        };
+        let state = m(state_per_layer, l)?;
+        // Sizes must be addressable as f32 slices on a 32-bit target too.
+        let lim = (u32::MAX / 8) as u64;
+        if state > lim || scratch > lim {
+            return Err(ov);
+        }
+        // Every tensor's byte size must fit as well.
+        for i in 0..self.n_tensors() {
+            let spec = self
+                .tensor_spec(i)
+                .ok_or(FormatError::BadConfig("layout"))?;
+            let n = spec.numel().ok_or(ov)?;
+            if n > (u32::MAX / 4) as u64 {
+                return Err(ov);
+            }
+        }
+        Ok(Sizes {
+            state: state as usize,
+            state_per_layer: state_per_layer as usize,
+            scratch: scratch as usize,
+        })
+    }
+}
+
+/// Buffer sizes in f32 elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub state: usize,
+    pub state_per_layer: usize,
+    pub scratch: usize,
+}

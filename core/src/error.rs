@@ -1,0 +1,211 @@
+//! Error types of the core. Small, `Copy`, no allocation; `Display` for humans and
+//! `defmt::Format` (feature `defmt`) for firmware logs.
+
+use core::fmt;
+
+/// Why a model blob was rejected by [`crate::Model::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The blob is shorter than the structure that must be there.
+    Truncated { needed: u64, got: u64 },
+    /// The first four bytes are not `TSSM`.
+    BadMagic,
+    /// The format's major version is not one this build reads.
+    UnsupportedVersion {
+        found_major: u16,
+        found_minor: u16,
+        supported_major: u16,
+    },
+    /// The blob does not start on a 16-byte boundary, so tensors cannot be borrowed in place.
+    MisalignedBlob,
+    /// The CRC-32 stored in the preamble does not match the bytes.
+    CrcMismatch { stored: u32, computed: u32 },
+    /// The preamble's offsets or lengths are inconsistent with each other or the blob.
+    BadLayout,
+    /// The postcard-encoded header could not be decoded.
+    BadHeader,
+    /// A configuration value is out of range; the string names it.
+    BadConfig(&'static str),
+    /// Sizes derived from the configuration overflow the address space.
+    DimensionOverflow,
+    /// The tensor table has the wrong number of entries for this configuration.
+    TensorCount { expected: u32, found: u32 },
+    /// Tensor `index` is not the tensor the layout expects at that position.
+    UnexpectedTensor { index: u32 },
+    /// Tensor `index` has a shape other than the configuration implies.
+    WrongShape { index: u32 },
+    /// Tensor `index` has a dtype code this build does not know.
+    UnknownDtype { index: u32, code: u8 },
+    /// Tensor `index` has a dtype not allowed for its role (e.g. f16 for the SSM `A`).
+    DtypeNotAllowed { index: u32, code: u8 },
+    /// Tensor `index` has a byte length other than its shape and dtype imply.
+    WrongLength { index: u32 },
+    /// Tensor `index` lies (partly) outside the data section.
+    TensorOutOfBounds { index: u32 },
+    /// Tensor `index` does not start on a 16-byte boundary.
+    MisalignedTensor { index: u32 },
+    /// Tensor `index` overlaps the previous tensor (tensors are stored in order).
+    TensorOverlap { index: u32 },
+    /// A reserved field (quantization table in format v1) is not empty.
+    ReservedNotEmpty,
+    /// Bytes follow the data section.
+    TrailingBytes,
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use FormatError::*;
+        match *self {
+            Truncated { needed, got } => {
+                write!(f, "model blob truncated: needs {needed} bytes, has {got}")
+            }
+            BadMagic => write!(f, "not a tinyssm model (bad magic)"),
+            UnsupportedVersion { found_major, found_minor, supported_major } => write!(
+                f,
+                "unsupported model format version {found_major}.{found_minor}; this build reads version {supported_major}.x"
+            ),
+            MisalignedBlob => write!(f, "model blob is not 16-byte aligned in memory"),
+            CrcMismatch { stored, computed } => write!(
+                f,
+                "model blob CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            BadLayout => write!(f, "model blob preamble offsets are inconsistent"),
+            BadHeader => write!(f, "model header could not be decoded"),
+            BadConfig(what) => write!(f, "invalid model configuration: {what}"),
+            DimensionOverflow => write!(f, "model dimensions overflow"),
+            TensorCount { expected, found } => {
+                write!(f, "tensor table has {found} entries, the configuration needs {expected}")
+            }
+            UnexpectedTensor { index } => write!(f, "tensor {index} is not the expected tensor"),
+            WrongShape { index } => write!(f, "tensor {index} has the wrong shape"),
+            UnknownDtype { index, code } => write!(f, "tensor {index} has unknown dtype code {code}"),
+            DtypeNotAllowed { index, code } => {
+                write!(f, "tensor {index}: dtype code {code} is not allowed for this tensor")
+            }
+            WrongLength { index } => write!(f, "tensor {index} byte length does not match its shape"),
+            TensorOutOfBounds { index } => write!(f, "tensor {index} lies outside the data section"),
+            MisalignedTensor { index } => write!(f, "tensor {index} is not 16-byte aligned"),
+            TensorOverlap { index } => write!(f, "tensor {index} overlaps the previous tensor"),
+            ReservedNotEmpty => write!(f, "reserved header field is not empty"),
+            TrailingBytes => write!(f, "bytes follow the data section"),
+        }
+    }
+}
+
+impl core::error::Error for FormatError {}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for FormatError {
+    fn format(&self, f: defmt::Formatter) {
+        use FormatError::*;
+        match *self {
+            Truncated { needed, got } => {
+                defmt::write!(f, "truncated: needs {} has {}", needed, got)
+            }
+            BadMagic => defmt::write!(f, "bad magic"),
+            UnsupportedVersion {
+                found_major,
+                found_minor,
+                supported_major,
+            } => defmt::write!(
+                f,
+                "unsupported version {}.{} (reads {}.x)",
+                found_major,
+                found_minor,
+                supported_major
+            ),
+            MisalignedBlob => defmt::write!(f, "misaligned blob"),
+            CrcMismatch { stored, computed } => {
+                defmt::write!(f, "crc mismatch {=u32:x} != {=u32:x}", stored, computed)
+            }
+            BadLayout => defmt::write!(f, "bad layout"),
+            BadHeader => defmt::write!(f, "bad header"),
+            BadConfig(what) => defmt::write!(f, "bad config: {=str}", what),
+            DimensionOverflow => defmt::write!(f, "dimension overflow"),
+            TensorCount { expected, found } => {
+                defmt::write!(f, "tensor count {} != {}", found, expected)
+            }
+            UnexpectedTensor { index } => defmt::write!(f, "unexpected tensor {}", index),
+            WrongShape { index } => defmt::write!(f, "wrong shape {}", index),
+            UnknownDtype { index, code } => defmt::write!(f, "unknown dtype {} at {}", code, index),
+            DtypeNotAllowed { index, code } => {
+                defmt::write!(f, "dtype {} not allowed at {}", code, index)
+            }
+            WrongLength { index } => defmt::write!(f, "wrong length {}", index),
+            TensorOutOfBounds { index } => defmt::write!(f, "out of bounds {}", index),
+            MisalignedTensor { index } => defmt::write!(f, "misaligned tensor {}", index),
+            TensorOverlap { index } => defmt::write!(f, "overlap {}", index),
+            ReservedNotEmpty => defmt::write!(f, "reserved not empty"),
+            TrailingBytes => defmt::write!(f, "trailing bytes"),
+        }
+    }
+}
+
+/// Why a step was refused. Only caller-side shape errors: a parsed model always steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepError {
+    /// The state buffer is shorter than [`crate::Model::state_len`].
+    StateTooShort { needed: usize, got: usize },
+    /// The scratch buffer is shorter than [`crate::Model::scratch_len`].
+    ScratchTooShort { needed: usize, got: usize },
+    /// The output buffer is shorter than [`crate::Model::d_output`].
+    OutputTooShort { needed: usize, got: usize },
+    /// The input vector has the wrong length.
+    InputLength { expected: usize, got: usize },
+    /// The token id is not below the vocabulary size.
+    TokenOutOfRange { token: u32, vocab: u32 },
+    /// A token was given to a model that takes vectors, or the other way round.
+    WrongInputKind,
+    /// An internal invariant failed (a bug; reported, never a panic).
+    Internal,
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use StepError::*;
+        match *self {
+            StateTooShort { needed, got } => {
+                write!(f, "state buffer too short: needs {needed} f32, has {got}")
+            }
+            ScratchTooShort { needed, got } => {
+                write!(f, "scratch buffer too short: needs {needed} f32, has {got}")
+            }
+            OutputTooShort { needed, got } => {
+                write!(f, "output buffer too short: needs {needed} f32, has {got}")
+            }
+            InputLength { expected, got } => {
+                write!(
+                    f,
+                    "input vector has {got} values, the model takes {expected}"
+                )
+            }
+            TokenOutOfRange { token, vocab } => {
+                write!(f, "token {token} out of range for vocabulary of {vocab}")
+            }
+            WrongInputKind => write!(f, "wrong input kind for this model (tokens vs vectors)"),
+            Internal => write!(f, "internal error in tinyssm-core"),
+        }
+    }
+}
+
+impl core::error::Error for StepError {}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for StepError {
+    fn format(&self, f: defmt::Formatter) {
+        use StepError::*;
+        match *self {
+            StateTooShort { needed, got } => defmt::write!(f, "state short {} < {}", got, needed),
+            ScratchTooShort { needed, got } => {
+                defmt::write!(f, "scratch short {} < {}", got, needed)
+            }
+            OutputTooShort { needed, got } => defmt::write!(f, "output short {} < {}", got, needed),
+            InputLength { expected, got } => defmt::write!(f, "input len {} != {}", got, expected),
+            TokenOutOfRange { token, vocab } => defmt::write!(f, "token {} >= {}", token, vocab),
+            WrongInputKind => defmt::write!(f, "wrong input kind"),
+            Internal => defmt::write!(f, "internal"),
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Model format v1: a little-endian, 16-byte-aligned, zero-copy blob.
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic "TSSM"
+//! 4       2     format major version (u16)   -- a reader rejects other majors
+//! 6       2     format minor version (u16)   -- additions readers of the same major may ignore
+//! 8       4     header_len (u32): bytes of the header region that starts at offset 32
+//! 12      4     reserved, 0
+//! 16      8     data_len (u64): bytes of the data section
+//! 24      4     CRC-32 (ISO-HDLC) of every byte of the blob except these four
+//! 28      4     reserved, 0
+//! 32      ..    header region:
+//!                 postcard(Header)                       (config, tensor count, quant table length)
+//!                 n_tensors × TensorRecord (41 bytes)    (postcard with fixed-width integers)
+//!                 quant table (quant_len bytes; reserved, empty in v1)
+//! ..      ..    zero padding to a 16-byte boundary = data_offset
+//! data_offset   tensor data: each tensor 16-byte aligned, in table order, no overlap
+//! ```
+//! The blob ends exactly at `data_offset + data_len`. Tensors appear in the canonical
+//! order defined by [`crate::Config::tensor_spec`], which the parser checks tensor by
+//! tensor (role, layer, shape, dtype, length, alignment, bounds).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, DType, Role, Sizes};
+use crate::error::FormatError;
+
+/// First four bytes of every model blob.
+pub const MAGIC: [u8; 4] = *b"TSSM";
+/// The format major version this build reads and writes.
+pub const VERSION_MAJOR: u16 = 1;
+/// The format minor version this build writes.
+pub const VERSION_MINOR: u16 = 0;
+/// Size of the fixed preamble.
+pub const PREAMBLE_LEN: usize = 32;
+/// Alignment of the blob and of every tensor.
+pub const ALIGN: usize = 16;
+/// Encoded size of one [`TensorRecord`].
+pub const TENSOR_RECORD_LEN: usize = 41;
+/// Layer value of model-global tensors in the tensor table.
+pub const GLOBAL_LAYER: u16 = u16::MAX;
+
+/// The CRC used over the blob (CRC-32/ISO-HDLC, as zlib).
+pub const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// The postcard-encoded header.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub config: Config,
+    pub n_tensors: u32,
+    /// Length of the quantization-parameter table that follows the tensor table.
+    /// Reserved: must be 0 in format v1.
+    pub quant_len: u32,
+}
+
+/// One entry of the tensor table; postcard with fixed-width integers so that every record
+/// has the same size ([`TENSOR_RECORD_LEN`]) and tensor `i` is found in O(1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorRecord {
+    #[serde(with = "postcard::fixint::le")]
+    pub layer: u16,
+    pub role: u8,
+    pub dtype: u8,
+    pub rank: u8,
+    #[serde(with = "postcard::fixint::le")]
+    pub d0: u32,
+    #[serde(with = "postcard::fixint::le")]
+    pub d1: u32,
+    #[serde(with = "postcard::fixint::le")]
+    pub d2: u32,
+    #[serde(with = "postcard::fixint::le")]
+    pub d3: u32,
+    /// Byte offset relative to the data section.
+    #[serde(with = "postcard::fixint::le")]
+    pub offset: u64,
+    /// Byte length.
+    #[serde(with = "postcard::fixint::le")]
+    pub len: u64,
+    /// Index into the quantization table; reserved, `u32::MAX` (none) in v1.
+    #[serde(with = "postcard::fixint::le")]
+    pub quant: u32,
+}
+
+impl TensorRecord {
+    pub fn shape(&self) -> [u32; 4] {
+        [self.d0, self.d1, self.d2, self.d3]
+    }
+}
+
+/// Round `n` up to the next multiple of [`ALIGN`] (checked).
+pub const fn align_up(n: u64) -> Option<u64> {
+    match n.checked_add(ALIGN as u64 - 1) {
+        Some(v) => Some(v & !(ALIGN as u64 - 1)),
+        None => None,
+    }
+}
+
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[o..o + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// CRC-32 of a blob, skipping the CRC field itself.
+pub fn blob_crc(blob: &[u8]) -> u32 {
+    let mut d = CRC.digest();
+    d.update(&blob[..24.min(blob.len())]);
+    if blob.len() > 28 {
+        d.update(&blob[28..]);
+    }
+    d.finalize()
+}
+
+/// Result of validating a blob: everything the model needs, all offsets checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parsed<'a> {
+    pub config: Config,
+    pub sizes: Sizes,
+    pub table: &'a [u8],
+    pub data: &'a [u8],
+    pub n_tensors: usize,
+    pub minor: u16,
+}
+
+pub(crate) fn decode_record(table: &[u8], i: usize) -> Option<TensorRecord> {
+    let lo = i.checked_mul(TENSOR_RECORD_LEN)?;
+    let rec = table.get(lo..lo.checked_add(TENSOR_RECORD_LEN)?)?;
+    postcard::from_bytes::<TensorRecord>(rec).ok()
+}
+
+pub(crate) fn parse(blob: &[u8]) -> Result<Parsed<'_>, FormatError> {
+    let got = blob.len() as u64;
+    if blob.len() < 8 {
+        if blob.len() >= 4 && blob[..4] != MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        return Err(FormatError::Truncated {
+            needed: PREAMBLE_LEN as u64,
+            got,
+        });
+    }
+    if blob[..4] != MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let major = u16_at(blob, 4);
+    let minor = u16_at(blob, 6);
+    if major != VERSION_MAJOR {
+        return Err(FormatError::UnsupportedVersion {
+            found_major: major,
+            found_minor: minor,
+            supported_major: VERSION_MAJOR,
+        });
+    }
+    if blob.len() < PREAMBLE_LEN {
+        return Err(FormatError::Truncated {
+            needed: PREAMBLE_LEN as u64,
+            got,
+        });
+    }
+    if (blob.as_ptr() as usize) % ALIGN != 0 {
+        return Err(FormatError::MisalignedBlob);
+    }
+    let header_len = u32_at(blob, 8) as u64;
+    let data_len = u64_at(blob, 16);
+    let stored_crc = u32_at(blob, 24);
+    if u32_at(blob, 12) != 0 || u32_at(blob, 28) != 0 {
+        return Err(FormatError::ReservedNotEmpty);
+    }
+    let header_end = PREAMBLE_LEN as u64 + header_len;
+    let data_offset = align_up(header_end).ok_or(FormatError::BadLayout)?;
+    let total = data_offset
+        .checked_add(data_len)
+        .ok_or(FormatError::BadLayout)?;
+    if total > got {
+        return Err(FormatError::Truncated { needed: total, got });
+    }
+    if total < got {
+        return Err(FormatError::TrailingBytes);
+    }
+    let computed = blob_crc(blob);
+    if computed != stored_crc {
+        return Err(FormatError::CrcMismatch {
+            stored: stored_crc,
+            computed,
+        });
+    }
+    // From here on every offset is below blob.len(), which is a usize.
+    let header_region = &blob[PREAMBLE_LEN..header_end as usize];
+    if blob[header_end as usize..data_offset as usize]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(FormatError::ReservedNotEmpty);
+    }
+    let (header, rest) =
+        postcard::take_from_bytes::<Header>(header_region).map_err(|_| FormatError::BadHeader)?;
+    let config = header.config;
+    config.validate()?;
+    let sizes = config.sizes()?;
+    let n_expected = config.n_tensors();
+    if header.n_tensors as usize != n_expected {
+        return Err(FormatError::TensorCount {
+            expected: n_expected as u32,
+            found: header.n_tensors,
+        });
+    }
+    if header.quant_len != 0 {
+        return Err(FormatError::ReservedNotEmpty);
+    }
+    let table_len = n_expected
+        .checked_mul(TENSOR_RECORD_LEN)
+        .ok_or(FormatError::DimensionOverflow)?;
+    if rest.len() != table_len + header.quant_len as usize {
+        return Err(FormatError::BadLayout);
+    }
+    let table = &rest[..table_len];
+    let data = &blob[data_offset as usize..];
+    let mut prev_end: u64 = 0;
+    for i in 0..n_expected {
+        let index = i as u32;
+        let rec = decode_record(table, i).ok_or(FormatError::BadHeader)?;
+        let spec = config.tensor_spec(i).ok_or(FormatError::BadHeader)?;
+        let layer = spec.layer.unwrap_or(GLOBAL_LAYER);
+        if Role::from_code(rec.role) != Some(spec.role) || rec.layer != layer {
+            return Err(FormatError::UnexpectedTensor { index });
+        }
+        if rec.rank != spec.rank || rec.shape() != spec.shape {
+            return Err(FormatError::WrongShape { index });
+        }
+        let dtype = DType::from_code(rec.dtype).ok_or(FormatError::UnknownDtype {
+            index,
+            code: rec.dtype,
+        })?;
+        if !spec.allows(dtype) {
+            return Err(FormatError::DtypeNotAllowed {
+                index,
+                code: rec.dtype,
+            });
+        }
+        if rec.quant != u32::MAX {
+            return Err(FormatError::ReservedNotEmpty);
+        }
+        let numel = spec.numel().ok_or(FormatError::DimensionOverflow)?;
+        let bytes = numel
+            .checked_mul(dtype.size() as u64)
+            .ok_or(FormatError::DimensionOverflow)?;
+        if rec.len != bytes {
+            return Err(FormatError::WrongLength { index });
+        }
+        if rec.offset % ALIGN as u64 != 0 {
+            return Err(FormatError::MisalignedTensor { index });
+        }
+        if rec.offset < prev_end {
+            return Err(FormatError::TensorOverlap { index });
+        }
+        let end = rec
+            .offset
+            .checked_add(rec.len)
+            .ok_or(FormatError::TensorOutOfBounds { index })?;
+        if end > data_len {
+            return Err(FormatError::TensorOutOfBounds { index });
+        }
+        prev_end = end;
+    }
+    if align_up(prev_end) != Some(data_len) && prev_end != data_len {
+        return Err(FormatError::TrailingBytes);
+    }
+    Ok(Parsed {
+        config,
+        sizes,
+        table,
+        data,
+        n_tensors: n_expected,
+        minor,
+    })
+}

@@ -1,0 +1,75 @@
+//! Building blocks shared by the architectures, with their length checks (a failed check
+//! is `StepError::Internal`, never a panic).
+
+use crate::error::StepError;
+use crate::kernels::{self, Kernels, Weights};
+
+/// `out = W x (+ b)` for `W` of shape `[out.len(), x.len()]`.
+pub(crate) fn linear(
+    k: Kernels,
+    w: Weights<'_>,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    let rows = out.len();
+    let cols = x.len();
+    if w.len() != rows.checked_mul(cols).ok_or(StepError::Internal)? {
+        return Err(StepError::Internal);
+    }
+    if let Some(b) = bias {
+        if b.len() != rows {
+            return Err(StepError::Internal);
+        }
+    }
+    kernels::matvec(k, w, cols, x, bias, out);
+    Ok(())
+}
+
+/// Causal depthwise conv1d step with SiLU, in place over `x` (one value per channel).
+///
+/// `hist` holds, per channel, the previous `d_conv - 1` inputs oldest first; weight row
+/// `w[c*d_conv .. (c+1)*d_conv]` multiplies `[hist..., x]` (the newest input last, as a
+/// rolled conv state does).
+pub(crate) fn conv_silu_step(
+    k: Kernels,
+    x: &mut [f32],
+    hist: &mut [f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    d_conv: usize,
+) -> Result<(), StepError> {
+    let ch = x.len();
+    let h = d_conv.checked_sub(1).ok_or(StepError::Internal)?;
+    if hist.len() != ch * h || w.len() != ch * d_conv || bias.is_some_and(|b| b.len() != ch) {
+        return Err(StepError::Internal);
+    }
+    if h == 0 {
+        for (c, xc) in x.iter_mut().enumerate() {
+            let mut acc = w[c] * *xc;
+            if let Some(b) = bias {
+                acc += b[c];
+            }
+            *xc = kernels::silu(k, acc);
+        }
+        return Ok(());
+    }
+    for (c, (xc, (hc, wc))) in x
+        .iter_mut()
+        .zip(hist.chunks_exact_mut(h).zip(w.chunks_exact(d_conv)))
+        .enumerate()
+    {
+        let mut acc = 0.0f32;
+        for (hv, wv) in hc.iter().zip(wc) {
+            acc += hv * wv;
+        }
+        acc += *xc * wc[h];
+        if let Some(b) = bias {
+            acc += b[c];
+        }
+        hc.copy_within(1.., 0);
+        hc[h - 1] = *xc;
+        *xc = kernels::silu(k, acc);
+    }
+    Ok(())
+}

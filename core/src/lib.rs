@@ -1,0 +1,72 @@
+//! # tinyssm-core
+//!
+//! `#![no_std]`, allocation-free, panic-free recurrent runtime for trained state space
+//! models: Mamba-1, Mamba-2 and S4D, one token or sample per step, in fixed memory.
+//!
+//! ```ignore
+//! use tinyssm_core::{include_model, Model};
+//! static BLOB: &tinyssm_core::Aligned<[u8]> = include_model!("../model.tssm");
+//! static mut STATE: [f32; STATE_LEN] = [0.0; STATE_LEN];     // sizes from `tinyssm codegen`
+//! let model = Model::parse(&BLOB.0)?;                         // validates once
+//! model.step_token(tok, &mut state, &mut scratch, &mut logits)?;
+//! ```
+//!
+//! ## Embedding a blob: the aligned wrapper
+//! [`Model::parse`] borrows tensors in place, so the blob must start on a 16-byte
+//! boundary. `include_bytes!` gives only 1-byte alignment; wrap it in [`Aligned`]:
+//! ```
+//! use tinyssm_core::Aligned;
+//! // `Aligned<[u8; N]>` has the wrapper's 16-byte alignment; unsize it to `Aligned<[u8]>`.
+//! static BLOB: &Aligned<[u8]> = &Aligned(*b"not a real model, just bytes....");
+//! assert_eq!(BLOB.0.as_ptr() as usize % 16, 0);
+//! ```
+//! [`include_model!`] does exactly this for a file. On the host, `tinyssm-host` loads
+//! files into an aligned owned buffer.
+//!
+//! ## Buffers
+//! State and scratch are caller-provided `f32` slices of at least
+//! [`Model::state_len`] and [`Model::scratch_len`] elements (exact: the step touches
+//! every element of both and nothing beyond). A short buffer is a [`StepError`], never
+//! a panic. One model serves any number of streams, each with its own state.
+//!
+//! ## Numerics
+//! f32 compute; weights f32 or f16 (matrices only — norms, biases, conv, A, D and dt stay
+//! f32). Math functions are `libm`'s, called explicitly. [`Kernels::Reference`] keeps the
+//! plain scalar kernels; [`Kernels::Fast`] (default) is tested against it.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_debug_implementations)]
+
+mod config;
+mod error;
+pub mod format;
+pub mod kernels;
+mod layers;
+mod mamba1;
+mod mamba2;
+mod model;
+mod s4d;
+
+pub use config::{
+    Arch, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config, Role, S4dConfig, Sizes,
+    TensorSpec, MAX_D_CONV, MAX_LAYERS,
+};
+pub use error::{FormatError, StepError};
+pub use kernels::{Kernels, Weights};
+pub use model::{Input, Model, TensorView, WeightStats};
+
+/// 16-byte aligned wrapper for embedding a model blob (see the crate docs).
+#[derive(Debug)]
+#[repr(C, align(16))]
+pub struct Aligned<B: ?Sized>(pub B);
+
+/// `include_model!("path/to/model.tssm")` → `&'static Aligned<[u8]>` with the file's bytes,
+/// 16-byte aligned so that [`Model::parse`] can borrow it in place.
+#[macro_export]
+macro_rules! include_model {
+    ($path:expr) => {{
+        static ALIGNED: &$crate::Aligned<[u8]> = &$crate::Aligned(*include_bytes!($path));
+        ALIGNED
+    }};
+}

@@ -1,0 +1,135 @@
+//! Mamba-1 block, one recurrent step (HF `MambaForCausalLM` semantics).
+
+use crate::config::{Mamba1Config, Role};
+use crate::error::StepError;
+use crate::kernels::{self, Kernels};
+use crate::layers::{conv_silu_step, linear};
+use crate::model::{embed, take, Model};
+
+pub(crate) fn step(
+    m: &Model<'_>,
+    c: &Mamba1Config,
+    token: u32,
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    if token >= c.vocab_size {
+        return Err(StepError::TokenOutOfRange {
+            token,
+            vocab: c.vocab_size,
+        });
+    }
+    let k = m.kernels();
+    let (dm, di, n, r, dc) = (
+        c.d_model as usize,
+        c.d_inner as usize,
+        c.d_state as usize,
+        c.dt_rank as usize,
+        c.d_conv as usize,
+    );
+    let mut s = scratch;
+    let resid = take(&mut s, dm)?;
+    let normed = take(&mut s, dm)?;
+    let xz = take(&mut s, 2 * di)?;
+    let dbc = take(&mut s, r + 2 * n)?;
+    let emb = m.w(None, Role::Embedding)?;
+    embed(emb, token as usize, dm, resid)?;
+
+    let per_layer = di * (dc - 1) + di * n;
+    for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
+        let li = Some(l as u16);
+        let (hist, ssm) = st.split_at_mut(di * (dc - 1));
+        kernels::rms_norm(k, resid, m.f32s(li, Role::Norm)?, c.norm_eps, normed);
+        let b = m.opt_f32s(c.in_proj_bias, li, Role::InProjBias)?;
+        linear(k, m.w(li, Role::InProj)?, normed, b, xz)?;
+        let (x, z) = xz.split_at_mut(di);
+        let cb = m.opt_f32s(c.conv_bias, li, Role::ConvB)?;
+        conv_silu_step(k, x, hist, m.f32s(li, Role::ConvW)?, cb, dc)?;
+        linear(k, m.w(li, Role::XProj)?, x, None, dbc)?;
+        let (dt_in, bc) = dbc.split_at(r);
+        let (bm, cm) = bc.split_at(n);
+        ssm_update(
+            k,
+            x,
+            z,
+            ssm,
+            dt_in,
+            bm,
+            cm,
+            m.w(li, Role::DtProj)?,
+            m.f32s(li, Role::DtProjBias)?,
+            m.f32s(li, Role::A)?,
+            m.f32s(li, Role::D)?,
+        )?;
+        let ob = m.opt_f32s(c.out_proj_bias, li, Role::OutProjBias)?;
+        linear(k, m.w(li, Role::OutProj)?, x, ob, normed)?;
+        for (r, o) in resid.iter_mut().zip(normed.iter()) {
+            *r += *o;
+        }
+    }
+    kernels::rms_norm(k, resid, m.f32s(None, Role::NormF)?, c.norm_eps, normed);
+    let head = if c.tied_embeddings {
+        Role::Embedding
+    } else {
+        Role::LmHead
+    };
+    linear(k, m.w(None, head)?, normed, None, out)
+}
+
+/// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),
+/// h ← exp(dt·A) ⊙ h + (dt·B)·u, y = C·h + D·u, y·SiLU(z) → written over `x`.
+#[allow(clippy::too_many_arguments)]
+fn ssm_update(
+    k: Kernels,
+    x: &mut [f32],
+    z: &[f32],
+    ssm: &mut [f32],
+    dt_in: &[f32],
+    bm: &[f32],
+    cm: &[f32],
+    dt_w: kernels::Weights<'_>,
+    dt_b: &[f32],
+    a: &[f32],
+    d: &[f32],
+) -> Result<(), StepError> {
+    let (di, n, r) = (x.len(), bm.len(), dt_in.len());
+    if ssm.len() != di * n
+        || a.len() != di * n
+        || dt_b.len() != di
+        || d.len() != di
+        || z.len() != di
+        || dt_w.len() != di * r
+        || cm.len() != n
+    {
+        return Err(StepError::Internal);
+    }
+    for (ch, ((xc, hrow), arow)) in x
+        .iter_mut()
+        .zip(ssm.chunks_exact_mut(n))
+        .zip(a.chunks_exact(n))
+        .enumerate()
+    {
+        let dt = kernels::softplus(k, kernels::dot_row(k, dt_w, ch, r, dt_in) + dt_b[ch]);
+        let u = *xc;
+        let y = match k {
+            Kernels::Reference => {
+                let mut y = 0.0f32;
+                for (((h, &av), &bv), &cv) in hrow.iter_mut().zip(arow).zip(bm).zip(cm) {
+                    *h = kernels::reference::exp(dt * av) * *h + (dt * bv) * u;
+                    y += *h * cv;
+                }
+                y
+            }
+            Kernels::Fast => {
+                for ((h, &av), &bv) in hrow.iter_mut().zip(arow).zip(bm) {
+                    *h = kernels::fast::exp(dt * av) * *h + (dt * bv) * u;
+                }
+                kernels::fast::dot(hrow, cm)
+            }
+        };
+        let y = y + u * d[ch];
+        *xc = y * kernels::silu(k, z[ch]);
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Mamba-2 block, one recurrent step (HF `Mamba2ForCausalLM` semantics).
+
+use crate::config::{Mamba2Config, Role};
+use crate::error::StepError;
+use crate::kernels::{self, Kernels};
+use crate::layers::{conv_silu_step, linear};
+use crate::model::{embed, take, Model};
+
+pub(crate) fn step(
+    m: &Model<'_>,
+    c: &Mamba2Config,
+    token: u32,
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    if token >= c.vocab_size {
+        return Err(StepError::TokenOutOfRange {
+            token,
+            vocab: c.vocab_size,
+        });
+    }
+    let k = m.kernels();
+    let (dm, di, n, dc, nh, hd, g) = (
+        c.d_model as usize,
+        c.d_inner as usize,
+        c.d_state as usize,
+        c.d_conv as usize,
+        c.n_heads as usize,
+        c.head_dim as usize,
+        c.n_groups as usize,
+    );
+    let conv_dim = di + 2 * g * n;
+    let mut s = scratch;
+    let resid = take(&mut s, dm)?;
+    let normed = take(&mut s, dm)?;
+    let proj = take(&mut s, di + conv_dim + nh)?;
+    embed(m.w(None, Role::Embedding)?, token as usize, dm, resid)?;
+
+    let per_layer = conv_dim * (dc - 1) + nh * hd * n;
+    for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
+        let li = Some(l as u16);
+        let (hist, ssm) = st.split_at_mut(conv_dim * (dc - 1));
+        kernels::rms_norm(k, resid, m.f32s(li, Role::Norm)?, c.norm_eps, normed);
+        let b = m.opt_f32s(c.in_proj_bias, li, Role::InProjBias)?;
+        linear(k, m.w(li, Role::InProj)?, normed, b, proj)?;
+        let (z, rest) = proj.split_at_mut(di);
+        let (xbc, dt_raw) = rest.split_at_mut(conv_dim);
+        let cb = m.opt_f32s(c.conv_bias, li, Role::ConvB)?;
+        conv_silu_step(k, xbc, hist, m.f32s(li, Role::ConvW)?, cb, dc)?;
+        let (x, bc) = xbc.split_at_mut(di);
+        let (bm, cm) = bc.split_at(g * n);
+        let dt_bias = m.f32s(li, Role::DtBias)?;
+        let a = m.f32s(li, Role::A)?;
+        let d = m.f32s(li, Role::D)?;
+        if dt_bias.len() != nh || a.len() != nh || d.len() != nh || ssm.len() != di * n {
+            return Err(StepError::Internal);
+        }
+        let heads_per_group = nh / g;
+        for (h, (xh, sh)) in x
+            .chunks_exact_mut(hd)
+            .zip(ssm.chunks_exact_mut(hd * n))
+            .enumerate()
+        {
+            let dt = kernels::softplus(k, dt_raw[h] + dt_bias[h]);
+            // torch.clamp(dt, min, max); NaN propagates as in torch.
+            let dt = if dt < c.dt_min {
+                c.dt_min
+            } else if dt > c.dt_max {
+                c.dt_max
+            } else {
+                dt
+            };
+            let da = kernels::exp(k, dt * a[h]);
+            let gi = h / heads_per_group;
+            let bg = &bm[gi * n..(gi + 1) * n];
+            let cg = &cm[gi * n..(gi + 1) * n];
+            for (xc, hrow) in xh.iter_mut().zip(sh.chunks_exact_mut(n)) {
+                let u = *xc;
+                let y = match k {
+                    Kernels::Reference => {
+                        let mut y = 0.0f32;
+                        for ((hv, &bv), &cv) in hrow.iter_mut().zip(bg).zip(cg) {
+                            *hv = *hv * da + (dt * bv) * u;
+                            y += *hv * cv;
+                        }
+                        y
+                    }
+                    Kernels::Fast => {
+                        for (hv, &bv) in hrow.iter_mut().zip(bg) {
+                            *hv = *hv * da + (dt * bv) * u;
+                        }
+                        kernels::fast::dot(hrow, cg)
+                    }
+                };
+                *xc = y + u * d[h];
+            }
+        }
+        // Gated RMSNorm: y * SiLU(z), normalised per group of `norm_group_size`.
+        for (xv, zv) in x.iter_mut().zip(z.iter()) {
+            *xv *= kernels::silu(k, *zv);
+        }
+        let gw = m.f32s(li, Role::GatedNorm)?;
+        let gs = c.norm_group_size as usize;
+        for (xg, wg) in x.chunks_exact_mut(gs).zip(gw.chunks_exact(gs)) {
+            kernels::rms_norm_inplace(k, xg, wg, c.norm_eps);
+        }
+        let ob = m.opt_f32s(c.out_proj_bias, li, Role::OutProjBias)?;
+        linear(k, m.w(li, Role::OutProj)?, x, ob, normed)?;
+        for (r, o) in resid.iter_mut().zip(normed.iter()) {
+            *r += *o;
+        }
+    }
+    kernels::rms_norm(k, resid, m.f32s(None, Role::NormF)?, c.norm_eps, normed);
+    let head = if c.tied_embeddings {
+        Role::Embedding
+    } else {
+        Role::LmHead
+    };
+    linear(k, m.w(None, head)?, normed, None, out)
+}

@@ -1,0 +1,316 @@
+//! The parsed, immutable model and its recurrent step.
+
+use half::f16;
+
+use crate::config::{Arch, Config, DType, LayerIndex, Role, Sizes, TensorSpec};
+use crate::error::{FormatError, StepError};
+use crate::format::{self, TensorRecord};
+use crate::kernels::{Kernels, Weights};
+
+/// A validated model borrowed from its blob (flash, `include_bytes!`, or a host buffer).
+///
+/// Nothing in a `Model` is mutable: one model serves any number of streams, each owning
+/// its state buffer. `Model` is `Copy` and small (no tensor table is copied out of the blob).
+#[derive(Debug, Clone, Copy)]
+pub struct Model<'a> {
+    config: Config,
+    sizes: Sizes,
+    table: &'a [u8],
+    data: &'a [u8],
+    n_tensors: usize,
+    minor: u16,
+    blob_len: usize,
+    kernels: Kernels,
+}
+
+/// One step's input.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'i> {
+    /// A token id (language models).
+    Token(u32),
+    /// A vector of `d_input` values (sensor models).
+    Vector(&'i [f32]),
+}
+
+/// A tensor borrowed from the blob.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorView<'a> {
+    pub spec: TensorSpec,
+    pub dtype: DType,
+    pub weights: Weights<'a>,
+}
+
+impl<'a> Model<'a> {
+    /// Parses and validates a blob in place: magic, version, CRC, every offset, length,
+    /// alignment, dimension and dtype. The blob must start on a 16-byte boundary (see
+    /// [`crate::Aligned`]). After this, stepping can fail only on caller-side buffer sizes.
+    pub fn parse(blob: &'a [u8]) -> Result<Self, FormatError> {
+        let p = format::parse(blob)?;
+        Ok(Model {
+            config: p.config,
+            sizes: p.sizes,
+            table: p.table,
+            data: p.data,
+            n_tensors: p.n_tensors,
+            minor: p.minor,
+            blob_len: blob.len(),
+            kernels: Kernels::default(),
+        })
+    }
+
+    /// The same model stepping with another kernel set.
+    pub fn with_kernels(mut self, k: Kernels) -> Self {
+        self.kernels = k;
+        self
+    }
+
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// Format minor version of the blob.
+    pub fn format_minor(&self) -> u16 {
+        self.minor
+    }
+    pub fn blob_len(&self) -> usize {
+        self.blob_len
+    }
+    /// Exact number of f32 elements of recurrent state per stream.
+    pub fn state_len(&self) -> usize {
+        self.sizes.state
+    }
+    /// Exact number of f32 elements of scratch a step needs.
+    pub fn scratch_len(&self) -> usize {
+        self.sizes.scratch
+    }
+    /// Values produced per step.
+    pub fn d_output(&self) -> usize {
+        self.config.d_output()
+    }
+    /// `Some(vocab)` for token models.
+    pub fn vocab_size(&self) -> Option<u32> {
+        self.config.vocab_size()
+    }
+    /// Input vector length for vector models (0 for token models).
+    pub fn d_input(&self) -> usize {
+        self.config.d_input()
+    }
+    pub fn n_tensors(&self) -> usize {
+        self.n_tensors
+    }
+
+    /// Tensor `i` of the table.
+    pub fn tensor(&self, i: usize) -> Option<TensorView<'a>> {
+        let rec: TensorRecord = format::decode_record(self.table, i)?;
+        let spec = self.config.tensor_spec(i)?;
+        let dtype = DType::from_code(rec.dtype)?;
+        let lo = usize::try_from(rec.offset).ok()?;
+        let hi = lo.checked_add(usize::try_from(rec.len).ok()?)?;
+        let bytes = self.data.get(lo..hi)?;
+        let weights = match dtype {
+            DType::F32 => Weights::F32(bytemuck::try_cast_slice::<u8, f32>(bytes).ok()?),
+            DType::F16 => Weights::F16(bytemuck::try_cast_slice::<u8, f16>(bytes).ok()?),
+        };
+        Some(TensorView {
+            spec,
+            dtype,
+            weights,
+        })
+    }
+
+    /// Tensor by layer and role.
+    pub fn find(&self, layer: LayerIndex, role: Role) -> Option<TensorView<'a>> {
+        self.tensor(self.config.tensor_index(layer, role)?)
+    }
+
+    pub(crate) fn w(&self, layer: LayerIndex, role: Role) -> Result<Weights<'a>, StepError> {
+        self.find(layer, role)
+            .map(|t| t.weights)
+            .ok_or(StepError::Internal)
+    }
+
+    pub(crate) fn f32s(&self, layer: LayerIndex, role: Role) -> Result<&'a [f32], StepError> {
+        match self.w(layer, role)? {
+            Weights::F32(w) => Ok(w),
+            Weights::F16(_) => Err(StepError::Internal),
+        }
+    }
+
+    pub(crate) fn opt_f32s(
+        &self,
+        present: bool,
+        layer: LayerIndex,
+        role: Role,
+    ) -> Result<Option<&'a [f32]>, StepError> {
+        if present {
+            self.f32s(layer, role).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Sets a stream's state to the initial (all-zero) state.
+    pub fn reset(&self, state: &mut [f32]) -> Result<(), StepError> {
+        let got = state.len();
+        let s = state
+            .get_mut(..self.sizes.state)
+            .ok_or(StepError::StateTooShort {
+                needed: self.sizes.state,
+                got,
+            })?;
+        s.fill(0.0);
+        Ok(())
+    }
+
+    /// Advances one stream by one step. `state` (≥ [`Self::state_len`]) carries the
+    /// stream, `scratch` (≥ [`Self::scratch_len`]) holds temporaries, `out` (≥
+    /// [`Self::d_output`]) receives the logits / outputs. Only the first `state_len`,
+    /// `scratch_len` and `d_output` elements are touched.
+    pub fn step(
+        &self,
+        input: Input<'_>,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<(), StepError> {
+        let (ns, nc, no) = (self.sizes.state, self.sizes.scratch, self.d_output());
+        let got = state.len();
+        let state = state
+            .get_mut(..ns)
+            .ok_or(StepError::StateTooShort { needed: ns, got })?;
+        let got = scratch.len();
+        let scratch = scratch
+            .get_mut(..nc)
+            .ok_or(StepError::ScratchTooShort { needed: nc, got })?;
+        let got = out.len();
+        let out = out
+            .get_mut(..no)
+            .ok_or(StepError::OutputTooShort { needed: no, got })?;
+        match (&self.config.arch, input) {
+            (Arch::Mamba1(c), Input::Token(t)) => {
+                crate::mamba1::step(self, c, t, state, scratch, out)
+            }
+            (Arch::Mamba2(c), Input::Token(t)) => {
+                crate::mamba2::step(self, c, t, state, scratch, out)
+            }
+            (Arch::S4d(c), Input::Vector(x)) => crate::s4d::step(self, c, x, state, scratch, out),
+            _ => Err(StepError::WrongInputKind),
+        }
+    }
+
+    /// [`Self::step`] with a token.
+    pub fn step_token(
+        &self,
+        token: u32,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<(), StepError> {
+        self.step(Input::Token(token), state, scratch, out)
+    }
+
+    /// [`Self::step`] with an input vector.
+    pub fn step_vector(
+        &self,
+        x: &[f32],
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<(), StepError> {
+        self.step(Input::Vector(x), state, scratch, out)
+    }
+
+    /// Parameter count and bytes per dtype.
+    pub fn weight_stats(&self) -> WeightStats {
+        let mut s = WeightStats::default();
+        for i in 0..self.n_tensors {
+            if let Some(t) = self.tensor(i) {
+                let n = t.weights.len() as u64;
+                s.params += n;
+                match t.dtype {
+                    DType::F32 => s.f32_bytes += 4 * n,
+                    DType::F16 => s.f16_bytes += 2 * n,
+                }
+            }
+        }
+        s
+    }
+
+    /// Multiply-accumulates per step (matrix-vector products and the SSM update).
+    pub fn macs_per_step(&self) -> u64 {
+        let mut macs = 0u64;
+        for i in 0..self.n_tensors {
+            if let Some(spec) = self.config.tensor_spec(i) {
+                if spec.role.is_matrix() && spec.role != crate::Role::Embedding {
+                    macs += spec.numel().unwrap_or(0);
+                }
+            }
+        }
+        let l = self.config.n_layers as u64;
+        macs += match &self.config.arch {
+            Arch::Mamba1(c) => {
+                // tied head reads the embedding matrix as the LM head
+                let head = if c.tied_embeddings {
+                    c.vocab_size as u64 * c.d_model as u64
+                } else {
+                    0
+                };
+                head + l * (c.d_inner as u64 * (c.d_conv as u64 + 3 * c.d_state as u64))
+            }
+            Arch::Mamba2(c) => {
+                let head = if c.tied_embeddings {
+                    c.vocab_size as u64 * c.d_model as u64
+                } else {
+                    0
+                };
+                let conv_dim = c.d_inner as u64 + 2 * c.n_groups as u64 * c.d_state as u64;
+                head + l * (conv_dim * c.d_conv as u64 + 3 * c.d_inner as u64 * c.d_state as u64)
+            }
+            Arch::S4d(c) => l * (c.d_model as u64 * c.d_state as u64 / 2 * 6),
+        };
+        macs
+    }
+}
+
+/// Parameter statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WeightStats {
+    pub params: u64,
+    pub f32_bytes: u64,
+    pub f16_bytes: u64,
+}
+
+/// Embedding row lookup into `out`.
+pub(crate) fn embed(
+    w: Weights<'_>,
+    token: usize,
+    d: usize,
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    let lo = token.checked_mul(d).ok_or(StepError::Internal)?;
+    let hi = lo.checked_add(d).ok_or(StepError::Internal)?;
+    match w {
+        Weights::F32(w) => out.copy_from_slice(w.get(lo..hi).ok_or(StepError::Internal)?),
+        Weights::F16(w) => {
+            for (o, x) in out
+                .iter_mut()
+                .zip(w.get(lo..hi).ok_or(StepError::Internal)?)
+            {
+                *o = x.to_f32();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits `n` elements off the front of a mutable slice.
+pub(crate) fn take<'s>(buf: &mut &'s mut [f32], n: usize) -> Result<&'s mut [f32], StepError> {
+    if buf.len() < n {
+        return Err(StepError::Internal);
+    }
+    let (a, b) = core::mem::take(buf).split_at_mut(n);
+    *buf = b;
+    Ok(a)
+}

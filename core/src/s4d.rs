@@ -1,0 +1,110 @@
+//! S4D sensor model, one recurrent step.
+//!
+//! Per channel and complex mode: `h ← dA·h + u`, `y = 2·Re(Σ C̃·h) + D·u` where
+//! `dA = exp(dt·A)` and `C̃ = C·(exp(dt·A) − 1)/A` (zero-order hold) are precomputed at
+//! conversion. This equals the convolution with `K[l] = 2·Re(Σ C·dB·dA^l)`.
+
+use crate::config::{Role, S4dConfig};
+use crate::error::StepError;
+use crate::kernels::{self, Kernels};
+use crate::layers::linear;
+use crate::model::{take, Model};
+
+pub(crate) fn step(
+    m: &Model<'_>,
+    c: &S4dConfig,
+    input: &[f32],
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    if input.len() != c.d_input as usize {
+        return Err(StepError::InputLength {
+            expected: c.d_input as usize,
+            got: input.len(),
+        });
+    }
+    let k: Kernels = m.kernels();
+    let h = c.d_model as usize;
+    let half = c.d_state as usize / 2;
+    let mut s = scratch;
+    let x = take(&mut s, h)?;
+    let z = take(&mut s, h)?;
+    let o = take(&mut s, if c.glu { 2 * h } else { h })?;
+    linear(
+        k,
+        m.w(None, Role::Encoder)?,
+        input,
+        Some(m.f32s(None, Role::EncoderBias)?),
+        x,
+    )?;
+    for (l, st) in state.chunks_exact_mut(h * half * 2).enumerate() {
+        let li = Some(l as u16);
+        let nw = m.f32s(li, Role::Norm)?;
+        let nb = m.f32s(li, Role::NormBias)?;
+        if c.prenorm {
+            kernels::layer_norm(x, nw, nb, c.norm_eps, z);
+        } else {
+            z.copy_from_slice(x);
+        }
+        let da = m.f32s(li, Role::DA)?;
+        let cb = m.f32s(li, Role::CB)?;
+        let d = m.f32s(li, Role::D)?;
+        if da.len() != h * half * 2 || cb.len() != da.len() || d.len() != h {
+            return Err(StepError::Internal);
+        }
+        for (ch, ((zc, hs), (dac, cbc))) in z
+            .iter_mut()
+            .zip(st.chunks_exact_mut(half * 2))
+            .zip(da.chunks_exact(half * 2).zip(cb.chunks_exact(half * 2)))
+            .enumerate()
+        {
+            let u = *zc;
+            let mut y = 0.0f32;
+            for ((hm, am), cm) in hs
+                .chunks_exact_mut(2)
+                .zip(dac.chunks_exact(2))
+                .zip(cbc.chunks_exact(2))
+            {
+                let (hr, hi) = (hm[0], hm[1]);
+                let nr = (am[0] * hr - am[1] * hi) + u;
+                let ni = am[0] * hi + am[1] * hr;
+                hm[0] = nr;
+                hm[1] = ni;
+                y += cm[0] * nr - cm[1] * ni;
+            }
+            *zc = kernels::gelu(2.0 * y + d[ch] * u);
+        }
+        let ob = m.f32s(li, Role::OutLinearBias)?;
+        linear(k, m.w(li, Role::OutLinear)?, z, Some(ob), o)?;
+        if c.glu {
+            let (a, g) = o.split_at(h);
+            for ((xv, &av), &gv) in x.iter_mut().zip(a).zip(g) {
+                *xv += av * kernels::sigmoid(k, gv);
+            }
+        } else {
+            for (xv, &av) in x.iter_mut().zip(o.iter()) {
+                *xv += av;
+            }
+        }
+        if !c.prenorm {
+            z.copy_from_slice(x);
+            kernels::layer_norm(z, nw, nb, c.norm_eps, x);
+        }
+    }
+    let feat: &[f32] = if c.final_norm {
+        let w = m.f32s(None, Role::NormF)?;
+        let b = m.f32s(None, Role::NormFBias)?;
+        kernels::layer_norm(x, w, b, c.norm_eps, z);
+        z
+    } else {
+        x
+    };
+    linear(
+        k,
+        m.w(None, Role::Decoder)?,
+        feat,
+        Some(m.f32s(None, Role::DecoderBias)?),
+        out,
+    )
+}
