@@ -289,6 +289,7 @@ pub fn f16_to_f32(x: f16) -> f32 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::vec::Vec;
 
     #[test]
     fn fast_exp_matches_libm() {

@@ -38,6 +38,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations)]
 
+#[cfg(test)]
+extern crate std;
+
 mod config;
 mod error;
 pub mod format;

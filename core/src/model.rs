@@ -45,7 +45,19 @@ impl<'a> Model<'a> {
     /// alignment, dimension and dtype. The blob must start on a 16-byte boundary (see
     /// [`crate::Aligned`]). After this, stepping can fail only on caller-side buffer sizes.
     pub fn parse(blob: &'a [u8]) -> Result<Self, FormatError> {
-        let p = format::parse(blob)?;
+        Self::parse_inner(blob, true)
+    }
+
+    /// Every structural check of [`Self::parse`] except the CRC: for a buffer whose CRC
+    /// was already verified and that has not changed since (re-borrowing an owned buffer
+    /// on a host, or flash checked once at boot). Corrupt bytes still cannot cause a
+    /// panic or an out-of-bounds read; they can only give wrong outputs.
+    pub fn parse_skip_crc(blob: &'a [u8]) -> Result<Self, FormatError> {
+        Self::parse_inner(blob, false)
+    }
+
+    fn parse_inner(blob: &'a [u8], verify_crc: bool) -> Result<Self, FormatError> {
+        let p = format::parse(blob, verify_crc)?;
         Ok(Model {
             config: p.config,
             sizes: p.sizes,

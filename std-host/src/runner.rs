@@ -1,0 +1,123 @@
+//! Many streams over one model: each stream owns its state; scratch is shared.
+
+use tinyssm_core::{Input, Model};
+
+use crate::error::HostError;
+
+/// Handle of a stream in a [`Runner`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId(pub usize);
+
+/// Runs any number of independent streams through one model, one step at a time.
+#[derive(Debug)]
+pub struct Runner<'m> {
+    model: Model<'m>,
+    states: Vec<Option<Vec<f32>>>,
+    scratch: Vec<f32>,
+}
+
+impl<'m> Runner<'m> {
+    pub fn new(model: Model<'m>) -> Self {
+        Runner {
+            model,
+            states: Vec::new(),
+            scratch: vec![0.0; model.scratch_len()],
+        }
+    }
+
+    pub fn model(&self) -> &Model<'m> {
+        &self.model
+    }
+
+    /// Opens a stream in the initial state.
+    pub fn open(&mut self) -> StreamId {
+        let st = vec![0.0; self.model.state_len()];
+        if let Some(i) = self.states.iter().position(Option::is_none) {
+            self.states[i] = Some(st);
+            StreamId(i)
+        } else {
+            self.states.push(Some(st));
+            StreamId(self.states.len() - 1)
+        }
+    }
+
+    /// Closes a stream, freeing its state.
+    pub fn close(&mut self, id: StreamId) -> Result<(), HostError> {
+        self.states
+            .get_mut(id.0)
+            .and_then(Option::take)
+            .map(|_| ())
+            .ok_or(HostError::UnknownStream(id.0))
+    }
+
+    /// Number of open streams.
+    pub fn len(&self) -> usize {
+        self.states.iter().filter(|s| s.is_some()).count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The stream's state (for inspection and tests).
+    pub fn state(&self, id: StreamId) -> Result<&[f32], HostError> {
+        self.states
+            .get(id.0)
+            .and_then(Option::as_deref)
+            .ok_or(HostError::UnknownStream(id.0))
+    }
+
+    /// Resets a stream to the initial state.
+    pub fn reset(&mut self, id: StreamId) -> Result<(), HostError> {
+        let st = self
+            .states
+            .get_mut(id.0)
+            .and_then(Option::as_mut)
+            .ok_or(HostError::UnknownStream(id.0))?;
+        st.fill(0.0);
+        Ok(())
+    }
+
+    /// One step of one stream; `out` must hold `d_output` values.
+    pub fn step(
+        &mut self,
+        id: StreamId,
+        input: Input<'_>,
+        out: &mut [f32],
+    ) -> Result<(), HostError> {
+        let st = self
+            .states
+            .get_mut(id.0)
+            .and_then(Option::as_mut)
+            .ok_or(HostError::UnknownStream(id.0))?;
+        self.model.step(input, st, &mut self.scratch, out)?;
+        Ok(())
+    }
+
+    /// Feeds a chunk of tokens to a stream; returns `[tokens.len(), d_output]` outputs.
+    pub fn feed_tokens(&mut self, id: StreamId, tokens: &[u32]) -> Result<Vec<f32>, HostError> {
+        let d = self.model.d_output();
+        let mut out = vec![f32::NAN; tokens.len() * d];
+        for (t, o) in tokens.iter().zip(out.chunks_exact_mut(d.max(1))) {
+            self.step(id, Input::Token(*t), o)?;
+        }
+        Ok(out)
+    }
+
+    /// Feeds a chunk of input vectors (row-major, `d_input` per step) to a stream.
+    pub fn feed_vectors(&mut self, id: StreamId, xs: &[f32]) -> Result<Vec<f32>, HostError> {
+        let di = self.model.d_input().max(1);
+        let d = self.model.d_output();
+        if xs.len() % di != 0 {
+            return Err(HostError::Step(tinyssm_core::StepError::InputLength {
+                expected: di,
+                got: xs.len() % di,
+            }));
+        }
+        let steps = xs.len() / di;
+        let mut out = vec![f32::NAN; steps * d];
+        for (x, o) in xs.chunks_exact(di).zip(out.chunks_exact_mut(d.max(1))) {
+            self.step(id, Input::Vector(x), o)?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,150 @@
+//! Shared helpers for the cross-crate tests.
+
+use std::path::PathBuf;
+
+use tinyssm_core::{Config, DType, Role, TensorSpec};
+use tinyssm_host::{write_blob, AlignedBuf, HostError, TensorData};
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Committed fixtures (`tests/fixtures`).
+pub fn fixtures() -> PathBuf {
+    repo_root().join("tests").join("fixtures")
+}
+
+/// The shared data folder: `TINYSSM_DATA`, default `../shared/data` beside the repo.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("TINYSSM_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("..").join("shared").join("data"))
+}
+
+/// Small deterministic PRNG (xorshift64*), so fixtures need no extra crate.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// Random but well-behaved values for a tensor of the given role.
+pub fn random_values(spec: &TensorSpec, rng: &mut Rng) -> Vec<f32> {
+    let n = spec.numel().unwrap_or(0) as usize;
+    let fan_in = if spec.rank >= 2 {
+        spec.shape[1].max(1) as f32
+    } else {
+        1.0
+    };
+    (0..n)
+        .map(|_| {
+            let u = rng.uniform();
+            match spec.role {
+                Role::Norm | Role::NormF | Role::GatedNorm => 1.0 + 0.1 * u,
+                Role::A => -(0.5 + 4.0 * (u + 1.0)),
+                Role::DA => 0.9 * u.abs().max(0.1),
+                Role::D | Role::DtBias => 0.5 * u,
+                Role::DtProjBias => -3.0 + u,
+                Role::Embedding => u,
+                _ => u * 1.7 / fan_in.sqrt(),
+            }
+        })
+        .collect()
+}
+
+/// Builds a valid blob with random weights for `config`.
+pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<AlignedBuf, HostError> {
+    let mut rng = Rng::new(seed);
+    let blob = write_blob(config, |spec| -> Result<TensorData, HostError> {
+        let v = random_values(spec, &mut rng);
+        let dt = if spec.role.is_matrix() {
+            matrices
+        } else {
+            DType::F32
+        };
+        Ok(TensorData::from_f32(v, dt))
+    })?;
+    Ok(AlignedBuf::from_bytes(&blob))
+}
+
+/// A few small configurations covering every architecture and option.
+pub mod configs {
+    use tinyssm_core::{Arch, Config, HeadKind, Mamba1Config, Mamba2Config, S4dConfig};
+
+    pub fn mamba1() -> Config {
+        Config {
+            n_layers: 2,
+            arch: Arch::Mamba1(Mamba1Config {
+                d_model: 24,
+                d_inner: 48,
+                d_state: 8,
+                d_conv: 4,
+                dt_rank: 3,
+                vocab_size: 40,
+                norm_eps: 1e-5,
+                in_proj_bias: true,
+                conv_bias: true,
+                out_proj_bias: false,
+                tied_embeddings: false,
+            }),
+        }
+    }
+    pub fn mamba2() -> Config {
+        Config {
+            n_layers: 2,
+            arch: Arch::Mamba2(Mamba2Config {
+                d_model: 16,
+                d_inner: 32,
+                d_state: 8,
+                d_conv: 3,
+                n_heads: 4,
+                head_dim: 8,
+                n_groups: 2,
+                vocab_size: 30,
+                norm_eps: 1e-5,
+                dt_min: 0.0,
+                dt_max: f32::INFINITY,
+                norm_group_size: 16,
+                in_proj_bias: false,
+                conv_bias: true,
+                out_proj_bias: true,
+                tied_embeddings: true,
+            }),
+        }
+    }
+    pub fn s4d() -> Config {
+        Config {
+            n_layers: 2,
+            arch: Arch::S4d(S4dConfig {
+                d_input: 3,
+                d_model: 12,
+                d_state: 8,
+                d_output: 4,
+                norm_eps: 1e-5,
+                prenorm: true,
+                glu: true,
+                final_norm: true,
+                head: HeadKind::Classification,
+            }),
+        }
+    }
+    pub fn all() -> Vec<(&'static str, Config)> {
+        vec![("mamba1", mamba1()), ("mamba2", mamba2()), ("s4d", s4d())]
+    }
+}

@@ -1,0 +1,1 @@
+//! tinyssm-tools
