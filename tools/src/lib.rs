@@ -1,1 +1,14 @@
-//! tinyssm-tools
+//! # tinyssm-tools
+//!
+//! Library behind the `tinyssm` CLI: checkpoint importers (HF `transformers` Mamba and
+//! Mamba-2 directories, S4D checkpoints), conversion to the tinyssm model format, and
+//! model inspection.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod import;
+pub mod inspect;
+
+pub use error::ToolError;
+pub use import::{convert_dir, detect, Detected, WeightDtype};

@@ -1,1 +1,194 @@
-fn main() {}
+//! The `tinyssm` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tinyssm_core::Kernels;
+use tinyssm_host::{io, ModelFile, Runner};
+use tinyssm_tools::{convert_dir, inspect, ToolError, WeightDtype};
+
+#[derive(Parser)]
+#[command(
+    name = "tinyssm",
+    version,
+    about = "Run trained state space models step by step in fixed memory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Weights {
+    F32,
+    F16,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Convert a checkpoint directory (HF Mamba/Mamba-2, or S4D) into a .tssm model.
+    Convert {
+        /// Checkpoint directory (config.json + model.safetensors or a sharded index).
+        src: PathBuf,
+        /// Output model file.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Storage dtype of weight matrices (norms, biases, conv, A, D, dt stay f32).
+        #[arg(long, value_enum, default_value = "f32")]
+        weights: Weights,
+    },
+    /// Stream an input through a model one step at a time; write a [T, d_out] f32 .npy.
+    Run {
+        model: PathBuf,
+        /// Token ids (.npy, 1-D integers).
+        #[arg(long, group = "input")]
+        tokens: Option<PathBuf>,
+        /// Text, fed as bytes (byte-level models).
+        #[arg(long, group = "input")]
+        text: Option<String>,
+        /// CSV: one row per step, one column per input channel.
+        #[arg(long, group = "input")]
+        csv: Option<PathBuf>,
+        /// WAV: one frame per step, one channel per input channel.
+        #[arg(long, group = "input")]
+        wav: Option<PathBuf>,
+        /// Output .npy.
+        #[arg(long)]
+        out: PathBuf,
+        /// Step with the scalar reference kernels instead of the fast ones.
+        #[arg(long)]
+        reference_kernels: bool,
+    },
+    /// Print architecture, parameters, weight/state/scratch bytes and MACs per step.
+    Inspect {
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), ToolError> {
+    match cli.cmd {
+        Cmd::Convert { src, out, weights } => {
+            let w = match weights {
+                Weights::F32 => WeightDtype::F32,
+                Weights::F16 => WeightDtype::F16,
+            };
+            let blob = convert_dir(&src, w)?;
+            io::atomic_write(&out, |f| std::io::Write::write_all(f, &blob))?;
+            let mf = ModelFile::open(&out)?;
+            let s = inspect::summarize(&mf.model());
+            eprintln!(
+                "wrote {} ({} bytes): {} with {} layers, {} parameters",
+                out.display(),
+                blob.len(),
+                s.architecture,
+                s.n_layers,
+                s.parameters
+            );
+            Ok(())
+        }
+        Cmd::Run {
+            model,
+            tokens,
+            text,
+            csv,
+            wav,
+            out,
+            reference_kernels,
+        } => {
+            let mf = ModelFile::open(&model)?;
+            let mut m = mf.model();
+            if reference_kernels {
+                m = m.with_kernels(Kernels::Reference);
+            }
+            let mut runner = Runner::new(m);
+            let id = runner.open();
+            let d = m.d_output();
+            let (steps, y) = if let Some(p) = tokens {
+                let t = io::read_tokens_npy(&p)?;
+                check_tokens(&m, &t, &p)?;
+                (t.len(), runner.feed_tokens(id, &t)?)
+            } else if let Some(s) = text {
+                let t = io::text_tokens(&s);
+                check_tokens(&m, &t, Path::new("--text"))?;
+                (t.len(), runner.feed_tokens(id, &t)?)
+            } else if let Some(p) = csv {
+                let (cols, x) = io::read_csv(&p)?;
+                check_vectors(&m, cols, &p)?;
+                (x.len() / cols, runner.feed_vectors(id, &x)?)
+            } else if let Some(p) = wav {
+                let (_rate, ch, x) = io::read_wav(&p)?;
+                check_vectors(&m, ch, &p)?;
+                (x.len() / ch.max(1), runner.feed_vectors(id, &x)?)
+            } else {
+                return Err(ToolError::Usage(
+                    "give one input: --tokens, --text, --csv or --wav".into(),
+                ));
+            };
+            io::write_f32_npy(&out, steps, d, &y)?;
+            eprintln!("wrote {} [{steps}, {d}]", out.display());
+            Ok(())
+        }
+        Cmd::Inspect { model, json } => {
+            let mf = ModelFile::open(&model)?;
+            let s = inspect::summarize(&mf.model());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s)
+                        .map_err(|e| ToolError::Usage(e.to_string()))?
+                );
+            } else {
+                print!("{}", inspect::render(&s));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check_tokens(m: &tinyssm_core::Model<'_>, t: &[u32], src: &Path) -> Result<(), ToolError> {
+    let Some(vocab) = m.vocab_size() else {
+        return Err(ToolError::Usage(format!(
+            "{}: this model takes vectors of {} values (use --csv or --wav)",
+            src.display(),
+            m.d_input()
+        )));
+    };
+    if let Some((i, tok)) = t.iter().enumerate().find(|(_, &x)| x >= vocab) {
+        return Err(ToolError::Usage(format!(
+            "{}: token {i} = {tok} is out of range for vocabulary {vocab}",
+            src.display()
+        )));
+    }
+    Ok(())
+}
+
+fn check_vectors(m: &tinyssm_core::Model<'_>, cols: usize, src: &Path) -> Result<(), ToolError> {
+    if m.vocab_size().is_some() {
+        return Err(ToolError::Usage(format!(
+            "{}: this model takes tokens (use --tokens or --text)",
+            src.display()
+        )));
+    }
+    if cols != m.d_input() {
+        return Err(ToolError::Usage(format!(
+            "{}: {cols} channels per step, the model takes {}",
+            src.display(),
+            m.d_input()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `tinyssm inspect`: what a model is and what it costs.
+
+use serde::Serialize;
+use tinyssm_core::{Arch, Model};
+
+/// Summary of a model, as printed by `tinyssm inspect [--json]`.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub architecture: &'static str,
+    pub format_version: String,
+    pub n_layers: u32,
+    pub config: serde_json::Value,
+    pub input: String,
+    pub d_output: usize,
+    pub n_tensors: usize,
+    pub parameters: u64,
+    pub weight_bytes: WeightBytes,
+    pub state_bytes: usize,
+    pub scratch_bytes: usize,
+    pub macs_per_step: u64,
+    pub file_bytes: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WeightBytes {
+    pub f32: u64,
+    pub f16: u64,
+    pub total: u64,
+}
+
+pub fn summarize(m: &Model<'_>) -> Summary {
+    let cfg = m.config();
+    let (architecture, config) = match &cfg.arch {
+        Arch::Mamba1(c) => (
+            "mamba1",
+            serde_json::json!({
+            "d_model": c.d_model, "d_inner": c.d_inner, "d_state": c.d_state, "d_conv": c.d_conv,
+            "dt_rank": c.dt_rank, "vocab_size": c.vocab_size, "norm_eps": c.norm_eps,
+            "in_proj_bias": c.in_proj_bias, "conv_bias": c.conv_bias, "out_proj_bias": c.out_proj_bias,
+            "tied_embeddings": c.tied_embeddings }),
+        ),
+        Arch::Mamba2(c) => (
+            "mamba2",
+            serde_json::json!({
+            "d_model": c.d_model, "d_inner": c.d_inner, "d_state": c.d_state, "d_conv": c.d_conv,
+            "n_heads": c.n_heads, "head_dim": c.head_dim, "n_groups": c.n_groups,
+            "vocab_size": c.vocab_size, "norm_eps": c.norm_eps, "dt_min": c.dt_min,
+            "dt_max": if c.dt_max.is_finite() { serde_json::json!(c.dt_max) } else { serde_json::json!("inf") },
+            "norm_group_size": c.norm_group_size, "in_proj_bias": c.in_proj_bias,
+            "conv_bias": c.conv_bias, "out_proj_bias": c.out_proj_bias, "tied_embeddings": c.tied_embeddings }),
+        ),
+        Arch::S4d(c) => (
+            "s4d",
+            serde_json::json!({
+            "d_input": c.d_input, "d_model": c.d_model, "d_state": c.d_state, "d_output": c.d_output,
+            "norm_eps": c.norm_eps, "prenorm": c.prenorm, "output": if c.glu { "glu" } else { "linear" },
+            "final_norm": c.final_norm, "head": format!("{:?}", c.head).to_lowercase() }),
+        ),
+    };
+    let ws = m.weight_stats();
+    let input = match m.vocab_size() {
+        Some(v) => format!("tokens (vocab {v})"),
+        None => format!("vectors of {}", m.d_input()),
+    };
+    Summary {
+        architecture,
+        format_version: format!(
+            "{}.{}",
+            tinyssm_core::format::VERSION_MAJOR,
+            m.format_minor()
+        ),
+        n_layers: cfg.n_layers,
+        config,
+        input,
+        d_output: m.d_output(),
+        n_tensors: m.n_tensors(),
+        parameters: ws.params,
+        weight_bytes: WeightBytes {
+            f32: ws.f32_bytes,
+            f16: ws.f16_bytes,
+            total: ws.f32_bytes + ws.f16_bytes,
+        },
+        state_bytes: m.state_len() * 4,
+        scratch_bytes: m.scratch_len() * 4,
+        macs_per_step: m.macs_per_step(),
+        file_bytes: m.blob_len(),
+    }
+}
+
+/// Human-readable rendering.
+pub fn render(s: &Summary) -> String {
+    let mut o = String::new();
+    o += &format!(
+        "architecture   {} ({} layers), format v{}\n",
+        s.architecture, s.n_layers, s.format_version
+    );
+    o += &format!("input          {}\n", s.input);
+    o += &format!("output         {} values per step\n", s.d_output);
+    o += &format!("parameters     {}\n", s.parameters);
+    o += &format!(
+        "weight bytes   {} total (f32 {}, f16 {})\n",
+        s.weight_bytes.total, s.weight_bytes.f32, s.weight_bytes.f16
+    );
+    o += &format!("state bytes    {} per stream\n", s.state_bytes);
+    o += &format!("scratch bytes  {}\n", s.scratch_bytes);
+    o += &format!("MACs per step  {}\n", s.macs_per_step);
+    o += &format!("tensors        {}\n", s.n_tensors);
+    o += &format!("file bytes     {}\n", s.file_bytes);
+    o += &format!("config         {}\n", s.config);
+    o
+}
