@@ -140,6 +140,22 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             };
             io::write_f32_npy(&out, steps, d, &y)?;
             eprintln!("wrote {} [{steps}, {d}]", out.display());
+            if steps > 0 && d > 0 {
+                let last = &y[(steps - 1) * d..];
+                let (arg, max) =
+                    last.iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |a, (i, &v)| if v > a.1 { (i, v) } else { a },
+                        );
+                let shown: Vec<String> = last.iter().take(8).map(|v| format!("{v:.4}")).collect();
+                eprintln!(
+                    "last step: [{}{}], argmax {arg} ({max:.4})",
+                    shown.join(", "),
+                    if d > 8 { ", ..." } else { "" }
+                );
+            }
             Ok(())
         }
         Cmd::Inspect { model, json } => {

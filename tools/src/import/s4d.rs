@@ -87,8 +87,8 @@ pub fn convert(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> {
         let cc = store.get_f64(&format!("{k}.C"), &[h, n2, 2])?;
         let mut da = vec![0f32; h * n2 * 2];
         let mut cb = vec![0f32; h * n2 * 2];
-        for ch in 0..h {
-            let dt = log_dt[ch].exp();
+        for (ch, &ldt) in log_dt.iter().enumerate() {
+            let dt = ldt.exp();
             for m in 0..n2 {
                 let i = ch * n2 + m;
                 let (ar, ai) = (-log_a[i].exp(), a_im[i]);
@@ -109,7 +109,7 @@ pub fn convert(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> {
         }
         if da.iter().chain(&cb).any(|x| !x.is_finite()) {
             return Err(ToolError::BadValues {
-                name: format!("{k}"),
+                name: k.clone(),
                 msg: "discretization is not finite".into(),
             });
         }

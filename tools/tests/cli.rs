@@ -1,0 +1,377 @@
+//! The `tinyssm` CLI end to end: convert, inspect, run, and clear one-line errors with no
+//! output file left behind on failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tinyssm"))
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn first_fixture(sub: &str, prefix: &str) -> PathBuf {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures().join(sub))
+        .expect("fixtures are committed")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    v.sort();
+    v.into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no fixture {sub}/{prefix}*"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn tinyssm")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Fails with exactly one line on stderr starting with `error:` containing `needle`.
+fn fails_with(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure, got success");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+}
+
+fn no_leftovers(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+}
+
+/// Rewrites `model.safetensors` in `dir` through `edit(name, dtype, shape, bytes)`.
+fn rewrite_tensors(
+    dir: &Path,
+    edit: impl Fn(&str, Dtype, Vec<usize>, Vec<u8>) -> Option<(Dtype, Vec<usize>, Vec<u8>)>,
+) {
+    let p = dir.join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut kept: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in st.tensors() {
+        if let Some((d, s, b)) = edit(&name, t.dtype(), t.shape().to_vec(), t.data().to_vec()) {
+            kept.push((name, d, s, b));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = kept
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &p).unwrap();
+}
+
+#[test]
+fn convert_inspect_run_mamba() {
+    let src = first_fixture("hf", "mamba1");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.tssm");
+    ok(&run(bin().arg("convert").arg(&src).arg("-o").arg(&model)));
+    let js = ok(&run(bin().arg("inspect").arg(&model).arg("--json")));
+    let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+    assert_eq!(v["architecture"], "mamba1");
+    assert!(v["state_bytes"].as_u64().unwrap() > 0);
+    assert!(v["scratch_bytes"].as_u64().unwrap() > 0);
+    assert!(v["macs_per_step"].as_u64().unwrap() > 0);
+    assert_eq!(v["weight_bytes"]["f16"], 0);
+    let human = ok(&run(bin().arg("inspect").arg(&model)));
+    assert!(human.contains("state bytes"));
+    let y = tmp.path().join("y.npy");
+    ok(&run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--tokens")
+        .arg(src.join("input_ids.npy"))
+        .arg("--out")
+        .arg(&y)));
+    let (shape, got) = tinyssm_host::io::read_f32_npy(&y).unwrap();
+    let (wshape, want) = tinyssm_host::io::read_f32_npy(&src.join("logits.npy")).unwrap();
+    assert_eq!(shape, wshape);
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    assert!(err <= 1e-4, "CLI run differs from golden: {err}");
+    // f16 weights: the file is smaller and inspect says so.
+    let m16 = tmp.path().join("m16.tssm");
+    ok(&run(bin()
+        .arg("convert")
+        .arg(&src)
+        .arg("-o")
+        .arg(&m16)
+        .arg("--weights")
+        .arg("f16")));
+    let v16: serde_json::Value =
+        serde_json::from_str(&ok(&run(bin().arg("inspect").arg(&m16).arg("--json")))).unwrap();
+    assert!(v16["weight_bytes"]["f16"].as_u64().unwrap() > 0);
+    assert!(std::fs::metadata(&m16).unwrap().len() < std::fs::metadata(&model).unwrap().len());
+    // text input on a token model
+    let yt = tmp.path().join("yt.npy");
+    let o = run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--text")
+        .arg("\u{1}\u{2}")
+        .arg("--out")
+        .arg(&yt));
+    ok(&o);
+}
+
+#[test]
+fn convert_and_run_s4d_csv_and_wav() {
+    let src = first_fixture("s4d", "s4d");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("s.tssm");
+    ok(&run(bin().arg("convert").arg(&src).arg("-o").arg(&model)));
+    let (xs, x) = tinyssm_host::io::read_f32_npy(&src.join("input.npy")).unwrap();
+    let cols = xs[1] as usize;
+    let csv: String = x
+        .chunks(cols)
+        .map(|r| {
+            r.iter()
+                .map(|v| format!("{v:e}"))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let csvp = tmp.path().join("in.csv");
+    std::fs::write(&csvp, format!("header{}\n{csv}", ",h".repeat(cols - 1))).unwrap();
+    let y = tmp.path().join("y.npy");
+    ok(&run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--csv")
+        .arg(&csvp)
+        .arg("--out")
+        .arg(&y)));
+    let (shape, got) = tinyssm_host::io::read_f32_npy(&y).unwrap();
+    let (wshape, want) = tinyssm_host::io::read_f32_npy(&src.join("expected.npy")).unwrap();
+    assert_eq!(shape, wshape);
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    assert!(err <= 1e-4, "{err}");
+    // WAV with the model's channel count (float samples round-trip exactly).
+    let wav = tmp.path().join("in.wav");
+    let spec = hound::WavSpec {
+        channels: cols as u16,
+        sample_rate: 8000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for v in &x {
+        w.write_sample(*v).unwrap();
+    }
+    w.finalize().unwrap();
+    let yw = tmp.path().join("yw.npy");
+    ok(&run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--wav")
+        .arg(&wav)
+        .arg("--out")
+        .arg(&yw)));
+    let (_, gw) = tinyssm_host::io::read_f32_npy(&yw).unwrap();
+    assert_eq!(gw, got);
+    // wrong input kind
+    let o = run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--text")
+        .arg("hi")
+        .arg("--out")
+        .arg(tmp.path().join("z.npy")));
+    fails_with(&o, "takes vectors");
+    assert!(!tmp.path().join("z.npy").exists());
+}
+
+#[test]
+fn convert_errors_are_one_line_and_leave_nothing() {
+    let src = first_fixture("hf", "mamba1");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("o.tssm");
+    let work = tempfile::tempdir().unwrap();
+
+    // missing tensor, named with its expected shape
+    let d = work.path().join("missing");
+    copy_dir(&src, &d);
+    rewrite_tensors(&d, |n, dt, s, b| {
+        (!n.ends_with("layers.1.mixer.x_proj.weight")).then_some((dt, s, b))
+    });
+    let o = run(bin().arg("convert").arg(&d).arg("-o").arg(&out));
+    fails_with(
+        &o,
+        "missing tensor `backbone.layers.1.mixer.x_proj.weight` (expected shape [",
+    );
+    no_leftovers(out_dir.path());
+
+    // wrong dtype
+    let d = work.path().join("dtype");
+    copy_dir(&src, &d);
+    rewrite_tensors(&d, |n, dt, s, b| {
+        if n.ends_with("layers.0.mixer.D") {
+            Some((Dtype::I32, s, b))
+        } else {
+            Some((dt, s, b))
+        }
+    });
+    let o = run(bin().arg("convert").arg(&d).arg("-o").arg(&out));
+    fails_with(&o, "unsupported dtype");
+    no_leftovers(out_dir.path());
+
+    // wrong shape
+    let d = work.path().join("shape");
+    copy_dir(&src, &d);
+    rewrite_tensors(&d, |n, dt, s, b| {
+        if n.ends_with("layers.0.mixer.D") {
+            let k = s[0];
+            Some((dt, vec![1, k], b))
+        } else {
+            Some((dt, s, b))
+        }
+    });
+    let o = run(bin().arg("convert").arg(&d).arg("-o").arg(&out));
+    fails_with(&o, "has shape [1,");
+    no_leftovers(out_dir.path());
+
+    // malformed JSON
+    let d = work.path().join("json");
+    copy_dir(&src, &d);
+    std::fs::write(d.join("config.json"), "{\"model_type\": \"mamba\", ").unwrap();
+    let o = run(bin().arg("convert").arg(&d).arg("-o").arg(&out));
+    fails_with(&o, "malformed JSON");
+    no_leftovers(out_dir.path());
+
+    // unsupported architecture
+    let d = work.path().join("arch");
+    copy_dir(&src, &d);
+    std::fs::write(d.join("config.json"), "{\"model_type\": \"llama\"}").unwrap();
+    let o = run(bin().arg("convert").arg(&d).arg("-o").arg(&out));
+    fails_with(&o, "unsupported architecture: model_type `llama`");
+    no_leftovers(out_dir.path());
+
+    // truncated safetensors
+    let d = work.path().join("trunc");
+    copy_dir(&src, &d);
+    let p = d.join("model.safetensors");
+    let b = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+    let o = run(bin().arg("convert").arg(&d).arg("-o").arg(&out));
+    fails_with(&o, "cannot read safetensors");
+    no_leftovers(out_dir.path());
+
+    // not a directory
+    let o = run(bin()
+        .arg("convert")
+        .arg(work.path().join("nope"))
+        .arg("-o")
+        .arg(&out));
+    fails_with(&o, "not a checkpoint directory");
+    no_leftovers(out_dir.path());
+}
+
+#[test]
+fn run_errors_are_clear() {
+    let src = first_fixture("hf", "mamba1");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.tssm");
+    ok(&run(bin().arg("convert").arg(&src).arg("-o").arg(&model)));
+    let outs = tempfile::tempdir().unwrap();
+    let y = outs.path().join("y.npy");
+    // token out of range
+    let ids = tmp.path().join("ids.npy");
+    std::fs::write(&ids, npy_i64(&[1, 2, 100_000])).unwrap();
+    let o = run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--tokens")
+        .arg(&ids)
+        .arg("--out")
+        .arg(&y));
+    fails_with(&o, "out of range");
+    no_leftovers(outs.path());
+    // corrupt model: flip one byte in the data
+    let bad = tmp.path().join("bad.tssm");
+    let mut b = std::fs::read(&model).unwrap();
+    let n = b.len();
+    b[n - 5] ^= 0x40;
+    std::fs::write(&bad, &b).unwrap();
+    let o = run(bin()
+        .arg("run")
+        .arg(&bad)
+        .arg("--text")
+        .arg("a")
+        .arg("--out")
+        .arg(&y));
+    fails_with(&o, "CRC mismatch");
+    no_leftovers(outs.path());
+    // truncated model
+    std::fs::write(&bad, &b[..n / 3]).unwrap();
+    let o = run(bin().arg("inspect").arg(&bad));
+    fails_with(&o, "truncated");
+    // not a model
+    std::fs::write(&bad, b"hello").unwrap();
+    let o = run(bin().arg("inspect").arg(&bad));
+    fails_with(&o, "bad magic");
+    // missing input file
+    let o = run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--tokens")
+        .arg(tmp.path().join("none.npy"))
+        .arg("--out")
+        .arg(&y));
+    fails_with(&o, "none.npy");
+    no_leftovers(outs.path());
+}
+
+/// Minimal `.npy` writer for an i64 vector (format 1.0).
+fn npy_i64(v: &[i64]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
+        v.len()
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
