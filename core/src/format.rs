@@ -127,6 +127,7 @@ pub(crate) struct Parsed<'a> {
     pub data: &'a [u8],
     pub n_tensors: usize,
     pub minor: u16,
+    pub crc: u32,
 }
 
 pub(crate) fn decode_record(table: &[u8], i: usize) -> Option<TensorRecord> {
@@ -283,5 +284,6 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         data,
         n_tensors: n_expected,
         minor,
+        crc: stored_crc,
     })
 }

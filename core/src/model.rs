@@ -20,6 +20,7 @@ pub struct Model<'a> {
     n_tensors: usize,
     minor: u16,
     blob_len: usize,
+    crc: u32,
     kernels: Kernels,
 }
 
@@ -66,6 +67,7 @@ impl<'a> Model<'a> {
             n_tensors: p.n_tensors,
             minor: p.minor,
             blob_len: blob.len(),
+            crc: p.crc,
             kernels: Kernels::default(),
         })
     }
@@ -88,6 +90,10 @@ impl<'a> Model<'a> {
     }
     pub fn blob_len(&self) -> usize {
         self.blob_len
+    }
+    /// The CRC-32 stored in the blob (identifies the exact model).
+    pub fn crc32(&self) -> u32 {
+        self.crc
     }
     /// Exact number of f32 elements of recurrent state per stream.
     pub fn state_len(&self) -> usize {

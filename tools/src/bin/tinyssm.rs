@@ -60,6 +60,13 @@ enum Cmd {
         #[arg(long)]
         reference_kernels: bool,
     },
+    /// Emit Rust `const`s (buffer sizes) for firmware that declares `static` buffers.
+    Codegen {
+        model: PathBuf,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
     /// Print architecture, parameters, weight/state/scratch bytes and MACs per step.
     Inspect {
         model: PathBuf,
@@ -155,6 +162,15 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     shown.join(", "),
                     if d > 8 { ", ..." } else { "" }
                 );
+            }
+            Ok(())
+        }
+        Cmd::Codegen { model, out } => {
+            let mf = ModelFile::open(&model)?;
+            let src = inspect::codegen(&mf.model(), &model.display().to_string());
+            match out {
+                Some(p) => io::atomic_write(&p, |f| std::io::Write::write_all(f, src.as_bytes()))?,
+                None => print!("{src}"),
             }
             Ok(())
         }
