@@ -12,7 +12,12 @@ use tinyssm_tools::{convert_dir, WeightDtype};
 fn dirs(sub: &str) -> Vec<PathBuf> {
     let root = fixtures().join(sub);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e} (fixtures are committed; regenerate with tests/goldens/)", root.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (fixtures are committed; regenerate with tests/goldens/)",
+                root.display()
+            )
+        })
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("config.json").is_file())
         .collect();
@@ -21,7 +26,8 @@ fn dirs(sub: &str) -> Vec<PathBuf> {
 }
 
 fn load(dir: &Path, w: WeightDtype) -> AlignedBuf {
-    let blob = convert_dir(dir, w).unwrap_or_else(|e| panic!("{}: convert failed: {e}", dir.display()));
+    let blob =
+        convert_dir(dir, w).unwrap_or_else(|e| panic!("{}: convert failed: {e}", dir.display()));
     AlignedBuf::from_bytes(&blob)
 }
 
@@ -38,7 +44,11 @@ fn max_scaled_err(got: &[f32], want: &[f32]) -> f32 {
 }
 
 fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got.iter().zip(want).map(|(g, w)| ((g - w) as f64).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| ((g - w) as f64).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
     num / den.max(1e-30)
 }
@@ -52,14 +62,36 @@ fn run_tokens(m: Model<'_>, tokens: &[u32]) -> Vec<f32> {
 #[test]
 fn hf_mamba_and_mamba2_match_transformers_every_step() {
     let ds = dirs("hf");
-    let n1 = ds.iter().filter(|d| d.file_name().unwrap().to_string_lossy().starts_with("mamba1")).count();
-    let n2 = ds.iter().filter(|d| d.file_name().unwrap().to_string_lossy().starts_with("mamba2")).count();
-    assert!(n1 >= 3 && n2 >= 3, "expected >= 3 Mamba-1 and >= 3 Mamba-2 fixtures, found {n1} and {n2}");
+    let n1 = ds
+        .iter()
+        .filter(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mamba1")
+        })
+        .count();
+    let n2 = ds
+        .iter()
+        .filter(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mamba2")
+        })
+        .count();
+    assert!(
+        n1 >= 3 && n2 >= 3,
+        "expected >= 3 Mamba-1 and >= 3 Mamba-2 fixtures, found {n1} and {n2}"
+    );
     for dir in ds {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let tokens = io::read_tokens_npy(&dir.join("input_ids.npy")).unwrap();
         let (shape, want) = io::read_f32_npy(&dir.join("logits.npy")).unwrap();
-        assert!(tokens.len() >= 48, "{name}: golden sequence must have >= 48 tokens");
+        assert!(
+            tokens.len() >= 48,
+            "{name}: golden sequence must have >= 48 tokens"
+        );
         assert_eq!(shape[0] as usize, tokens.len());
         let buf = load(&dir, WeightDtype::F32);
         let model = Model::parse(buf.as_bytes()).unwrap();
@@ -68,7 +100,10 @@ fn hf_mamba_and_mamba2_match_transformers_every_step() {
             let got = run_tokens(model.with_kernels(k), &tokens);
             let err = max_scaled_err(&got, &want);
             println!("{name} {k:?}: max |Δ|/max(1,|ref|) = {err:.3e}");
-            assert!(err <= 1e-4, "{name} {k:?}: max scaled error {err:.3e} > 1e-4");
+            assert!(
+                err <= 1e-4,
+                "{name} {k:?}: max scaled error {err:.3e} > 1e-4"
+            );
         }
         // f16 weight matrices: same model, reduced-precision storage.
         let buf16 = load(&dir, WeightDtype::F16);
@@ -83,7 +118,11 @@ fn hf_mamba_and_mamba2_match_transformers_every_step() {
 #[test]
 fn s4d_recurrence_matches_convolution_reference() {
     let ds = dirs("s4d");
-    assert!(ds.len() >= 3, "expected >= 3 S4D fixtures, found {}", ds.len());
+    assert!(
+        ds.len() >= 3,
+        "expected >= 3 S4D fixtures, found {}",
+        ds.len()
+    );
     for dir in ds {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let (xs, x) = io::read_f32_npy(&dir.join("input.npy")).unwrap();
@@ -99,7 +138,10 @@ fn s4d_recurrence_matches_convolution_reference() {
             let got = r.feed_vectors(id, &x).unwrap();
             let err = max_scaled_err(&got, &want);
             println!("{name} {k:?}: max |Δ|/max(1,|ref|) = {err:.3e}");
-            assert!(err <= 1e-4, "{name} {k:?}: max scaled error {err:.3e} > 1e-4");
+            assert!(
+                err <= 1e-4,
+                "{name} {k:?}: max scaled error {err:.3e} > 1e-4"
+            );
         }
     }
 }

@@ -10,8 +10,12 @@ use tinyssm_tests::{configs, random_blob, Rng};
 fn inputs(model: &Model<'_>, len: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     match model.vocab_size() {
-        Some(v) => (0..len).map(|_| (rng.next_u64() % v as u64) as f32).collect(),
-        None => (0..len * model.d_input()).map(|_| rng.uniform() * 2.0).collect(),
+        Some(v) => (0..len)
+            .map(|_| (rng.next_u64() % v as u64) as f32)
+            .collect(),
+        None => (0..len * model.d_input())
+            .map(|_| rng.uniform() * 2.0)
+            .collect(),
     }
 }
 
@@ -28,7 +32,8 @@ fn check(config_idx: usize, dtype: DType, k: Kernels, chunks: &[usize], seed: u6
     let (name, cfg) = &configs::all()[config_idx];
     let buf = random_blob(cfg, seed, dtype).unwrap();
     let model = Model::parse(buf.as_bytes()).unwrap().with_kernels(k);
-    let per = model.d_input().max(1) * usize::from(model.vocab_size().is_none()) + usize::from(model.vocab_size().is_some());
+    let per = model.d_input().max(1) * usize::from(model.vocab_size().is_none())
+        + usize::from(model.vocab_size().is_some());
     let len: usize = chunks.iter().sum();
     let xs = inputs(&model, len, seed ^ 0x55);
     // whole sequence
@@ -49,13 +54,32 @@ fn check(config_idx: usize, dtype: DType, k: Kernels, chunks: &[usize], seed: u6
         chunked.extend(feed(&mut r, c, &xs[pos * per..(pos + n) * per]));
         pos += n;
     }
-    assert!(whole.iter().all(|x| x.is_finite()), "{name}: NaN/inf in outputs");
+    assert!(
+        whole.iter().all(|x| x.is_finite()),
+        "{name}: NaN/inf in outputs"
+    );
     assert_eq!(whole.len(), len * model.d_output());
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&whole), bits(&single), "{name}: single steps differ from whole");
-    assert_eq!(bits(&whole), bits(&chunked), "{name}: chunks differ from whole");
-    assert_eq!(bits(r.state(a).unwrap()), bits(r.state(b).unwrap()), "{name}: final states differ");
-    assert_eq!(bits(r.state(a).unwrap()), bits(r.state(c).unwrap()), "{name}: final states differ");
+    assert_eq!(
+        bits(&whole),
+        bits(&single),
+        "{name}: single steps differ from whole"
+    );
+    assert_eq!(
+        bits(&whole),
+        bits(&chunked),
+        "{name}: chunks differ from whole"
+    );
+    assert_eq!(
+        bits(r.state(a).unwrap()),
+        bits(r.state(b).unwrap()),
+        "{name}: final states differ"
+    );
+    assert_eq!(
+        bits(r.state(a).unwrap()),
+        bits(r.state(c).unwrap()),
+        "{name}: final states differ"
+    );
     // A fresh stream after reset reproduces the first output.
     r.reset(a).unwrap();
     let again = feed(&mut r, a, &xs[..per]);
@@ -90,9 +114,19 @@ fn fast_kernels_track_reference_kernels() {
             let (a, b) = (rr.open(), rf.open());
             let yr = feed(&mut rr, a, &xs);
             let yf = feed(&mut rf, b, &xs);
-            let err = yr.iter().zip(&yf).map(|(r, f)| (r - f).abs() / r.abs().max(1.0)).fold(0.0f32, f32::max);
+            let err = yr
+                .iter()
+                .zip(&yf)
+                .map(|(r, f)| (r - f).abs() / r.abs().max(1.0))
+                .fold(0.0f32, f32::max);
             assert!(err < 1e-4, "{name} {dt:?}: fast vs reference {err:e}");
-            let se = rr.state(a).unwrap().iter().zip(rf.state(b).unwrap()).map(|(r, f)| (r - f).abs() / r.abs().max(1.0)).fold(0.0f32, f32::max);
+            let se = rr
+                .state(a)
+                .unwrap()
+                .iter()
+                .zip(rf.state(b).unwrap())
+                .map(|(r, f)| (r - f).abs() / r.abs().max(1.0))
+                .fold(0.0f32, f32::max);
             assert!(se < 1e-4, "{name} {dt:?}: fast vs reference state {se:e}");
         }
     }

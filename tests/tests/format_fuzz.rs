@@ -1,0 +1,112 @@
+//! Random bytes and random mutations of valid blobs never make `Model::parse` panic; a
+//! mutated blob that still parses (CRC re-fixed) steps without panicking.
+
+use proptest::prelude::*;
+use tinyssm_core::format::blob_crc;
+use tinyssm_core::{DType, Input, Model};
+use tinyssm_host::AlignedBuf;
+use tinyssm_tests::{configs, random_blob};
+
+fn exercise(bytes: &[u8]) {
+    let buf = AlignedBuf::from_bytes(bytes);
+    if let Ok(m) = Model::parse(buf.as_bytes()) {
+        let mut st = vec![0f32; m.state_len()];
+        let mut sc = vec![0f32; m.scratch_len()];
+        let mut out = vec![0f32; m.d_output()];
+        let x = vec![0.5f32; m.d_input()];
+        for t in 0..3u32 {
+            let input = if m.vocab_size().is_some() {
+                Input::Token(t)
+            } else {
+                Input::Vector(&x)
+            };
+            let _ = m.step(input, &mut st, &mut sc, &mut out);
+        }
+    }
+    let _ = Model::parse_skip_crc(buf.as_bytes());
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Truncate(usize),
+    Insert(usize, u8),
+    SetU32(usize, u32),
+}
+
+fn apply(b: &mut Vec<u8>, m: &Mutation) {
+    let n = b.len().max(1);
+    match *m {
+        Mutation::Flip(i, x) => {
+            let i = i % n;
+            if let Some(v) = b.get_mut(i) {
+                *v ^= x.max(1);
+            }
+        }
+        Mutation::Truncate(i) => b.truncate(i % n),
+        Mutation::Insert(i, x) => b.insert(i % n, x),
+        Mutation::SetU32(i, x) => {
+            let i = i % n;
+            if i + 4 <= b.len() {
+                b[i..i + 4].copy_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, x)| Mutation::Flip(i, x)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, x)| Mutation::Insert(i, x)),
+        (
+            any::<usize>(),
+            prop_oneof![any::<u32>(), Just(0u32), Just(u32::MAX), Just(1u32 << 24)]
+        )
+            .prop_map(|(i, x)| Mutation::SetU32(i, x)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn random_bytes_never_panic(mut v in proptest::collection::vec(any::<u8>(), 0..4096), magic in any::<bool>()) {
+        if magic && v.len() >= 8 {
+            v[..4].copy_from_slice(b"TSSM");
+            v[4..6].copy_from_slice(&1u16.to_le_bytes());
+            if v.len() >= 28 {
+                let c = blob_crc(&v);
+                v[24..28].copy_from_slice(&c.to_le_bytes());
+            }
+        }
+        exercise(&v);
+    }
+
+    #[test]
+    fn mutated_blobs_never_panic(
+        cfg in 0usize..3,
+        f16 in any::<bool>(),
+        muts in proptest::collection::vec(mutation(), 1..6),
+        refix in any::<bool>(),
+        // bias mutations towards the header region, where structure lives
+        head_bias in any::<bool>(),
+    ) {
+        let (_, c) = &configs::all()[cfg];
+        let dt = if f16 { DType::F16 } else { DType::F32 };
+        let mut b = random_blob(c, 9, dt).unwrap().as_bytes().to_vec();
+        for m in &muts {
+            let m = match (head_bias, m.clone()) {
+                (true, Mutation::Flip(i, x)) => Mutation::Flip(i % 512, x),
+                (true, Mutation::SetU32(i, x)) => Mutation::SetU32(i % 512, x),
+                (_, m) => m,
+            };
+            apply(&mut b, &m);
+        }
+        if refix && b.len() >= 28 {
+            let c = blob_crc(&b);
+            b[24..28].copy_from_slice(&c.to_le_bytes());
+        }
+        exercise(&b);
+    }
+}
