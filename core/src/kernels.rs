@@ -224,17 +224,18 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + libm::erff(x * core::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// RMSNorm: `out = x * rsqrt(mean(x²) + eps) * w`.
-pub fn rms_norm(k: Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let n = x.len();
-    if n == 0 {
-        return;
-    }
+/// `1 / sqrt(mean(x²) + eps)`, the RMSNorm scale.
+fn rms_scale(k: Kernels, x: &[f32], eps: f32) -> f32 {
     let ss = match k {
         Kernels::Reference => reference::dot(x, x),
         Kernels::Fast => fast::dot(x, x),
     };
-    let inv = 1.0 / libm::sqrtf(ss / n as f32 + eps);
+    1.0 / libm::sqrtf(ss / x.len().max(1) as f32 + eps)
+}
+
+/// RMSNorm: `out = x * rsqrt(mean(x²) + eps) * w`.
+pub fn rms_norm(k: Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let inv = rms_scale(k, x, eps);
     for ((o, &xi), &wi) in out.iter_mut().zip(x).zip(w) {
         *o = wi * (xi * inv);
     }
@@ -242,15 +243,7 @@ pub fn rms_norm(k: Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 
 /// In-place RMSNorm (used for the gated group norm).
 pub fn rms_norm_inplace(k: Kernels, x: &mut [f32], w: &[f32], eps: f32) {
-    let n = x.len();
-    if n == 0 {
-        return;
-    }
-    let ss = match k {
-        Kernels::Reference => reference::dot(x, x),
-        Kernels::Fast => fast::dot(x, x),
-    };
-    let inv = 1.0 / libm::sqrtf(ss / n as f32 + eps);
+    let inv = rms_scale(k, x, eps);
     for (xi, &wi) in x.iter_mut().zip(w) {
         *xi = wi * (*xi * inv);
     }

@@ -68,13 +68,7 @@ pub(crate) fn step(
             *r += *o;
         }
     }
-    kernels::rms_norm(k, resid, m.f32s(None, Role::NormF)?, c.norm_eps, normed);
-    let head = if c.tied_embeddings {
-        Role::Embedding
-    } else {
-        Role::LmHead
-    };
-    linear(k, m.w(None, head)?, normed, None, out)
+    crate::layers::lm_head(m, resid, normed, c.norm_eps, c.tied_embeddings, out)
 }
 
 /// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),
