@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tinyssm_bench::{blob, candle_safetensors, mamba1_small, mamba_130m, s4d_sensor, weight_bytes_per_step};
+use tinyssm_bench::{
+    blob, candle_safetensors, mamba1_small, mamba_130m, s4d_sensor, weight_bytes_per_step,
+};
 use tinyssm_core::{kernels, DType, Input, Kernels, Model, Weights};
 
 struct Bufs {
@@ -30,11 +32,18 @@ fn step(m: &Model<'_>, b: &mut Bufs, t: u32) {
         Some(v) => Input::Token(t % v),
         None => Input::Vector(&b.x),
     };
-    m.step(input, &mut b.st, &mut b.sc, &mut b.out).expect("step");
+    m.step(input, &mut b.st, &mut b.sc, &mut b.out)
+        .expect("step");
     black_box(&b.out);
 }
 
-fn bench_model(c: &mut Criterion, group: &str, cfg: tinyssm_core::Config, dtypes: &[DType], samples: usize) {
+fn bench_model(
+    c: &mut Criterion,
+    group: &str,
+    cfg: tinyssm_core::Config,
+    dtypes: &[DType],
+    samples: usize,
+) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
     g.sample_size(samples);
@@ -51,23 +60,38 @@ fn bench_model(c: &mut Criterion, group: &str, cfg: tinyssm_core::Config, dtypes
             let mk = m.with_kernels(k);
             let mut b = bufs(&mk);
             let mut t = 0u32;
-            g.bench_function(BenchmarkId::new(format!("{dt:?}"), format!("{k:?}")), |bch| {
-                bch.iter(|| {
-                    t = t.wrapping_add(1);
-                    step(&mk, &mut b, t)
-                })
-            });
+            g.bench_function(
+                BenchmarkId::new(format!("{dt:?}"), format!("{k:?}")),
+                |bch| {
+                    bch.iter(|| {
+                        t = t.wrapping_add(1);
+                        step(&mk, &mut b, t)
+                    })
+                },
+            );
         }
     }
     g.finish();
 }
 
 fn sensor(c: &mut Criterion) {
-    bench_model(c, "s4d_h64_n64_l4", s4d_sensor(), &[DType::F32, DType::F16], 100);
+    bench_model(
+        c,
+        "s4d_h64_n64_l4",
+        s4d_sensor(),
+        &[DType::F32, DType::F16],
+        100,
+    );
 }
 
 fn small(c: &mut Criterion) {
-    bench_model(c, "mamba1_d256_l4", mamba1_small(), &[DType::F32, DType::F16], 100);
+    bench_model(
+        c,
+        "mamba1_d256_l4",
+        mamba1_small(),
+        &[DType::F32, DType::F16],
+        100,
+    );
 }
 
 /// Single-thread read bandwidth over 1 GiB of weights (much larger than any cache), read
@@ -84,7 +108,14 @@ fn bandwidth(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(10));
     g.bench_function("matvec_1GiB_f32", |b| {
         b.iter(|| {
-            kernels::matvec(Kernels::Fast, Weights::F32(black_box(&w)), cols, &x, None, &mut out);
+            kernels::matvec(
+                Kernels::Fast,
+                Weights::F32(black_box(&w)),
+                cols,
+                &x,
+                None,
+                &mut out,
+            );
             black_box(&out);
         })
     });
@@ -105,28 +136,48 @@ fn m130(c: &mut Criterion) {
     // candle on the same weights
     let st_bytes = candle_safetensors(&m);
     let dev = Device::Cpu;
-    let vb = candle_nn::VarBuilder::from_buffered_safetensors(st_bytes, candle_core::DType::F32, &dev)
-        .expect("varbuilder");
+    let vb =
+        candle_nn::VarBuilder::from_buffered_safetensors(st_bytes, candle_core::DType::F32, &dev)
+            .expect("varbuilder");
     let ccfg = candle_transformers::models::mamba::Config {
         d_model: 768,
         n_layer: 24,
         vocab_size: 50280,
         pad_vocab_size_multiple: 8,
     };
-    let cm = candle_transformers::models::mamba::Model::new(&ccfg, vb.pp("backbone")).expect("candle model");
+    let cm = candle_transformers::models::mamba::Model::new(&ccfg, vb.pp("backbone"))
+        .expect("candle model");
     // Correctness first: both compute the same logits for a few tokens.
     let mut b = bufs(&m);
-    let mut cs = candle_transformers::models::mamba::State::new(1, &ccfg, candle_core::DType::F32, &dev).expect("state");
+    let mut cs =
+        candle_transformers::models::mamba::State::new(1, &ccfg, candle_core::DType::F32, &dev)
+            .expect("state");
     let mut worst = 0f32;
     for t in [11u32, 500, 7, 42000] {
         step(&m, &mut b, t);
         let ids = Tensor::new(&[t], &dev).expect("ids");
-        let y: Vec<f32> = cm.forward(&ids, &mut cs).expect("fwd").flatten_all().expect("flat").to_vec1().expect("vec");
-        let e = b.out.iter().zip(&y).map(|(a, c)| (a - c).abs() / c.abs().max(1.0)).fold(0f32, f32::max);
+        let y: Vec<f32> = cm
+            .forward(&ids, &mut cs)
+            .expect("fwd")
+            .flatten_all()
+            .expect("flat")
+            .to_vec1()
+            .expect("vec");
+        let e = b
+            .out
+            .iter()
+            .zip(&y)
+            .map(|(a, c)| (a - c).abs() / c.abs().max(1.0))
+            .fold(0f32, f32::max);
         worst = worst.max(e);
     }
-    eprintln!("mamba130m: tinyssm vs candle max |Δlogit|/max(1,|logit|) over 4 steps = {worst:.2e}");
-    assert!(worst < 1e-3, "tinyssm and candle disagree ({worst}): the comparison would be meaningless");
+    eprintln!(
+        "mamba130m: tinyssm vs candle max |Δlogit|/max(1,|logit|) over 4 steps = {worst:.2e}"
+    );
+    assert!(
+        worst < 1e-3,
+        "tinyssm and candle disagree ({worst}): the comparison would be meaningless"
+    );
 
     let mut g = c.benchmark_group("mamba130m_d768_l24");
     g.throughput(Throughput::Elements(1));

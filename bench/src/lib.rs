@@ -70,7 +70,11 @@ pub fn weight_bytes_per_step(m: &Model<'_>) -> u64 {
                     Arch::Mamba2(c) => c.tied_embeddings,
                     Arch::S4d(_) => false,
                 };
-                total += if tied { bytes } else { bytes / t.spec.shape[0] as u64 };
+                total += if tied {
+                    bytes
+                } else {
+                    bytes / t.spec.shape[0] as u64
+                };
             } else {
                 total += bytes;
             }
@@ -92,28 +96,52 @@ pub fn candle_safetensors(m: &Model<'_>) -> Vec<u8> {
             tinyssm_core::Weights::F32(w) => w.to_vec(),
             tinyssm_core::Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
         };
-        let shape: Vec<usize> = t.spec.shape[..t.spec.rank as usize].iter().map(|&d| d as usize).collect();
-        let p = t.spec.layer.map(|l| format!("backbone.layers.{l}")).unwrap_or_default();
+        let shape: Vec<usize> = t.spec.shape[..t.spec.rank as usize]
+            .iter()
+            .map(|&d| d as usize)
+            .collect();
+        let p = t
+            .spec
+            .layer
+            .map(|l| format!("backbone.layers.{l}"))
+            .unwrap_or_default();
         let (name, shape, vals) = match t.spec.role {
             Role::Embedding => ("backbone.embedding.weight".to_string(), shape, vals),
             Role::NormF => ("backbone.norm_f.weight".to_string(), shape, vals),
             Role::Norm => (format!("{p}.norm.weight"), shape, vals),
             Role::InProj => (format!("{p}.mixer.in_proj.weight"), shape, vals),
-            Role::ConvW => (format!("{p}.mixer.conv1d.weight"), vec![shape[0], 1, shape[1]], vals),
+            Role::ConvW => (
+                format!("{p}.mixer.conv1d.weight"),
+                vec![shape[0], 1, shape[1]],
+                vals,
+            ),
             Role::ConvB => (format!("{p}.mixer.conv1d.bias"), shape, vals),
             Role::XProj => (format!("{p}.mixer.x_proj.weight"), shape, vals),
             Role::DtProj => (format!("{p}.mixer.dt_proj.weight"), shape, vals),
             Role::DtProjBias => (format!("{p}.mixer.dt_proj.bias"), shape, vals),
-            Role::A => (format!("{p}.mixer.A_log"), shape, vals.iter().map(|a| (-a).ln()).collect()),
+            Role::A => (
+                format!("{p}.mixer.A_log"),
+                shape,
+                vals.iter().map(|a| (-a).ln()).collect(),
+            ),
             Role::D => (format!("{p}.mixer.D"), shape, vals),
             Role::OutProj => (format!("{p}.mixer.out_proj.weight"), shape, vals),
             r => panic!("unexpected role {r:?} for the candle layout"),
         };
-        named.push((name, shape, vals.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        named.push((
+            name,
+            shape,
+            vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
     }
     let views: Vec<(String, TensorView<'_>)> = named
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("view")))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).expect("view"),
+            )
+        })
         .collect();
     safetensors::serialize(views, None).expect("serialize")
 }

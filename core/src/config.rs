@@ -302,12 +302,12 @@ impl Config {
                         "n_heads * head_dim must equal d_inner",
                     ));
                 }
-                if c.n_heads % c.n_groups != 0 {
+                if !c.n_heads.is_multiple_of(c.n_groups) {
                     return Err(FormatError::BadConfig(
                         "n_heads must be a multiple of n_groups",
                     ));
                 }
-                if c.d_inner % c.norm_group_size != 0 {
+                if !c.d_inner.is_multiple_of(c.norm_group_size) {
                     return Err(FormatError::BadConfig(
                         "d_inner must be a multiple of norm_group_size",
                     ));
@@ -325,7 +325,7 @@ impl Config {
                 pos(c.d_model, "d_model must be in 1..=2^24")?;
                 pos(c.d_state, "d_state must be in 1..=2^24")?;
                 pos(c.d_output, "d_output must be in 1..=2^24")?;
-                if c.d_state % 2 != 0 {
+                if !c.d_state.is_multiple_of(2) {
                     return Err(FormatError::BadConfig(
                         "S4D d_state must be even (N/2 complex modes)",
                     ));

@@ -165,7 +165,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
             got,
         });
     }
-    if (blob.as_ptr() as usize) % ALIGN != 0 {
+    if !(blob.as_ptr() as usize).is_multiple_of(ALIGN) {
         return Err(FormatError::MisalignedBlob);
     }
     let header_len = u32_at(blob, 8) as u64;
@@ -259,7 +259,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         if rec.len != bytes {
             return Err(FormatError::WrongLength { index });
         }
-        if rec.offset % ALIGN as u64 != 0 {
+        if !rec.offset.is_multiple_of(ALIGN as u64) {
             return Err(FormatError::MisalignedTensor { index });
         }
         if rec.offset < prev_end {

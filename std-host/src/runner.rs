@@ -107,7 +107,7 @@ impl<'m> Runner<'m> {
     pub fn feed_vectors(&mut self, id: StreamId, xs: &[f32]) -> Result<Vec<f32>, HostError> {
         let di = self.model.d_input().max(1);
         let d = self.model.d_output();
-        if xs.len() % di != 0 {
+        if !xs.len().is_multiple_of(di) {
             return Err(HostError::Step(tinyssm_core::StepError::InputLength {
                 expected: di,
                 got: xs.len() % di,

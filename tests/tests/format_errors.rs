@@ -223,7 +223,7 @@ fn preamble_fields() {
     let mut c = join(&p);
     let h = hl(&c);
     let pad_at = PREAMBLE_LEN + h;
-    if pad_at % 16 != 0 {
+    if !pad_at.is_multiple_of(16) {
         c[pad_at] = 7;
         fix_crc(&mut c);
         assert_eq!(parse(&c), Err(FormatError::ReservedNotEmpty));

@@ -143,7 +143,7 @@ pub fn convert_mamba2(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> 
             "num_heads ({n_heads}) * head_dim ({head_dim}) != expand * hidden_size ({d_inner})"
         )));
     }
-    if n_groups == 0 || d_inner % n_groups != 0 {
+    if n_groups == 0 || !d_inner.is_multiple_of(n_groups) {
         return Err(c.error(format!(
             "n_groups ({n_groups}) must divide the intermediate size ({d_inner})"
         )));
