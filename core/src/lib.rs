@@ -3,7 +3,7 @@
 //! `#![no_std]`, allocation-free, panic-free recurrent runtime for trained state space
 //! models: Mamba-1, Mamba-2 and S4D, one token or sample per step, in fixed memory.
 //!
-//! ```ignore
+//! ```text
 //! use tinyssm_core::{include_model, Model};
 //! static BLOB: &tinyssm_core::Aligned<[u8]> = include_model!("../model.tssm");
 //! static mut STATE: [f32; STATE_LEN] = [0.0; STATE_LEN];     // sizes from `tinyssm codegen`
