@@ -68,38 +68,52 @@ pub mod reference {
 pub mod fast {
     use half::f16;
 
-    const LANES: usize = 16;
-
-    /// Dot product with 16 independent accumulators (vectorizes to SIMD on hosts and
-    /// keeps the FPU pipeline full on Cortex-M), combined pairwise at the end.
+    /// Dot product with 16 independent accumulators held as four 4-lane groups (SSE/NEON
+    /// registers on hosts; keeps the FPU pipeline full on Cortex-M), combined pairwise at
+    /// the end. Written on `[f32; 4]` groups so that the compiler emits full-width vector
+    /// loads and arithmetic rather than pairs.
     #[inline]
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
-        let mut acc = [0.0f32; LANES];
-        // Fixed-size array chunks: the compiler sees 16 independent lanes and vectorizes.
-        let (ca, ta) = a.as_chunks::<LANES>();
-        let (cb, tb) = b.as_chunks::<LANES>();
-        for (x, y) in ca.iter().zip(cb) {
-            for i in 0..LANES {
-                acc[i] += x[i] * y[i];
-            }
+        let mut acc = [[0.0f32; 4]; 4];
+        let (a4, ta) = a.as_chunks::<4>();
+        let (b4, tb) = b.as_chunks::<4>();
+        let (a16, ra) = a4.as_chunks::<4>();
+        let (b16, rb) = b4.as_chunks::<4>();
+        for (x, y) in a16.iter().zip(b16) {
+            madd4(&mut acc[0], &x[0], &y[0]);
+            madd4(&mut acc[1], &x[1], &y[1]);
+            madd4(&mut acc[2], &x[2], &y[2]);
+            madd4(&mut acc[3], &x[3], &y[3]);
+        }
+        for (x, y) in ra.iter().zip(rb) {
+            madd4(&mut acc[0], x, y);
         }
         let mut tail = 0.0f32;
         for (x, y) in ta.iter().zip(tb) {
             tail += x * y;
         }
-        reduce16(&acc) + tail
+        hsum(&acc) + tail
+    }
+
+    /// Pairwise sum of the accumulators. Kept out of line: inlined, its lane pairing leads
+    /// the compiler to split the accumulators into half-width vectors.
+    #[inline(never)]
+    fn hsum(acc: &[[f32; 4]; 4]) -> f32 {
+        let mut v = [0.0f32; 4];
+        for (j, vj) in v.iter_mut().enumerate() {
+            *vj = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+        }
+        (v[0] + v[1]) + (v[2] + v[3])
     }
 
     #[inline(always)]
-    fn reduce16(acc: &[f32; LANES]) -> f32 {
-        let mut s8 = [0.0f32; 8];
-        for i in 0..8 {
-            s8[i] = acc[i] + acc[i + 8];
-        }
-        let s4 = [s8[0] + s8[4], s8[1] + s8[5], s8[2] + s8[6], s8[3] + s8[7]];
-        (s4[0] + s4[2]) + (s4[1] + s4[3])
+    fn madd4(acc: &mut [f32; 4], x: &[f32; 4], y: &[f32; 4]) {
+        acc[0] += x[0] * y[0];
+        acc[1] += x[1] * y[1];
+        acc[2] += x[2] * y[2];
+        acc[3] += x[3] * y[3];
     }
 
     /// Dot product with f16 weights, converted in blocks.
