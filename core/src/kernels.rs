@@ -145,7 +145,10 @@ pub mod fast {
         const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
         let xc = x.clamp(-87.33, 88.72);
         let t = xc * LOG2E;
-        let n = (t + ROUND) - ROUND; // round to nearest
+        let k = t + ROUND; // round to nearest: the integer sits in k's low mantissa bits
+        let n = k - ROUND;
+        // n as an integer by bit arithmetic (no float-to-int cast, so loops vectorize).
+        let ni = k.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
         let r = (xc - n * LN2_HI) - n * LN2_LO;
         // Taylor coefficients of exp on the reduced range.
         let p = 1.0
@@ -153,7 +156,7 @@ pub mod fast {
                 + r * (0.5
                     + r * (0.166_666_67
                         + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-        let bits = ((n as i32 + 127) as u32) << 23;
+        let bits = (ni.wrapping_add(127) as u32) << 23;
         let y = p * f32::from_bits(bits);
         let y = if x < -87.33 { 0.0 } else { y };
         let y = if x > 88.72 { f32::INFINITY } else { y };
