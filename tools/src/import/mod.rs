@@ -2,6 +2,7 @@
 
 pub mod hf;
 pub mod json;
+pub mod rwkv_cpp;
 pub mod s4d;
 pub mod store;
 

@@ -1,0 +1,290 @@
+//! Reader for rwkv.cpp model files (groundwork for RWKV support, issue 3).
+//!
+//! Layout (little-endian): a header of six u32 — magic `0x67676d66`, file version (100 or
+//! 101), n_vocab, n_embed, n_layer, data type — then tensors until the end of the file, each:
+//! i32 n_dims, i32 key length, i32 data type (0 = f32, 1 = f16; the quantized Q4/Q5/Q8
+//! types are recognised and refused), n_dims × i32 dims in ggml order (reversed against
+//! PyTorch), the key bytes (a PyTorch name such as `blocks.0.att.time_decay`), the data.
+//!
+//! Parsing borrows the file's bytes and checks every length against what remains, so a
+//! truncated or corrupt file is an error, never a panic or an oversized allocation.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use crate::error::ToolError;
+
+/// `"ggmf"` as a little-endian u32.
+pub const MAGIC: u32 = 0x6767_6d66;
+
+/// Element type of a tensor in an rwkv.cpp file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileDtype {
+    F32,
+    F16,
+}
+
+impl FileDtype {
+    pub fn size(self) -> usize {
+        match self {
+            FileDtype::F32 => 4,
+            FileDtype::F16 => 2,
+        }
+    }
+}
+
+fn dtype_from(code: i32, what: &str) -> Result<FileDtype, String> {
+    match code {
+        0 => Ok(FileDtype::F32),
+        1 => Ok(FileDtype::F16),
+        2 => Err(format!("{what} uses quantized type Q4_0, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
+        3 => Err(format!("{what} uses quantized type Q4_1, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
+        4..=6 => Err(format!("{what} uses a removed rwkv.cpp quantized type ({code})")),
+        7 => Err(format!("{what} uses quantized type Q5_0, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
+        8 => Err(format!("{what} uses quantized type Q5_1, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
+        9 => Err(format!("{what} uses quantized type Q8_0, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
+        c => Err(format!("{what} has unknown data type {c}")),
+    }
+}
+
+/// One tensor: PyTorch-order shape and where its data lies in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileTensor {
+    pub dtype: FileDtype,
+    pub shape: Vec<usize>,
+    pub data: Range<usize>,
+}
+
+/// RWKV generation, recognised from the tensor names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RwkvVersion {
+    V4,
+    V5_1,
+    V5_2,
+    V6,
+    V7,
+}
+
+/// A parsed rwkv.cpp file borrowing its bytes.
+#[derive(Debug)]
+pub struct RwkvCppFile<'a> {
+    pub file_version: u32,
+    pub n_vocab: u32,
+    pub n_embed: u32,
+    pub n_layer: u32,
+    pub data_type: FileDtype,
+    pub tensors: HashMap<String, FileTensor>,
+    /// Names in file order.
+    pub order: Vec<String>,
+    bytes: &'a [u8],
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize, what: &str) -> Result<Range<usize>, String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| {
+                format!(
+                    "truncated: {what} needs {n} bytes at offset {}, file has {}",
+                    self.pos,
+                    self.b.len()
+                )
+            })?;
+        let r = self.pos..end;
+        self.pos = end;
+        Ok(r)
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        let r = self.take(4, what)?;
+        let s = &self.b[r];
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn i32(&mut self, what: &str) -> Result<i32, String> {
+        self.u32(what).map(|v| v as i32)
+    }
+}
+
+impl<'a> RwkvCppFile<'a> {
+    /// Parses the whole file. Errors are one line; `path` is only for the message.
+    pub fn parse(bytes: &'a [u8], path: &std::path::Path) -> Result<Self, ToolError> {
+        Self::parse_inner(bytes).map_err(|msg| ToolError::Config {
+            path: path.to_path_buf(),
+            msg,
+        })
+    }
+
+    fn parse_inner(bytes: &'a [u8]) -> Result<Self, String> {
+        let mut c = Cursor { b: bytes, pos: 0 };
+        let magic = c.u32("header")?;
+        if magic != MAGIC {
+            return Err(format!(
+                "not an rwkv.cpp file (magic {magic:#010x}, expected {MAGIC:#010x})"
+            ));
+        }
+        let file_version = c.u32("header")?;
+        if !(100..=101).contains(&file_version) {
+            return Err(format!(
+                "unsupported rwkv.cpp file version {file_version} (supported: 100, 101)"
+            ));
+        }
+        let n_vocab = c.u32("header")?;
+        let n_embed = c.u32("header")?;
+        let n_layer = c.u32("header")?;
+        let data_type = dtype_from(c.i32("header")?, "the file")?;
+        for (v, name) in [
+            (n_vocab, "n_vocab"),
+            (n_embed, "n_embed"),
+            (n_layer, "n_layer"),
+        ] {
+            if v == 0 || v > 1 << 24 {
+                return Err(format!("header field {name} = {v} is out of range"));
+            }
+        }
+        let mut tensors = HashMap::new();
+        let mut order = Vec::new();
+        while c.pos < bytes.len() {
+            let at = c.pos;
+            let n_dims = c.i32("tensor header")?;
+            let key_len = c.i32("tensor header")?;
+            let code = c.i32("tensor header")?;
+            if !(1..=3).contains(&n_dims) {
+                return Err(format!(
+                    "tensor at offset {at}: {n_dims} dimensions (expected 1 to 3)"
+                ));
+            }
+            if !(1..=1024).contains(&key_len) {
+                return Err(format!(
+                    "tensor at offset {at}: key length {key_len} out of range"
+                ));
+            }
+            let mut dims = Vec::with_capacity(n_dims as usize);
+            for _ in 0..n_dims {
+                let d = c.i32("tensor dims")?;
+                if d <= 0 {
+                    return Err(format!(
+                        "tensor at offset {at}: dimension {d} is not positive"
+                    ));
+                }
+                dims.push(d as usize);
+            }
+            let kr = c.take(key_len as usize, "tensor key")?;
+            let key = std::str::from_utf8(&bytes[kr])
+                .map_err(|_| format!("tensor at offset {at}: key is not UTF-8"))?
+                .to_string();
+            let dtype = dtype_from(code, &format!("tensor `{key}`"))?;
+            let numel = dims
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| format!("tensor `{key}`: element count overflows"))?;
+            let nbytes = numel
+                .checked_mul(dtype.size())
+                .ok_or_else(|| format!("tensor `{key}`: byte size overflows"))?;
+            let data = c.take(nbytes, &format!("tensor `{key}` data"))?;
+            dims.reverse(); // ggml order -> PyTorch order
+            if tensors
+                .insert(
+                    key.clone(),
+                    FileTensor {
+                        dtype,
+                        shape: dims,
+                        data,
+                    },
+                )
+                .is_some()
+            {
+                return Err(format!("tensor `{key}` appears twice"));
+            }
+            order.push(key);
+        }
+        if order.is_empty() {
+            return Err("the file has no tensors".into());
+        }
+        // Completeness: a file cut at a tensor boundary is still well-formed, so check
+        // that the tensors every RWKV model has (the last ones written among them) are there.
+        let mut needed = vec![
+            "emb.weight".to_string(),
+            "ln_out.weight".into(),
+            "ln_out.bias".into(),
+            "head.weight".into(),
+        ];
+        needed.extend((0..n_layer).map(|i| format!("blocks.{i}.ln1.weight")));
+        if let Some(missing) = needed.iter().find(|n| !tensors.contains_key(n.as_str())) {
+            return Err(format!(
+                "tensor `{missing}` is missing (file truncated or not an RWKV model)"
+            ));
+        }
+        if tensors.contains_key(&format!("blocks.{n_layer}.ln1.weight")) {
+            return Err(format!(
+                "the file has more blocks than its header's n_layer = {n_layer}"
+            ));
+        }
+        Ok(RwkvCppFile {
+            file_version,
+            n_vocab,
+            n_embed,
+            n_layer,
+            data_type,
+            tensors,
+            order,
+            bytes,
+        })
+    }
+
+    /// Which RWKV generation the tensor names describe.
+    pub fn version(&self) -> Result<RwkvVersion, String> {
+        let has = |n: &str| self.tensors.contains_key(n);
+        Ok(if has("blocks.0.att.x_rwkvag") || has("blocks.0.att.k_k") {
+            RwkvVersion::V7
+        } else if has("blocks.0.att.time_maa_x") {
+            RwkvVersion::V6
+        } else if has("blocks.0.att.time_faaaa") {
+            if has("blocks.0.att.gate.weight") {
+                RwkvVersion::V5_2
+            } else {
+                RwkvVersion::V5_1
+            }
+        } else if has("blocks.0.att.time_first") && has("blocks.0.att.ln_x.weight") {
+            RwkvVersion::V5_1
+        } else if has("blocks.0.att.time_first") {
+            RwkvVersion::V4
+        } else {
+            return Err("tensor names match no known RWKV version (v4, v5.1, v5.2, v6, v7)".into());
+        })
+    }
+
+    /// A tensor's values as f32, checking its PyTorch-order shape.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ToolError> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| ToolError::MissingTensor {
+                name: name.into(),
+                expected: shape.to_vec(),
+            })?;
+        if t.shape != shape {
+            return Err(ToolError::WrongShape {
+                name: name.into(),
+                expected: shape.to_vec(),
+                found: t.shape.clone(),
+            });
+        }
+        let raw = &self.bytes[t.data.clone()];
+        Ok(match t.dtype {
+            FileDtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            FileDtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        })
+    }
+}
