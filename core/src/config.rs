@@ -80,12 +80,25 @@ pub struct S4dConfig {
     pub head: HeadKind,
 }
 
+/// RWKV configuration (v4 now; v5–v7 share it as they are added).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RwkvConfig {
+    pub d_model: u32,
+    /// Hidden size of the channel-mix (FFN) block.
+    pub d_ffn: u32,
+    pub vocab_size: u32,
+    /// LayerNorm epsilon.
+    pub norm_eps: f32,
+}
+
 /// Architecture and its dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Arch {
     Mamba1(Mamba1Config),
     Mamba2(Mamba2Config),
     S4d(S4dConfig),
+    /// RWKV v4: token shift with time_mix, WKV recurrence with time_first/time_decay.
+    Rwkv4(RwkvConfig),
 }
 
 /// The whole model configuration as stored in the header.
@@ -181,6 +194,25 @@ roles! {
     NormFBias = 24, "norm_f.bias", false;
     Decoder = 25, "decoder.weight", true;
     DecoderBias = 26, "decoder.bias", false;
+    Ln0 = 27, "ln0.weight", false;
+    Ln0Bias = 28, "ln0.bias", false;
+    Norm2 = 29, "ln2.weight", false;
+    Norm2Bias = 30, "ln2.bias", false;
+    /// RWKV v4 decay, stored as w = -exp(time_decay).
+    TimeDecay = 31, "att.time_decay", false;
+    TimeFirst = 32, "att.time_first", false;
+    AttMixK = 33, "att.time_mix_k", false;
+    AttMixV = 34, "att.time_mix_v", false;
+    AttMixR = 35, "att.time_mix_r", false;
+    AttKey = 36, "att.key", true;
+    AttValue = 37, "att.value", true;
+    AttReceptance = 38, "att.receptance", true;
+    AttOutput = 39, "att.output", true;
+    FfnMixK = 40, "ffn.time_mix_k", false;
+    FfnMixR = 41, "ffn.time_mix_r", false;
+    FfnKey = 42, "ffn.key", true;
+    FfnValue = 43, "ffn.value", true;
+    FfnReceptance = 44, "ffn.receptance", true;
 }
 
 /// Where a tensor belongs: `None` = model-global.
@@ -216,14 +248,14 @@ impl TensorSpec {
 /// Fixed-capacity list of roles (no allocation).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RoleList {
-    roles: [Role; 16],
+    roles: [Role; 24],
     len: usize,
 }
 
 impl RoleList {
     const fn new() -> Self {
         RoleList {
-            roles: [Role::Embedding; 16],
+            roles: [Role::Embedding; 24],
             len: 0,
         }
     }
@@ -332,6 +364,12 @@ impl Config {
                 }
                 eps(c.norm_eps)?;
             }
+            Arch::Rwkv4(c) => {
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_ffn, "d_ffn must be in 1..=2^24")?;
+                pos(c.vocab_size, "vocab_size must be in 1..=2^24")?;
+                eps(c.norm_eps)?;
+            }
         }
         // All derived sizes must fit: check the largest products once.
         self.sizes().map(|_| ())
@@ -357,6 +395,18 @@ impl Config {
                 l.push_if(c.final_norm, Role::NormFBias);
                 l.push_if(true, Role::Decoder);
                 l.push_if(true, Role::DecoderBias);
+            }
+            Arch::Rwkv4(_) => {
+                for r in [
+                    Role::Embedding,
+                    Role::Ln0,
+                    Role::Ln0Bias,
+                    Role::NormF,
+                    Role::NormFBias,
+                    Role::LmHead,
+                ] {
+                    l.push_if(true, r);
+                }
             }
         }
         l
@@ -400,6 +450,30 @@ impl Config {
                 l.push_if(true, Role::D);
                 l.push_if(true, Role::OutLinear);
                 l.push_if(true, Role::OutLinearBias);
+            }
+            Arch::Rwkv4(_) => {
+                for r in [
+                    Role::Norm,
+                    Role::NormBias,
+                    Role::Norm2,
+                    Role::Norm2Bias,
+                    Role::TimeDecay,
+                    Role::TimeFirst,
+                    Role::AttMixK,
+                    Role::AttMixV,
+                    Role::AttMixR,
+                    Role::AttKey,
+                    Role::AttValue,
+                    Role::AttReceptance,
+                    Role::AttOutput,
+                    Role::FfnMixK,
+                    Role::FfnMixR,
+                    Role::FfnKey,
+                    Role::FfnValue,
+                    Role::FfnReceptance,
+                ] {
+                    l.push_if(true, r);
+                }
             }
         }
         l
@@ -504,6 +578,19 @@ impl Config {
                     _ => return None,
                 }
             }
+            Arch::Rwkv4(c) => match role {
+                Embedding | LmHead => s2(c.vocab_size, c.d_model),
+                Ln0 | Ln0Bias | NormF | NormFBias | Norm | NormBias | Norm2 | Norm2Bias
+                | TimeDecay | TimeFirst | AttMixK | AttMixV | AttMixR | FfnMixK | FfnMixR => {
+                    s1(c.d_model)
+                }
+                AttKey | AttValue | AttReceptance | AttOutput | FfnReceptance => {
+                    s2(c.d_model, c.d_model)
+                }
+                FfnKey => s2(c.d_ffn, c.d_model),
+                FfnValue => s2(c.d_model, c.d_ffn),
+                _ => return None,
+            },
         })
     }
 
@@ -512,6 +599,7 @@ impl Config {
         match &self.arch {
             Arch::Mamba1(c) => Some(c.vocab_size),
             Arch::Mamba2(c) => Some(c.vocab_size),
+            Arch::Rwkv4(c) => Some(c.vocab_size),
             Arch::S4d(_) => None,
         }
     }
@@ -529,6 +617,7 @@ impl Config {
         match &self.arch {
             Arch::Mamba1(c) => c.vocab_size as usize,
             Arch::Mamba2(c) => c.vocab_size as usize,
+            Arch::Rwkv4(c) => c.vocab_size as usize,
             Arch::S4d(c) => c.d_output as usize,
         }
     }
@@ -563,6 +652,13 @@ impl Config {
                 let out = if c.glu { m(2, h)? } else { h };
                 let state = m(h, c.d_state as u64)?;
                 let scratch = a(m(2, h)?, out)?;
+                (state, scratch)
+            }
+            Arch::Rwkv4(c) => {
+                // att_xx, aa, bb, pp, ffn_xx
+                let state = m(5, c.d_model as u64)?;
+                // x, ln, xm, r, k, v, o + ffn hidden
+                let scratch = a(m(7, c.d_model as u64)?, c.d_ffn as u64)?;
                 (state, scratch)
             }
         };

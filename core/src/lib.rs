@@ -49,11 +49,12 @@ mod layers;
 mod mamba1;
 mod mamba2;
 mod model;
+mod rwkv4;
 mod s4d;
 
 pub use config::{
-    Arch, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config, Role, S4dConfig, Sizes,
-    TensorSpec, MAX_D_CONV, MAX_LAYERS,
+    Arch, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config, Role, RwkvConfig,
+    S4dConfig, Sizes, TensorSpec, MAX_D_CONV, MAX_LAYERS,
 };
 pub use error::{FormatError, StepError};
 pub use kernels::{Kernels, Weights};

@@ -169,7 +169,9 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Sets a stream's state to the initial (all-zero) state.
+    /// Sets a stream's state to the model's initial state: all zeros, except RWKV v4's
+    /// running-maximum slots, which start at -1e30 (as rwkv.cpp's initial state). Always
+    /// initialize a new stream's state with this.
     pub fn reset(&self, state: &mut [f32]) -> Result<(), StepError> {
         let got = state.len();
         let s = state
@@ -179,6 +181,9 @@ impl<'a> Model<'a> {
                 got,
             })?;
         s.fill(0.0);
+        if let Arch::Rwkv4(c) = &self.config.arch {
+            crate::rwkv4::init_state(c, s);
+        }
         Ok(())
     }
 
@@ -214,6 +219,9 @@ impl<'a> Model<'a> {
                 crate::mamba2::step(self, c, t, state, scratch, out)
             }
             (Arch::S4d(c), Input::Vector(x)) => crate::s4d::step(self, c, x, state, scratch, out),
+            (Arch::Rwkv4(c), Input::Token(t)) => {
+                crate::rwkv4::step(self, c, t, state, scratch, out)
+            }
             _ => Err(StepError::WrongInputKind),
         }
     }
@@ -287,6 +295,7 @@ impl<'a> Model<'a> {
                 head + l * (conv_dim * c.d_conv as u64 + 3 * c.d_inner as u64 * c.d_state as u64)
             }
             Arch::S4d(c) => l * (c.d_model as u64 * c.d_state as u64 / 2 * 6),
+            Arch::Rwkv4(c) => l * (c.d_model as u64 * 12),
         };
         macs
     }

@@ -31,7 +31,9 @@ impl<'m> Runner<'m> {
 
     /// Opens a stream in the initial state.
     pub fn open(&mut self) -> StreamId {
-        let st = vec![0.0; self.model.state_len()];
+        let mut st = vec![0.0; self.model.state_len()];
+        // Cannot fail: the buffer has exactly state_len elements.
+        let _ = self.model.reset(&mut st);
         if let Some(i) = self.states.iter().position(Option::is_none) {
             self.states[i] = Some(st);
             StreamId(i)
@@ -73,7 +75,7 @@ impl<'m> Runner<'m> {
             .get_mut(id.0)
             .and_then(Option::as_mut)
             .ok_or(HostError::UnknownStream(id.0))?;
-        st.fill(0.0);
+        self.model.reset(st)?;
         Ok(())
     }
 

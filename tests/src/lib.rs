@@ -56,7 +56,13 @@ pub fn random_values(spec: &TensorSpec, rng: &mut Rng) -> Vec<f32> {
         .map(|_| {
             let u = rng.uniform();
             match spec.role {
-                Role::Norm | Role::NormF | Role::GatedNorm => 1.0 + 0.1 * u,
+                Role::Norm | Role::NormF | Role::GatedNorm | Role::Norm2 | Role::Ln0 => {
+                    1.0 + 0.1 * u
+                }
+                Role::TimeDecay => -(0.05 + 2.0 * u.abs()),
+                Role::AttMixK | Role::AttMixV | Role::AttMixR | Role::FfnMixK | Role::FfnMixR => {
+                    0.5 + 0.5 * u
+                }
                 Role::A => -(0.5 + 4.0 * (u + 1.0)),
                 Role::DA => 0.9 * u.abs().max(0.1),
                 Role::D | Role::DtBias => 0.5 * u,
@@ -85,7 +91,7 @@ pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<Aligne
 
 /// A few small configurations covering every architecture and option.
 pub mod configs {
-    use tinyssm_core::{Arch, Config, HeadKind, Mamba1Config, Mamba2Config, S4dConfig};
+    use tinyssm_core::{Arch, Config, HeadKind, Mamba1Config, Mamba2Config, RwkvConfig, S4dConfig};
 
     pub fn mamba1() -> Config {
         Config {
@@ -144,7 +150,23 @@ pub mod configs {
             }),
         }
     }
+    pub fn rwkv4() -> Config {
+        Config {
+            n_layers: 2,
+            arch: Arch::Rwkv4(RwkvConfig {
+                d_model: 24,
+                d_ffn: 40,
+                vocab_size: 50,
+                norm_eps: 1e-5,
+            }),
+        }
+    }
     pub fn all() -> Vec<(&'static str, Config)> {
-        vec![("mamba1", mamba1()), ("mamba2", mamba2()), ("s4d", s4d())]
+        vec![
+            ("mamba1", mamba1()),
+            ("mamba2", mamba2()),
+            ("s4d", s4d()),
+            ("rwkv4", rwkv4()),
+        ]
     }
 }

@@ -56,6 +56,11 @@ pub fn summarize(m: &Model<'_>) -> Summary {
             "norm_eps": c.norm_eps, "prenorm": c.prenorm, "output": if c.glu { "glu" } else { "linear" },
             "final_norm": c.final_norm, "head": format!("{:?}", c.head).to_lowercase() }),
         ),
+        Arch::Rwkv4(c) => (
+            "rwkv4",
+            serde_json::json!({
+            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "norm_eps": c.norm_eps }),
+        ),
     };
     let ws = m.weight_stats();
     let input = match m.vocab_size() {

@@ -34,11 +34,27 @@ pub enum Detected {
     HfMamba,
     HfMamba2,
     S4d,
+    /// A single rwkv.cpp model file.
+    RwkvCpp,
 }
 
 /// Detects the checkpoint kind from `config.json`.
 pub fn detect(dir: &Path) -> Result<Detected, ToolError> {
     let cfg_path = dir.join("config.json");
+    if dir.is_file() {
+        use std::io::Read;
+        let mut magic = [0u8; 4];
+        let ok = std::fs::File::open(dir)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok();
+        if ok && u32::from_le_bytes(magic) == rwkv_cpp::MAGIC {
+            return Ok(Detected::RwkvCpp);
+        }
+        return Err(ToolError::Unsupported {
+            path: dir.to_path_buf(),
+            what: "not a checkpoint directory nor an rwkv.cpp model file".into(),
+        });
+    }
     if !dir.is_dir() {
         return Err(ToolError::Usage(format!(
             "{}: not a checkpoint directory (expected config.json + model.safetensors)",
@@ -78,11 +94,13 @@ pub fn detect(dir: &Path) -> Result<Detected, ToolError> {
     }
 }
 
-/// Converts a checkpoint directory into a model blob (bytes of a `.tssm` file).
+/// Converts a checkpoint directory, or an rwkv.cpp model file, into a model blob (bytes of a
+/// `.tssm` file).
 pub fn convert_dir(dir: &Path, weights: WeightDtype) -> Result<Vec<u8>, ToolError> {
     match detect(dir)? {
         Detected::HfMamba => hf::convert_mamba1(dir, weights),
         Detected::HfMamba2 => hf::convert_mamba2(dir, weights),
         Detected::S4d => s4d::convert(dir, weights),
+        Detected::RwkvCpp => rwkv_cpp::convert(dir, weights),
     }
 }

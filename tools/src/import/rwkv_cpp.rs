@@ -268,7 +268,10 @@ impl<'a> RwkvCppFile<'a> {
                 name: name.into(),
                 expected: shape.to_vec(),
             })?;
-        if t.shape != shape {
+        // rwkv.cpp squeezes some `time_*` tensors and keeps singleton dims on others:
+        // compare without size-1 dimensions.
+        let squeeze = |v: &[usize]| v.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+        if squeeze(&t.shape) != squeeze(shape) {
             return Err(ToolError::WrongShape {
                 name: name.into(),
                 expected: shape.to_vec(),
@@ -287,4 +290,98 @@ impl<'a> RwkvCppFile<'a> {
                 .collect(),
         })
     }
+}
+
+/// Converts an rwkv.cpp file into a model blob. RWKV v4 is supported; the other versions are
+/// recognised and refused with a clear message until their blocks land.
+pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>, ToolError> {
+    use tinyssm_core::{Arch, Config, Role, RwkvConfig};
+    use tinyssm_host::{write_blob, TensorData};
+
+    let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
+    let f = RwkvCppFile::parse(&bytes, path)?;
+    let version = f.version().map_err(|msg| ToolError::Config {
+        path: path.to_path_buf(),
+        msg,
+    })?;
+    if version != RwkvVersion::V4 {
+        return Err(ToolError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!(
+                "RWKV {version:?} (this build converts RWKV v4; v5, v6 and v7 are in progress)"
+            ),
+        });
+    }
+    let (v, d) = (f.n_vocab as usize, f.n_embed as usize);
+    let d_ffn = f
+        .tensors
+        .get("blocks.0.ffn.key.weight")
+        .and_then(|t| t.shape.first().copied())
+        .ok_or_else(|| ToolError::MissingTensor {
+            name: "blocks.0.ffn.key.weight".into(),
+            expected: vec![0, d],
+        })?;
+    let config = Config {
+        n_layers: f.n_layer,
+        arch: Arch::Rwkv4(RwkvConfig {
+            d_model: f.n_embed,
+            d_ffn: d_ffn as u32,
+            vocab_size: f.n_vocab,
+            norm_eps: 1e-5,
+        }),
+    };
+    config.validate().map_err(|e| ToolError::Config {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    write_blob(&config, |spec| -> Result<TensorData, ToolError> {
+        let b = spec
+            .layer
+            .map(|l| format!("blocks.{l}."))
+            .unwrap_or_default();
+        let name = match spec.role {
+            Role::Embedding => "emb.weight".to_string(),
+            Role::Ln0 => "blocks.0.ln0.weight".into(),
+            Role::Ln0Bias => "blocks.0.ln0.bias".into(),
+            Role::NormF => "ln_out.weight".into(),
+            Role::NormFBias => "ln_out.bias".into(),
+            Role::LmHead => "head.weight".into(),
+            Role::Norm => format!("{b}ln1.weight"),
+            Role::NormBias => format!("{b}ln1.bias"),
+            Role::Norm2 => format!("{b}ln2.weight"),
+            Role::Norm2Bias => format!("{b}ln2.bias"),
+            // rwkv.cpp's converter stores v4's decay as -exp(time_decay) already.
+            Role::TimeDecay => format!("{b}att.time_decay"),
+            Role::TimeFirst => format!("{b}att.time_first"),
+            Role::AttMixK => format!("{b}att.time_mix_k"),
+            Role::AttMixV => format!("{b}att.time_mix_v"),
+            Role::AttMixR => format!("{b}att.time_mix_r"),
+            Role::AttKey => format!("{b}att.key.weight"),
+            Role::AttValue => format!("{b}att.value.weight"),
+            Role::AttReceptance => format!("{b}att.receptance.weight"),
+            Role::AttOutput => format!("{b}att.output.weight"),
+            Role::FfnMixK => format!("{b}ffn.time_mix_k"),
+            Role::FfnMixR => format!("{b}ffn.time_mix_r"),
+            Role::FfnKey => format!("{b}ffn.key.weight"),
+            Role::FfnValue => format!("{b}ffn.value.weight"),
+            Role::FfnReceptance => format!("{b}ffn.receptance.weight"),
+            other => {
+                return Err(ToolError::Usage(format!(
+                    "internal: unexpected role {}",
+                    other.name()
+                )))
+            }
+        };
+        let shape: Vec<usize> = spec.shape[..spec.rank as usize]
+            .iter()
+            .map(|&x| x as usize)
+            .collect();
+        let vals = f.get(&name, &shape)?;
+        let _ = (v, d);
+        Ok(if spec.role.is_matrix() {
+            TensorData::from_f32(vals, w.dtype())
+        } else {
+            TensorData::F32(vals)
+        })
+    })
 }

@@ -1,0 +1,83 @@
+//! RWKV against rwkv.cpp's own expected logits (`$TINYSSM_DATA/rwkv-tiny`): after feeding
+//! the bytes `"in` from the initial state. v4 now; v5–v7 follow (issue 3).
+
+use std::path::PathBuf;
+
+use tinyssm_core::Model;
+use tinyssm_host::{AlignedBuf, Runner};
+use tinyssm_tests::data_dir;
+use tinyssm_tools::{convert_dir, WeightDtype};
+
+fn rwkv_dir() -> Option<PathBuf> {
+    let d = data_dir().join("rwkv-tiny");
+    if d.is_dir() {
+        Some(d)
+    } else if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing: CI must have the shared data (rwkv.cpp tests/, commit 4358e709)",
+            d.display()
+        );
+    } else {
+        println!(
+            "skipped: {} absent (tiny models from rwkv.cpp's tests/, commit 4358e709)",
+            d.display()
+        );
+        None
+    }
+}
+
+fn expected(dir: &std::path::Path, name: &str) -> Vec<f32> {
+    let b = std::fs::read(dir.join(format!("expected-logits-{name}.bin"))).unwrap();
+    assert_eq!(b.len(), 1024);
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[test]
+fn rwkv4_matches_rwkv_cpp_expected_logits() {
+    let Some(dir) = rwkv_dir() else { return };
+    let want = expected(&dir, "4v0-660K");
+    for (file, max_tol) in [("FP32", 1e-3f32), ("FP16", 5e-2)] {
+        let path = dir.join(format!("tiny-rwkv-4v0-660K-{file}.bin"));
+        let w = if file == "FP16" {
+            WeightDtype::F16
+        } else {
+            WeightDtype::F32
+        };
+        let blob = convert_dir(&path, w).unwrap();
+        let buf = AlignedBuf::from_bytes(&blob);
+        let m = Model::parse(buf.as_bytes()).unwrap();
+        let mut r = Runner::new(m);
+        let id = r.open();
+        let y = r.feed_tokens(id, &[0x22, 0x69, 0x6e]).unwrap();
+        let got = &y[2 * 256..];
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let sum: f32 = got.iter().zip(&want).map(|(a, b)| a - b).sum();
+        println!("rwkv4 {file}: max |Δ| = {max:.3e}, Σ Δ = {sum:.3e}");
+        assert!(max <= max_tol, "{file}: max |Δlogit| {max} > {max_tol}");
+        if file == "FP32" {
+            assert!(
+                sum.abs() <= 0.00105,
+                "FP32: |Σ Δ| {sum} above rwkv.cpp's own bound 0.00105"
+            );
+        }
+    }
+}
+
+#[test]
+fn other_rwkv_versions_are_refused_clearly_for_now() {
+    let Some(dir) = rwkv_dir() else { return };
+    for name in ["5v1-730K", "5v2-730K", "7v0-834K"] {
+        let e = convert_dir(
+            &dir.join(format!("tiny-rwkv-{name}-FP32.bin")),
+            WeightDtype::F32,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("this build converts RWKV v4"), "{e}");
+    }
+}
