@@ -205,5 +205,42 @@ fn m130(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sensor, small, bandwidth, m130);
+/// The real tiny RWKV models from `$TINYSSM_DATA/rwkv-tiny` (rwkv.cpp's test models), as
+/// converted by `tinyssm convert`; f16 weights from the FP16 files.
+fn rwkv_tiny(c: &mut Criterion) {
+    let dir = tinyssm_tests::data_dir().join("rwkv-tiny");
+    if !dir.is_dir() {
+        eprintln!("rwkv_tiny: {} absent, group not run", dir.display());
+        return;
+    }
+    let mut g = c.benchmark_group("rwkv_tiny");
+    g.throughput(Throughput::Elements(1));
+    for (file, w) in [
+        ("4v0-660K-FP32", tinyssm_tools::WeightDtype::F32),
+        ("4v0-660K-FP16", tinyssm_tools::WeightDtype::F16),
+    ] {
+        let blob = tinyssm_tools::convert_dir(&dir.join(format!("tiny-rwkv-{file}.bin")), w)
+            .expect("convert");
+        let buf = tinyssm_host::AlignedBuf::from_bytes(&blob);
+        let m = Model::parse(buf.as_bytes()).expect("parse");
+        eprintln!(
+            "rwkv_tiny {file}: weight bytes {}, state bytes {}, scratch bytes {}",
+            m.weight_stats().f32_bytes + m.weight_stats().f16_bytes,
+            m.state_len() * 4,
+            m.scratch_len() * 4
+        );
+        let mut b = bufs(&m);
+        m.reset(&mut b.st).expect("reset");
+        let mut t = 0u32;
+        g.bench_function(BenchmarkId::new("v4", file), |bch| {
+            bch.iter(|| {
+                t = t.wrapping_add(1);
+                step(&m, &mut b, t)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sensor, small, bandwidth, m130, rwkv_tiny);
 criterion_main!(benches);

@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
             let mut out = vec![0f32; m.d_output()];
             let x = vec![0.25f32; m.d_input()];
             for t in 0..2u32 {
-                let input = if m.vocab_size().is_some() { Input::Token(t) } else { Input::Vector(&x) };
+                let input = if m.vocab_size().is_some() {
+                    Input::Token(t)
+                } else {
+                    Input::Vector(&x)
+                };
                 let _ = m.step(input, &mut st, &mut sc, &mut out);
             }
         }
