@@ -91,6 +91,22 @@ pub struct RwkvConfig {
     pub norm_eps: f32,
 }
 
+/// RWKV v5 configuration (v5.1 without, v5.2 with the output gate).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rwkv5Config {
+    pub d_model: u32,
+    pub d_ffn: u32,
+    pub vocab_size: u32,
+    pub n_heads: u32,
+    pub head_size: u32,
+    /// v5.2: SiLU output gate and `time_mix_g`.
+    pub gated: bool,
+    /// LayerNorm epsilon.
+    pub norm_eps: f32,
+    /// Epsilon of the per-head group norm `ln_x`.
+    pub group_norm_eps: f32,
+}
+
 /// Architecture and its dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Arch {
@@ -99,6 +115,8 @@ pub enum Arch {
     S4d(S4dConfig),
     /// RWKV v4: token shift with time_mix, WKV recurrence with time_first/time_decay.
     Rwkv4(RwkvConfig),
+    /// RWKV v5.1 / v5.2: multi-head matrix-valued state, per-head group norm.
+    Rwkv5(Rwkv5Config),
 }
 
 /// The whole model configuration as stored in the header.
@@ -213,6 +231,10 @@ roles! {
     FfnKey = 42, "ffn.key", true;
     FfnValue = 43, "ffn.value", true;
     FfnReceptance = 44, "ffn.receptance", true;
+    AttMixG = 45, "att.time_mix_g", false;
+    AttGate = 46, "att.gate", true;
+    LnX = 47, "att.ln_x.weight", false;
+    LnXBias = 48, "att.ln_x.bias", false;
 }
 
 /// Where a tensor belongs: `None` = model-global.
@@ -364,6 +386,20 @@ impl Config {
                 }
                 eps(c.norm_eps)?;
             }
+            Arch::Rwkv5(c) => {
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_ffn, "d_ffn must be in 1..=2^24")?;
+                pos(c.vocab_size, "vocab_size must be in 1..=2^24")?;
+                pos(c.n_heads, "n_heads must be in 1..=2^24")?;
+                pos(c.head_size, "head_size must be in 1..=2^24")?;
+                if (c.n_heads as u64) * (c.head_size as u64) != c.d_model as u64 {
+                    return Err(FormatError::BadConfig(
+                        "n_heads * head_size must equal d_model",
+                    ));
+                }
+                eps(c.norm_eps)?;
+                eps(c.group_norm_eps)?;
+            }
             Arch::Rwkv4(c) => {
                 pos(c.d_model, "d_model must be in 1..=2^24")?;
                 pos(c.d_ffn, "d_ffn must be in 1..=2^24")?;
@@ -396,7 +432,7 @@ impl Config {
                 l.push_if(true, Role::Decoder);
                 l.push_if(true, Role::DecoderBias);
             }
-            Arch::Rwkv4(_) => {
+            Arch::Rwkv4(_) | Arch::Rwkv5(_) => {
                 for r in [
                     Role::Embedding,
                     Role::Ln0,
@@ -473,6 +509,35 @@ impl Config {
                     Role::FfnReceptance,
                 ] {
                     l.push_if(true, r);
+                }
+            }
+            Arch::Rwkv5(c) => {
+                let g = c.gated;
+                for (cond, r) in [
+                    (true, Role::Norm),
+                    (true, Role::NormBias),
+                    (true, Role::Norm2),
+                    (true, Role::Norm2Bias),
+                    (true, Role::TimeDecay),
+                    (true, Role::TimeFirst),
+                    (true, Role::AttMixK),
+                    (true, Role::AttMixV),
+                    (true, Role::AttMixR),
+                    (g, Role::AttMixG),
+                    (true, Role::LnX),
+                    (true, Role::LnXBias),
+                    (true, Role::AttKey),
+                    (true, Role::AttValue),
+                    (true, Role::AttReceptance),
+                    (g, Role::AttGate),
+                    (true, Role::AttOutput),
+                    (true, Role::FfnMixK),
+                    (true, Role::FfnMixR),
+                    (true, Role::FfnKey),
+                    (true, Role::FfnValue),
+                    (true, Role::FfnReceptance),
+                ] {
+                    l.push_if(cond, r);
                 }
             }
         }
@@ -591,6 +656,20 @@ impl Config {
                 FfnValue => s2(c.d_model, c.d_ffn),
                 _ => return None,
             },
+            Arch::Rwkv5(c) => match role {
+                Embedding | LmHead => s2(c.vocab_size, c.d_model),
+                Ln0 | Ln0Bias | NormF | NormFBias | Norm | NormBias | Norm2 | Norm2Bias
+                | AttMixK | AttMixV | AttMixR | AttMixG | LnX | LnXBias | FfnMixK | FfnMixR => {
+                    s1(c.d_model)
+                }
+                TimeDecay | TimeFirst => s2(c.n_heads, c.head_size),
+                AttKey | AttValue | AttReceptance | AttOutput | AttGate | FfnReceptance => {
+                    s2(c.d_model, c.d_model)
+                }
+                FfnKey => s2(c.d_ffn, c.d_model),
+                FfnValue => s2(c.d_model, c.d_ffn),
+                _ => return None,
+            },
         })
     }
 
@@ -600,6 +679,7 @@ impl Config {
             Arch::Mamba1(c) => Some(c.vocab_size),
             Arch::Mamba2(c) => Some(c.vocab_size),
             Arch::Rwkv4(c) => Some(c.vocab_size),
+            Arch::Rwkv5(c) => Some(c.vocab_size),
             Arch::S4d(_) => None,
         }
     }
@@ -618,6 +698,7 @@ impl Config {
             Arch::Mamba1(c) => c.vocab_size as usize,
             Arch::Mamba2(c) => c.vocab_size as usize,
             Arch::Rwkv4(c) => c.vocab_size as usize,
+            Arch::Rwkv5(c) => c.vocab_size as usize,
             Arch::S4d(c) => c.d_output as usize,
         }
     }
@@ -659,6 +740,16 @@ impl Config {
                 let state = m(5, c.d_model as u64)?;
                 // x, ln, xm, r, k, v, o + ffn hidden
                 let scratch = a(m(7, c.d_model as u64)?, c.d_ffn as u64)?;
+                (state, scratch)
+            }
+            Arch::Rwkv5(c) => {
+                // att_xx, heads × S × S, ffn_xx
+                let d = c.d_model as u64;
+                let heads = m(d, c.head_size as u64)?;
+                let state = a(m(2, d)?, heads)?;
+                // x, ln, xm, r, k, v, o (+ g when gated) + ffn hidden
+                let n = if c.gated { 8 } else { 7 };
+                let scratch = a(m(n, d)?, c.d_ffn as u64)?;
                 (state, scratch)
             }
         };

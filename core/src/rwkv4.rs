@@ -21,7 +21,7 @@ pub(crate) fn init_state(c: &RwkvConfig, state: &mut [f32]) {
 }
 
 /// `out = x * m + prev * (1 - m)` (token shift).
-fn mix(x: &[f32], prev: &[f32], m: &[f32], out: &mut [f32]) {
+pub(crate) fn mix(x: &[f32], prev: &[f32], m: &[f32], out: &mut [f32]) {
     for (((o, &xv), &pv), &mv) in out.iter_mut().zip(x).zip(prev).zip(m) {
         *o = xv * mv + pv * (1.0 - mv);
     }
@@ -109,27 +109,7 @@ pub(crate) fn step(
             *xv += *ov;
         }
 
-        // Channel mix.
-        kernels::layer_norm(
-            x,
-            m.f32s(li, Role::Norm2)?,
-            m.f32s(li, Role::Norm2Bias)?,
-            eps,
-            ln,
-        );
-        mix(ln, ffn_xx, m.f32s(li, Role::FfnMixR)?, xm);
-        linear(k, m.w(li, Role::FfnReceptance)?, xm, None, r)?;
-        mix(ln, ffn_xx, m.f32s(li, Role::FfnMixK)?, xm);
-        linear(k, m.w(li, Role::FfnKey)?, xm, None, kf)?;
-        ffn_xx.copy_from_slice(ln);
-        for h in kf.iter_mut() {
-            let rl = if *h > 0.0 { *h } else { 0.0 };
-            *h = rl * rl;
-        }
-        linear(k, m.w(li, Role::FfnValue)?, kf, None, o)?;
-        for ((xv, ov), rv) in x.iter_mut().zip(o.iter()).zip(r.iter()) {
-            *xv += kernels::sigmoid(k, *rv) * *ov;
-        }
+        channel_mix(m, li, eps, x, ln, xm, r, kf, o, ffn_xx)?;
     }
     kernels::layer_norm(
         x,
@@ -139,4 +119,42 @@ pub(crate) fn step(
         ln,
     );
     linear(k, m.w(None, Role::LmHead)?, ln, None, out)
+}
+
+/// The channel-mix block shared by RWKV v4 and v5: `x += σ(Wr·xr) ⊙ Wv·relu(Wk·xk)²`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn channel_mix(
+    m: &Model<'_>,
+    li: Option<u16>,
+    eps: f32,
+    x: &mut [f32],
+    ln: &mut [f32],
+    xm: &mut [f32],
+    r: &mut [f32],
+    kf: &mut [f32],
+    o: &mut [f32],
+    ffn_xx: &mut [f32],
+) -> Result<(), StepError> {
+    let k = m.kernels();
+    kernels::layer_norm(
+        x,
+        m.f32s(li, Role::Norm2)?,
+        m.f32s(li, Role::Norm2Bias)?,
+        eps,
+        ln,
+    );
+    mix(ln, ffn_xx, m.f32s(li, Role::FfnMixR)?, xm);
+    linear(k, m.w(li, Role::FfnReceptance)?, xm, None, r)?;
+    mix(ln, ffn_xx, m.f32s(li, Role::FfnMixK)?, xm);
+    linear(k, m.w(li, Role::FfnKey)?, xm, None, kf)?;
+    ffn_xx.copy_from_slice(ln);
+    for h in kf.iter_mut() {
+        let rl = if *h > 0.0 { *h } else { 0.0 };
+        *h = rl * rl;
+    }
+    linear(k, m.w(li, Role::FfnValue)?, kf, None, o)?;
+    for ((xv, ov), rv) in x.iter_mut().zip(o.iter()).zip(r.iter()) {
+        *xv += kernels::sigmoid(k, *rv) * *ov;
+    }
+    Ok(())
 }

@@ -59,6 +59,8 @@ pub fn random_values(spec: &TensorSpec, rng: &mut Rng) -> Vec<f32> {
                 Role::Norm | Role::NormF | Role::GatedNorm | Role::Norm2 | Role::Ln0 => {
                     1.0 + 0.1 * u
                 }
+                // v4 stores w = -exp(decay) (rank 1), v5 w = exp(-exp(decay)) in (0, 1) (rank 2).
+                Role::TimeDecay if spec.rank == 2 => 0.1 + 0.85 * u.abs(),
                 Role::TimeDecay => -(0.05 + 2.0 * u.abs()),
                 Role::AttMixK | Role::AttMixV | Role::AttMixR | Role::FfnMixK | Role::FfnMixR => {
                     0.5 + 0.5 * u
@@ -91,7 +93,9 @@ pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<Aligne
 
 /// A few small configurations covering every architecture and option.
 pub mod configs {
-    use tinyssm_core::{Arch, Config, HeadKind, Mamba1Config, Mamba2Config, RwkvConfig, S4dConfig};
+    use tinyssm_core::{
+        Arch, Config, HeadKind, Mamba1Config, Mamba2Config, Rwkv5Config, RwkvConfig, S4dConfig,
+    };
 
     pub fn mamba1() -> Config {
         Config {
@@ -161,12 +165,29 @@ pub mod configs {
             }),
         }
     }
+    pub fn rwkv5(gated: bool) -> Config {
+        Config {
+            n_layers: 2,
+            arch: Arch::Rwkv5(Rwkv5Config {
+                d_model: 24,
+                d_ffn: 40,
+                vocab_size: 50,
+                n_heads: 3,
+                head_size: 8,
+                gated,
+                norm_eps: 1e-5,
+                group_norm_eps: 1e-5,
+            }),
+        }
+    }
     pub fn all() -> Vec<(&'static str, Config)> {
         vec![
             ("mamba1", mamba1()),
             ("mamba2", mamba2()),
             ("s4d", s4d()),
             ("rwkv4", rwkv4()),
+            ("rwkv5.1", rwkv5(false)),
+            ("rwkv5.2", rwkv5(true)),
         ]
     }
 }

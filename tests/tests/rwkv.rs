@@ -34,12 +34,10 @@ fn expected(dir: &std::path::Path, name: &str) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn rwkv4_matches_rwkv_cpp_expected_logits() {
-    let Some(dir) = rwkv_dir() else { return };
-    let want = expected(&dir, "4v0-660K");
+fn check(dir: &std::path::Path, name: &str) {
+    let want = expected(dir, name);
     for (file, max_tol) in [("FP32", 1e-3f32), ("FP16", 5e-2)] {
-        let path = dir.join(format!("tiny-rwkv-4v0-660K-{file}.bin"));
+        let path = dir.join(format!("tiny-rwkv-{name}-{file}.bin"));
         let w = if file == "FP16" {
             WeightDtype::F16
         } else {
@@ -58,26 +56,45 @@ fn rwkv4_matches_rwkv_cpp_expected_logits() {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         let sum: f32 = got.iter().zip(&want).map(|(a, b)| a - b).sum();
-        println!("rwkv4 {file}: max |Δ| = {max:.3e}, Σ Δ = {sum:.3e}");
-        assert!(max <= max_tol, "{file}: max |Δlogit| {max} > {max_tol}");
+        println!("{name} {file}: max |Δ| = {max:.3e}, Σ Δ = {sum:.3e}");
+        assert!(
+            max <= max_tol,
+            "{name} {file}: max |Δlogit| {max} > {max_tol}"
+        );
         if file == "FP32" {
             assert!(
                 sum.abs() <= 0.00105,
-                "FP32: |Σ Δ| {sum} above rwkv.cpp's own bound 0.00105"
+                "{name} FP32: |Σ Δ| {sum} above rwkv.cpp's own bound 0.00105"
             );
         }
     }
 }
 
 #[test]
+fn rwkv4_matches_rwkv_cpp_expected_logits() {
+    let Some(dir) = rwkv_dir() else { return };
+    check(&dir, "4v0-660K");
+}
+
+#[test]
+fn rwkv5_1_matches_rwkv_cpp_expected_logits() {
+    let Some(dir) = rwkv_dir() else { return };
+    check(&dir, "5v1-730K");
+}
+
+#[test]
+fn rwkv5_2_matches_rwkv_cpp_expected_logits() {
+    let Some(dir) = rwkv_dir() else { return };
+    check(&dir, "5v2-730K");
+}
+
+#[test]
 fn other_rwkv_versions_are_refused_clearly_for_now() {
     let Some(dir) = rwkv_dir() else { return };
-    for name in ["5v1-730K", "5v2-730K", "7v0-834K"] {
-        let e = convert_dir(
-            &dir.join(format!("tiny-rwkv-{name}-FP32.bin")),
-            WeightDtype::F32,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("this build converts RWKV v4"), "{e}");
-    }
+    let e = convert_dir(&dir.join("tiny-rwkv-7v0-834K-FP32.bin"), WeightDtype::F32).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("this build converts RWKV v4, v5.1 and v5.2"),
+        "{e}"
+    );
 }

@@ -56,6 +56,12 @@ pub fn summarize(m: &Model<'_>) -> Summary {
             "norm_eps": c.norm_eps, "prenorm": c.prenorm, "output": if c.glu { "glu" } else { "linear" },
             "final_norm": c.final_norm, "head": format!("{:?}", c.head).to_lowercase() }),
         ),
+        Arch::Rwkv5(c) => (
+            if c.gated { "rwkv5.2" } else { "rwkv5.1" },
+            serde_json::json!({
+            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "n_heads": c.n_heads,
+            "head_size": c.head_size, "norm_eps": c.norm_eps, "group_norm_eps": c.group_norm_eps }),
+        ),
         Arch::Rwkv4(c) => (
             "rwkv4",
             serde_json::json!({

@@ -292,27 +292,20 @@ impl<'a> RwkvCppFile<'a> {
     }
 }
 
-/// Converts an rwkv.cpp file into a model blob. RWKV v4 is supported; the other versions are
-/// recognised and refused with a clear message until their blocks land.
+/// Converts an rwkv.cpp file into a model blob. RWKV v4, v5.1 and v5.2 are supported; v6 and
+/// v7 are recognised and refused with a clear message until their blocks land.
 pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>, ToolError> {
-    use tinyssm_core::{Arch, Config, Role, RwkvConfig};
+    use tinyssm_core::{Arch, Config, Role, Rwkv5Config, RwkvConfig};
     use tinyssm_host::{write_blob, TensorData};
 
     let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
     let f = RwkvCppFile::parse(&bytes, path)?;
-    let version = f.version().map_err(|msg| ToolError::Config {
+    let cfg_err = |msg: String| ToolError::Config {
         path: path.to_path_buf(),
         msg,
-    })?;
-    if version != RwkvVersion::V4 {
-        return Err(ToolError::Unsupported {
-            path: path.to_path_buf(),
-            what: format!(
-                "RWKV {version:?} (this build converts RWKV v4; v5, v6 and v7 are in progress)"
-            ),
-        });
-    }
-    let (v, d) = (f.n_vocab as usize, f.n_embed as usize);
+    };
+    let version = f.version().map_err(cfg_err)?;
+    let d = f.n_embed as usize;
     let d_ffn = f
         .tensors
         .get("blocks.0.ffn.key.weight")
@@ -321,19 +314,43 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             name: "blocks.0.ffn.key.weight".into(),
             expected: vec![0, d],
         })?;
+    let arch = match version {
+        RwkvVersion::V4 => {
+            Arch::Rwkv4(RwkvConfig { d_model: f.n_embed, d_ffn: d_ffn as u32, vocab_size: f.n_vocab, norm_eps: 1e-5 })
+        }
+        RwkvVersion::V5_1 | RwkvVersion::V5_2 => {
+            let n_heads = f
+                .tensors
+                .get("blocks.0.att.time_decay")
+                .and_then(|t| t.shape.first().copied())
+                .filter(|&h| h > 0 && d.is_multiple_of(h))
+                .ok_or_else(|| cfg_err("cannot infer the head count from blocks.0.att.time_decay".into()))?;
+            let gated = version == RwkvVersion::V5_2;
+            Arch::Rwkv5(Rwkv5Config {
+                d_model: f.n_embed,
+                d_ffn: d_ffn as u32,
+                vocab_size: f.n_vocab,
+                n_heads: n_heads as u32,
+                head_size: (d / n_heads) as u32,
+                gated,
+                norm_eps: 1e-5,
+                // rwkv.cpp's group norm uses 1e-5 for v5.1 and v5.2 alike (its expected
+                // logits confirm it: 64e-5 is off by ~1 in the v5.2 logits).
+                group_norm_eps: 1e-5,
+            })
+        }
+        other => {
+            return Err(ToolError::Unsupported {
+                path: path.to_path_buf(),
+                what: format!("RWKV {other:?} (this build converts RWKV v4, v5.1 and v5.2; v6 and v7 are in progress)"),
+            })
+        }
+    };
     let config = Config {
         n_layers: f.n_layer,
-        arch: Arch::Rwkv4(RwkvConfig {
-            d_model: f.n_embed,
-            d_ffn: d_ffn as u32,
-            vocab_size: f.n_vocab,
-            norm_eps: 1e-5,
-        }),
+        arch,
     };
-    config.validate().map_err(|e| ToolError::Config {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })?;
+    config.validate().map_err(|e| cfg_err(e.to_string()))?;
     write_blob(&config, |spec| -> Result<TensorData, ToolError> {
         let b = spec
             .layer
@@ -350,16 +367,22 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             Role::NormBias => format!("{b}ln1.bias"),
             Role::Norm2 => format!("{b}ln2.weight"),
             Role::Norm2Bias => format!("{b}ln2.bias"),
-            // rwkv.cpp's converter stores v4's decay as -exp(time_decay) already.
+            // rwkv.cpp's converter stores the decay already transformed (v4: -exp(time_decay),
+            // v5: exp(-exp(time_decay))) and v5.1's time_first as exp(time_first).
             Role::TimeDecay => format!("{b}att.time_decay"),
+            Role::TimeFirst if version == RwkvVersion::V5_2 => format!("{b}att.time_faaaa"),
             Role::TimeFirst => format!("{b}att.time_first"),
             Role::AttMixK => format!("{b}att.time_mix_k"),
             Role::AttMixV => format!("{b}att.time_mix_v"),
             Role::AttMixR => format!("{b}att.time_mix_r"),
+            Role::AttMixG => format!("{b}att.time_mix_g"),
             Role::AttKey => format!("{b}att.key.weight"),
             Role::AttValue => format!("{b}att.value.weight"),
             Role::AttReceptance => format!("{b}att.receptance.weight"),
+            Role::AttGate => format!("{b}att.gate.weight"),
             Role::AttOutput => format!("{b}att.output.weight"),
+            Role::LnX => format!("{b}att.ln_x.weight"),
+            Role::LnXBias => format!("{b}att.ln_x.bias"),
             Role::FfnMixK => format!("{b}ffn.time_mix_k"),
             Role::FfnMixR => format!("{b}ffn.time_mix_r"),
             Role::FfnKey => format!("{b}ffn.key.weight"),
@@ -376,8 +399,17 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             .iter()
             .map(|&x| x as usize)
             .collect();
-        let vals = f.get(&name, &shape)?;
-        let _ = (v, d);
+        let per_head = matches!(spec.role, Role::TimeDecay | Role::TimeFirst) && shape.len() == 2;
+        let vals = match f.tensors.get(&name) {
+            // v5.1 stores one decay/bonus per head: broadcast over the head's key index.
+            Some(t) if per_head && t.shape.iter().product::<usize>() == shape[0] => {
+                let per = f.get(&name, &[shape[0]])?;
+                per.iter()
+                    .flat_map(|&x| std::iter::repeat_n(x, shape[1]))
+                    .collect()
+            }
+            _ => f.get(&name, &shape)?,
+        };
         Ok(if spec.role.is_matrix() {
             TensorData::from_f32(vals, w.dtype())
         } else {
