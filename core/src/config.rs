@@ -107,6 +107,23 @@ pub struct Rwkv5Config {
     pub group_norm_eps: f32,
 }
 
+/// RWKV v7 ("Goose") configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rwkv7Config {
+    pub d_model: u32,
+    pub d_ffn: u32,
+    pub vocab_size: u32,
+    pub head_size: u32,
+    /// Low-rank sizes of the decay (w), in-context learning rate (a), value residual (v)
+    /// and gate (g) projections.
+    pub d_lora_w: u32,
+    pub d_lora_a: u32,
+    pub d_lora_v: u32,
+    pub d_lora_g: u32,
+    pub norm_eps: f32,
+    pub group_norm_eps: f32,
+}
+
 /// Architecture and its dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Arch {
@@ -117,6 +134,8 @@ pub enum Arch {
     Rwkv4(RwkvConfig),
     /// RWKV v5.1 / v5.2: multi-head matrix-valued state, per-head group norm.
     Rwkv5(Rwkv5Config),
+    /// RWKV v7: generalized delta rule state update, value residual, gates.
+    Rwkv7(Rwkv7Config),
 }
 
 /// The whole model configuration as stored in the header.
@@ -235,6 +254,22 @@ roles! {
     AttGate = 46, "att.gate", true;
     LnX = 47, "att.ln_x.weight", false;
     LnXBias = 48, "att.ln_x.bias", false;
+    /// RWKV v7 token-shift mixes for r, w, k, v, a, g: [6, D].
+    XRwkvag = 49, "att.x_rwkvag", false;
+    W0 = 50, "att.w0", false;
+    W1 = 51, "att.w1", false;
+    W2 = 52, "att.w2", false;
+    A0 = 53, "att.a0", false;
+    A1 = 54, "att.a1", false;
+    A2 = 55, "att.a2", false;
+    V0 = 56, "att.v0", false;
+    V1 = 57, "att.v1", false;
+    V2 = 58, "att.v2", false;
+    G1 = 59, "att.g1", false;
+    G2 = 60, "att.g2", false;
+    KK = 61, "att.k_k", false;
+    KA = 62, "att.k_a", false;
+    RK = 63, "att.r_k", false;
 }
 
 /// Where a tensor belongs: `None` = model-global.
@@ -270,14 +305,14 @@ impl TensorSpec {
 /// Fixed-capacity list of roles (no allocation).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RoleList {
-    roles: [Role; 24],
+    roles: [Role; 32],
     len: usize,
 }
 
 impl RoleList {
     const fn new() -> Self {
         RoleList {
-            roles: [Role::Embedding; 24],
+            roles: [Role::Embedding; 32],
             len: 0,
         }
     }
@@ -386,6 +421,20 @@ impl Config {
                 }
                 eps(c.norm_eps)?;
             }
+            Arch::Rwkv7(c) => {
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_ffn, "d_ffn must be in 1..=2^24")?;
+                pos(c.vocab_size, "vocab_size must be in 1..=2^24")?;
+                pos(c.head_size, "head_size must be in 1..=2^24")?;
+                for v in [c.d_lora_w, c.d_lora_a, c.d_lora_v, c.d_lora_g] {
+                    pos(v, "low-rank sizes must be in 1..=2^24")?;
+                }
+                if !c.d_model.is_multiple_of(c.head_size) {
+                    return Err(FormatError::BadConfig("head_size must divide d_model"));
+                }
+                eps(c.norm_eps)?;
+                eps(c.group_norm_eps)?;
+            }
             Arch::Rwkv5(c) => {
                 pos(c.d_model, "d_model must be in 1..=2^24")?;
                 pos(c.d_ffn, "d_ffn must be in 1..=2^24")?;
@@ -432,7 +481,7 @@ impl Config {
                 l.push_if(true, Role::Decoder);
                 l.push_if(true, Role::DecoderBias);
             }
-            Arch::Rwkv4(_) | Arch::Rwkv5(_) => {
+            Arch::Rwkv4(_) | Arch::Rwkv5(_) | Arch::Rwkv7(_) => {
                 for r in [
                     Role::Embedding,
                     Role::Ln0,
@@ -507,6 +556,40 @@ impl Config {
                     Role::FfnKey,
                     Role::FfnValue,
                     Role::FfnReceptance,
+                ] {
+                    l.push_if(true, r);
+                }
+            }
+            Arch::Rwkv7(_) => {
+                for r in [
+                    Role::Norm,
+                    Role::NormBias,
+                    Role::Norm2,
+                    Role::Norm2Bias,
+                    Role::XRwkvag,
+                    Role::W0,
+                    Role::W1,
+                    Role::W2,
+                    Role::A0,
+                    Role::A1,
+                    Role::A2,
+                    Role::V0,
+                    Role::V1,
+                    Role::V2,
+                    Role::G1,
+                    Role::G2,
+                    Role::KK,
+                    Role::KA,
+                    Role::RK,
+                    Role::AttReceptance,
+                    Role::AttKey,
+                    Role::AttValue,
+                    Role::AttOutput,
+                    Role::LnX,
+                    Role::LnXBias,
+                    Role::FfnMixK,
+                    Role::FfnKey,
+                    Role::FfnValue,
                 ] {
                     l.push_if(true, r);
                 }
@@ -656,6 +739,24 @@ impl Config {
                 FfnValue => s2(c.d_model, c.d_ffn),
                 _ => return None,
             },
+            Arch::Rwkv7(c) => match role {
+                Embedding | LmHead => s2(c.vocab_size, c.d_model),
+                Ln0 | Ln0Bias | NormF | NormFBias | Norm | NormBias | Norm2 | Norm2Bias | W0
+                | A0 | V0 | KK | KA | RK | LnX | LnXBias | FfnMixK => s1(c.d_model),
+                XRwkvag => s2(6, c.d_model),
+                W1 => s2(c.d_lora_w, c.d_model),
+                W2 => s2(c.d_model, c.d_lora_w),
+                A1 => s2(c.d_lora_a, c.d_model),
+                A2 => s2(c.d_model, c.d_lora_a),
+                V1 => s2(c.d_lora_v, c.d_model),
+                V2 => s2(c.d_model, c.d_lora_v),
+                G1 => s2(c.d_lora_g, c.d_model),
+                G2 => s2(c.d_model, c.d_lora_g),
+                AttKey | AttValue | AttReceptance | AttOutput => s2(c.d_model, c.d_model),
+                FfnKey => s2(c.d_ffn, c.d_model),
+                FfnValue => s2(c.d_model, c.d_ffn),
+                _ => return None,
+            },
             Arch::Rwkv5(c) => match role {
                 Embedding | LmHead => s2(c.vocab_size, c.d_model),
                 Ln0 | Ln0Bias | NormF | NormFBias | Norm | NormBias | Norm2 | Norm2Bias
@@ -680,6 +781,7 @@ impl Config {
             Arch::Mamba2(c) => Some(c.vocab_size),
             Arch::Rwkv4(c) => Some(c.vocab_size),
             Arch::Rwkv5(c) => Some(c.vocab_size),
+            Arch::Rwkv7(c) => Some(c.vocab_size),
             Arch::S4d(_) => None,
         }
     }
@@ -699,6 +801,7 @@ impl Config {
             Arch::Mamba2(c) => c.vocab_size as usize,
             Arch::Rwkv4(c) => c.vocab_size as usize,
             Arch::Rwkv5(c) => c.vocab_size as usize,
+            Arch::Rwkv7(c) => c.vocab_size as usize,
             Arch::S4d(c) => c.d_output as usize,
         }
     }
@@ -740,6 +843,18 @@ impl Config {
                 let state = m(5, c.d_model as u64)?;
                 // x, ln, xm, r, k, v, o + ffn hidden
                 let scratch = a(m(7, c.d_model as u64)?, c.d_ffn as u64)?;
+                (state, scratch)
+            }
+            Arch::Rwkv7(c) => {
+                // att_xx, heads × N × N, ffn_xx
+                let d = c.d_model as u64;
+                let state = a(m(2, d)?, m(d, c.head_size as u64)?)?;
+                // x, ln, xm, r, w, k, v, a, g, kk, v_first, o + low-rank + ffn hidden
+                let lora = [c.d_lora_w, c.d_lora_a, c.d_lora_v, c.d_lora_g]
+                    .into_iter()
+                    .max()
+                    .unwrap_or(0);
+                let scratch = a(a(m(12, d)?, lora as u64)?, c.d_ffn as u64)?;
                 (state, scratch)
             }
             Arch::Rwkv5(c) => {

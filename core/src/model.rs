@@ -219,6 +219,9 @@ impl<'a> Model<'a> {
                 crate::mamba2::step(self, c, t, state, scratch, out)
             }
             (Arch::S4d(c), Input::Vector(x)) => crate::s4d::step(self, c, x, state, scratch, out),
+            (Arch::Rwkv7(c), Input::Token(t)) => {
+                crate::rwkv7::step(self, c, t, state, scratch, out)
+            }
             (Arch::Rwkv5(c), Input::Token(t)) => {
                 crate::rwkv5::step(self, c, t, state, scratch, out)
             }
@@ -300,6 +303,7 @@ impl<'a> Model<'a> {
             Arch::S4d(c) => l * (c.d_model as u64 * c.d_state as u64 / 2 * 6),
             Arch::Rwkv4(c) => l * (c.d_model as u64 * 12),
             Arch::Rwkv5(c) => l * (c.d_model as u64 * c.head_size as u64 * 3),
+            Arch::Rwkv7(c) => l * (c.d_model as u64 * c.head_size as u64 * 4),
         };
         macs
     }

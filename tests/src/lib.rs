@@ -94,7 +94,8 @@ pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<Aligne
 /// A few small configurations covering every architecture and option.
 pub mod configs {
     use tinyssm_core::{
-        Arch, Config, HeadKind, Mamba1Config, Mamba2Config, Rwkv5Config, RwkvConfig, S4dConfig,
+        Arch, Config, HeadKind, Mamba1Config, Mamba2Config, Rwkv5Config, Rwkv7Config, RwkvConfig,
+        S4dConfig,
     };
 
     pub fn mamba1() -> Config {
@@ -180,6 +181,23 @@ pub mod configs {
             }),
         }
     }
+    pub fn rwkv7() -> Config {
+        Config {
+            n_layers: 3,
+            arch: Arch::Rwkv7(Rwkv7Config {
+                d_model: 24,
+                d_ffn: 40,
+                vocab_size: 50,
+                head_size: 8,
+                d_lora_w: 6,
+                d_lora_a: 6,
+                d_lora_v: 4,
+                d_lora_g: 5,
+                norm_eps: 1e-5,
+                group_norm_eps: 64e-5,
+            }),
+        }
+    }
     pub fn all() -> Vec<(&'static str, Config)> {
         vec![
             ("mamba1", mamba1()),
@@ -188,6 +206,7 @@ pub mod configs {
             ("rwkv4", rwkv4()),
             ("rwkv5.1", rwkv5(false)),
             ("rwkv5.2", rwkv5(true)),
+            ("rwkv7", rwkv7()),
         ]
     }
 }

@@ -89,12 +89,7 @@ fn rwkv5_2_matches_rwkv_cpp_expected_logits() {
 }
 
 #[test]
-fn other_rwkv_versions_are_refused_clearly_for_now() {
+fn rwkv7_matches_rwkv_cpp_expected_logits() {
     let Some(dir) = rwkv_dir() else { return };
-    let e = convert_dir(&dir.join("tiny-rwkv-7v0-834K-FP32.bin"), WeightDtype::F32).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("this build converts RWKV v4, v5.1 and v5.2"),
-        "{e}"
-    );
+    check(&dir, "7v0-834K");
 }

@@ -62,6 +62,13 @@ pub fn summarize(m: &Model<'_>) -> Summary {
             "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "n_heads": c.n_heads,
             "head_size": c.head_size, "norm_eps": c.norm_eps, "group_norm_eps": c.group_norm_eps }),
         ),
+        Arch::Rwkv7(c) => (
+            "rwkv7",
+            serde_json::json!({
+            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "head_size": c.head_size,
+            "d_lora": [c.d_lora_w, c.d_lora_a, c.d_lora_v, c.d_lora_g], "norm_eps": c.norm_eps,
+            "group_norm_eps": c.group_norm_eps }),
+        ),
         Arch::Rwkv4(c) => (
             "rwkv4",
             serde_json::json!({

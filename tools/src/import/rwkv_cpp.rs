@@ -295,7 +295,7 @@ impl<'a> RwkvCppFile<'a> {
 /// Converts an rwkv.cpp file into a model blob. RWKV v4, v5.1 and v5.2 are supported; v6 and
 /// v7 are recognised and refused with a clear message until their blocks land.
 pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>, ToolError> {
-    use tinyssm_core::{Arch, Config, Role, Rwkv5Config, RwkvConfig};
+    use tinyssm_core::{Arch, Config, Role, Rwkv5Config, Rwkv7Config, RwkvConfig};
     use tinyssm_host::{write_blob, TensorData};
 
     let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
@@ -339,10 +339,37 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
                 group_norm_eps: 1e-5,
             })
         }
+        RwkvVersion::V7 => {
+            let first = |name: &str| f.tensors.get(name).and_then(|t| t.shape.first().copied());
+            let missing = |name: &str| ToolError::MissingTensor { name: name.into(), expected: vec![0, d] };
+            let lw = first("blocks.0.att.w1").ok_or_else(|| missing("blocks.0.att.w1"))?;
+            let la = first("blocks.0.att.a1").ok_or_else(|| missing("blocks.0.att.a1"))?;
+            let lg = first("blocks.0.att.g1").ok_or_else(|| missing("blocks.0.att.g1"))?;
+            // Layer 0 has no value-residual projection; a one-layer model has none at all.
+            let lv = first("blocks.1.att.v1").unwrap_or(1);
+            let head_size = f
+                .tensors
+                .get("blocks.0.att.r_k")
+                .and_then(|t| t.shape.last().copied())
+                .filter(|&nn| nn > 0 && d.is_multiple_of(nn))
+                .ok_or_else(|| cfg_err("cannot infer the head size from blocks.0.att.r_k".into()))?;
+            Arch::Rwkv7(Rwkv7Config {
+                d_model: f.n_embed,
+                d_ffn: d_ffn as u32,
+                vocab_size: f.n_vocab,
+                head_size: head_size as u32,
+                d_lora_w: lw as u32,
+                d_lora_a: la as u32,
+                d_lora_v: lv as u32,
+                d_lora_g: lg as u32,
+                norm_eps: 1e-5,
+                group_norm_eps: 64e-5,
+            })
+        }
         other => {
             return Err(ToolError::Unsupported {
                 path: path.to_path_buf(),
-                what: format!("RWKV {other:?} (this build converts RWKV v4, v5.1 and v5.2; v6 and v7 are in progress)"),
+                what: format!("RWKV {other:?} (this build converts RWKV v4, v5.1, v5.2 and v7; v6 is in progress)"),
             })
         }
     };
@@ -383,6 +410,22 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             Role::AttOutput => format!("{b}att.output.weight"),
             Role::LnX => format!("{b}att.ln_x.weight"),
             Role::LnXBias => format!("{b}att.ln_x.bias"),
+            Role::FfnMixK if version == RwkvVersion::V7 => format!("{b}ffn.x_k"),
+            Role::XRwkvag => format!("{b}att.x_rwkvag"),
+            Role::W0 => format!("{b}att.w0"),
+            Role::W1 => format!("{b}att.w1"),
+            Role::W2 => format!("{b}att.w2"),
+            Role::A0 => format!("{b}att.a0"),
+            Role::A1 => format!("{b}att.a1"),
+            Role::A2 => format!("{b}att.a2"),
+            Role::V0 => format!("{b}att.v0"),
+            Role::V1 => format!("{b}att.v1"),
+            Role::V2 => format!("{b}att.v2"),
+            Role::G1 => format!("{b}att.g1"),
+            Role::G2 => format!("{b}att.g2"),
+            Role::KK => format!("{b}att.k_k"),
+            Role::KA => format!("{b}att.k_a"),
+            Role::RK => format!("{b}att.r_k"),
             Role::FfnMixK => format!("{b}ffn.time_mix_k"),
             Role::FfnMixR => format!("{b}ffn.time_mix_r"),
             Role::FfnKey => format!("{b}ffn.key.weight"),
@@ -400,7 +443,12 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             .map(|&x| x as usize)
             .collect();
         let per_head = matches!(spec.role, Role::TimeDecay | Role::TimeFirst) && shape.len() == 2;
+        let value_residual = matches!(spec.role, Role::V0 | Role::V1 | Role::V2);
         let vals = match f.tensors.get(&name) {
+            // Layer 0 of RWKV v7 has no value-residual tensors: store zeros (unused there).
+            None if value_residual && spec.layer == Some(0) => {
+                vec![0.0; shape.iter().product()]
+            }
             // v5.1 stores one decay/bonus per head: broadcast over the head's key index.
             Some(t) if per_head && t.shape.iter().product::<usize>() == shape[0] => {
                 let per = f.get(&name, &[shape[0]])?;
