@@ -205,7 +205,7 @@ fn m130(c: &mut Criterion) {
     g.finish();
 }
 
-/// The real tiny RWKV models from `$TINYSSM_DATA/rwkv-tiny` (rwkv.cpp's test models), as
+/// The real tiny RWKV models (v4, v5.1, v5.2, v7) from `$TINYSSM_DATA/rwkv-tiny` (rwkv.cpp's test models), as
 /// converted by `tinyssm convert`; f16 weights from the FP16 files.
 fn rwkv_tiny(c: &mut Criterion) {
     let dir = tinyssm_tests::data_dir().join("rwkv-tiny");
@@ -215,10 +215,12 @@ fn rwkv_tiny(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("rwkv_tiny");
     g.throughput(Throughput::Elements(1));
-    for (file, w) in [
-        ("4v0-660K-FP32", tinyssm_tools::WeightDtype::F32),
-        ("4v0-660K-FP16", tinyssm_tools::WeightDtype::F16),
-    ] {
+    let mut files = Vec::new();
+    for name in ["4v0-660K", "5v1-730K", "5v2-730K", "7v0-834K"] {
+        files.push((format!("{name}-FP32"), tinyssm_tools::WeightDtype::F32));
+        files.push((format!("{name}-FP16"), tinyssm_tools::WeightDtype::F16));
+    }
+    for (file, w) in files {
         let blob = tinyssm_tools::convert_dir(&dir.join(format!("tiny-rwkv-{file}.bin")), w)
             .expect("convert");
         let buf = tinyssm_host::AlignedBuf::from_bytes(&blob);
@@ -232,7 +234,7 @@ fn rwkv_tiny(c: &mut Criterion) {
         let mut b = bufs(&m);
         m.reset(&mut b.st).expect("reset");
         let mut t = 0u32;
-        g.bench_function(BenchmarkId::new("v4", file), |bch| {
+        g.bench_function(BenchmarkId::new("rwkv", &file), |bch| {
             bch.iter(|| {
                 t = t.wrapping_add(1);
                 step(&m, &mut b, t)
