@@ -60,6 +60,21 @@ enum Cmd {
         #[arg(long)]
         reference_kernels: bool,
     },
+    /// Generate text with a byte-level language model: feed the prompt, then produce tokens.
+    Generate {
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// 0 = greedy (argmax); otherwise sample from softmax(logits / temperature).
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Seed of the sampler (used when temperature > 0).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Emit Rust `const`s (buffer sizes) for firmware that declares `static` buffers.
     Codegen {
         model: PathBuf,
@@ -163,6 +178,21 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     if d > 8 { ", ..." } else { "" }
                 );
             }
+            Ok(())
+        }
+        Cmd::Generate {
+            model,
+            prompt,
+            tokens,
+            temperature,
+            seed,
+        } => {
+            let mf = ModelFile::open(&model)?;
+            let ids = io::text_tokens(&prompt);
+            let out =
+                tinyssm_tools::generate::generate(mf.model(), &ids, tokens, temperature, seed)?;
+            let bytes: Vec<u8> = out.iter().map(|&t| t.min(255) as u8).collect();
+            println!("{}{}", prompt, String::from_utf8_lossy(&bytes));
             Ok(())
         }
         Cmd::Codegen { model, out } => {
