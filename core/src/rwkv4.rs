@@ -52,14 +52,7 @@ pub(crate) fn step(
     let v = take(&mut s, d)?;
     let o = take(&mut s, d)?;
     let kf = take(&mut s, f)?;
-    embed(m.w(None, Role::Embedding)?, token as usize, d, ln)?;
-    kernels::layer_norm(
-        ln,
-        m.f32s(None, Role::Ln0)?,
-        m.f32s(None, Role::Ln0Bias)?,
-        eps,
-        x,
-    );
+    embed_ln0(m, token, d, eps, ln, x)?;
 
     for (l, st) in state.chunks_exact_mut(5 * d).enumerate() {
         let li = Some(l as u16);
@@ -111,14 +104,7 @@ pub(crate) fn step(
 
         channel_mix(m, li, eps, x, ln, xm, r, kf, o, ffn_xx)?;
     }
-    kernels::layer_norm(
-        x,
-        m.f32s(None, Role::NormF)?,
-        m.f32s(None, Role::NormFBias)?,
-        eps,
-        ln,
-    );
-    linear(k, m.w(None, Role::LmHead)?, ln, None, out)
+    head(m, eps, x, ln, out)
 }
 
 /// The channel-mix block shared by RWKV v4 and v5: `x += σ(Wr·xr) ⊙ Wv·relu(Wk·xk)²`.
@@ -157,4 +143,42 @@ pub(crate) fn channel_mix(
         *xv += kernels::sigmoid(k, *rv) * *ov;
     }
     Ok(())
+}
+
+/// Embedding row and `ln0` (shared by every RWKV version).
+pub(crate) fn embed_ln0(
+    m: &Model<'_>,
+    token: u32,
+    d: usize,
+    eps: f32,
+    tmp: &mut [f32],
+    x: &mut [f32],
+) -> Result<(), StepError> {
+    embed(m.w(None, Role::Embedding)?, token as usize, d, tmp)?;
+    kernels::layer_norm(
+        tmp,
+        m.f32s(None, Role::Ln0)?,
+        m.f32s(None, Role::Ln0Bias)?,
+        eps,
+        x,
+    );
+    Ok(())
+}
+
+/// `ln_out` and the head (shared by every RWKV version).
+pub(crate) fn head(
+    m: &Model<'_>,
+    eps: f32,
+    x: &[f32],
+    ln: &mut [f32],
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    kernels::layer_norm(
+        x,
+        m.f32s(None, Role::NormF)?,
+        m.f32s(None, Role::NormFBias)?,
+        eps,
+        ln,
+    );
+    linear(m.kernels(), m.w(None, Role::LmHead)?, ln, None, out)
 }

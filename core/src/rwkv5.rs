@@ -8,8 +8,8 @@ use crate::config::{Role, Rwkv5Config};
 use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::linear;
-use crate::model::{embed, take, Model};
-use crate::rwkv4::{channel_mix, mix};
+use crate::model::{take, Model};
+use crate::rwkv4::{channel_mix, embed_ln0, head, mix};
 
 pub(crate) fn step(
     m: &Model<'_>,
@@ -42,14 +42,7 @@ pub(crate) fn step(
         None
     };
     let kf = take(&mut s, f)?;
-    embed(m.w(None, Role::Embedding)?, token as usize, d, ln)?;
-    kernels::layer_norm(
-        ln,
-        m.f32s(None, Role::Ln0)?,
-        m.f32s(None, Role::Ln0Bias)?,
-        eps,
-        x,
-    );
+    embed_ln0(m, token, d, eps, ln, x)?;
 
     let per_layer = 2 * d + d * hs;
     for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
@@ -120,12 +113,5 @@ pub(crate) fn step(
         }
         channel_mix(m, li, eps, x, ln, xm, r, kf, o, ffn_xx)?;
     }
-    kernels::layer_norm(
-        x,
-        m.f32s(None, Role::NormF)?,
-        m.f32s(None, Role::NormFBias)?,
-        eps,
-        ln,
-    );
-    linear(k, m.w(None, Role::LmHead)?, ln, None, out)
+    head(m, eps, x, ln, out)
 }

@@ -8,7 +8,8 @@ use crate::config::{Role, Rwkv7Config};
 use crate::error::StepError;
 use crate::kernels::{self, Kernels, Weights};
 use crate::layers::linear;
-use crate::model::{embed, take, Model};
+use crate::model::{take, Model};
+use crate::rwkv4::{embed_ln0, head};
 
 /// exp(-0.5): the decay is `exp(-e^{-1/2} · sigmoid(w0 + lora(x)))`.
 const W_SCALE: f32 = 0.606_530_66;
@@ -79,14 +80,7 @@ pub(crate) fn step(
     let o = take(&mut s, d)?;
     let tmp = take(&mut s, lr)?;
     let kf = take(&mut s, f)?;
-    embed(m.w(None, Role::Embedding)?, token as usize, d, ln)?;
-    kernels::layer_norm(
-        ln,
-        m.f32s(None, Role::Ln0)?,
-        m.f32s(None, Role::Ln0Bias)?,
-        eps,
-        x,
-    );
+    embed_ln0(m, token, d, eps, ln, x)?;
 
     let per_layer = 2 * d + d * n;
     for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
@@ -263,12 +257,5 @@ pub(crate) fn step(
             *xv += *ov;
         }
     }
-    kernels::layer_norm(
-        x,
-        m.f32s(None, Role::NormF)?,
-        m.f32s(None, Role::NormFBias)?,
-        eps,
-        ln,
-    );
-    linear(k, m.w(None, Role::LmHead)?, ln, None, out)
+    head(m, eps, x, ln, out)
 }
