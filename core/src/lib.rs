@@ -1,7 +1,8 @@
 //! # tinyssm-core
 //!
 //! `#![no_std]`, allocation-free, panic-free recurrent runtime for trained state space
-//! models: Mamba-1, Mamba-2 and S4D, one token or sample per step, in fixed memory.
+//! models: Mamba-1, Mamba-2, S4D and RWKV (v4, v5.1, v5.2, v7), one token or sample per step, in
+//! fixed memory.
 //!
 //! ```text
 //! use tinyssm_core::{include_model, Model};
