@@ -68,7 +68,11 @@ pub fn weight_bytes_per_step(m: &Model<'_>) -> u64 {
                 let tied = match &m.config().arch {
                     Arch::Mamba1(c) => c.tied_embeddings,
                     Arch::Mamba2(c) => c.tied_embeddings,
-                    Arch::S4d(_) | Arch::Rwkv4(_) | Arch::Rwkv5(_) | Arch::Rwkv7(_) => false,
+                    Arch::S4d(_)
+                    | Arch::Rwkv4(_)
+                    | Arch::Rwkv5(_)
+                    | Arch::Rwkv6(_)
+                    | Arch::Rwkv7(_) => false,
                 };
                 total += if tied {
                     bytes

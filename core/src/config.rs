@@ -107,6 +107,23 @@ pub struct Rwkv5Config {
     pub group_norm_eps: f32,
 }
 
+/// RWKV v6 ("Finch") configuration: v5.2's heads and gate with data-dependent token
+/// shift (`time_maa_*` low-rank terms) and data-dependent decay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rwkv6Config {
+    pub d_model: u32,
+    pub d_ffn: u32,
+    pub vocab_size: u32,
+    pub n_heads: u32,
+    pub head_size: u32,
+    /// Low-rank size of each of the five token-shift terms (w, k, v, r, g).
+    pub d_lora_mix: u32,
+    /// Low-rank size of the decay term.
+    pub d_lora_decay: u32,
+    pub norm_eps: f32,
+    pub group_norm_eps: f32,
+}
+
 /// RWKV v7 ("Goose") configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rwkv7Config {
@@ -136,6 +153,8 @@ pub enum Arch {
     Rwkv5(Rwkv5Config),
     /// RWKV v7: generalized delta rule state update, value residual, gates.
     Rwkv7(Rwkv7Config),
+    /// RWKV v6: data-dependent token shift and decay on v5.2's multi-head state.
+    Rwkv6(Rwkv6Config),
 }
 
 /// The whole model configuration as stored in the header.
@@ -235,7 +254,8 @@ roles! {
     Ln0Bias = 28, "ln0.bias", false;
     Norm2 = 29, "ln2.weight", false;
     Norm2Bias = 30, "ln2.bias", false;
-    /// RWKV v4 decay, stored as w = -exp(time_decay).
+    /// RWKV decay: v4 stores w = -exp(time_decay), v5 exp(-exp(time_decay)) per head and
+    /// key index, v6 the raw `time_decay` (the step adds the data-dependent term).
     TimeDecay = 31, "att.time_decay", false;
     TimeFirst = 32, "att.time_first", false;
     AttMixK = 33, "att.time_mix_k", false;
@@ -270,6 +290,18 @@ roles! {
     KK = 61, "att.k_k", false;
     KA = 62, "att.k_a", false;
     RK = 63, "att.r_k", false;
+    /// RWKV v6 token-shift base mix `time_maa_x`: [D].
+    MaaX = 64, "att.time_maa_x", false;
+    /// RWKV v6 token-shift mixes `time_maa_{w,k,v,r,g}`: [5, D].
+    MaaWkvrg = 65, "att.time_maa_wkvrg", false;
+    /// RWKV v6 token-shift low-rank down projection: [5 * d_lora_mix, D].
+    MaaW1 = 66, "att.time_maa_w1", false;
+    /// RWKV v6 token-shift low-rank up projections: [5, D, d_lora_mix].
+    MaaW2 = 67, "att.time_maa_w2", false;
+    /// RWKV v6 decay low-rank down projection: [d_lora_decay, D].
+    DecayW1 = 68, "att.time_decay_w1", false;
+    /// RWKV v6 decay low-rank up projection: [D, d_lora_decay].
+    DecayW2 = 69, "att.time_decay_w2", false;
 }
 
 /// Where a tensor belongs: `None` = model-global.
@@ -435,6 +467,22 @@ impl Config {
                 eps(c.norm_eps)?;
                 eps(c.group_norm_eps)?;
             }
+            Arch::Rwkv6(c) => {
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_ffn, "d_ffn must be in 1..=2^24")?;
+                pos(c.vocab_size, "vocab_size must be in 1..=2^24")?;
+                pos(c.n_heads, "n_heads must be in 1..=2^24")?;
+                pos(c.head_size, "head_size must be in 1..=2^24")?;
+                pos(c.d_lora_mix, "low-rank sizes must be in 1..=2^24")?;
+                pos(c.d_lora_decay, "low-rank sizes must be in 1..=2^24")?;
+                if (c.n_heads as u64) * (c.head_size as u64) != c.d_model as u64 {
+                    return Err(FormatError::BadConfig(
+                        "n_heads * head_size must equal d_model",
+                    ));
+                }
+                eps(c.norm_eps)?;
+                eps(c.group_norm_eps)?;
+            }
             Arch::Rwkv5(c) => {
                 pos(c.d_model, "d_model must be in 1..=2^24")?;
                 pos(c.d_ffn, "d_ffn must be in 1..=2^24")?;
@@ -481,7 +529,7 @@ impl Config {
                 l.push_if(true, Role::Decoder);
                 l.push_if(true, Role::DecoderBias);
             }
-            Arch::Rwkv4(_) | Arch::Rwkv5(_) | Arch::Rwkv7(_) => {
+            Arch::Rwkv4(_) | Arch::Rwkv5(_) | Arch::Rwkv6(_) | Arch::Rwkv7(_) => {
                 for r in [
                     Role::Embedding,
                     Role::Ln0,
@@ -590,6 +638,36 @@ impl Config {
                     Role::FfnMixK,
                     Role::FfnKey,
                     Role::FfnValue,
+                ] {
+                    l.push_if(true, r);
+                }
+            }
+            Arch::Rwkv6(_) => {
+                for r in [
+                    Role::Norm,
+                    Role::NormBias,
+                    Role::Norm2,
+                    Role::Norm2Bias,
+                    Role::MaaX,
+                    Role::MaaWkvrg,
+                    Role::MaaW1,
+                    Role::MaaW2,
+                    Role::TimeDecay,
+                    Role::DecayW1,
+                    Role::DecayW2,
+                    Role::TimeFirst,
+                    Role::AttReceptance,
+                    Role::AttKey,
+                    Role::AttValue,
+                    Role::AttGate,
+                    Role::AttOutput,
+                    Role::LnX,
+                    Role::LnXBias,
+                    Role::FfnMixK,
+                    Role::FfnMixR,
+                    Role::FfnKey,
+                    Role::FfnValue,
+                    Role::FfnReceptance,
                 ] {
                     l.push_if(true, r);
                 }
@@ -757,6 +835,23 @@ impl Config {
                 FfnValue => s2(c.d_model, c.d_ffn),
                 _ => return None,
             },
+            Arch::Rwkv6(c) => match role {
+                Embedding | LmHead => s2(c.vocab_size, c.d_model),
+                Ln0 | Ln0Bias | NormF | NormFBias | Norm | NormBias | Norm2 | Norm2Bias | MaaX
+                | LnX | LnXBias | FfnMixK | FfnMixR => s1(c.d_model),
+                MaaWkvrg => s2(5, c.d_model),
+                MaaW1 => s2(mul(5, c.d_lora_mix)?, c.d_model),
+                MaaW2 => s3(5, c.d_model, c.d_lora_mix),
+                DecayW1 => s2(c.d_lora_decay, c.d_model),
+                DecayW2 => s2(c.d_model, c.d_lora_decay),
+                TimeDecay | TimeFirst => s2(c.n_heads, c.head_size),
+                AttKey | AttValue | AttReceptance | AttOutput | AttGate | FfnReceptance => {
+                    s2(c.d_model, c.d_model)
+                }
+                FfnKey => s2(c.d_ffn, c.d_model),
+                FfnValue => s2(c.d_model, c.d_ffn),
+                _ => return None,
+            },
             Arch::Rwkv5(c) => match role {
                 Embedding | LmHead => s2(c.vocab_size, c.d_model),
                 Ln0 | Ln0Bias | NormF | NormFBias | Norm | NormBias | Norm2 | Norm2Bias
@@ -781,6 +876,7 @@ impl Config {
             Arch::Mamba2(c) => Some(c.vocab_size),
             Arch::Rwkv4(c) => Some(c.vocab_size),
             Arch::Rwkv5(c) => Some(c.vocab_size),
+            Arch::Rwkv6(c) => Some(c.vocab_size),
             Arch::Rwkv7(c) => Some(c.vocab_size),
             Arch::S4d(_) => None,
         }
@@ -801,6 +897,7 @@ impl Config {
             Arch::Mamba2(c) => c.vocab_size as usize,
             Arch::Rwkv4(c) => c.vocab_size as usize,
             Arch::Rwkv5(c) => c.vocab_size as usize,
+            Arch::Rwkv6(c) => c.vocab_size as usize,
             Arch::Rwkv7(c) => c.vocab_size as usize,
             Arch::S4d(c) => c.d_output as usize,
         }
@@ -855,6 +952,15 @@ impl Config {
                     .max()
                     .unwrap_or(0);
                 let scratch = a(a(m(12, d)?, lora as u64)?, c.d_ffn as u64)?;
+                (state, scratch)
+            }
+            Arch::Rwkv6(c) => {
+                // att_xx, heads × S × S, ffn_xx
+                let d = c.d_model as u64;
+                let state = a(m(2, d)?, m(d, c.head_size as u64)?)?;
+                // x, ln, xm, m, r, k, v, g, w + low-rank + ffn hidden
+                let lora = a(m(5, c.d_lora_mix as u64)?, c.d_lora_decay as u64)?;
+                let scratch = a(a(m(9, d)?, lora)?, c.d_ffn as u64)?;
                 (state, scratch)
             }
             Arch::Rwkv5(c) => {

@@ -35,6 +35,14 @@ impl Weights<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Elements `start..start + len`, or `None` when out of range.
+    pub fn slice(&self, start: usize, len: usize) -> Option<Self> {
+        let r = start..start.checked_add(len)?;
+        Some(match self {
+            Weights::F32(w) => Weights::F32(w.get(r)?),
+            Weights::F16(w) => Weights::F16(w.get(r)?),
+        })
+    }
 }
 
 /// Scalar reference kernels.

@@ -28,6 +28,25 @@ pub(crate) fn linear(
     Ok(())
 }
 
+/// `out = B · f(A · x)` for a low-rank pair (A: [r, d], B: [d, r]); `tmp` ≥ r.
+pub(crate) fn lora(
+    k: Kernels,
+    a: Weights<'_>,
+    b: Weights<'_>,
+    x: &[f32],
+    tmp: &mut [f32],
+    f: impl Fn(f32) -> f32,
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    let r = a.len() / x.len().max(1);
+    let t = tmp.get_mut(..r).ok_or(StepError::Internal)?;
+    linear(k, a, x, None, t)?;
+    for v in t.iter_mut() {
+        *v = f(*v);
+    }
+    linear(k, b, t, None, out)
+}
+
 /// Causal depthwise conv1d step with SiLU, in place over `x` (one value per channel).
 ///
 /// `hist` holds, per channel, the previous `d_conv - 1` inputs oldest first; weight row

@@ -52,12 +52,13 @@ mod mamba2;
 mod model;
 mod rwkv4;
 mod rwkv5;
+mod rwkv6;
 mod rwkv7;
 mod s4d;
 
 pub use config::{
     Arch, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config, Role, Rwkv5Config,
-    Rwkv7Config, RwkvConfig, S4dConfig, Sizes, TensorSpec, MAX_D_CONV, MAX_LAYERS,
+    Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig, Sizes, TensorSpec, MAX_D_CONV, MAX_LAYERS,
 };
 pub use error::{FormatError, StepError};
 pub use kernels::{Kernels, Weights};

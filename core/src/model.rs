@@ -222,6 +222,9 @@ impl<'a> Model<'a> {
             (Arch::Rwkv7(c), Input::Token(t)) => {
                 crate::rwkv7::step(self, c, t, state, scratch, out)
             }
+            (Arch::Rwkv6(c), Input::Token(t)) => {
+                crate::rwkv6::step(self, c, t, state, scratch, out)
+            }
             (Arch::Rwkv5(c), Input::Token(t)) => {
                 crate::rwkv5::step(self, c, t, state, scratch, out)
             }
@@ -303,7 +306,18 @@ impl<'a> Model<'a> {
             Arch::S4d(c) => l * (c.d_model as u64 * c.d_state as u64 / 2 * 6),
             Arch::Rwkv4(c) => l * (c.d_model as u64 * 12),
             Arch::Rwkv5(c) => l * (c.d_model as u64 * c.head_size as u64 * 3),
-            Arch::Rwkv7(c) => l * (c.d_model as u64 * c.head_size as u64 * 4),
+            // WKV plus the low-rank shift and decay terms (not "matrix" roles: kept f32).
+            Arch::Rwkv6(c) => {
+                let d = c.d_model as u64;
+                l * (d * c.head_size as u64 * 3
+                    + 10 * d * c.d_lora_mix as u64
+                    + 2 * d * c.d_lora_decay as u64)
+            }
+            Arch::Rwkv7(c) => {
+                let d = c.d_model as u64;
+                let lora = (c.d_lora_w + c.d_lora_a + c.d_lora_v + c.d_lora_g) as u64;
+                l * (d * c.head_size as u64 * 4 + 2 * d * lora)
+            }
         };
         macs
     }

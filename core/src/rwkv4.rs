@@ -20,7 +20,17 @@ pub(crate) fn init_state(c: &RwkvConfig, state: &mut [f32]) {
     }
 }
 
-/// `out = x * m + prev * (1 - m)` (token shift).
+/// `out = x + (prev - x) * m` (the token-shift form of v6 and v7, `time_maa_*` / `x_*`).
+pub(crate) fn shift(x: &[f32], prev: &[f32], m: &[f32], out: &mut [f32]) {
+    for (((o, &xv), &pv), &mv) in out.iter_mut().zip(x).zip(prev).zip(m) {
+        *o = xv + (pv - xv) * mv;
+    }
+}
+
+/// How a block mixes the current and the previous input.
+pub(crate) type ShiftFn = fn(&[f32], &[f32], &[f32], &mut [f32]);
+
+/// `out = x * m + prev * (1 - m)` (token shift of v4 and v5, `time_mix_*`).
 pub(crate) fn mix(x: &[f32], prev: &[f32], m: &[f32], out: &mut [f32]) {
     for (((o, &xv), &pv), &mv) in out.iter_mut().zip(x).zip(prev).zip(m) {
         *o = xv * mv + pv * (1.0 - mv);
@@ -102,16 +112,18 @@ pub(crate) fn step(
             *xv += *ov;
         }
 
-        channel_mix(m, li, eps, x, ln, xm, r, kf, o, ffn_xx)?;
+        channel_mix(m, li, mix, eps, x, ln, xm, r, kf, o, ffn_xx)?;
     }
     head(m, eps, x, ln, out)
 }
 
-/// The channel-mix block shared by RWKV v4 and v5: `x += σ(Wr·xr) ⊙ Wv·relu(Wk·xk)²`.
+/// The channel-mix block shared by RWKV v4, v5 and v6: `x += σ(Wr·xr) ⊙ Wv·relu(Wk·xk)²`,
+/// `xr`/`xk` from the token shift `shift` (v4/v5 [`mix`], v6 [`shift`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn channel_mix(
     m: &Model<'_>,
     li: Option<u16>,
+    shift: ShiftFn,
     eps: f32,
     x: &mut [f32],
     ln: &mut [f32],
@@ -129,9 +141,9 @@ pub(crate) fn channel_mix(
         eps,
         ln,
     );
-    mix(ln, ffn_xx, m.f32s(li, Role::FfnMixR)?, xm);
+    shift(ln, ffn_xx, m.f32s(li, Role::FfnMixR)?, xm);
     linear(k, m.w(li, Role::FfnReceptance)?, xm, None, r)?;
-    mix(ln, ffn_xx, m.f32s(li, Role::FfnMixK)?, xm);
+    shift(ln, ffn_xx, m.f32s(li, Role::FfnMixK)?, xm);
     linear(k, m.w(li, Role::FfnKey)?, xm, None, kf)?;
     ffn_xx.copy_from_slice(ln);
     for h in kf.iter_mut() {

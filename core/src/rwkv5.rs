@@ -27,7 +27,7 @@ pub(crate) fn step(
     }
     let k: Kernels = m.kernels();
     let (d, f, eps) = (c.d_model as usize, c.d_ffn as usize, c.norm_eps);
-    let (nh, hs) = (c.n_heads as usize, c.head_size as usize);
+    let hs = c.head_size as usize;
     let mut s = scratch;
     let x = take(&mut s, d)?;
     let ln = take(&mut s, d)?;
@@ -71,47 +71,93 @@ pub(crate) fn step(
         att_xx.copy_from_slice(ln);
         let w = m.f32s(li, Role::TimeDecay)?;
         let u = m.f32s(li, Role::TimeFirst)?;
-        if w.len() != d || u.len() != d || heads.len() != d * hs {
-            return Err(StepError::Internal);
-        }
-        // o = per-head WKV output.
-        o.fill(0.0);
-        for h in 0..nh {
-            let base = h * hs;
-            let sh = &mut heads[base * hs..(base + hs) * hs];
-            let oh = &mut o[base..base + hs];
-            let vh = &v[base..base + hs];
-            for i in 0..hs {
-                let (ri, ki, ui, wi) = (r[base + i], kk[base + i], u[base + i], w[base + i]);
-                let row = &mut sh[i * hs..(i + 1) * hs];
-                for ((oj, sij), &vj) in oh.iter_mut().zip(row.iter_mut()).zip(vh) {
-                    let a = ki * vj;
-                    *oj += ri * (ui * a + *sij);
-                    *sij = a + wi * *sij;
-                }
-            }
-        }
+        wkv(heads, r, kk, v, u, w, hs, o)?;
         // Group norm per head (into `r`, free now), then the gate (v5.2).
         let lw = m.f32s(li, Role::LnX)?;
         let lb = m.f32s(li, Role::LnXBias)?;
-        for (((oh, rh), wh), bh) in o
-            .chunks_exact(hs)
-            .zip(r.chunks_exact_mut(hs))
-            .zip(lw.chunks_exact(hs))
-            .zip(lb.chunks_exact(hs))
-        {
-            kernels::layer_norm(oh, wh, bh, c.group_norm_eps, rh);
-        }
-        if let Some(g) = g.as_deref() {
-            for (rv, &gv) in r.iter_mut().zip(g.iter()) {
-                *rv *= kernels::silu(k, gv);
-            }
-        }
+        group_norm_gate(k, o, lw, lb, c.group_norm_eps, hs, g.as_deref(), r)?;
         linear(k, m.w(li, Role::AttOutput)?, r, None, o)?;
         for (xv, ov) in x.iter_mut().zip(o.iter()) {
             *xv += *ov;
         }
-        channel_mix(m, li, eps, x, ln, xm, r, kf, o, ffn_xx)?;
+        channel_mix(m, li, mix, eps, x, ln, xm, r, kf, o, ffn_xx)?;
     }
     head(m, eps, x, ln, out)
+}
+
+/// The per-head WKV step shared by v5 and v6: with `a = k ⊗ v`,
+/// `o_j = Σ_i r_i (u_i a_ij + s_ij)` and `s_ij ← a_ij + w_i s_ij`, for heads of size `hs`
+/// (`heads` holds each head's `hs × hs` state, row i = key index).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wkv(
+    heads: &mut [f32],
+    r: &[f32],
+    k: &[f32],
+    v: &[f32],
+    u: &[f32],
+    w: &[f32],
+    hs: usize,
+    o: &mut [f32],
+) -> Result<(), StepError> {
+    let d = o.len();
+    if hs == 0
+        || [r.len(), k.len(), v.len(), u.len(), w.len()]
+            .iter()
+            .any(|&n| n != d)
+        || heads.len() != d * hs
+    {
+        return Err(StepError::Internal);
+    }
+    o.fill(0.0);
+    for (h, sh) in heads.chunks_exact_mut(hs * hs).enumerate() {
+        let base = h * hs;
+        let oh = &mut o[base..base + hs];
+        let vh = &v[base..base + hs];
+        for (i, row) in sh.chunks_exact_mut(hs).enumerate() {
+            let (ri, ki, ui, wi) = (r[base + i], k[base + i], u[base + i], w[base + i]);
+            for ((oj, sij), &vj) in oh.iter_mut().zip(row.iter_mut()).zip(vh) {
+                let a = ki * vj;
+                *oj += ri * (ui * a + *sij);
+                *sij = a + wi * *sij;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per-head group norm of the WKV output (`ln_x`), times `silu(g)` when gated.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn group_norm_gate(
+    k: Kernels,
+    o: &[f32],
+    lw: &[f32],
+    lb: &[f32],
+    eps: f32,
+    hs: usize,
+    g: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    let d = o.len();
+    if hs == 0
+        || lw.len() != d
+        || lb.len() != d
+        || out.len() != d
+        || g.is_some_and(|g| g.len() != d)
+    {
+        return Err(StepError::Internal);
+    }
+    for (((oh, rh), wh), bh) in o
+        .chunks_exact(hs)
+        .zip(out.chunks_exact_mut(hs))
+        .zip(lw.chunks_exact(hs))
+        .zip(lb.chunks_exact(hs))
+    {
+        kernels::layer_norm(oh, wh, bh, eps, rh);
+    }
+    if let Some(g) = g {
+        for (rv, &gv) in out.iter_mut().zip(g.iter()) {
+            *rv *= kernels::silu(k, gv);
+        }
+    }
+    Ok(())
 }

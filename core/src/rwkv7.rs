@@ -6,39 +6,13 @@
 
 use crate::config::{Role, Rwkv7Config};
 use crate::error::StepError;
-use crate::kernels::{self, Kernels, Weights};
-use crate::layers::linear;
+use crate::kernels::{self, Kernels};
+use crate::layers::{linear, lora};
 use crate::model::{take, Model};
-use crate::rwkv4::{embed_ln0, head};
+use crate::rwkv4::{embed_ln0, head, shift};
 
 /// exp(-0.5): the decay is `exp(-e^{-1/2} · sigmoid(w0 + lora(x)))`.
 const W_SCALE: f32 = 0.606_530_66;
-
-/// `out = x + (prev - x) * m` (v7's token shift form).
-fn shift(x: &[f32], prev: &[f32], m: &[f32], out: &mut [f32]) {
-    for (((o, &xv), &pv), &mv) in out.iter_mut().zip(x).zip(prev).zip(m) {
-        *o = xv + (pv - xv) * mv;
-    }
-}
-
-/// `out = B · f(A · x)` for a low-rank pair (A: [r, d], B: [d, r]).
-fn lora(
-    k: Kernels,
-    a: Weights<'_>,
-    b: Weights<'_>,
-    x: &[f32],
-    tmp: &mut [f32],
-    f: impl Fn(f32) -> f32,
-    out: &mut [f32],
-) -> Result<(), StepError> {
-    let r = a.len() / x.len().max(1);
-    let t = tmp.get_mut(..r).ok_or(StepError::Internal)?;
-    linear(k, a, x, None, t)?;
-    for v in t.iter_mut() {
-        *v = f(*v);
-    }
-    linear(k, b, t, None, out)
-}
 
 pub(crate) fn step(
     m: &Model<'_>,

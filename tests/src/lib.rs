@@ -94,8 +94,8 @@ pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<Aligne
 /// A few small configurations covering every architecture and option.
 pub mod configs {
     use tinyssm_core::{
-        Arch, Config, HeadKind, Mamba1Config, Mamba2Config, Rwkv5Config, Rwkv7Config, RwkvConfig,
-        S4dConfig,
+        Arch, Config, HeadKind, Mamba1Config, Mamba2Config, Rwkv5Config, Rwkv6Config, Rwkv7Config,
+        RwkvConfig, S4dConfig,
     };
 
     pub fn mamba1() -> Config {
@@ -181,6 +181,22 @@ pub mod configs {
             }),
         }
     }
+    pub fn rwkv6() -> Config {
+        Config {
+            n_layers: 2,
+            arch: Arch::Rwkv6(Rwkv6Config {
+                d_model: 24,
+                d_ffn: 40,
+                vocab_size: 50,
+                n_heads: 3,
+                head_size: 8,
+                d_lora_mix: 4,
+                d_lora_decay: 6,
+                norm_eps: 1e-5,
+                group_norm_eps: 64e-5,
+            }),
+        }
+    }
     pub fn rwkv7() -> Config {
         Config {
             n_layers: 3,
@@ -206,6 +222,7 @@ pub mod configs {
             ("rwkv4", rwkv4()),
             ("rwkv5.1", rwkv5(false)),
             ("rwkv5.2", rwkv5(true)),
+            ("rwkv6", rwkv6()),
             ("rwkv7", rwkv7()),
         ]
     }

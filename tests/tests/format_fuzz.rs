@@ -85,7 +85,7 @@ proptest! {
 
     #[test]
     fn mutated_blobs_never_panic(
-        cfg in 0usize..7,
+        cfg in 0usize..configs::all().len(),
         f16 in any::<bool>(),
         muts in proptest::collection::vec(mutation(), 1..6),
         refix in any::<bool>(),

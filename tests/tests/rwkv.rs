@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use tinyssm_core::Model;
+use tinyssm_core::{Kernels, Model};
 use tinyssm_host::{AlignedBuf, Runner};
 use tinyssm_tests::data_dir;
 use tinyssm_tools::{convert_dir, WeightDtype};
@@ -119,4 +119,37 @@ fn generate_is_greedy_argmax_and_seeded_sampling_is_reproducible() {
     assert!(generate(m, &[], 4, 0.0, 0).is_err());
     assert!(generate(m, &prompt, 4, f32::NAN, 0).is_err());
     assert!(generate(m, &[300], 4, 0.0, 0).is_err());
+}
+
+/// RWKV v6: no rwkv.cpp logits ship in the shared data, so the goldens come from an
+/// independent float64 numpy reference of the v6 recurrence (tests/goldens/gen_rwkv6.py) on
+/// a random-weight model with the real tensor names, converted to rwkv.cpp files by
+/// rwkv.cpp's own converter (commit 4358e709). Every step of a 24-token stream is compared.
+#[test]
+fn rwkv6_matches_independent_reference_every_step() {
+    use tinyssm_host::io;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rwkv6");
+    let tokens = io::read_tokens_npy(&dir.join("tokens.npy")).unwrap();
+    let (shape, want) = io::read_f32_npy(&dir.join("logits.npy")).unwrap();
+    assert_eq!(shape, vec![tokens.len() as u64, 64]);
+    for (file, w, tol) in [
+        ("rwkv6-tiny-FP32.bin", WeightDtype::F32, 2e-5f32),
+        ("rwkv6-tiny-FP16.bin", WeightDtype::F16, 2e-2),
+    ] {
+        let blob = convert_dir(&dir.join(file), w).unwrap();
+        let buf = AlignedBuf::from_bytes(&blob);
+        for k in [Kernels::Reference, Kernels::Fast] {
+            let m = Model::parse(buf.as_bytes()).unwrap().with_kernels(k);
+            let mut r = Runner::new(m);
+            let id = r.open();
+            let got = r.feed_tokens(id, &tokens).unwrap();
+            let max = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0f32, f32::max);
+            println!("v6 {file} {k:?}: max |Δ|/max(1,|ref|) over 24 steps = {max:.3e}");
+            assert!(max <= tol, "v6 {file} {k:?}: {max} > {tol}");
+        }
+    }
 }

@@ -90,7 +90,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
     fn streaming_equals_batch(
-        cfg in 0usize..7,
+        cfg in 0usize..configs::all().len(),
         f16 in any::<bool>(),
         fast in any::<bool>(),
         chunks in proptest::collection::vec(1usize..9, 1..8),

@@ -62,6 +62,13 @@ pub fn summarize(m: &Model<'_>) -> Summary {
             "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "n_heads": c.n_heads,
             "head_size": c.head_size, "norm_eps": c.norm_eps, "group_norm_eps": c.group_norm_eps }),
         ),
+        Arch::Rwkv6(c) => (
+            "rwkv6",
+            serde_json::json!({
+            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "n_heads": c.n_heads,
+            "head_size": c.head_size, "d_lora_mix": c.d_lora_mix, "d_lora_decay": c.d_lora_decay,
+            "norm_eps": c.norm_eps, "group_norm_eps": c.group_norm_eps }),
+        ),
         Arch::Rwkv7(c) => (
             "rwkv7",
             serde_json::json!({

@@ -292,10 +292,9 @@ impl<'a> RwkvCppFile<'a> {
     }
 }
 
-/// Converts an rwkv.cpp file into a model blob. RWKV v4, v5.1 and v5.2 are supported; v6 and
-/// v7 are recognised and refused with a clear message until their blocks land.
+/// Converts an rwkv.cpp file (RWKV v4, v5.1, v5.2, v6 or v7) into a model blob.
 pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>, ToolError> {
-    use tinyssm_core::{Arch, Config, Role, Rwkv5Config, Rwkv7Config, RwkvConfig};
+    use tinyssm_core::{Arch, Config, Role, Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig};
     use tinyssm_host::{write_blob, TensorData};
 
     let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
@@ -315,16 +314,21 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             expected: vec![0, d],
         })?;
     let arch = match version {
-        RwkvVersion::V4 => {
-            Arch::Rwkv4(RwkvConfig { d_model: f.n_embed, d_ffn: d_ffn as u32, vocab_size: f.n_vocab, norm_eps: 1e-5 })
-        }
+        RwkvVersion::V4 => Arch::Rwkv4(RwkvConfig {
+            d_model: f.n_embed,
+            d_ffn: d_ffn as u32,
+            vocab_size: f.n_vocab,
+            norm_eps: 1e-5,
+        }),
         RwkvVersion::V5_1 | RwkvVersion::V5_2 => {
             let n_heads = f
                 .tensors
                 .get("blocks.0.att.time_decay")
                 .and_then(|t| t.shape.first().copied())
                 .filter(|&h| h > 0 && d.is_multiple_of(h))
-                .ok_or_else(|| cfg_err("cannot infer the head count from blocks.0.att.time_decay".into()))?;
+                .ok_or_else(|| {
+                    cfg_err("cannot infer the head count from blocks.0.att.time_decay".into())
+                })?;
             let gated = version == RwkvVersion::V5_2;
             Arch::Rwkv5(Rwkv5Config {
                 d_model: f.n_embed,
@@ -341,7 +345,10 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
         }
         RwkvVersion::V7 => {
             let first = |name: &str| f.tensors.get(name).and_then(|t| t.shape.first().copied());
-            let missing = |name: &str| ToolError::MissingTensor { name: name.into(), expected: vec![0, d] };
+            let missing = |name: &str| ToolError::MissingTensor {
+                name: name.into(),
+                expected: vec![0, d],
+            };
             let lw = first("blocks.0.att.w1").ok_or_else(|| missing("blocks.0.att.w1"))?;
             let la = first("blocks.0.att.a1").ok_or_else(|| missing("blocks.0.att.a1"))?;
             let lg = first("blocks.0.att.g1").ok_or_else(|| missing("blocks.0.att.g1"))?;
@@ -352,7 +359,9 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
                 .get("blocks.0.att.r_k")
                 .and_then(|t| t.shape.last().copied())
                 .filter(|&nn| nn > 0 && d.is_multiple_of(nn))
-                .ok_or_else(|| cfg_err("cannot infer the head size from blocks.0.att.r_k".into()))?;
+                .ok_or_else(|| {
+                    cfg_err("cannot infer the head size from blocks.0.att.r_k".into())
+                })?;
             Arch::Rwkv7(Rwkv7Config {
                 d_model: f.n_embed,
                 d_ffn: d_ffn as u32,
@@ -366,10 +375,42 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
                 group_norm_eps: 64e-5,
             })
         }
-        other => {
-            return Err(ToolError::Unsupported {
-                path: path.to_path_buf(),
-                what: format!("RWKV {other:?} (this build converts RWKV v4, v5.1, v5.2 and v7; v6 is in progress)"),
+        RwkvVersion::V6 => {
+            let shape = |name: &str| f.tensors.get(name).map(|t| t.shape.clone());
+            let missing = |name: &str| ToolError::MissingTensor {
+                name: name.into(),
+                expected: vec![0, d],
+            };
+            // time_maa_w1 is stored as [5 * L, D], time_decay_w1 as [L, D], time_faaaa as
+            // [H, S, 1] (PyTorch order).
+            let lm = shape("blocks.0.att.time_maa_w1")
+                .and_then(|s| s.first().copied())
+                .ok_or_else(|| missing("blocks.0.att.time_maa_w1"))?;
+            if lm == 0 || !lm.is_multiple_of(5) {
+                return Err(cfg_err(format!(
+                    "blocks.0.att.time_maa_w1 has {lm} rows, not a positive multiple of 5"
+                )));
+            }
+            let ld = shape("blocks.0.att.time_decay_w1")
+                .and_then(|s| s.first().copied())
+                .ok_or_else(|| missing("blocks.0.att.time_decay_w1"))?;
+            let n_heads = shape("blocks.0.att.time_faaaa")
+                .and_then(|s| s.first().copied())
+                .filter(|&h| h > 0 && d.is_multiple_of(h))
+                .ok_or_else(|| {
+                    cfg_err("cannot infer the head count from blocks.0.att.time_faaaa".into())
+                })?;
+            Arch::Rwkv6(Rwkv6Config {
+                d_model: f.n_embed,
+                d_ffn: d_ffn as u32,
+                vocab_size: f.n_vocab,
+                n_heads: n_heads as u32,
+                head_size: (d / n_heads) as u32,
+                d_lora_mix: (lm / 5) as u32,
+                d_lora_decay: ld as u32,
+                norm_eps: 1e-5,
+                // rwkv.cpp's v6 graph normalises each head with eps 64e-5.
+                group_norm_eps: 64e-5,
             })
         }
     };
@@ -397,7 +438,25 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             // rwkv.cpp's converter stores the decay already transformed (v4: -exp(time_decay),
             // v5: exp(-exp(time_decay))) and v5.1's time_first as exp(time_first).
             Role::TimeDecay => format!("{b}att.time_decay"),
-            Role::TimeFirst if version == RwkvVersion::V5_2 => format!("{b}att.time_faaaa"),
+            Role::TimeFirst if matches!(version, RwkvVersion::V5_2 | RwkvVersion::V6) => {
+                format!("{b}att.time_faaaa")
+            }
+            // v6 stores time_decay untransformed (the step adds the data-dependent term).
+            Role::MaaX => format!("{b}att.time_maa_x"),
+            Role::MaaW1 => format!("{b}att.time_maa_w1"),
+            Role::MaaW2 => format!("{b}att.time_maa_w2"),
+            Role::DecayW1 => format!("{b}att.time_decay_w1"),
+            Role::DecayW2 => format!("{b}att.time_decay_w2"),
+            Role::FfnMixK if version == RwkvVersion::V6 => format!("{b}ffn.time_maa_k"),
+            Role::FfnMixR if version == RwkvVersion::V6 => format!("{b}ffn.time_maa_r"),
+            Role::MaaWkvrg => {
+                // The five shift mixes are stored as one [5, D] tensor (w, k, v, r, g).
+                let mut vals = Vec::with_capacity(5 * d);
+                for part in ["w", "k", "v", "r", "g"] {
+                    vals.extend(f.get(&format!("{b}att.time_maa_{part}"), &[d])?);
+                }
+                return Ok(TensorData::F32(vals));
+            }
             Role::TimeFirst => format!("{b}att.time_first"),
             Role::AttMixK => format!("{b}att.time_mix_k"),
             Role::AttMixV => format!("{b}att.time_mix_v"),
