@@ -11,14 +11,23 @@ Usage (pinned versions in requirements.txt; rwkv.cpp at commit 4358e709):
 
 Writes: rwkv6-tiny.pth, rwkv6-tiny-FP32.bin, rwkv6-tiny-FP16.bin, tokens.npy (int32 [T]) and
 logits.npy (float32 [T, vocab]: the reference's logits after each token, from the empty state).
+
+Also rwkv6-tiny-{Q4_0,Q4_1,Q5_0,Q5_1,Q8_0}.bin: the FP32 file with the tensors rwkv.cpp's
+quantizer selects (2-D, not emb/head; here also rows a multiple of 32) block-quantized by
+gguf-py's implementation of ggml's formats, and logits-<type>.npy: the reference run on the
+weights gguf-py dequantizes from them.
 """
 import argparse
 import os
 import subprocess
 import sys
 
+import struct
+
 import numpy as np
 import torch
+from gguf.quants import dequantize, quantize
+from gguf.constants import GGMLQuantizationType as QT
 
 VOCAB, C, H, N_LAYER, L_MIX, L_DECAY = 64, 32, 2, 2, 8, 16
 S = C // H
@@ -142,6 +151,66 @@ class Reference:
         return p["head.weight"] @ x
 
 
+# rwkv.cpp data type codes
+RWKV_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 7, "Q5_1": 8, "Q8_0": 9}
+
+
+def read_rwkv_cpp(path):
+    """Header and [(name, PyTorch-order shape, float32 array)] of an FP32 rwkv.cpp file."""
+    b = open(path, "rb").read()
+    header = list(struct.unpack_from("<6I", b, 0))
+    pos, out = 24, []
+    while pos < len(b):
+        nd, kl, dt = struct.unpack_from("<3i", b, pos)
+        pos += 12
+        dims = struct.unpack_from(f"<{nd}i", b, pos)
+        pos += 4 * nd
+        name = b[pos : pos + kl].decode()
+        pos += kl
+        assert dt == 0
+        n = int(np.prod(dims))
+        arr = np.frombuffer(b, dtype="<f4", count=n, offset=pos).reshape(tuple(reversed(dims)))
+        pos += 4 * n
+        out.append((name, arr))
+    return header, out
+
+
+def write_quantized(src, dst, qname):
+    """Rewrites an FP32 rwkv.cpp file with rwkv.cpp's choice of tensors block-quantized.
+    Returns {name: dequantized float32 array} for the quantized tensors."""
+    header, tensors = read_rwkv_cpp(src)
+    header[1] = 101  # quantized types need file version 101
+    header[5] = RWKV_TYPES[qname]
+    qt = getattr(QT, qname)
+    deq = {}
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<6I", *header))
+        for name, arr in tensors:
+            quant = arr.ndim == 2 and name not in ("emb.weight", "head.weight") and arr.shape[-1] % 32 == 0
+            data, code = arr, 0
+            if quant:
+                data, code = quantize(arr, qt), RWKV_TYPES[qname]
+                deq[name] = dequantize(data, qt).reshape(arr.shape)
+            key = name.encode()
+            f.write(struct.pack("<3i", arr.ndim, len(key), code))
+            f.write(struct.pack(f"<{arr.ndim}i", *reversed(arr.shape)))
+            f.write(key)
+            f.write(np.ascontiguousarray(data).tobytes())
+    return deq
+
+
+def with_dequantized(sd, deq):
+    """The state dict with the dequantized values (file layout back to checkpoint layout)."""
+    out = dict(sd)
+    for name, arr in deq.items():
+        t = torch.tensor(arr, dtype=torch.float64)
+        if ".time_maa_w1" in name or ".time_decay_w" in name:
+            t = t.T  # rwkv.cpp's converter transposed these
+        assert tuple(t.shape) == tuple(sd[name].shape), name
+        out[name] = t
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rwkv-cpp", required=True, help="rwkv.cpp checkout (commit 4358e709)")
@@ -162,6 +231,14 @@ def main():
     logits = np.stack([ref.step(int(t)) for t in tokens])
     np.save(os.path.join(a.out, "tokens.npy"), tokens)
     np.save(os.path.join(a.out, "logits.npy"), logits.astype(np.float32))
+    for q in RWKV_TYPES:
+        deq = write_quantized(
+            os.path.join(a.out, "rwkv6-tiny-FP32.bin"), os.path.join(a.out, f"rwkv6-tiny-{q}.bin"), q
+        )
+        ref = Reference(with_dequantized(sd, deq))
+        lq = np.stack([ref.step(int(t)) for t in tokens])
+        np.save(os.path.join(a.out, f"logits-{q}.npy"), lq.astype(np.float32))
+        print(f"{q}: {len(deq)} tensors quantized, max |logit - float| {np.abs(lq - logits).max():.3f}")
     print(f"wrote {a.out}: {len(tokens)} steps, |logits| max {np.abs(logits).max():.3f}")
 
 

@@ -153,3 +153,40 @@ fn rwkv6_matches_independent_reference_every_step() {
         }
     }
 }
+
+/// rwkv.cpp's quantized files (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) are dequantized on import. The
+/// fixtures were block-quantized by gguf-py (an independent implementation of ggml's formats)
+/// and the expected logits come from the float64 reference on gguf-py's dequantized weights.
+#[test]
+fn rwkv_cpp_quantized_files_dequantize_like_ggml() {
+    use tinyssm_host::io;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rwkv6");
+    let tokens = io::read_tokens_npy(&dir.join("tokens.npy")).unwrap();
+    let (_, float) = io::read_f32_npy(&dir.join("logits.npy")).unwrap();
+    for q in ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"] {
+        let (_, want) = io::read_f32_npy(&dir.join(format!("logits-{q}.npy"))).unwrap();
+        let blob = convert_dir(&dir.join(format!("rwkv6-tiny-{q}.bin")), WeightDtype::F32).unwrap();
+        let buf = AlignedBuf::from_bytes(&blob);
+        let m = Model::parse(buf.as_bytes()).unwrap();
+        let mut r = Runner::new(m);
+        let id = r.open();
+        let got = r.feed_tokens(id, &tokens).unwrap();
+        let err = |want: &[f32]| {
+            got.iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0f32, f32::max)
+        };
+        let (e, e_float) = (err(&want), err(&float));
+        println!(
+            "{q}: max rel. error vs dequantized reference {e:.3e} (vs float model {e_float:.3e})"
+        );
+        assert!(e <= 2e-5, "{q}: {e}");
+        // The quantization itself must be visible: the test would not notice a
+        // dequantizer that returned the float weights otherwise.
+        assert!(
+            e_float > 1e-2,
+            "{q}: no quantization error at all ({e_float})"
+        );
+    }
+}

@@ -84,18 +84,31 @@ fn corrupt_files_are_errors_not_panics() {
     let mut c = b.clone();
     c[4..8].copy_from_slice(&7u32.to_le_bytes());
     assert!(parse(&c).unwrap_err().contains("file version 7"));
-    // a quantized file type is refused by name
+    // types tinyssm does not import are refused by name
     let mut c = b.clone();
-    c[20..24].copy_from_slice(&9i32.to_le_bytes());
+    c[20..24].copy_from_slice(&12i32.to_le_bytes());
     assert!(
-        parse(&c).unwrap_err().contains("Q8_0"),
+        parse(&c).unwrap_err().contains("k-quant"),
         "{}",
         parse(&c).unwrap_err()
     );
-    // first tensor: quantized dtype, absurd dims, huge sizes
+    let mut c = b.clone();
+    c[32..36].copy_from_slice(&5i32.to_le_bytes());
+    assert!(parse(&c).unwrap_err().contains("removed"));
+    // quantized tensors in a version-100 file use a format rwkv.cpp dropped
+    let mut c = b.clone();
+    c[4..8].copy_from_slice(&100u32.to_le_bytes());
+    c[32..36].copy_from_slice(&8i32.to_le_bytes());
+    assert!(
+        parse(&c).unwrap_err().contains("file version 100"),
+        "{}",
+        parse(&c).unwrap_err()
+    );
+    // a quantized tensor whose rows are not whole blocks
     let mut c = b.clone();
     c[32..36].copy_from_slice(&8i32.to_le_bytes());
-    assert!(parse(&c).unwrap_err().contains("Q5_1"));
+    c[36..40].copy_from_slice(&33i32.to_le_bytes());
+    assert!(parse(&c).unwrap_err().contains("multiple of 32"));
     let mut c = b.clone();
     c[24..28].copy_from_slice(&9i32.to_le_bytes());
     assert!(parse(&c).is_err());

@@ -1,9 +1,10 @@
-//! Reader for rwkv.cpp model files (groundwork for RWKV support, issue 3).
+//! Reader and converter for rwkv.cpp model files (RWKV v4, v5.1, v5.2, v6, v7).
 //!
 //! Layout (little-endian): a header of six u32 — magic `0x67676d66`, file version (100 or
 //! 101), n_vocab, n_embed, n_layer, data type — then tensors until the end of the file, each:
-//! i32 n_dims, i32 key length, i32 data type (0 = f32, 1 = f16; the quantized Q4/Q5/Q8
-//! types are recognised and refused), n_dims × i32 dims in ggml order (reversed against
+//! i32 n_dims, i32 key length, i32 data type (0 = f32, 1 = f16, 2 = Q4_0, 3 = Q4_1, 7 = Q5_0,
+//! 8 = Q5_1, 9 = Q8_0; quantized tensors are dequantized to f32 on import, Q8_1 and the
+//! k-quants are refused by name), n_dims × i32 dims in ggml order (reversed against
 //! PyTorch), the key bytes (a PyTorch name such as `blocks.0.att.time_decay`), the data.
 //!
 //! Parsing borrows the file's bytes and checks every length against what remains, so a
@@ -17,19 +18,55 @@ use crate::error::ToolError;
 /// `"ggmf"` as a little-endian u32.
 pub const MAGIC: u32 = 0x6767_6d66;
 
-/// Element type of a tensor in an rwkv.cpp file.
+/// Element type of a tensor in an rwkv.cpp file: float, or one of ggml's block-quantized
+/// types (blocks of 32 values along a row with an f16 scale, and an f16 minimum for the
+/// `_1` types), which the converter dequantizes to f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
 pub enum FileDtype {
     F32,
     F16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
 }
 
+/// Values per quantization block.
+const QK: usize = 32;
+
 impl FileDtype {
-    pub fn size(self) -> usize {
+    /// Bytes per element (float) or per 32-value block (quantized).
+    pub fn unit_bytes(self) -> usize {
         match self {
             FileDtype::F32 => 4,
             FileDtype::F16 => 2,
+            FileDtype::Q4_0 => 2 + QK / 2,
+            FileDtype::Q4_1 => 4 + QK / 2,
+            FileDtype::Q5_0 => 6 + QK / 2,
+            FileDtype::Q5_1 => 8 + QK / 2,
+            FileDtype::Q8_0 => 2 + QK,
         }
+    }
+    pub fn is_quantized(self) -> bool {
+        !matches!(self, FileDtype::F32 | FileDtype::F16)
+    }
+    /// Bytes of a tensor with `numel` elements and rows of `row` elements.
+    fn nbytes(self, numel: usize, row: usize) -> Result<usize, String> {
+        if !self.is_quantized() {
+            return numel
+                .checked_mul(self.unit_bytes())
+                .ok_or_else(|| "byte size overflows".into());
+        }
+        if !row.is_multiple_of(QK) {
+            return Err(format!(
+                "quantized rows of {row} values are not a multiple of {QK}"
+            ));
+        }
+        (numel / QK)
+            .checked_mul(self.unit_bytes())
+            .ok_or_else(|| "byte size overflows".into())
     }
 }
 
@@ -37,14 +74,64 @@ fn dtype_from(code: i32, what: &str) -> Result<FileDtype, String> {
     match code {
         0 => Ok(FileDtype::F32),
         1 => Ok(FileDtype::F16),
-        2 => Err(format!("{what} uses quantized type Q4_0, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
-        3 => Err(format!("{what} uses quantized type Q4_1, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
+        2 => Ok(FileDtype::Q4_0),
+        3 => Ok(FileDtype::Q4_1),
         4..=6 => Err(format!("{what} uses a removed rwkv.cpp quantized type ({code})")),
-        7 => Err(format!("{what} uses quantized type Q5_0, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
-        8 => Err(format!("{what} uses quantized type Q5_1, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
-        9 => Err(format!("{what} uses quantized type Q8_0, which tinyssm does not import yet (convert the model to FP32 or FP16 first)")),
+        7 => Ok(FileDtype::Q5_0),
+        8 => Ok(FileDtype::Q5_1),
+        9 => Ok(FileDtype::Q8_0),
+        10..=16 => Err(format!(
+            "{what} uses rwkv.cpp data type {code} (Q8_1 or a k-quant), which tinyssm does not import (quantize to Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0, or use FP32/FP16)"
+        )),
         c => Err(format!("{what} has unknown data type {c}")),
     }
+}
+
+/// Dequantizes ggml blocks (`raw` holds whole blocks of `t`) to f32.
+fn dequantize(t: FileDtype, raw: &[u8]) -> Vec<f32> {
+    let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let mut out = Vec::with_capacity(raw.len() / t.unit_bytes() * QK);
+    for b in raw.chunks_exact(t.unit_bytes()) {
+        let d = f16(&b[0..2]);
+        match t {
+            FileDtype::Q4_0 | FileDtype::Q4_1 => {
+                let (m, qs) = if t == FileDtype::Q4_1 {
+                    (f16(&b[2..4]), &b[4..])
+                } else {
+                    (0.0, &b[2..])
+                };
+                let off = if t == FileDtype::Q4_0 { 8 } else { 0 };
+                // Low nibbles are values 0..16, high nibbles 16..32.
+                for shift in [0, 4] {
+                    for &q in qs {
+                        let v = ((q >> shift) & 0xF) as i32 - off;
+                        out.push(v as f32 * d + m);
+                    }
+                }
+            }
+            FileDtype::Q5_0 | FileDtype::Q5_1 => {
+                let (m, rest) = if t == FileDtype::Q5_1 {
+                    (f16(&b[2..4]), &b[4..])
+                } else {
+                    (0.0, &b[2..])
+                };
+                let qh = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                let qs = &rest[4..];
+                let off = if t == FileDtype::Q5_0 { 16 } else { 0 };
+                for half in 0..2 {
+                    for (j, &q) in qs.iter().enumerate() {
+                        let lo = (q >> (4 * half)) & 0xF;
+                        let hi = ((qh >> (j + 16 * half)) & 1) as u8;
+                        let v = (lo | (hi << 4)) as i32 - off;
+                        out.push(v as f32 * d + m);
+                    }
+                }
+            }
+            FileDtype::Q8_0 => out.extend(b[2..].iter().map(|&q| q as i8 as f32 * d)),
+            FileDtype::F32 | FileDtype::F16 => {}
+        }
+    }
+    out
 }
 
 /// One tensor: PyTorch-order shape and where its data lies in the file.
@@ -183,9 +270,14 @@ impl<'a> RwkvCppFile<'a> {
                 .iter()
                 .try_fold(1usize, |a, &d| a.checked_mul(d))
                 .ok_or_else(|| format!("tensor `{key}`: element count overflows"))?;
-            let nbytes = numel
-                .checked_mul(dtype.size())
-                .ok_or_else(|| format!("tensor `{key}`: byte size overflows"))?;
+            if dtype.is_quantized() && file_version < 101 {
+                return Err(format!(
+                    "tensor `{key}` is quantized in the format of rwkv.cpp file version {file_version}, which rwkv.cpp itself no longer loads (requantize the model)"
+                ));
+            }
+            let nbytes = dtype
+                .nbytes(numel, dims[0])
+                .map_err(|e| format!("tensor `{key}`: {e}"))?;
             let data = c.take(nbytes, &format!("tensor `{key}` data"))?;
             dims.reverse(); // ggml order -> PyTorch order
             if tensors
@@ -288,6 +380,7 @@ impl<'a> RwkvCppFile<'a> {
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
+            q => dequantize(q, raw),
         })
     }
 }
