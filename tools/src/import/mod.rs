@@ -2,6 +2,7 @@
 
 pub mod hf;
 pub mod json;
+pub mod pth;
 pub mod rwkv_cpp;
 pub mod s4d;
 pub mod store;
@@ -36,6 +37,8 @@ pub enum Detected {
     S4d,
     /// A single rwkv.cpp model file.
     RwkvCpp,
+    /// A PyTorch checkpoint (zip archive) of an RWKV model.
+    RwkvPth,
 }
 
 /// Detects the checkpoint kind from `config.json`.
@@ -50,9 +53,15 @@ pub fn detect(dir: &Path) -> Result<Detected, ToolError> {
         if ok && u32::from_le_bytes(magic) == rwkv_cpp::MAGIC {
             return Ok(Detected::RwkvCpp);
         }
+        // torch.save writes a zip archive.
+        if ok && magic == *b"PK\x03\x04" {
+            return Ok(Detected::RwkvPth);
+        }
         return Err(ToolError::Unsupported {
             path: dir.to_path_buf(),
-            what: "not a checkpoint directory nor an rwkv.cpp model file".into(),
+            what:
+                "not a checkpoint directory, an rwkv.cpp model file nor a PyTorch (.pth) checkpoint"
+                    .into(),
         });
     }
     if !dir.is_dir() {
@@ -102,5 +111,6 @@ pub fn convert_dir(dir: &Path, weights: WeightDtype) -> Result<Vec<u8>, ToolErro
         Detected::HfMamba2 => hf::convert_mamba2(dir, weights),
         Detected::S4d => s4d::convert(dir, weights),
         Detected::RwkvCpp => rwkv_cpp::convert(dir, weights),
+        Detected::RwkvPth => pth::convert_rwkv(dir, weights),
     }
 }

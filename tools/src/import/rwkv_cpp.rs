@@ -331,24 +331,7 @@ impl<'a> RwkvCppFile<'a> {
 
     /// Which RWKV generation the tensor names describe.
     pub fn version(&self) -> Result<RwkvVersion, String> {
-        let has = |n: &str| self.tensors.contains_key(n);
-        Ok(if has("blocks.0.att.x_rwkvag") || has("blocks.0.att.k_k") {
-            RwkvVersion::V7
-        } else if has("blocks.0.att.time_maa_x") {
-            RwkvVersion::V6
-        } else if has("blocks.0.att.time_faaaa") {
-            if has("blocks.0.att.gate.weight") {
-                RwkvVersion::V5_2
-            } else {
-                RwkvVersion::V5_1
-            }
-        } else if has("blocks.0.att.time_first") && has("blocks.0.att.ln_x.weight") {
-            RwkvVersion::V5_1
-        } else if has("blocks.0.att.time_first") {
-            RwkvVersion::V4
-        } else {
-            return Err("tensor names match no known RWKV version (v4, v5.1, v5.2, v6, v7)".into());
-        })
+        detect_version(|n| self.tensors.contains_key(n))
     }
 
     /// A tensor's values as f32, checking its PyTorch-order shape.
@@ -360,16 +343,7 @@ impl<'a> RwkvCppFile<'a> {
                 name: name.into(),
                 expected: shape.to_vec(),
             })?;
-        // rwkv.cpp squeezes some `time_*` tensors and keeps singleton dims on others:
-        // compare without size-1 dimensions.
-        let squeeze = |v: &[usize]| v.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
-        if squeeze(&t.shape) != squeeze(shape) {
-            return Err(ToolError::WrongShape {
-                name: name.into(),
-                expected: shape.to_vec(),
-                found: t.shape.clone(),
-            });
-        }
+        check_shape(name, &t.shape, shape)?;
         let raw = &self.bytes[t.data.clone()];
         Ok(match t.dtype {
             FileDtype::F32 => raw
@@ -385,48 +359,121 @@ impl<'a> RwkvCppFile<'a> {
     }
 }
 
+/// Which RWKV generation a set of tensor names describes (the names are those of the
+/// PyTorch checkpoints, which rwkv.cpp files keep).
+pub fn detect_version(has: impl Fn(&str) -> bool) -> Result<RwkvVersion, String> {
+    Ok(if has("blocks.0.att.x_rwkvag") || has("blocks.0.att.k_k") {
+        RwkvVersion::V7
+    } else if has("blocks.0.att.time_maa_x") {
+        RwkvVersion::V6
+    } else if has("blocks.0.att.time_faaaa") {
+        if has("blocks.0.att.gate.weight") {
+            RwkvVersion::V5_2
+        } else {
+            RwkvVersion::V5_1
+        }
+    } else if has("blocks.0.att.time_first") && has("blocks.0.att.ln_x.weight") {
+        RwkvVersion::V5_1
+    } else if has("blocks.0.att.time_first") {
+        RwkvVersion::V4
+    } else {
+        return Err("tensor names match no known RWKV version (v4, v5.1, v5.2, v6, v7)".into());
+    })
+}
+
+/// Compares shapes ignoring size-1 dimensions (rwkv.cpp squeezes some `time_*` tensors and
+/// keeps singleton dims on others).
+pub(crate) fn check_shape(
+    name: &str,
+    found: &[usize],
+    expected: &[usize],
+) -> Result<(), ToolError> {
+    let squeeze = |v: &[usize]| v.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+    if squeeze(found) == squeeze(expected) {
+        Ok(())
+    } else {
+        Err(ToolError::WrongShape {
+            name: name.into(),
+            expected: expected.to_vec(),
+            found: found.to_vec(),
+        })
+    }
+}
+
+/// Named tensors in rwkv.cpp's layout (names and values as rwkv.cpp's converter writes
+/// them): an rwkv.cpp file, or a PyTorch checkpoint brought into that layout.
+pub(crate) trait TensorSource {
+    /// PyTorch-order shape of a tensor, if present.
+    fn shape(&self, name: &str) -> Option<&[usize]>;
+    /// Values as f32, after checking the shape (ignoring size-1 dimensions).
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ToolError>;
+}
+
+impl TensorSource for RwkvCppFile<'_> {
+    fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|t| t.shape.as_slice())
+    }
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ToolError> {
+        RwkvCppFile::get(self, name, shape)
+    }
+}
+
 /// Converts an rwkv.cpp file (RWKV v4, v5.1, v5.2, v6 or v7) into a model blob.
 pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>, ToolError> {
+    let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
+    let f = RwkvCppFile::parse(&bytes, path)?;
+    let version = f.version().map_err(|msg| ToolError::Config {
+        path: path.to_path_buf(),
+        msg,
+    })?;
+    convert_source(&f, version, f.n_vocab, f.n_embed, f.n_layer, path, w)
+}
+
+/// Converts named tensors in rwkv.cpp's layout into a model blob.
+pub(crate) fn convert_source(
+    f: &dyn TensorSource,
+    version: RwkvVersion,
+    n_vocab: u32,
+    n_embed: u32,
+    n_layer: u32,
+    path: &std::path::Path,
+    w: super::WeightDtype,
+) -> Result<Vec<u8>, ToolError> {
     use tinyssm_core::{Arch, Config, Role, Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig};
     use tinyssm_host::{write_blob, TensorData};
 
-    let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
-    let f = RwkvCppFile::parse(&bytes, path)?;
     let cfg_err = |msg: String| ToolError::Config {
         path: path.to_path_buf(),
         msg,
     };
-    let version = f.version().map_err(cfg_err)?;
-    let d = f.n_embed as usize;
+    let d = n_embed as usize;
     let d_ffn = f
-        .tensors
-        .get("blocks.0.ffn.key.weight")
-        .and_then(|t| t.shape.first().copied())
+        .shape("blocks.0.ffn.key.weight")
+        .and_then(|t| t.first().copied())
         .ok_or_else(|| ToolError::MissingTensor {
             name: "blocks.0.ffn.key.weight".into(),
             expected: vec![0, d],
         })?;
     let arch = match version {
         RwkvVersion::V4 => Arch::Rwkv4(RwkvConfig {
-            d_model: f.n_embed,
+            d_model: n_embed,
             d_ffn: d_ffn as u32,
-            vocab_size: f.n_vocab,
+            vocab_size: n_vocab,
             norm_eps: 1e-5,
         }),
         RwkvVersion::V5_1 | RwkvVersion::V5_2 => {
             let n_heads = f
-                .tensors
-                .get("blocks.0.att.time_decay")
-                .and_then(|t| t.shape.first().copied())
+                .shape("blocks.0.att.time_decay")
+                .and_then(|t| t.first().copied())
                 .filter(|&h| h > 0 && d.is_multiple_of(h))
                 .ok_or_else(|| {
                     cfg_err("cannot infer the head count from blocks.0.att.time_decay".into())
                 })?;
             let gated = version == RwkvVersion::V5_2;
             Arch::Rwkv5(Rwkv5Config {
-                d_model: f.n_embed,
+                d_model: n_embed,
                 d_ffn: d_ffn as u32,
-                vocab_size: f.n_vocab,
+                vocab_size: n_vocab,
                 n_heads: n_heads as u32,
                 head_size: (d / n_heads) as u32,
                 gated,
@@ -437,7 +484,7 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             })
         }
         RwkvVersion::V7 => {
-            let first = |name: &str| f.tensors.get(name).and_then(|t| t.shape.first().copied());
+            let first = |name: &str| f.shape(name).and_then(|t| t.first().copied());
             let missing = |name: &str| ToolError::MissingTensor {
                 name: name.into(),
                 expected: vec![0, d],
@@ -448,17 +495,16 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             // Layer 0 has no value-residual projection; a one-layer model has none at all.
             let lv = first("blocks.1.att.v1").unwrap_or(1);
             let head_size = f
-                .tensors
-                .get("blocks.0.att.r_k")
-                .and_then(|t| t.shape.last().copied())
+                .shape("blocks.0.att.r_k")
+                .and_then(|t| t.last().copied())
                 .filter(|&nn| nn > 0 && d.is_multiple_of(nn))
                 .ok_or_else(|| {
                     cfg_err("cannot infer the head size from blocks.0.att.r_k".into())
                 })?;
             Arch::Rwkv7(Rwkv7Config {
-                d_model: f.n_embed,
+                d_model: n_embed,
                 d_ffn: d_ffn as u32,
-                vocab_size: f.n_vocab,
+                vocab_size: n_vocab,
                 head_size: head_size as u32,
                 d_lora_w: lw as u32,
                 d_lora_a: la as u32,
@@ -469,7 +515,7 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             })
         }
         RwkvVersion::V6 => {
-            let shape = |name: &str| f.tensors.get(name).map(|t| t.shape.clone());
+            let shape = |name: &str| f.shape(name).map(|t| t.to_vec());
             let missing = |name: &str| ToolError::MissingTensor {
                 name: name.into(),
                 expected: vec![0, d],
@@ -494,9 +540,9 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
                     cfg_err("cannot infer the head count from blocks.0.att.time_faaaa".into())
                 })?;
             Arch::Rwkv6(Rwkv6Config {
-                d_model: f.n_embed,
+                d_model: n_embed,
                 d_ffn: d_ffn as u32,
-                vocab_size: f.n_vocab,
+                vocab_size: n_vocab,
                 n_heads: n_heads as u32,
                 head_size: (d / n_heads) as u32,
                 d_lora_mix: (lm / 5) as u32,
@@ -508,7 +554,7 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
         }
     };
     let config = Config {
-        n_layers: f.n_layer,
+        n_layers: n_layer,
         arch,
     };
     config.validate().map_err(|e| cfg_err(e.to_string()))?;
@@ -596,17 +642,27 @@ pub fn convert(path: &std::path::Path, w: super::WeightDtype) -> Result<Vec<u8>,
             .collect();
         let per_head = matches!(spec.role, Role::TimeDecay | Role::TimeFirst) && shape.len() == 2;
         let value_residual = matches!(spec.role, Role::V0 | Role::V1 | Role::V2);
-        let vals = match f.tensors.get(&name) {
+        let vals = match f.shape(&name) {
             // Layer 0 of RWKV v7 has no value-residual tensors: store zeros (unused there).
             None if value_residual && spec.layer == Some(0) => {
                 vec![0.0; shape.iter().product()]
             }
             // v5.1 stores one decay/bonus per head: broadcast over the head's key index.
-            Some(t) if per_head && t.shape.iter().product::<usize>() == shape[0] => {
+            Some(t) if per_head && t.iter().product::<usize>() == shape[0] => {
                 let per = f.get(&name, &[shape[0]])?;
                 per.iter()
                     .flat_map(|&x| std::iter::repeat_n(x, shape[1]))
                     .collect()
+            }
+            // v7's r_k is [n_heads, head_size] in checkpoints and files; one row per head.
+            Some(_) if spec.role == Role::RK => {
+                let hs = match version {
+                    RwkvVersion::V7 => f.shape(&name).and_then(|t| t.last().copied()),
+                    _ => None,
+                }
+                .filter(|&hs| hs > 0 && shape[0].is_multiple_of(hs))
+                .ok_or_else(|| cfg_err(format!("`{name}`: cannot infer the head size")))?;
+                f.get(&name, &[shape[0] / hs, hs])?
             }
             _ => f.get(&name, &shape)?,
         };
