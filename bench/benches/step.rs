@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use tinyssm_bench::{
     blob, candle_safetensors, mamba1_small, mamba_130m, s4d_sensor, weight_bytes_per_step,
 };
-use tinyssm_core::{kernels, DType, Input, Kernels, Model, Weights};
+use tinyssm_core::{kernels, Arch, Config, DType, Input, Kernels, Model, Rwkv6Config, Weights};
 
 struct Bufs {
     st: Vec<f32>,
@@ -237,6 +237,45 @@ fn rwkv_tiny(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("rwkv", &file), |bch| {
             bch.iter(|| {
                 t = t.wrapping_add(1);
+                step(&m, &mut b, t)
+            })
+        });
+    }
+    // RWKV v6: no trained tiny v6 model ships in the shared data; a random-weight model with
+    // the 5v2-730K shapes (D=64, 12 layers, 8 heads, FFN 256, vocab 256) plus v6's low-rank
+    // terms at the released sizes (32 per token-shift term, 64 for the decay).
+    for (name, dt) in [
+        ("6v0-synthetic-FP32", DType::F32),
+        ("6v0-synthetic-FP16", DType::F16),
+    ] {
+        let cfg = Config {
+            n_layers: 12,
+            arch: Arch::Rwkv6(Rwkv6Config {
+                d_model: 64,
+                d_ffn: 256,
+                vocab_size: 256,
+                n_heads: 8,
+                head_size: 8,
+                d_lora_mix: 32,
+                d_lora_decay: 64,
+                norm_eps: 1e-5,
+                group_norm_eps: 64e-5,
+            }),
+        };
+        let buf = tinyssm_tests::random_blob(&cfg, 6, dt).expect("blob");
+        let m = Model::parse(buf.as_bytes()).expect("parse");
+        eprintln!(
+            "rwkv_tiny {name}: weight bytes {}, state bytes {}, scratch bytes {}",
+            m.weight_stats().f32_bytes + m.weight_stats().f16_bytes,
+            m.state_len() * 4,
+            m.scratch_len() * 4
+        );
+        let mut b = bufs(&m);
+        m.reset(&mut b.st).expect("reset");
+        let mut t = 0u32;
+        g.bench_function(BenchmarkId::new("rwkv", name), |bch| {
+            bch.iter(|| {
+                t = t.wrapping_add(1) % 256;
                 step(&m, &mut b, t)
             })
         });

@@ -45,6 +45,7 @@ extern crate std;
 mod config;
 mod error;
 pub mod format;
+pub mod frontend;
 pub mod kernels;
 mod layers;
 mod mamba1;

@@ -66,6 +66,7 @@ pub fn read_f32_npy(path: &Path) -> Result<(Vec<u64>, Vec<f32>), HostError> {
     let npy = npyz::NpyFile::new(&bytes[..])
         .map_err(|e| HostError::input(path, format!("not a .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
+    let fortran = npy.order() == npyz::Order::Fortran;
     let data = match npy.dtype().descr().trim_matches('\'') {
         "<f4" => npy.into_vec::<f32>(),
         "<f8" => npy
@@ -79,7 +80,38 @@ pub fn read_f32_npy(path: &Path) -> Result<(Vec<u64>, Vec<f32>), HostError> {
         }
     }
     .map_err(|e| HostError::input(path, format!("cannot read .npy data: {e}")))?;
+    let data = if fortran {
+        fortran_to_c(&shape, &data)
+    } else {
+        data
+    };
     Ok((shape, data))
+}
+
+/// Reorders column-major (Fortran-order) data of `shape` into row-major order.
+fn fortran_to_c(shape: &[u64], data: &[f32]) -> Vec<f32> {
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let mut out = Vec::with_capacity(data.len());
+    let mut idx = vec![0usize; dims.len()];
+    for _ in 0..data.len() {
+        // Fortran offset: the first index varies fastest.
+        let mut off = 0;
+        let mut stride = 1;
+        for (&i, &d) in idx.iter().zip(&dims) {
+            off += i * stride;
+            stride *= d;
+        }
+        out.push(data[off]);
+        // Advance the row-major multi-index (the last index varies fastest).
+        for k in (0..dims.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    out
 }
 
 /// Writes a row-major `[rows, cols]` f32 array as `.npy`, through a temporary file renamed

@@ -1,0 +1,351 @@
+//! Streaming audio front end: framing with a hop, window, real FFT, power spectrum, mel
+//! filterbank and log — one sample in, one feature vector out every `hop` samples, in
+//! caller-provided fixed buffers. The trainer, the CLI and the firmware all compute features
+//! through this code, so training features and device features are the same computation.
+//!
+//! Frame `i` covers samples `[i·hop, i·hop + frame_len)`: the first frame is emitted when
+//! `frame_len` samples have arrived, then one every `hop` samples. Each frame is windowed,
+//! zero-padded to `n_fft`, transformed (microfft's real FFT), turned into the power spectrum
+//! `|X_k|²` for `k = 0..=n_fft/2`, weighted by the mel filterbank (`n_mels × (n_fft/2 + 1)`,
+//! from [`mel_filterbank`] or stored with a model), and logged: `ln(mel + log_eps)`.
+//!
+//! Samples are f32 in the units the model was trained with (16-bit PCM divided by 32768 by
+//! the host adapters).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FormatError, StepError};
+
+/// Largest supported FFT size (microfft is built with tables up to this size).
+pub const MAX_N_FFT: u32 = 1024;
+
+/// Analysis window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Window {
+    /// Periodic Hann, `0.5 − 0.5·cos(2πn/N)`.
+    Hann,
+    /// Periodic Hamming, `0.54 − 0.46·cos(2πn/N)`.
+    Hamming,
+    /// No window.
+    Rectangular,
+}
+
+/// Mel scale of the filterbank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MelScale {
+    /// `2595·log10(1 + f/700)`.
+    Htk,
+    /// Linear below 1 kHz, logarithmic above (Slaney's Auditory Toolbox).
+    Slaney,
+}
+
+/// Front-end parameters (stored with a model that takes audio).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FrontEndConfig {
+    pub sample_rate: u32,
+    /// Window length in samples.
+    pub frame_len: u32,
+    /// Samples between frames.
+    pub hop: u32,
+    /// FFT size: a power of two in `16..=MAX_N_FFT`, at least `frame_len`.
+    pub n_fft: u32,
+    pub n_mels: u32,
+    pub f_min: f32,
+    pub f_max: f32,
+    pub window: Window,
+    pub mel_scale: MelScale,
+    /// Scale each filter to unit area (Slaney normalisation) instead of unit peak.
+    pub area_norm: bool,
+    /// `features = ln(mel_power + log_eps)`.
+    pub log_eps: f32,
+}
+
+impl FrontEndConfig {
+    /// Checks every parameter.
+    pub fn validate(&self) -> Result<(), FormatError> {
+        let bad = FormatError::BadConfig;
+        if self.sample_rate == 0 || self.sample_rate > 1_000_000 {
+            return Err(bad("front end: sample_rate must be in 1..=1000000"));
+        }
+        if !self.n_fft.is_power_of_two() || !(16..=MAX_N_FFT).contains(&self.n_fft) {
+            return Err(bad("front end: n_fft must be a power of two in 16..=1024"));
+        }
+        if self.frame_len < 2 || self.frame_len > self.n_fft {
+            return Err(bad("front end: frame_len must be in 2..=n_fft"));
+        }
+        if self.hop == 0 || self.hop > self.frame_len {
+            return Err(bad("front end: hop must be in 1..=frame_len"));
+        }
+        if self.n_mels == 0 || self.n_mels > 512 {
+            return Err(bad("front end: n_mels must be in 1..=512"));
+        }
+        let nyq = self.sample_rate as f32 / 2.0;
+        // NaN fails every comparison.
+        if !(self.f_min >= 0.0 && self.f_min < self.f_max && self.f_max <= nyq) {
+            return Err(bad("front end: need 0 <= f_min < f_max <= sample_rate / 2"));
+        }
+        if !(self.log_eps > 0.0 && self.log_eps.is_finite()) {
+            return Err(bad("front end: log_eps must be finite and > 0"));
+        }
+        Ok(())
+    }
+
+    /// Power-spectrum bins, `n_fft/2 + 1`.
+    pub fn n_bins(&self) -> usize {
+        self.n_fft as usize / 2 + 1
+    }
+
+    /// State floats: the last `frame_len` samples (a ring), the ring position and the
+    /// number of samples buffered towards the next frame.
+    pub fn state_len(&self) -> usize {
+        self.frame_len as usize + 2
+    }
+
+    /// Scratch floats: the FFT buffer.
+    pub fn scratch_len(&self) -> usize {
+        self.n_fft as usize
+    }
+
+    /// Length of the filterbank, `n_mels × n_bins`.
+    pub fn filterbank_len(&self) -> usize {
+        self.n_mels as usize * self.n_bins()
+    }
+
+    /// Window value `n` of `frame_len`.
+    pub fn window_at(&self, n: usize) -> f32 {
+        let len = self.frame_len as f64;
+        let c = || libm::cos(2.0 * core::f64::consts::PI * n as f64 / len);
+        (match self.window {
+            Window::Hann => 0.5 - 0.5 * c(),
+            Window::Hamming => 0.54 - 0.46 * c(),
+            Window::Rectangular => 1.0,
+        }) as f32
+    }
+}
+
+fn hz_to_mel(f: f64, s: MelScale) -> f64 {
+    match s {
+        MelScale::Htk => 2595.0 * libm::log10(1.0 + f / 700.0),
+        MelScale::Slaney => {
+            let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
+            let logstep = libm::log(6.4) / 27.0;
+            if f >= min_log_hz {
+                min_log_hz / f_sp + libm::log(f / min_log_hz) / logstep
+            } else {
+                f / f_sp
+            }
+        }
+    }
+}
+
+fn mel_to_hz(m: f64, s: MelScale) -> f64 {
+    match s {
+        MelScale::Htk => 700.0 * (libm::pow(10.0, m / 2595.0) - 1.0),
+        MelScale::Slaney => {
+            let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
+            let min_log_mel = min_log_hz / f_sp;
+            let logstep = libm::log(6.4) / 27.0;
+            if m >= min_log_mel {
+                min_log_hz * libm::exp(logstep * (m - min_log_mel))
+            } else {
+                f_sp * m
+            }
+        }
+    }
+}
+
+/// Triangular mel filters, row-major `[n_mels, n_bins]`: filter `m` rises from mel point `m`
+/// to `m + 1` and falls to `m + 2`, the `n_mels + 2` points evenly spaced in mel between
+/// `f_min` and `f_max` (computed in f64).
+pub fn mel_filterbank(cfg: &FrontEndConfig, out: &mut [f32]) -> Result<(), FormatError> {
+    cfg.validate()?;
+    let (nm, nb) = (cfg.n_mels as usize, cfg.n_bins());
+    let out = out.get_mut(..nm * nb).ok_or(FormatError::BadConfig(
+        "front end: filterbank buffer too short",
+    ))?;
+    let (lo, hi) = (
+        hz_to_mel(cfg.f_min as f64, cfg.mel_scale),
+        hz_to_mel(cfg.f_max as f64, cfg.mel_scale),
+    );
+    let pt = |i: usize| mel_to_hz(lo + (hi - lo) * i as f64 / (nm + 1) as f64, cfg.mel_scale);
+    let bin_hz = cfg.sample_rate as f64 / cfg.n_fft as f64;
+    for (m, row) in out.chunks_exact_mut(nb).enumerate() {
+        let (f0, f1, f2) = (pt(m), pt(m + 1), pt(m + 2));
+        let scale = if cfg.area_norm { 2.0 / (f2 - f0) } else { 1.0 };
+        for (k, w) in row.iter_mut().enumerate() {
+            let f = k as f64 * bin_hz;
+            let up = (f - f0) / (f1 - f0);
+            let down = (f2 - f) / (f2 - f1);
+            let v = if up < down { up } else { down };
+            *w = if v > 0.0 { (v * scale) as f32 } else { 0.0 };
+        }
+    }
+    Ok(())
+}
+
+/// In-place real FFT of `buf` (length `n`, a supported power of two); returns `false` for
+/// an unsupported size.
+fn rfft(buf: &mut [f32]) -> bool {
+    macro_rules! go {
+        ($($n:literal => $f:ident),*) => {
+            match buf.len() {
+                $($n => match <&mut [f32; $n]>::try_from(buf) {
+                    Ok(a) => { let _ = microfft::real::$f(a); true }
+                    Err(_) => false,
+                },)*
+                _ => false,
+            }
+        };
+    }
+    go!(16 => rfft_16, 32 => rfft_32, 64 => rfft_64, 128 => rfft_128, 256 => rfft_256,
+        512 => rfft_512, 1024 => rfft_1024)
+}
+
+/// The streaming extractor over a configuration and its filterbank.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontEnd<'a> {
+    cfg: FrontEndConfig,
+    filters: &'a [f32],
+}
+
+impl<'a> FrontEnd<'a> {
+    /// `filters`: `[n_mels, n_bins]` row-major (see [`mel_filterbank`]).
+    pub fn new(cfg: FrontEndConfig, filters: &'a [f32]) -> Result<Self, FormatError> {
+        cfg.validate()?;
+        if filters.len() != cfg.filterbank_len() {
+            return Err(FormatError::BadConfig(
+                "front end: filterbank length must be n_mels * (n_fft/2 + 1)",
+            ));
+        }
+        Ok(FrontEnd { cfg, filters })
+    }
+
+    pub fn config(&self) -> &FrontEndConfig {
+        &self.cfg
+    }
+
+    /// Empties the stream (all zeros is the initial state).
+    pub fn reset(&self, state: &mut [f32]) {
+        let n = self.cfg.state_len().min(state.len());
+        state[..n].fill(0.0);
+    }
+
+    /// Feeds one sample. Returns `Ok(true)` when a frame completed and `out[..n_mels]`
+    /// holds its features; `out` is untouched otherwise.
+    pub fn push(
+        &self,
+        x: f32,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<bool, StepError> {
+        let (fl, hop) = (self.cfg.frame_len as usize, self.cfg.hop as usize);
+        let got = state.len();
+        let state = state.get_mut(..fl + 2).ok_or(StepError::StateTooShort {
+            needed: fl + 2,
+            got,
+        })?;
+        let (ring, ctr) = state.split_at_mut(fl);
+        // Counters are small integers stored as f32; a corrupt state is clamped, never
+        // trusted as an index.
+        let pos = (ctr[0] as usize) % fl;
+        let mut have = (ctr[1] as usize).min(fl - 1);
+        ring[pos] = x;
+        let pos = (pos + 1) % fl;
+        have += 1;
+        let ready = have == fl;
+        if ready {
+            self.frame(ring, pos, scratch, out)?;
+            have = fl - hop;
+        }
+        ctr[0] = pos as f32;
+        ctr[1] = have as f32;
+        Ok(ready)
+    }
+
+    /// Computes the features of the frame in `ring` (oldest sample at `pos`).
+    fn frame(
+        &self,
+        ring: &[f32],
+        pos: usize,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<(), StepError> {
+        let (nf, nb, nm) = (
+            self.cfg.n_fft as usize,
+            self.cfg.n_bins(),
+            self.cfg.n_mels as usize,
+        );
+        let got = scratch.len();
+        let buf = scratch
+            .get_mut(..nf)
+            .ok_or(StepError::ScratchTooShort { needed: nf, got })?;
+        let got = out.len();
+        let out = out
+            .get_mut(..nm)
+            .ok_or(StepError::OutputTooShort { needed: nm, got })?;
+        let (older, newer) = ring.split_at(pos);
+        for (i, (b, &s)) in buf.iter_mut().zip(newer.iter().chain(older)).enumerate() {
+            *b = s * self.cfg.window_at(i);
+        }
+        buf[ring.len()..].fill(0.0);
+        if !rfft(buf) {
+            return Err(StepError::Internal);
+        }
+        // Power spectrum in place: bin 0 is (re, nyquist) packed; bin k at 2k, 2k+1.
+        let nyq = buf[1] * buf[1];
+        buf[0] *= buf[0];
+        for k in 1..nb - 1 {
+            let (re, im) = (buf[2 * k], buf[2 * k + 1]);
+            buf[k] = re * re + im * im;
+        }
+        buf[nb - 1] = nyq;
+        let power = &buf[..nb];
+        for (o, row) in out.iter_mut().zip(self.filters.chunks_exact(nb)) {
+            let mut acc = 0.0f32;
+            for (&w, &p) in row.iter().zip(power) {
+                acc += w * p;
+            }
+            *o = libm::logf(acc + self.cfg.log_eps);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// microfft's packed output against a direct DFT of the same frame, every size.
+    #[test]
+    fn power_spectrum_matches_direct_dft() {
+        let mut buf = [0f32; 1024];
+        let mut x = [0f32; 1024];
+        for n in [16usize, 32, 64, 128, 256, 512, 1024] {
+            for (i, v) in x[..n].iter_mut().enumerate() {
+                let t = i as f64;
+                *v = (libm::sin(0.7 * t) + 0.3 * libm::cos(2.1 * t) + 0.01 * t) as f32;
+            }
+            buf[..n].copy_from_slice(&x[..n]);
+            assert!(rfft(&mut buf[..n]));
+            for k in 0..=n / 2 {
+                let pk = match k {
+                    0 => buf[0] * buf[0],
+                    k if k == n / 2 => buf[1] * buf[1],
+                    k => buf[2 * k] * buf[2 * k] + buf[2 * k + 1] * buf[2 * k + 1],
+                };
+                let (mut re, mut im) = (0f64, 0f64);
+                for (i, &xi) in x[..n].iter().enumerate() {
+                    let a = -2.0 * core::f64::consts::PI * (k * i) as f64 / n as f64;
+                    re += xi as f64 * libm::cos(a);
+                    im += xi as f64 * libm::sin(a);
+                }
+                let want = re * re + im * im;
+                assert!(
+                    ((pk as f64) - want).abs() <= 1e-3 * want.max(1.0),
+                    "n {n} bin {k}: {pk} vs {want}"
+                );
+            }
+        }
+    }
+}

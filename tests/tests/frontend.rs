@@ -1,0 +1,211 @@
+//! The streaming audio front end against librosa (tests/goldens/gen_frontend.py): the mel
+//! filterbank and the log-mel features of every frame, fed one sample at a time.
+//! (`features.npy` is stored in Fortran order, which also exercises that path of the reader.)
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use tinyssm_core::frontend::{mel_filterbank, FrontEnd, FrontEndConfig, MelScale, Window};
+use tinyssm_host::io;
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/frontend");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 3, "fixtures missing in {}", root.display());
+    v
+}
+
+fn hann8k() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/frontend/sr8k-hann-htk")
+}
+
+fn config(dir: &Path) -> FrontEndConfig {
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let u = |k: &str| j[k].as_u64().unwrap() as u32;
+    let f = |k: &str| j[k].as_f64().unwrap() as f32;
+    FrontEndConfig {
+        sample_rate: u("sample_rate"),
+        frame_len: u("frame_len"),
+        hop: u("hop"),
+        n_fft: u("n_fft"),
+        n_mels: u("n_mels"),
+        f_min: f("f_min"),
+        f_max: f("f_max"),
+        window: match j["window"].as_str().unwrap() {
+            "hann" => Window::Hann,
+            "hamming" => Window::Hamming,
+            _ => Window::Rectangular,
+        },
+        mel_scale: match j["mel_scale"].as_str().unwrap() {
+            "htk" => MelScale::Htk,
+            _ => MelScale::Slaney,
+        },
+        area_norm: j["area_norm"].as_bool().unwrap(),
+        log_eps: f("log_eps"),
+    }
+}
+
+#[test]
+fn filterbank_matches_librosa() {
+    for dir in cases() {
+        let cfg = config(&dir);
+        let (_, want) = io::read_f32_npy(&dir.join("filters.npy")).unwrap();
+        let mut got = vec![0f32; cfg.filterbank_len()];
+        mel_filterbank(&cfg, &mut got).unwrap();
+        let peak = want.iter().fold(0f32, |a, &b| a.max(b.abs()));
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!(
+            "{}: filterbank max |Δ| {err:.2e} (peak {peak:.3e})",
+            dir.display()
+        );
+        assert!(err <= 1e-6 * peak.max(1e-3), "{}: {err}", dir.display());
+    }
+}
+
+#[test]
+fn streamed_features_match_librosa() {
+    let mut worst = Vec::new();
+    for dir in cases() {
+        let cfg = config(&dir);
+        let (_, x) = io::read_f32_npy(&dir.join("input.npy")).unwrap();
+        let (shape, want) = io::read_f32_npy(&dir.join("features.npy")).unwrap();
+        let mut fb = vec![0f32; cfg.filterbank_len()];
+        mel_filterbank(&cfg, &mut fb).unwrap();
+        let fe = FrontEnd::new(cfg, &fb).unwrap();
+        let mut state = vec![0f32; cfg.state_len()];
+        let mut scratch = vec![0f32; cfg.scratch_len()];
+        let mut out = vec![0f32; cfg.n_mels as usize];
+        let mut got = Vec::new();
+        for &s in &x {
+            if fe.push(s, &mut state, &mut scratch, &mut out).unwrap() {
+                got.extend_from_slice(&out);
+            }
+        }
+        assert_eq!(
+            got.len() as u64,
+            shape[0] * shape[1],
+            "{}: frame count",
+            dir.display()
+        );
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!(
+            "{}: log-mel max |Δ| {err:.2e} over {} frames",
+            dir.display(),
+            shape[0]
+        );
+        worst.push((dir.clone(), err));
+        // After a reset the stream starts over and reproduces the first frame exactly.
+        fe.reset(&mut state);
+        let n = cfg.n_mels as usize;
+        let mut first = None;
+        for &s in &x {
+            if fe.push(s, &mut state, &mut scratch, &mut out).unwrap() {
+                first = Some(out.clone());
+                break;
+            }
+        }
+        assert_eq!(first.unwrap(), got[..n].to_vec());
+    }
+    for (dir, err) in worst {
+        assert!(err <= 1e-4, "{}: {err}", dir.display());
+    }
+}
+
+#[test]
+fn bad_configs_and_short_buffers_are_errors() {
+    let dir = &hann8k();
+    let cfg = config(dir);
+    let mut fb = vec![0f32; cfg.filterbank_len()];
+    mel_filterbank(&cfg, &mut fb).unwrap();
+    for bad in [
+        FrontEndConfig { n_fft: 300, ..cfg },
+        FrontEndConfig { n_fft: 2048, ..cfg },
+        FrontEndConfig {
+            frame_len: 300,
+            ..cfg
+        },
+        FrontEndConfig { hop: 0, ..cfg },
+        FrontEndConfig { hop: 201, ..cfg },
+        FrontEndConfig { n_mels: 0, ..cfg },
+        FrontEndConfig {
+            f_max: 5000.0,
+            ..cfg
+        },
+        FrontEndConfig {
+            f_min: f32::NAN,
+            ..cfg
+        },
+        FrontEndConfig {
+            log_eps: 0.0,
+            ..cfg
+        },
+        FrontEndConfig {
+            sample_rate: 0,
+            ..cfg
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+        assert!(mel_filterbank(&bad, &mut fb).is_err());
+    }
+    assert!(FrontEnd::new(cfg, &fb[1..]).is_err());
+    assert!(mel_filterbank(&cfg, &mut [0f32; 10]).is_err());
+    let fe = FrontEnd::new(cfg, &fb).unwrap();
+    let mut out = vec![0f32; cfg.n_mels as usize];
+    let mut scratch = vec![0f32; cfg.scratch_len()];
+    assert!(fe
+        .push(
+            0.0,
+            &mut vec![0f32; cfg.state_len() - 1],
+            &mut scratch,
+            &mut out
+        )
+        .is_err());
+    // Short scratch / output only matter when a frame completes.
+    let mut state = vec![0f32; cfg.state_len()];
+    let mut res = Ok(false);
+    for _ in 0..cfg.frame_len {
+        res = fe.push(0.1, &mut state, &mut scratch[..10], &mut out);
+    }
+    assert!(res.is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Any state contents (corrupt counters, NaN, infinities) and any samples: no panic.
+    #[test]
+    fn arbitrary_state_never_panics(
+        st in proptest::collection::vec(proptest::num::f32::ANY, 202),
+        xs in proptest::collection::vec(proptest::num::f32::ANY, 0..600),
+    ) {
+        let dir = &hann8k();
+        let cfg = config(dir);
+        let mut fb = vec![0f32; cfg.filterbank_len()];
+        mel_filterbank(&cfg, &mut fb).unwrap();
+        let fe = FrontEnd::new(cfg, &fb).unwrap();
+        let mut state = st;
+        let mut scratch = vec![0f32; cfg.scratch_len()];
+        let mut out = vec![0f32; cfg.n_mels as usize];
+        let mut frames = 0;
+        for &x in &xs {
+            if fe.push(x, &mut state, &mut scratch, &mut out).unwrap() {
+                frames += 1;
+            }
+        }
+        // At most one frame per hop after the first.
+        prop_assert!(frames <= xs.len() / cfg.hop as usize + 1);
+    }
+}
