@@ -249,6 +249,7 @@ fn rwkv_tiny(c: &mut Criterion) {
         ("6v0-synthetic-FP16", DType::F16),
     ] {
         let cfg = Config {
+            front_end: None,
             n_layers: 12,
             arch: Arch::Rwkv6(Rwkv6Config {
                 d_model: 64,

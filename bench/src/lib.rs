@@ -7,6 +7,7 @@ use tinyssm_host::{AlignedBuf, HostError};
 /// Sensor S4D: H = 64, N = 64, 4 layers.
 pub fn s4d_sensor() -> Config {
     Config {
+        front_end: None,
         n_layers: 4,
         arch: Arch::S4d(S4dConfig {
             d_input: 3,
@@ -26,6 +27,7 @@ pub fn s4d_sensor() -> Config {
 /// dt_rank = ⌈d_model/16⌉, tied head, conv bias, no projection biases — mamba-130m's layout).
 pub fn mamba1(d_model: u32, n_layers: u32, vocab: u32) -> Config {
     Config {
+        front_end: None,
         n_layers,
         arch: Arch::Mamba1(Mamba1Config {
             d_model,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FormatError;
+use crate::frontend::FrontEndConfig;
 
 /// Largest supported causal-conv kernel width.
 pub const MAX_D_CONV: u32 = 16;
@@ -162,6 +163,10 @@ pub enum Arch {
 pub struct Config {
     pub n_layers: u32,
     pub arch: Arch,
+    /// The audio front end of a model that takes raw samples (format 1.1): its features
+    /// (`n_mels` values per frame) are the model's input vectors; the filterbank is stored
+    /// as the global tensor [`Role::MelFilters`].
+    pub front_end: Option<FrontEndConfig>,
 }
 
 /// Weight element types. Codes are stable across format versions; codes 2..=4 are
@@ -302,6 +307,8 @@ roles! {
     DecayW1 = 68, "att.time_decay_w1", false;
     /// RWKV v6 decay low-rank up projection: [D, d_lora_decay].
     DecayW2 = 69, "att.time_decay_w2", false;
+    /// Mel filterbank of the audio front end: [n_mels, n_fft/2 + 1].
+    MelFilters = 70, "frontend.mel_filters", false;
 }
 
 /// Where a tensor belongs: `None` = model-global.
@@ -504,12 +511,21 @@ impl Config {
                 eps(c.norm_eps)?;
             }
         }
+        if let Some(fe) = &self.front_end {
+            fe.validate()?;
+            if self.d_input() != fe.n_mels as usize {
+                return Err(FormatError::BadConfig(
+                    "a front end needs a vector-input model with d_input = n_mels",
+                ));
+            }
+        }
         // All derived sizes must fit: check the largest products once.
         self.sizes().map(|_| ())
     }
 
     pub(crate) fn global_roles(&self) -> RoleList {
         let mut l = RoleList::new();
+        l.push_if(self.front_end.is_some(), Role::MelFilters);
         match &self.arch {
             Arch::Mamba1(Mamba1Config {
                 tied_embeddings, ..
@@ -752,6 +768,10 @@ impl Config {
 
     fn shape_of(&self, role: Role) -> Option<(u8, [u32; 4])> {
         use Role::*;
+        if role == MelFilters {
+            let fe = self.front_end.as_ref()?;
+            return Some(s2(fe.n_mels, fe.n_fft / 2 + 1));
+        }
         // Checked u32 arithmetic: a corrupt config must give None, never overflow.
         fn add(a: u32, b: u32) -> Option<u32> {
             a.checked_add(b)
@@ -974,7 +994,16 @@ impl Config {
                 (state, scratch)
             }
         };
-        let state = m(state_per_layer, l)?;
+        let model_state = m(state_per_layer, l)?;
+        let model_scratch = scratch;
+        let mut state = model_state;
+        let mut scratch = scratch;
+        if let Some(fe) = &self.front_end {
+            // The front end's ring and counters follow the model state; its FFT buffer and
+            // the feature vector follow the model scratch.
+            state = a(state, fe.frame_len as u64 + 2)?;
+            scratch = a(scratch, a(fe.n_fft as u64, fe.n_mels as u64)?)?;
+        }
         // Sizes must be addressable as f32 slices on a 32-bit target too.
         let lim = (u32::MAX / 8) as u64;
         if state > lim || scratch > lim {
@@ -994,6 +1023,8 @@ impl Config {
             state: state as usize,
             state_per_layer: state_per_layer as usize,
             scratch: scratch as usize,
+            model_state: model_state as usize,
+            model_scratch: model_scratch as usize,
         })
     }
 }
@@ -1001,7 +1032,13 @@ impl Config {
 /// Buffer sizes in f32 elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizes {
+    /// Whole state: the model's, then the front end's (if any).
     pub state: usize,
     pub state_per_layer: usize,
+    /// Whole scratch: the model's, then the front end's FFT buffer and feature vector.
     pub scratch: usize,
+    /// The model's part of the state (all layers).
+    pub model_state: usize,
+    /// The model's part of the scratch.
+    pub model_scratch: usize,
 }

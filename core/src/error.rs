@@ -63,7 +63,8 @@ impl fmt::Display for FormatError {
             BadMagic => write!(f, "not a tinyssm model (bad magic)"),
             UnsupportedVersion { found_major, found_minor, supported_major } => write!(
                 f,
-                "unsupported model format version {found_major}.{found_minor}; this build reads version {supported_major}.x"
+                "unsupported model format version {found_major}.{found_minor}; this build reads versions {supported_major}.0 to {supported_major}.{}",
+                crate::format::VERSION_MINOR
             ),
             MisalignedBlob => write!(f, "model blob is not 16-byte aligned in memory"),
             CrcMismatch { stored, computed } => write!(

@@ -4,7 +4,7 @@
 //! offset  size  field
 //! 0       4     magic "TSSM"
 //! 4       2     format major version (u16)   -- a reader rejects other majors
-//! 6       2     format minor version (u16)   -- additions readers of the same major may ignore
+//! 6       2     format minor version (u16)   -- a reader accepts minors up to its own
 //! 8       4     header_len (u32): bytes of the header region that starts at offset 32
 //! 12      4     reserved, 0
 //! 16      8     data_len (u64): bytes of the data section
@@ -30,8 +30,12 @@ use crate::error::FormatError;
 pub const MAGIC: [u8; 4] = *b"TSSM";
 /// The format major version this build reads and writes.
 pub const VERSION_MAJOR: u16 = 1;
-/// The format minor version this build writes.
-pub const VERSION_MINOR: u16 = 0;
+/// The format minor version this build writes (and the newest it reads).
+///
+/// - 1.0: the first format.
+/// - 1.1: [`Config`] gains `front_end` (an audio front end and its mel filterbank tensor).
+///   1.0 blobs are still read (no front end).
+pub const VERSION_MINOR: u16 = 1;
 /// Size of the fixed preamble.
 pub const PREAMBLE_LEN: usize = 32;
 /// Alignment of the blob and of every tensor.
@@ -52,6 +56,41 @@ pub struct Header {
     /// Length of the quantization-parameter table that follows the tensor table.
     /// Reserved: must be 0 in format v1.
     pub quant_len: u32,
+}
+
+/// Format 1.0's configuration (no front end).
+#[derive(Deserialize)]
+struct ConfigV1_0 {
+    n_layers: u32,
+    arch: crate::config::Arch,
+}
+
+/// Format 1.0's header.
+#[derive(Deserialize)]
+struct HeaderV1_0 {
+    config: ConfigV1_0,
+    n_tensors: u32,
+    quant_len: u32,
+}
+
+/// Decodes the header of format 1.`minor`.
+fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatError> {
+    if minor == 0 {
+        let (h, rest) =
+            postcard::take_from_bytes::<HeaderV1_0>(region).map_err(|_| FormatError::BadHeader)?;
+        let header = Header {
+            config: Config {
+                n_layers: h.config.n_layers,
+                arch: h.config.arch,
+                front_end: None,
+            },
+            n_tensors: h.n_tensors,
+            quant_len: h.quant_len,
+        };
+        Ok((header, rest))
+    } else {
+        postcard::take_from_bytes::<Header>(region).map_err(|_| FormatError::BadHeader)
+    }
 }
 
 /// One entry of the tensor table; postcard with fixed-width integers so that every record
@@ -152,7 +191,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
     }
     let major = u16_at(blob, 4);
     let minor = u16_at(blob, 6);
-    if major != VERSION_MAJOR {
+    if major != VERSION_MAJOR || minor > VERSION_MINOR {
         return Err(FormatError::UnsupportedVersion {
             found_major: major,
             found_minor: minor,
@@ -204,8 +243,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
     {
         return Err(FormatError::ReservedNotEmpty);
     }
-    let (header, rest) =
-        postcard::take_from_bytes::<Header>(header_region).map_err(|_| FormatError::BadHeader)?;
+    let (header, rest) = decode_header(minor, header_region)?;
     let config = header.config;
     config.validate()?;
     let sizes = config.sizes()?;

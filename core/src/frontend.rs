@@ -21,6 +21,7 @@ pub const MAX_N_FFT: u32 = 1024;
 
 /// Analysis window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Window {
     /// Periodic Hann, `0.5 − 0.5·cos(2πn/N)`.
     Hann,
@@ -32,6 +33,7 @@ pub enum Window {
 
 /// Mel scale of the filterbank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MelScale {
     /// `2595·log10(1 + f/700)`.
     Htk,

@@ -198,7 +198,11 @@ impl<'a> Model<'a> {
         scratch: &mut [f32],
         out: &mut [f32],
     ) -> Result<(), StepError> {
-        let (ns, nc, no) = (self.sizes.state, self.sizes.scratch, self.d_output());
+        let (ns, nc, no) = (
+            self.sizes.model_state,
+            self.sizes.model_scratch,
+            self.d_output(),
+        );
         let got = state.len();
         let state = state
             .get_mut(..ns)
@@ -233,6 +237,58 @@ impl<'a> Model<'a> {
             }
             _ => Err(StepError::WrongInputKind),
         }
+    }
+
+    /// The audio front end, for a model that takes raw samples.
+    pub fn front_end(&self) -> Option<crate::frontend::FrontEnd<'a>> {
+        let cfg = self.config.front_end?;
+        let filters = self.find(None, Role::MelFilters)?;
+        match filters.weights {
+            Weights::F32(w) => crate::frontend::FrontEnd::new(cfg, w).ok(),
+            Weights::F16(_) => None,
+        }
+    }
+
+    /// Feeds one audio sample to a model with a front end. When the sample completes a
+    /// frame, the frame's features go through one model step and `Ok(true)` says `out`
+    /// holds its outputs; otherwise `out` is untouched. State and scratch are the whole
+    /// buffers ([`Self::state_len`], [`Self::scratch_len`]): the model's part first, then
+    /// the front end's.
+    pub fn step_sample(
+        &self,
+        x: f32,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<bool, StepError> {
+        let fe = self.front_end().ok_or(StepError::WrongInputKind)?;
+        let (ms, mc, nm) = (
+            self.sizes.model_state,
+            self.sizes.model_scratch,
+            fe.config().n_mels as usize,
+        );
+        let got = state.len();
+        let state = state
+            .get_mut(..self.sizes.state)
+            .ok_or(StepError::StateTooShort {
+                needed: self.sizes.state,
+                got,
+            })?;
+        let got = scratch.len();
+        let scratch = scratch
+            .get_mut(..self.sizes.scratch)
+            .ok_or(StepError::ScratchTooShort {
+                needed: self.sizes.scratch,
+                got,
+            })?;
+        let (model_state, fe_state) = state.split_at_mut(ms);
+        let (model_scratch, rest) = scratch.split_at_mut(mc);
+        let (fft, feats) = rest.split_at_mut(rest.len() - nm);
+        if !fe.push(x, fe_state, fft, feats)? {
+            return Ok(false);
+        }
+        self.step(Input::Vector(feats), model_state, model_scratch, out)?;
+        Ok(true)
     }
 
     /// [`Self::step`] with a token.

@@ -95,6 +95,22 @@ impl<'m> Runner<'m> {
         Ok(())
     }
 
+    /// One audio sample through the front end; `Ok(true)` when a frame completed and `out`
+    /// holds the model's outputs for it.
+    pub fn step_sample(
+        &mut self,
+        id: StreamId,
+        x: f32,
+        out: &mut [f32],
+    ) -> Result<bool, HostError> {
+        let st = self
+            .states
+            .get_mut(id.0)
+            .and_then(Option::as_mut)
+            .ok_or(HostError::UnknownStream(id.0))?;
+        Ok(self.model.step_sample(x, st, &mut self.scratch, out)?)
+    }
+
     /// Feeds a chunk of tokens to a stream; returns `[tokens.len(), d_output]` outputs.
     pub fn feed_tokens(&mut self, id: StreamId, tokens: &[u32]) -> Result<Vec<f32>, HostError> {
         let d = self.model.d_output();
@@ -106,6 +122,20 @@ impl<'m> Runner<'m> {
     }
 
     /// Feeds a chunk of input vectors (row-major, `d_input` per step) to a stream.
+    /// Feeds audio samples to a model with a front end; returns the outputs of every
+    /// completed frame, `[frames, d_output]` row-major.
+    pub fn feed_samples(&mut self, id: StreamId, xs: &[f32]) -> Result<Vec<f32>, HostError> {
+        let d = self.model.d_output();
+        let mut out = Vec::new();
+        let mut o = vec![0f32; d];
+        for &x in xs {
+            if self.step_sample(id, x, &mut o)? {
+                out.extend_from_slice(&o);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn feed_vectors(&mut self, id: StreamId, xs: &[f32]) -> Result<Vec<f32>, HostError> {
         let di = self.model.d_input().max(1);
         let d = self.model.d_output();

@@ -5,7 +5,7 @@ use tinyssm_core::format::{
     align_up, blob_crc, Header, TensorRecord, ALIGN, GLOBAL_LAYER, MAGIC, PREAMBLE_LEN,
     TENSOR_RECORD_LEN, VERSION_MAJOR, VERSION_MINOR,
 };
-use tinyssm_core::{Config, DType, TensorSpec};
+use tinyssm_core::{Config, DType, Role, TensorSpec};
 
 use crate::error::HostError;
 
@@ -74,7 +74,15 @@ where
             name: format!("#{i}"),
             msg: "no spec".into(),
         })?;
-        let data = provide(&spec)?;
+        // The front end's filterbank follows from its configuration.
+        let data = match (spec.role, &config.front_end) {
+            (Role::MelFilters, Some(fe)) => {
+                let mut fb = vec![0f32; fe.filterbank_len()];
+                tinyssm_core::frontend::mel_filterbank(fe, &mut fb).map_err(HostError::Invalid)?;
+                TensorData::F32(fb)
+            }
+            _ => provide(&spec)?,
+        };
         let name = spec_name(&spec);
         let numel = spec.numel().unwrap_or(u64::MAX);
         if data.len() as u64 != numel {

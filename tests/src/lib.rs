@@ -100,6 +100,7 @@ pub mod configs {
 
     pub fn mamba1() -> Config {
         Config {
+            front_end: None,
             n_layers: 2,
             arch: Arch::Mamba1(Mamba1Config {
                 d_model: 24,
@@ -118,6 +119,7 @@ pub mod configs {
     }
     pub fn mamba2() -> Config {
         Config {
+            front_end: None,
             n_layers: 2,
             arch: Arch::Mamba2(Mamba2Config {
                 d_model: 16,
@@ -141,6 +143,7 @@ pub mod configs {
     }
     pub fn s4d() -> Config {
         Config {
+            front_end: None,
             n_layers: 2,
             arch: Arch::S4d(S4dConfig {
                 d_input: 3,
@@ -157,6 +160,7 @@ pub mod configs {
     }
     pub fn rwkv4() -> Config {
         Config {
+            front_end: None,
             n_layers: 2,
             arch: Arch::Rwkv4(RwkvConfig {
                 d_model: 24,
@@ -168,6 +172,7 @@ pub mod configs {
     }
     pub fn rwkv5(gated: bool) -> Config {
         Config {
+            front_end: None,
             n_layers: 2,
             arch: Arch::Rwkv5(Rwkv5Config {
                 d_model: 24,
@@ -183,6 +188,7 @@ pub mod configs {
     }
     pub fn rwkv6() -> Config {
         Config {
+            front_end: None,
             n_layers: 2,
             arch: Arch::Rwkv6(Rwkv6Config {
                 d_model: 24,
@@ -199,6 +205,7 @@ pub mod configs {
     }
     pub fn rwkv7() -> Config {
         Config {
+            front_end: None,
             n_layers: 3,
             arch: Arch::Rwkv7(Rwkv7Config {
                 d_model: 24,

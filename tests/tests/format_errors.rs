@@ -2,7 +2,7 @@
 //! is re-fixed after each patch unless the CRC is the defect), and never a panic.
 
 use tinyssm_core::format::{
-    blob_crc, Header, TensorRecord, PREAMBLE_LEN, TENSOR_RECORD_LEN, VERSION_MAJOR,
+    blob_crc, Header, TensorRecord, PREAMBLE_LEN, TENSOR_RECORD_LEN, VERSION_MAJOR, VERSION_MINOR,
 };
 use tinyssm_core::{Arch, Config, DType, FormatError, Model, Role};
 use tinyssm_host::AlignedBuf;
@@ -57,6 +57,7 @@ fn join(p: &Parts) -> Vec<u8> {
     let mut b = vec![0u8; data_off + p.data.len()];
     b[0..4].copy_from_slice(b"TSSM");
     b[4..6].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
+    b[6..8].copy_from_slice(&VERSION_MINOR.to_le_bytes());
     b[8..12].copy_from_slice(&(hdr.len() as u32).to_le_bytes());
     b[16..24].copy_from_slice(&(p.data.len() as u64).to_le_bytes());
     b[PREAMBLE_LEN..PREAMBLE_LEN + hdr.len()].copy_from_slice(&hdr);
@@ -133,12 +134,15 @@ fn bad_magic_and_versions() {
         }
     );
     let msg = e.to_string();
-    assert!(msg.contains("2.3") && msg.contains("1.x"), "{msg}");
-    // An unknown minor of the same major is accepted.
+    assert!(msg.contains("2.3") && msg.contains("1.0 to 1.1"), "{msg}");
+    // A newer minor of the same major may change the header: refused, not misread.
     let mut b = valid(&configs::s4d());
     b[6..8].copy_from_slice(&9u16.to_le_bytes());
     fix_crc(&mut b);
-    parse(&b).unwrap();
+    assert!(matches!(
+        parse(&b),
+        Err(FormatError::UnsupportedVersion { found_minor: 9, .. })
+    ));
 }
 
 #[test]

@@ -209,3 +209,73 @@ proptest! {
         prop_assert!(frames <= xs.len() / cfg.hop as usize + 1);
     }
 }
+
+/// A model that carries its front end: `step_sample` = the front end's features through
+/// `step_vector`, with the front end's buffers after the model's (and exactly that long).
+#[test]
+fn model_with_front_end_steps_on_samples() {
+    use tinyssm_core::{Arch, Config, DType, Model};
+    let fe_cfg = config(&hann8k());
+    let mut cfg = tinyssm_tests::configs::s4d();
+    if let Arch::S4d(c) = &mut cfg.arch {
+        c.d_input = fe_cfg.n_mels;
+    }
+    // Without a matching d_input the front end is refused.
+    let bad = Config {
+        front_end: Some(fe_cfg),
+        ..tinyssm_tests::configs::s4d()
+    };
+    assert!(bad.validate().is_err());
+    let plain = cfg;
+    cfg.front_end = Some(fe_cfg);
+    let buf = tinyssm_tests::random_blob(&cfg, 3, DType::F32).unwrap();
+    let m = Model::parse(buf.as_bytes()).unwrap();
+    let pbuf = tinyssm_tests::random_blob(&plain, 3, DType::F32).unwrap();
+    let pm = Model::parse(pbuf.as_bytes()).unwrap();
+    assert_eq!(m.state_len(), pm.state_len() + fe_cfg.state_len());
+    assert_eq!(
+        m.scratch_len(),
+        pm.scratch_len() + fe_cfg.scratch_len() + fe_cfg.n_mels as usize
+    );
+    assert!(pm.front_end().is_none());
+    let fe = m.front_end().unwrap();
+    let mut fb = vec![0f32; fe_cfg.filterbank_len()];
+    mel_filterbank(&fe_cfg, &mut fb).unwrap();
+
+    let (_, x) = io::read_f32_npy(&hann8k().join("input.npy")).unwrap();
+    // Canary-filled buffers of exactly the reported sizes, plus a tail that must survive.
+    const CANARY: f32 = 1.2345e-7;
+    let mut st = vec![CANARY; m.state_len() + 8];
+    let mut sc = vec![CANARY; m.scratch_len() + 8];
+    m.reset(&mut st).unwrap();
+    let mut out = vec![0f32; m.d_output()];
+    // The same by hand: the front end with its own buffers, then step_vector.
+    let mut fst = vec![0f32; fe_cfg.state_len()];
+    let mut fsc = vec![0f32; fe_cfg.scratch_len()];
+    let mut feats = vec![0f32; fe_cfg.n_mels as usize];
+    let mut mst = vec![0f32; pm.state_len()];
+    let mut msc = vec![0f32; m.scratch_len()];
+    let mut mout = vec![0f32; m.d_output()];
+    let mut frames = 0;
+    for &s in &x {
+        let a = m.step_sample(s, &mut st, &mut sc, &mut out).unwrap();
+        let b = fe.push(s, &mut fst, &mut fsc, &mut feats).unwrap();
+        assert_eq!(a, b);
+        if b {
+            m.step_vector(&feats, &mut mst, &mut msc, &mut mout)
+                .unwrap();
+            assert_eq!(out, mout);
+            frames += 1;
+        }
+    }
+    assert_eq!(frames, 98);
+    assert!(st[m.state_len()..].iter().all(|&v| v == CANARY));
+    assert!(sc[m.scratch_len()..].iter().all(|&v| v == CANARY));
+    // Every reported scratch float was used.
+    assert!(sc[..m.scratch_len()].iter().all(|&v| v != CANARY));
+    // Short buffers are errors; a model without a front end refuses samples.
+    assert!(m
+        .step_sample(0.0, &mut st[..10], &mut sc, &mut out)
+        .is_err());
+    assert!(pm.step_sample(0.0, &mut mst, &mut msc, &mut mout).is_err());
+}

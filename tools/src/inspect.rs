@@ -19,6 +19,8 @@ pub struct Summary {
     pub scratch_bytes: usize,
     pub macs_per_step: u64,
     pub file_bytes: usize,
+    /// The audio front end, for models that take raw samples.
+    pub front_end: Option<tinyssm_core::frontend::FrontEndConfig>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,9 +85,13 @@ pub fn summarize(m: &Model<'_>) -> Summary {
         ),
     };
     let ws = m.weight_stats();
-    let input = match m.vocab_size() {
-        Some(v) => format!("tokens (vocab {v})"),
-        None => format!("vectors of {}", m.d_input()),
+    let input = match (m.vocab_size(), &cfg.front_end) {
+        (Some(v), _) => format!("tokens (vocab {v})"),
+        (None, Some(fe)) => format!(
+            "audio at {} Hz: {} log-mel features every {} samples ({}-sample window, {}-point FFT)",
+            fe.sample_rate, fe.n_mels, fe.hop, fe.frame_len, fe.n_fft
+        ),
+        (None, None) => format!("vectors of {}", m.d_input()),
     };
     Summary {
         architecture,
@@ -109,6 +115,7 @@ pub fn summarize(m: &Model<'_>) -> Summary {
         scratch_bytes: m.scratch_len() * 4,
         macs_per_step: m.macs_per_step(),
         file_bytes: m.blob_len(),
+        front_end: cfg.front_end,
     }
 }
 
@@ -132,6 +139,12 @@ pub fn render(s: &Summary) -> String {
     o += &format!("tensors        {}\n", s.n_tensors);
     o += &format!("file bytes     {}\n", s.file_bytes);
     o += &format!("config         {}\n", s.config);
+    if let Some(fe) = &s.front_end {
+        o += &format!(
+            "front end      {}\n",
+            serde_json::to_string(fe).unwrap_or_default()
+        );
+    }
     o
 }
 

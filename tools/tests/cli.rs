@@ -375,3 +375,87 @@ fn npy_i64(v: &[i64]) -> Vec<u8> {
     }
     out
 }
+
+/// An S4D checkpoint whose config.json carries a front end: the model takes audio, `inspect`
+/// says so, and `run --wav` feeds samples through the front end (one output per frame).
+#[test]
+fn s4d_with_front_end_runs_on_audio() {
+    let src = first_fixture("s4d", "s4d-glu-prenorm");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("ckpt");
+    copy_dir(&src, &d);
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap();
+    cfg["d_input"] = 40.into();
+    cfg["front_end"] = serde_json::json!({
+        "sample_rate": 8000, "frame_len": 200, "hop": 80, "n_fft": 256, "n_mels": 40,
+        "f_min": 20.0, "f_max": 4000.0, "window": "hann", "mel_scale": "htk",
+        "area_norm": false, "log_eps": 1e-6
+    });
+    std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+    rewrite_tensors(&d, |name, dt, shape, bytes| {
+        if name == "encoder.weight" {
+            let n = shape[0] * 40;
+            let v: Vec<u8> = (0..n)
+                .flat_map(|i| (((i * 37 % 101) as f32 - 50.0) / 500.0).to_le_bytes())
+                .collect();
+            Some((dt, vec![shape[0], 40], v))
+        } else {
+            Some((dt, shape, bytes))
+        }
+    });
+    let model = tmp.path().join("a.tssm");
+    ok(&run(bin().arg("convert").arg(&d).arg("-o").arg(&model)));
+    let info = ok(&run(bin().arg("inspect").arg(&model)));
+    assert!(info.contains("audio at 8000 Hz: 40 log-mel"), "{info}");
+    // One second of a 440 Hz tone as 16-bit PCM: 98 frames.
+    let write_wav = |p: &Path, rate: u32| {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(p, spec).unwrap();
+        for i in 0..8000 {
+            let t = i as f32 / 8000.0;
+            w.write_sample((8000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()) as i16)
+                .unwrap();
+        }
+        w.finalize().unwrap();
+    };
+    let wav = tmp.path().join("tone.wav");
+    write_wav(&wav, 8000);
+    let y = tmp.path().join("y.npy");
+    ok(&run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--wav")
+        .arg(&wav)
+        .arg("--out")
+        .arg(&y)));
+    let (shape, v) = tinyssm_host::io::read_f32_npy(&y).unwrap();
+    assert_eq!(shape, vec![98, 4]);
+    assert!(v.iter().all(|x| x.is_finite()));
+    // A file at another rate is refused, naming both rates.
+    let wav16 = tmp.path().join("tone16.wav");
+    write_wav(&wav16, 16000);
+    let o = run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--wav")
+        .arg(&wav16)
+        .arg("--out")
+        .arg(tmp.path().join("z.npy")));
+    fails_with(&o, "8000 Hz");
+    assert!(!tmp.path().join("z.npy").exists());
+    // A malformed front end in config.json is a one-line error.
+    cfg["front_end"]["window"] = "triangle".into();
+    std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+    let o = run(bin()
+        .arg("convert")
+        .arg(&d)
+        .arg("-o")
+        .arg(tmp.path().join("b.tssm")));
+    fails_with(&o, "front_end");
+}

@@ -152,9 +152,23 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 check_vectors(&m, cols, &p)?;
                 (x.len() / cols, runner.feed_vectors(id, &x)?)
             } else if let Some(p) = wav {
-                let (_rate, ch, x) = io::read_wav(&p)?;
-                check_vectors(&m, ch, &p)?;
-                (x.len() / ch.max(1), runner.feed_vectors(id, &x)?)
+                let (rate, ch, x) = io::read_wav(&p)?;
+                if let Some(fe) = m.front_end() {
+                    // Audio through the model's own front end: one output per frame.
+                    let c = fe.config();
+                    if ch != 1 || rate != c.sample_rate {
+                        return Err(ToolError::Usage(format!(
+                            "{}: this model's front end takes mono audio at {} Hz, the file has {ch} channel(s) at {rate} Hz",
+                            p.display(),
+                            c.sample_rate
+                        )));
+                    }
+                    let y = runner.feed_samples(id, &x)?;
+                    (y.len() / d.max(1), y)
+                } else {
+                    check_vectors(&m, ch, &p)?;
+                    (x.len() / ch.max(1), runner.feed_vectors(id, &x)?)
+                }
             } else {
                 return Err(ToolError::Usage(
                     "give one input: --tokens, --text, --csv or --wav".into(),

@@ -75,6 +75,7 @@ pub fn convert_mamba1(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> 
         tied_embeddings: c.bool_or("tie_word_embeddings", true)?,
     };
     let config = Config {
+        front_end: None,
         n_layers: c.u32("num_hidden_layers")?,
         arch: Arch::Mamba1(mc),
     };
@@ -179,6 +180,7 @@ pub fn convert_mamba2(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> 
         tied_embeddings: c.bool_or("tie_word_embeddings", false)?,
     };
     let config = Config {
+        front_end: None,
         n_layers: c.u32("num_hidden_layers")?,
         arch: Arch::Mamba2(mc),
     };

@@ -554,6 +554,7 @@ pub(crate) fn convert_source(
         }
     };
     let config = Config {
+        front_end: None,
         n_layers: n_layer,
         arch,
     };

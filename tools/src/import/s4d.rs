@@ -65,7 +65,17 @@ pub fn convert(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> {
         final_norm: c.bool_or("final_norm", false)?,
         head,
     };
+    // Optional audio front end (`"front_end": {"sample_rate": 8000, "frame_len": 200, ...}`,
+    // the fields of tinyssm_core::frontend::FrontEndConfig).
+    let front_end = match v.get("front_end") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(fe) => Some(
+            serde_json::from_value::<tinyssm_core::frontend::FrontEndConfig>(fe.clone())
+                .map_err(|e| c.error(format!("`front_end`: {e}")))?,
+        ),
+    };
     let config = Config {
+        front_end,
         n_layers: c.u32("n_layers")?,
         arch: Arch::S4d(sc),
     };
