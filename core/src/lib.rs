@@ -1,8 +1,8 @@
 //! # tinyssm-core
 //!
 //! `#![no_std]`, allocation-free, panic-free recurrent runtime for trained state space
-//! models: Mamba-1, Mamba-2, S4D and RWKV (v4, v5.1, v5.2, v7), one token or sample per step, in
-//! fixed memory.
+//! models: Mamba-1, Mamba-2, S4D and RWKV (v4, v5.1, v5.2, v6, v7), one token or sample per
+//! step, in fixed memory.
 //!
 //! ```text
 //! use tinyssm_core::{include_model, Model};
@@ -29,6 +29,12 @@
 //! [`Model::state_len`] and [`Model::scratch_len`] elements (exact: the step touches
 //! every element of both and nothing beyond). A short buffer is a [`StepError`], never
 //! a panic. One model serves any number of streams, each with its own state.
+//!
+//! ## Audio models
+//! A model can carry a streaming audio front end ([`frontend`]: framing, window, real FFT,
+//! mel filterbank, log; its parameters in the blob, format 1.1). [`Model::step_sample`]
+//! takes one sample and steps the model whenever a frame completes; the front end's
+//! buffers are part of `state_len` / `scratch_len`.
 //!
 //! ## Numerics
 //! f32 compute; weights f32 or f16 (matrices only — norms, biases, conv, A, D and dt stay
