@@ -1,0 +1,215 @@
+//! The op-level backend API: batched forward and backward ops over streams, on buffers the
+//! backend owns. The trainer and the verifier are written against [`Backend`] only; the CPU
+//! backend ([`crate::cpu::Cpu`]) is the reference, a CUDA backend implements the same trait.
+//!
+//! Conventions:
+//! - activations are row-major `[rows, dim]` with `rows = batch × time` (stream-major: row
+//!   `b·T + t` is stream `b` at step `t`);
+//! - linear weights are `[out, in]` (as in the model format);
+//! - complex values are `(re, im)` pairs in the last dimension;
+//! - a backward op **overwrites** the gradient of its input (`dx`) and **accumulates** into
+//!   parameter gradients (`dw`, `db`, ...), so parameter gradients sum over a batch and
+//!   over layers that share nothing;
+//! - host-side integer data (labels, gather indices) is passed as slices.
+
+/// Errors of backend ops: a shape that does not add up, or a backend that cannot run.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BackendError {
+    #[error("{op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// Checks that `got == want` elements for `what` in `op`.
+pub fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(BackendError::Shape {
+            op,
+            msg: format!("{what} has {got} elements, expected {want}"),
+        })
+    }
+}
+
+/// Dimensions of the S4D diagonal scan: `batch` streams of `time` steps, `h` channels, `n2`
+/// complex modes per channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanDims {
+    pub batch: usize,
+    pub time: usize,
+    pub h: usize,
+    pub n2: usize,
+}
+
+/// AdamW hyper-parameters for one update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamW {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// 1-based step count (bias correction).
+    pub step: u32,
+}
+
+/// The ops every backend provides.
+pub trait Backend: Send + Sync {
+    /// A buffer of f32 owned by the backend.
+    type Buf: Send + Sync;
+
+    fn name(&self) -> String;
+    fn upload(&self, x: &[f32]) -> Result<Self::Buf>;
+    fn zeros(&self, n: usize) -> Result<Self::Buf>;
+    fn download(&self, b: &Self::Buf) -> Result<Vec<f32>>;
+    fn buf_len(&self, b: &Self::Buf) -> usize;
+    fn fill(&self, b: &mut Self::Buf, v: f32) -> Result<()>;
+    /// `y += x`.
+    fn add_assign(&self, y: &mut Self::Buf, x: &Self::Buf) -> Result<()>;
+
+    /// `y[r] = W x[r] + b` for `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_fwd(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        b: Option<&Self::Buf>,
+        rows: usize,
+        din: usize,
+        dout: usize,
+        y: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// `dx = dy W` (overwrites), `dw += dyᵀ x`, `db += Σ_r dy[r]`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_bwd(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        dy: &Self::Buf,
+        rows: usize,
+        din: usize,
+        dout: usize,
+        dx: Option<&mut Self::Buf>,
+        dw: &mut Self::Buf,
+        db: Option<&mut Self::Buf>,
+    ) -> Result<()>;
+
+    /// LayerNorm over the last dimension; `stats` receives `(mean, 1/std)` per row.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_fwd(
+        &self,
+        x: &Self::Buf,
+        g: &Self::Buf,
+        b: &Self::Buf,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        y: &mut Self::Buf,
+        stats: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// `dx` overwritten; `dg`, `db` accumulated.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_bwd(
+        &self,
+        x: &Self::Buf,
+        g: &Self::Buf,
+        stats: &Self::Buf,
+        dy: &Self::Buf,
+        rows: usize,
+        d: usize,
+        dx: &mut Self::Buf,
+        dg: &mut Self::Buf,
+        db: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// Exact GELU, `x Φ(x)`.
+    fn gelu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    fn gelu_bwd(&self, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+
+    /// GLU over `[rows, 2d]` → `[rows, d]`: `a · σ(g)` with `a` the first half.
+    fn glu_fwd(&self, x: &Self::Buf, rows: usize, d: usize, y: &mut Self::Buf) -> Result<()>;
+    fn glu_bwd(
+        &self,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        rows: usize,
+        d: usize,
+        dx: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// S4D diagonal complex scan with skip, per stream from a zero state:
+    /// `s_t = dA ⊙ s_{t−1} + u_t`, `y_t = 2·Re(Σ_n C̃_n s_t,n) + D u_t`. `states` receives
+    /// every `s_t` (`[batch, time, h, n2, 2]`) for the backward pass.
+    #[allow(clippy::too_many_arguments)]
+    fn s4d_scan_fwd(
+        &self,
+        dims: ScanDims,
+        u: &Self::Buf,
+        da: &Self::Buf,
+        cb: &Self::Buf,
+        dskip: &Self::Buf,
+        y: &mut Self::Buf,
+        states: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// `du` overwritten; `dda`, `dcb`, `ddskip` accumulated.
+    #[allow(clippy::too_many_arguments)]
+    fn s4d_scan_bwd(
+        &self,
+        dims: ScanDims,
+        u: &Self::Buf,
+        da: &Self::Buf,
+        cb: &Self::Buf,
+        dskip: &Self::Buf,
+        states: &Self::Buf,
+        dy: &Self::Buf,
+        du: &mut Self::Buf,
+        dda: &mut Self::Buf,
+        dcb: &mut Self::Buf,
+        ddskip: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// `y[i] = x[rows[i]]` for rows of `d` values.
+    fn gather_rows(&self, x: &Self::Buf, d: usize, rows: &[usize], y: &mut Self::Buf)
+        -> Result<()>;
+    /// `dx = 0; dx[rows[i]] += dy[i]`.
+    fn gather_rows_bwd(
+        &self,
+        dy: &Self::Buf,
+        d: usize,
+        rows: &[usize],
+        dx: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// Mean softmax cross-entropy of `[n, classes]` logits against `labels`; `dlogits`
+    /// receives the gradient of the mean. Returns `(mean loss, correct argmax count)`.
+    fn softmax_xent(
+        &self,
+        logits: &Self::Buf,
+        labels: &[u32],
+        classes: usize,
+        dlogits: &mut Self::Buf,
+    ) -> Result<(f32, usize)>;
+
+    /// `Σ x²` (for gradient-norm clipping), accumulated in f64.
+    fn sum_sq(&self, x: &Self::Buf) -> Result<f64>;
+    /// `x *= s`.
+    fn scale(&self, x: &mut Self::Buf, s: f32) -> Result<()>;
+    /// One AdamW update of `p` with gradient `g` and moments `m`, `v`; `decay` selects
+    /// decoupled weight decay for this parameter.
+    fn adamw(
+        &self,
+        p: &mut Self::Buf,
+        g: &Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+        h: AdamW,
+        decay: bool,
+    ) -> Result<()>;
+}

@@ -1,0 +1,560 @@
+//! The CPU backend: plain Rust, multithreaded with rayon over independent rows, streams or
+//! output channels. Every reduction runs in a fixed order, so results do not depend on
+//! the thread count or on scheduling (training is reproducible from its seed).
+
+use rayon::prelude::*;
+
+use crate::backend::{check_len, AdamW, Backend, BackendError, Result, ScanDims};
+
+/// The CPU reference backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu;
+
+/// Rows per rayon task for cheap element-wise work.
+const CHUNK: usize = 4096;
+
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * core::f32::consts::FRAC_1_SQRT_2))
+}
+
+fn gelu_grad(x: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + libm::erff(x * core::f32::consts::FRAC_1_SQRT_2));
+    let pdf = libm::expf(-0.5 * x * x) * 0.398_942_3;
+    cdf + x * pdf
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+
+impl Backend for Cpu {
+    type Buf = Vec<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+    fn upload(&self, x: &[f32]) -> Result<Vec<f32>> {
+        Ok(x.to_vec())
+    }
+    fn zeros(&self, n: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; n])
+    }
+    fn download(&self, b: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(b.clone())
+    }
+    fn buf_len(&self, b: &Vec<f32>) -> usize {
+        b.len()
+    }
+    fn fill(&self, b: &mut Vec<f32>, v: f32) -> Result<()> {
+        b.fill(v);
+        Ok(())
+    }
+    fn add_assign(&self, y: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
+        check_len("add_assign", "x", x.len(), y.len())?;
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(a, b)| *a += b));
+        Ok(())
+    }
+
+    fn linear_fwd(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        b: Option<&Vec<f32>>,
+        rows: usize,
+        din: usize,
+        dout: usize,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "linear_fwd";
+        check_len(OP, "x", x.len(), rows * din)?;
+        check_len(OP, "w", w.len(), dout * din)?;
+        check_len(OP, "y", y.len(), rows * dout)?;
+        if let Some(b) = b {
+            check_len(OP, "b", b.len(), dout)?;
+        }
+        y.par_chunks_mut(dout)
+            .zip(x.par_chunks(din))
+            .for_each(|(yr, xr)| {
+                for (o, (yo, wr)) in yr.iter_mut().zip(w.chunks_exact(din)).enumerate() {
+                    let mut acc = 0.0f32;
+                    for (a, c) in xr.iter().zip(wr) {
+                        acc += a * c;
+                    }
+                    *yo = acc + b.map_or(0.0, |b| b[o]);
+                }
+            });
+        Ok(())
+    }
+
+    fn linear_bwd(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        dy: &Vec<f32>,
+        rows: usize,
+        din: usize,
+        dout: usize,
+        dx: Option<&mut Vec<f32>>,
+        dw: &mut Vec<f32>,
+        db: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        const OP: &str = "linear_bwd";
+        check_len(OP, "x", x.len(), rows * din)?;
+        check_len(OP, "w", w.len(), dout * din)?;
+        check_len(OP, "dy", dy.len(), rows * dout)?;
+        check_len(OP, "dw", dw.len(), dout * din)?;
+        if let Some(dx) = dx {
+            check_len(OP, "dx", dx.len(), rows * din)?;
+            dx.par_chunks_mut(din)
+                .zip(dy.par_chunks(dout))
+                .for_each(|(dxr, dyr)| {
+                    dxr.fill(0.0);
+                    for (&g, wr) in dyr.iter().zip(w.chunks_exact(din)) {
+                        for (d, &wv) in dxr.iter_mut().zip(wr) {
+                            *d += g * wv;
+                        }
+                    }
+                });
+        }
+        // dw[o, :] += Σ_r dy[r, o] x[r, :], one output row per task, rows in order.
+        dw.par_chunks_mut(din).enumerate().for_each(|(o, dwr)| {
+            for (xr, dyr) in x.chunks_exact(din).zip(dy.chunks_exact(dout)) {
+                let g = dyr[o];
+                if g != 0.0 {
+                    for (d, &xv) in dwr.iter_mut().zip(xr) {
+                        *d += g * xv;
+                    }
+                }
+            }
+        });
+        if let Some(db) = db {
+            check_len(OP, "db", db.len(), dout)?;
+            db.par_iter_mut().enumerate().for_each(|(o, d)| {
+                let mut acc = 0.0f32;
+                for dyr in dy.chunks_exact(dout) {
+                    acc += dyr[o];
+                }
+                *d += acc;
+            });
+        }
+        Ok(())
+    }
+
+    fn layer_norm_fwd(
+        &self,
+        x: &Vec<f32>,
+        g: &Vec<f32>,
+        b: &Vec<f32>,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        y: &mut Vec<f32>,
+        stats: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "layer_norm_fwd";
+        check_len(OP, "x", x.len(), rows * d)?;
+        check_len(OP, "y", y.len(), rows * d)?;
+        check_len(OP, "g", g.len(), d)?;
+        check_len(OP, "b", b.len(), d)?;
+        check_len(OP, "stats", stats.len(), rows * 2)?;
+        y.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .zip(stats.par_chunks_mut(2))
+            .for_each(|((yr, xr), st)| {
+                // Same arithmetic as the core's layer_norm.
+                let mut mean = 0.0f32;
+                for &v in xr {
+                    mean += v;
+                }
+                mean /= d as f32;
+                let mut var = 0.0f32;
+                for &v in xr {
+                    let c = v - mean;
+                    var += c * c;
+                }
+                var /= d as f32;
+                let inv = 1.0 / libm::sqrtf(var + eps);
+                for (((o, &xi), &wi), &bi) in yr.iter_mut().zip(xr).zip(g).zip(b) {
+                    *o = (xi - mean) * inv * wi + bi;
+                }
+                st[0] = mean;
+                st[1] = inv;
+            });
+        Ok(())
+    }
+
+    fn layer_norm_bwd(
+        &self,
+        x: &Vec<f32>,
+        g: &Vec<f32>,
+        stats: &Vec<f32>,
+        dy: &Vec<f32>,
+        rows: usize,
+        d: usize,
+        dx: &mut Vec<f32>,
+        dg: &mut Vec<f32>,
+        db: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "layer_norm_bwd";
+        check_len(OP, "x", x.len(), rows * d)?;
+        check_len(OP, "dy", dy.len(), rows * d)?;
+        check_len(OP, "dx", dx.len(), rows * d)?;
+        check_len(OP, "g", g.len(), d)?;
+        check_len(OP, "dg", dg.len(), d)?;
+        check_len(OP, "db", db.len(), d)?;
+        check_len(OP, "stats", stats.len(), rows * 2)?;
+        dx.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .zip(dy.par_chunks(d))
+            .zip(stats.par_chunks(2))
+            .for_each(|(((dxr, xr), dyr), st)| {
+                let (mean, inv) = (st[0], st[1]);
+                // xhat = (x - mean) inv; dxhat = dy g
+                let mut s1 = 0.0f32;
+                let mut s2 = 0.0f32;
+                for ((&xi, &gy), &gi) in xr.iter().zip(dyr).zip(g) {
+                    let xh = (xi - mean) * inv;
+                    let dxh = gy * gi;
+                    s1 += dxh;
+                    s2 += dxh * xh;
+                }
+                let n = d as f32;
+                for (((o, &xi), &gy), &gi) in dxr.iter_mut().zip(xr).zip(dyr).zip(g) {
+                    let xh = (xi - mean) * inv;
+                    *o = inv * (gy * gi - s1 / n - xh * s2 / n);
+                }
+            });
+        // Parameter gradients: one channel per task, rows in order.
+        dg.par_iter_mut()
+            .zip(db.par_iter_mut())
+            .enumerate()
+            .for_each(|(j, (dgj, dbj))| {
+                let (mut a, mut c) = (0.0f32, 0.0f32);
+                for ((xr, dyr), st) in x
+                    .chunks_exact(d)
+                    .zip(dy.chunks_exact(d))
+                    .zip(stats.chunks_exact(2))
+                {
+                    a += dyr[j] * (xr[j] - st[0]) * st[1];
+                    c += dyr[j];
+                }
+                *dgj += a;
+                *dbj += c;
+            });
+        Ok(())
+    }
+
+    fn gelu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
+        check_len("gelu_fwd", "y", y.len(), x.len())?;
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(o, &v)| *o = gelu(v)));
+        Ok(())
+    }
+    fn gelu_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> Result<()> {
+        check_len("gelu_bwd", "dy", dy.len(), x.len())?;
+        check_len("gelu_bwd", "dx", dx.len(), x.len())?;
+        dx.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+            .for_each(|(dx, (x, dy))| {
+                for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *o = g * gelu_grad(v);
+                }
+            });
+        Ok(())
+    }
+
+    fn glu_fwd(&self, x: &Vec<f32>, rows: usize, d: usize, y: &mut Vec<f32>) -> Result<()> {
+        check_len("glu_fwd", "x", x.len(), rows * 2 * d)?;
+        check_len("glu_fwd", "y", y.len(), rows * d)?;
+        y.par_chunks_mut(d)
+            .zip(x.par_chunks(2 * d))
+            .for_each(|(yr, xr)| {
+                let (a, g) = xr.split_at(d);
+                for ((o, &av), &gv) in yr.iter_mut().zip(a).zip(g) {
+                    *o = av * sigmoid(gv);
+                }
+            });
+        Ok(())
+    }
+    fn glu_bwd(
+        &self,
+        x: &Vec<f32>,
+        dy: &Vec<f32>,
+        rows: usize,
+        d: usize,
+        dx: &mut Vec<f32>,
+    ) -> Result<()> {
+        check_len("glu_bwd", "x", x.len(), rows * 2 * d)?;
+        check_len("glu_bwd", "dy", dy.len(), rows * d)?;
+        check_len("glu_bwd", "dx", dx.len(), rows * 2 * d)?;
+        dx.par_chunks_mut(2 * d)
+            .zip(x.par_chunks(2 * d).zip(dy.par_chunks(d)))
+            .for_each(|(dxr, (xr, dyr))| {
+                let (a, g) = xr.split_at(d);
+                let (da, dg) = dxr.split_at_mut(d);
+                for j in 0..d {
+                    let s = sigmoid(g[j]);
+                    da[j] = dyr[j] * s;
+                    dg[j] = dyr[j] * a[j] * s * (1.0 - s);
+                }
+            });
+        Ok(())
+    }
+
+    fn s4d_scan_fwd(
+        &self,
+        dims: ScanDims,
+        u: &Vec<f32>,
+        da: &Vec<f32>,
+        cb: &Vec<f32>,
+        dskip: &Vec<f32>,
+        y: &mut Vec<f32>,
+        states: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "s4d_scan_fwd";
+        let ScanDims { batch, time, h, n2 } = dims;
+        check_len(OP, "u", u.len(), batch * time * h)?;
+        check_len(OP, "y", y.len(), batch * time * h)?;
+        check_len(OP, "dA", da.len(), h * n2 * 2)?;
+        check_len(OP, "C̃", cb.len(), h * n2 * 2)?;
+        check_len(OP, "D", dskip.len(), h)?;
+        check_len(OP, "states", states.len(), batch * time * h * n2 * 2)?;
+        let per = h * n2 * 2;
+        y.par_chunks_mut(time * h)
+            .zip(states.par_chunks_mut(time * per))
+            .zip(u.par_chunks(time * h))
+            .for_each(|((yb, sb), ub)| {
+                for t in 0..time {
+                    let (prev, cur) = sb.split_at_mut(t * per);
+                    let cur = &mut cur[..per];
+                    let prev = if t > 0 {
+                        Some(&prev[(t - 1) * per..])
+                    } else {
+                        None
+                    };
+                    for c in 0..h {
+                        let uv = ub[t * h + c];
+                        let mut acc = 0.0f32;
+                        for m in 0..n2 {
+                            let i = (c * n2 + m) * 2;
+                            let (hr, hi) = prev.map_or((0.0, 0.0), |p| (p[i], p[i + 1]));
+                            // Same arithmetic as the core's S4D step.
+                            let nr = (da[i] * hr - da[i + 1] * hi) + uv;
+                            let ni = da[i] * hi + da[i + 1] * hr;
+                            cur[i] = nr;
+                            cur[i + 1] = ni;
+                            acc += cb[i] * nr - cb[i + 1] * ni;
+                        }
+                        yb[t * h + c] = 2.0 * acc + dskip[c] * uv;
+                    }
+                }
+            });
+        Ok(())
+    }
+
+    fn s4d_scan_bwd(
+        &self,
+        dims: ScanDims,
+        u: &Vec<f32>,
+        da: &Vec<f32>,
+        cb: &Vec<f32>,
+        dskip: &Vec<f32>,
+        states: &Vec<f32>,
+        dy: &Vec<f32>,
+        du: &mut Vec<f32>,
+        dda: &mut Vec<f32>,
+        dcb: &mut Vec<f32>,
+        ddskip: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "s4d_scan_bwd";
+        let ScanDims { batch, time, h, n2 } = dims;
+        let per = h * n2 * 2;
+        check_len(OP, "u", u.len(), batch * time * h)?;
+        check_len(OP, "dy", dy.len(), batch * time * h)?;
+        check_len(OP, "du", du.len(), batch * time * h)?;
+        check_len(OP, "dA", da.len(), per)?;
+        check_len(OP, "C̃", cb.len(), per)?;
+        check_len(OP, "dD", ddskip.len(), h)?;
+        check_len(OP, "d dA", dda.len(), per)?;
+        check_len(OP, "d C̃", dcb.len(), per)?;
+        check_len(OP, "D", dskip.len(), h)?;
+        check_len(OP, "states", states.len(), batch * time * per)?;
+        // Per-stream parameter gradients, summed in stream order afterwards.
+        let partial: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = du
+            .par_chunks_mut(time * h)
+            .zip(u.par_chunks(time * h))
+            .zip(dy.par_chunks(time * h))
+            .zip(states.par_chunks(time * per))
+            .map(|(((dub, ub), dyb), sb)| {
+                let mut g_da = vec![0.0f32; per];
+                let mut g_cb = vec![0.0f32; per];
+                let mut g_d = vec![0.0f32; h];
+                // λ: adjoint of the state, carried backwards in time.
+                let mut lam = vec![0.0f32; per];
+                for t in (0..time).rev() {
+                    let cur = &sb[t * per..(t + 1) * per];
+                    for c in 0..h {
+                        let gy = dyb[t * h + c];
+                        let uv = ub[t * h + c];
+                        g_d[c] += gy * uv;
+                        let mut gu = dskip[c] * gy;
+                        for m in 0..n2 {
+                            let i = (c * n2 + m) * 2;
+                            let (hr, hi) = (cur[i], cur[i + 1]);
+                            // y = 2 (cr hr − ci hi)
+                            g_cb[i] += 2.0 * gy * hr;
+                            g_cb[i + 1] -= 2.0 * gy * hi;
+                            let lr = lam[i] + 2.0 * gy * cb[i];
+                            let li = lam[i + 1] - 2.0 * gy * cb[i + 1];
+                            // s_t = dA s_{t−1} + u_t
+                            gu += lr;
+                            let (pr, pi) = if t > 0 {
+                                (sb[(t - 1) * per + i], sb[(t - 1) * per + i + 1])
+                            } else {
+                                (0.0, 0.0)
+                            };
+                            g_da[i] += lr * pr + li * pi;
+                            g_da[i + 1] += -lr * pi + li * pr;
+                            // λ_{t−1} = conj-transpose of the multiplication by dA
+                            lam[i] = da[i] * lr + da[i + 1] * li;
+                            lam[i + 1] = -da[i + 1] * lr + da[i] * li;
+                        }
+                        dub[t * h + c] = gu;
+                    }
+                }
+                (g_da, g_cb, g_d)
+            })
+            .collect();
+        for (a, c, d) in partial {
+            dda.iter_mut().zip(&a).for_each(|(x, v)| *x += v);
+            dcb.iter_mut().zip(&c).for_each(|(x, v)| *x += v);
+            ddskip.iter_mut().zip(&d).for_each(|(x, v)| *x += v);
+        }
+        Ok(())
+    }
+
+    fn gather_rows(&self, x: &Vec<f32>, d: usize, rows: &[usize], y: &mut Vec<f32>) -> Result<()> {
+        check_len("gather_rows", "y", y.len(), rows.len() * d)?;
+        for (yr, &r) in y.chunks_exact_mut(d.max(1)).zip(rows) {
+            let src = x
+                .get(r * d..(r + 1) * d)
+                .ok_or_else(|| BackendError::Shape {
+                    op: "gather_rows",
+                    msg: format!("row {r} out of range"),
+                })?;
+            yr.copy_from_slice(src);
+        }
+        Ok(())
+    }
+
+    fn gather_rows_bwd(
+        &self,
+        dy: &Vec<f32>,
+        d: usize,
+        rows: &[usize],
+        dx: &mut Vec<f32>,
+    ) -> Result<()> {
+        check_len("gather_rows_bwd", "dy", dy.len(), rows.len() * d)?;
+        dx.fill(0.0);
+        for (gr, &r) in dy.chunks_exact(d.max(1)).zip(rows) {
+            let dst = dx
+                .get_mut(r * d..(r + 1) * d)
+                .ok_or_else(|| BackendError::Shape {
+                    op: "gather_rows_bwd",
+                    msg: format!("row {r} out of range"),
+                })?;
+            dst.iter_mut().zip(gr).for_each(|(a, b)| *a += b);
+        }
+        Ok(())
+    }
+
+    fn softmax_xent(
+        &self,
+        logits: &Vec<f32>,
+        labels: &[u32],
+        classes: usize,
+        dlogits: &mut Vec<f32>,
+    ) -> Result<(f32, usize)> {
+        const OP: &str = "softmax_xent";
+        let n = labels.len();
+        check_len(OP, "logits", logits.len(), n * classes)?;
+        check_len(OP, "dlogits", dlogits.len(), n * classes)?;
+        let mut loss = 0.0f64;
+        let mut correct = 0;
+        for ((lr, gr), &y) in logits
+            .chunks_exact(classes)
+            .zip(dlogits.chunks_exact_mut(classes))
+            .zip(labels)
+        {
+            let y = y as usize;
+            if y >= classes {
+                return Err(BackendError::Shape {
+                    op: OP,
+                    msg: format!("label {y} >= {classes} classes"),
+                });
+            }
+            let max = lr.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let mut z = 0.0f32;
+            for (g, &v) in gr.iter_mut().zip(lr) {
+                *g = libm::expf(v - max);
+                z += *g;
+            }
+            loss += (libm::logf(z) + max - lr[y]) as f64;
+            let arg = lr
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |a, (i, &v)| if v > a.1 { (i, v) } else { a },
+                )
+                .0;
+            if arg == y {
+                correct += 1;
+            }
+            for g in gr.iter_mut() {
+                *g /= z * n as f32;
+            }
+            gr[y] -= 1.0 / n as f32;
+        }
+        Ok(((loss / n.max(1) as f64) as f32, correct))
+    }
+
+    fn sum_sq(&self, x: &Vec<f32>) -> Result<f64> {
+        Ok(x.iter().map(|&v| (v as f64) * (v as f64)).sum())
+    }
+    fn scale(&self, x: &mut Vec<f32>, s: f32) -> Result<()> {
+        x.iter_mut().for_each(|v| *v *= s);
+        Ok(())
+    }
+    fn adamw(
+        &self,
+        p: &mut Vec<f32>,
+        g: &Vec<f32>,
+        m: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        h: AdamW,
+        decay: bool,
+    ) -> Result<()> {
+        let n = p.len();
+        check_len("adamw", "g", g.len(), n)?;
+        check_len("adamw", "m", m.len(), n)?;
+        check_len("adamw", "v", v.len(), n)?;
+        let t = h.step.max(1) as i32;
+        let bc1 = 1.0 - libm::powf(h.beta1, t as f32);
+        let bc2 = 1.0 - libm::powf(h.beta2, t as f32);
+        for i in 0..n {
+            m[i] = h.beta1 * m[i] + (1.0 - h.beta1) * g[i];
+            v[i] = h.beta2 * v[i] + (1.0 - h.beta2) * g[i] * g[i];
+            let mh = m[i] / bc1;
+            let vh = v[i] / bc2;
+            if decay {
+                p[i] -= h.lr * h.weight_decay * p[i];
+            }
+            p[i] -= h.lr * mh / (libm::sqrtf(vh) + h.eps);
+        }
+        Ok(())
+    }
+}

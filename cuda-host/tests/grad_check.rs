@@ -1,0 +1,269 @@
+//! Every backward op of the CPU backend against central finite differences of its forward
+//! op, on random inputs with odd sizes: the loss is `Σ r ⊙ f(inputs)` for a random `r`, so
+//! `dy = r` and every input element's gradient is checked.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tinyssm_cuda::backend::{Backend, ScanDims};
+use tinyssm_cuda::Cpu;
+
+fn rnd(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| rng.random_range(-1.0f32..1.0) * scale)
+        .collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+/// Checks `analytic` against central differences of `loss` over every element of `x`.
+fn check(name: &str, x: &mut [f32], analytic: &[f32], loss: &mut dyn FnMut(&[f32]) -> f64) {
+    let eps = 1e-2f32;
+    let mut worst = 0f64;
+    for i in 0..x.len() {
+        let orig = x[i];
+        x[i] = orig + eps;
+        let lp = loss(x);
+        x[i] = orig - eps;
+        let lm = loss(x);
+        x[i] = orig;
+        let fd = (lp - lm) / (2.0 * eps as f64);
+        let err =
+            (fd - analytic[i] as f64).abs() / (fd.abs().max(analytic[i].abs() as f64).max(1e-1));
+        worst = worst.max(err);
+        assert!(
+            err < 2e-2,
+            "{name}[{i}]: analytic {} vs finite difference {fd}",
+            analytic[i]
+        );
+    }
+    println!(
+        "{name}: {} elements, worst relative error {worst:.2e}",
+        x.len()
+    );
+}
+
+#[test]
+fn linear() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(1);
+    let (rows, din, dout) = (7, 5, 3);
+    let mut x = rnd(&mut rng, rows * din, 1.0);
+    let mut w = rnd(&mut rng, dout * din, 1.0);
+    let mut b = rnd(&mut rng, dout, 1.0);
+    let r = rnd(&mut rng, rows * dout, 1.0);
+    let fwd = |x: &[f32], w: &[f32], b: &[f32]| {
+        let mut y = vec![0f32; rows * dout];
+        cpu.linear_fwd(
+            &x.to_vec(),
+            &w.to_vec(),
+            Some(&b.to_vec()),
+            rows,
+            din,
+            dout,
+            &mut y,
+        )
+        .unwrap();
+        dot(&y, &r)
+    };
+    let mut dx = vec![9f32; rows * din];
+    let mut dw = vec![0f32; dout * din];
+    let mut db = vec![0f32; dout];
+    cpu.linear_bwd(
+        &x,
+        &w,
+        &r,
+        rows,
+        din,
+        dout,
+        Some(&mut dx),
+        &mut dw,
+        Some(&mut db),
+    )
+    .unwrap();
+    let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());
+    check("linear dx", &mut x, &dx, &mut |x| fwd(x, &w0, &b0));
+    check("linear dw", &mut w, &dw, &mut |w| fwd(&x0, w, &b0));
+    check("linear db", &mut b, &db, &mut |b| fwd(&x0, &w0, b));
+    // Parameter gradients accumulate.
+    let before = dw.clone();
+    cpu.linear_bwd(&x0, &w0, &r, rows, din, dout, None, &mut dw, None)
+        .unwrap();
+    for (a, b) in dw.iter().zip(&before) {
+        assert!((a - 2.0 * b).abs() <= 1e-5 * b.abs().max(1.0));
+    }
+}
+
+#[test]
+fn layer_norm() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(2);
+    let (rows, d) = (5, 9);
+    let mut x = rnd(&mut rng, rows * d, 2.0);
+    let mut g = rnd(&mut rng, d, 1.0);
+    let mut b = rnd(&mut rng, d, 1.0);
+    let r = rnd(&mut rng, rows * d, 1.0);
+    let fwd = |x: &[f32], g: &[f32], b: &[f32]| {
+        let mut y = vec![0f32; rows * d];
+        let mut st = vec![0f32; rows * 2];
+        cpu.layer_norm_fwd(
+            &x.to_vec(),
+            &g.to_vec(),
+            &b.to_vec(),
+            rows,
+            d,
+            1e-5,
+            &mut y,
+            &mut st,
+        )
+        .unwrap();
+        dot(&y, &r)
+    };
+    let mut y = vec![0f32; rows * d];
+    let mut st = vec![0f32; rows * 2];
+    cpu.layer_norm_fwd(&x, &g, &b, rows, d, 1e-5, &mut y, &mut st)
+        .unwrap();
+    let (mut dx, mut dg, mut db) = (vec![0f32; rows * d], vec![0f32; d], vec![0f32; d]);
+    cpu.layer_norm_bwd(&x, &g, &st, &r, rows, d, &mut dx, &mut dg, &mut db)
+        .unwrap();
+    let (x0, g0, b0) = (x.clone(), g.clone(), b.clone());
+    check("layer_norm dx", &mut x, &dx, &mut |x| fwd(x, &g0, &b0));
+    check("layer_norm dg", &mut g, &dg, &mut |g| fwd(&x0, g, &b0));
+    check("layer_norm db", &mut b, &db, &mut |b| fwd(&x0, &g0, b));
+}
+
+#[test]
+fn gelu_and_glu() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut x = rnd(&mut rng, 37, 3.0);
+    let r = rnd(&mut rng, 37, 1.0);
+    let mut dx = vec![0f32; 37];
+    cpu.gelu_bwd(&x, &r, &mut dx).unwrap();
+    check("gelu", &mut x, &dx, &mut |x| {
+        let mut y = vec![0f32; 37];
+        cpu.gelu_fwd(&x.to_vec(), &mut y).unwrap();
+        dot(&y, &r)
+    });
+    let (rows, d) = (3, 7);
+    let mut x = rnd(&mut rng, rows * 2 * d, 3.0);
+    let r = rnd(&mut rng, rows * d, 1.0);
+    let mut dx = vec![0f32; rows * 2 * d];
+    cpu.glu_bwd(&x, &r, rows, d, &mut dx).unwrap();
+    check("glu", &mut x, &dx, &mut |x| {
+        let mut y = vec![0f32; rows * d];
+        cpu.glu_fwd(&x.to_vec(), rows, d, &mut y).unwrap();
+        dot(&y, &r)
+    });
+}
+
+#[test]
+fn s4d_scan() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(4);
+    let dims = ScanDims {
+        batch: 3,
+        time: 11,
+        h: 4,
+        n2: 3,
+    };
+    let n = dims.batch * dims.time * dims.h;
+    let per = dims.h * dims.n2 * 2;
+    let mut u = rnd(&mut rng, n, 1.0);
+    // |dA| < 1 as a stable discretization gives.
+    let mut da: Vec<f32> = (0..per / 2)
+        .flat_map(|_| {
+            let (m, p) = (
+                rng.random_range(0.3f32..0.95),
+                rng.random_range(-3.0f32..3.0),
+            );
+            [m * p.cos(), m * p.sin()]
+        })
+        .collect();
+    let mut cb = rnd(&mut rng, per, 1.0);
+    let mut dd = rnd(&mut rng, dims.h, 1.0);
+    let r = rnd(&mut rng, n, 1.0);
+    let fwd = |u: &[f32], da: &[f32], cb: &[f32], dd: &[f32]| {
+        let mut y = vec![0f32; n];
+        let mut st = vec![0f32; n * dims.n2 * 2];
+        cpu.s4d_scan_fwd(
+            dims,
+            &u.to_vec(),
+            &da.to_vec(),
+            &cb.to_vec(),
+            &dd.to_vec(),
+            &mut y,
+            &mut st,
+        )
+        .unwrap();
+        dot(&y, &r)
+    };
+    let mut y = vec![0f32; n];
+    let mut st = vec![0f32; n * dims.n2 * 2];
+    cpu.s4d_scan_fwd(dims, &u, &da, &cb, &dd, &mut y, &mut st)
+        .unwrap();
+    let mut du = vec![0f32; n];
+    let (mut gda, mut gcb, mut gd) = (vec![0f32; per], vec![0f32; per], vec![0f32; dims.h]);
+    cpu.s4d_scan_bwd(
+        dims, &u, &da, &cb, &dd, &st, &r, &mut du, &mut gda, &mut gcb, &mut gd,
+    )
+    .unwrap();
+    let (u0, da0, cb0, dd0) = (u.clone(), da.clone(), cb.clone(), dd.clone());
+    check("scan du", &mut u, &du, &mut |u| fwd(u, &da0, &cb0, &dd0));
+    check("scan dA", &mut da, &gda, &mut |da| fwd(&u0, da, &cb0, &dd0));
+    check("scan C̃", &mut cb, &gcb, &mut |cb| {
+        fwd(&u0, &da0, cb, &dd0)
+    });
+    check("scan D", &mut dd, &gd, &mut |dd| fwd(&u0, &da0, &cb0, dd));
+}
+
+#[test]
+fn gather_and_cross_entropy() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(5);
+    let (n, c) = (6, 5);
+    let labels: Vec<u32> = (0..n).map(|i| (i * 3 % c) as u32).collect();
+    let mut logits = rnd(&mut rng, n * c, 3.0);
+    let mut g = vec![0f32; n * c];
+    let (loss, _) = cpu.softmax_xent(&logits, &labels, c, &mut g).unwrap();
+    assert!(loss > 0.0);
+    check("softmax_xent", &mut logits, &g, &mut |l| {
+        let mut tmp = vec![0f32; n * c];
+        cpu.softmax_xent(&l.to_vec(), &labels, c, &mut tmp)
+            .unwrap()
+            .0 as f64
+    });
+    let x = rnd(&mut rng, 10 * 3, 1.0);
+    let rows = [9usize, 0, 4];
+    let mut y = vec![0f32; 9];
+    cpu.gather_rows(&x, 3, &rows, &mut y).unwrap();
+    assert_eq!(&y[..3], &x[27..30]);
+    let mut dx = vec![7f32; 30];
+    cpu.gather_rows_bwd(&y, 3, &rows, &mut dx).unwrap();
+    assert_eq!(&dx[27..30], &x[27..30]);
+    assert!(dx[3..12].iter().all(|&v| v == 0.0));
+    assert!(cpu.gather_rows(&x, 3, &[10], &mut vec![0f32; 3]).is_err());
+    assert!(cpu.softmax_xent(&logits, &[9; 6], c, &mut g).is_err());
+}
+
+#[test]
+fn shapes_are_checked() {
+    let cpu = Cpu;
+    let e = cpu
+        .linear_fwd(
+            &vec![0.0; 6],
+            &vec![0.0; 6],
+            None,
+            2,
+            3,
+            2,
+            &mut vec![0.0; 3],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("linear_fwd"), "{e}");
+    assert!(tinyssm_cuda::cuda_backend_status()
+        .unwrap_err()
+        .to_string()
+        .contains("not built yet"));
+}
