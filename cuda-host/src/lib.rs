@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod cpu;
+pub mod s4d;
 
 pub use backend::{Backend, BackendError};
 pub use cpu::Cpu;
