@@ -9,7 +9,9 @@
 
 pub mod backend;
 pub mod cpu;
+pub mod data;
 pub mod s4d;
+pub mod train;
 
 pub use backend::{Backend, BackendError};
 pub use cpu::Cpu;

@@ -167,8 +167,8 @@ pub(crate) fn discretize(
 ) -> Discrete {
     let mut da = vec![0f32; h * n2 * 2];
     let mut cb = vec![0f32; h * n2 * 2];
-    for ch in 0..h {
-        let dt = (log_dt[ch] as f64).exp();
+    for (ch, &ldt) in log_dt.iter().enumerate().take(h) {
+        let dt = (ldt as f64).exp();
         for m in 0..n2 {
             let i = ch * n2 + m;
             let a = (-(log_a[i] as f64).exp(), a_im[i] as f64);

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod import;
 pub mod inspect;

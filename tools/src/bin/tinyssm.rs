@@ -82,12 +82,55 @@ enum Cmd {
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
+    /// Train a model from a TOML configuration; writes <out>/checkpoint (for `convert`)
+    /// and <out>/report.json (loss/accuracy history, throughput).
+    Train {
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendKind,
+        /// Stop after this many optimizer steps.
+        #[arg(long)]
+        max_steps: Option<usize>,
+        /// Override the configuration's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Run models through the core, step by step, on a dataset split and report accuracy.
+    Eval {
+        #[arg(required = true)]
+        models: Vec<PathBuf>,
+        #[arg(long, value_enum)]
+        dataset: DatasetKind,
+        #[arg(long, value_enum, default_value = "test")]
+        split: SplitKind,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print architecture, parameters, weight/state/scratch bytes and MACs per step.
     Inspect {
         model: PathBuf,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DatasetKind {
+    Fsdd,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SplitKind {
+    Train,
+    Test,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BackendKind {
+    Cpu,
+    Cuda,
 }
 
 fn main() -> ExitCode {
@@ -207,6 +250,75 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 tinyssm_tools::generate::generate(mf.model(), &ids, tokens, temperature, seed)?;
             let bytes: Vec<u8> = out.iter().map(|&t| t.min(255) as u8).collect();
             println!("{}{}", prompt, String::from_utf8_lossy(&bytes));
+            Ok(())
+        }
+        Cmd::Train {
+            config,
+            out,
+            backend,
+            max_steps,
+            seed,
+        } => {
+            let cfg = tinyssm_cuda::train::TrainConfig::load(&config)
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            if let BackendKind::Cuda = backend {
+                tinyssm_cuda::cuda_backend_status().map_err(|e| ToolError::Usage(e.to_string()))?;
+            }
+            let opts = tinyssm_cuda::train::TrainOptions {
+                out: out.clone(),
+                max_steps,
+                seed,
+                progress: true,
+            };
+            let r = tinyssm_cuda::train::train(&tinyssm_cuda::Cpu, &cfg, &opts)
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            eprintln!(
+                "trained {} parameters for {} steps ({:.1} samples/s on {}); test accuracy {:.4}; checkpoint {}",
+                r.n_params,
+                r.steps,
+                r.samples_per_second,
+                r.backend,
+                r.final_test_accuracy,
+                r.checkpoint.display()
+            );
+            Ok(())
+        }
+        Cmd::Eval {
+            models,
+            dataset,
+            split,
+            json,
+        } => {
+            let split = match split {
+                SplitKind::Train => tinyssm_cuda::data::Split::Train,
+                SplitKind::Test => tinyssm_cuda::data::Split::Test,
+            };
+            let mut results = Vec::new();
+            for p in &models {
+                let mf = ModelFile::open(p)?;
+                let r = match dataset {
+                    DatasetKind::Fsdd => tinyssm_tools::eval::fsdd(&mf.model(), p, split)?,
+                };
+                if !json {
+                    println!(
+                        "{}: accuracy {:.4} ({}/{}), weight bytes {}, state bytes {}",
+                        p.display(),
+                        r.accuracy,
+                        r.correct,
+                        r.n,
+                        r.weight_bytes,
+                        r.state_bytes
+                    );
+                }
+                results.push(r);
+            }
+            if json {
+                let mut v = serde_json::json!({ "models": results });
+                if results.len() == 1 {
+                    v["accuracy"] = serde_json::json!(results[0].accuracy);
+                }
+                println!("{v}");
+            }
             Ok(())
         }
         Cmd::Codegen { model, out } => {

@@ -1,0 +1,428 @@
+//! `tinyssm train`: batch training on a [`Backend`] from a TOML configuration, with AdamW,
+//! linear warm-up + cosine decay, global gradient-norm clipping and a fixed seed. Writes a
+//! checkpoint `tinyssm convert` imports, plus the loss/accuracy history.
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{AdamW, Backend};
+use crate::data::{self, Example, Split};
+use crate::s4d::{backward, forward, DeviceParams, S4dParams, S4dShape};
+
+/// The training configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `fsdd` (spoken digits).
+    pub dataset: String,
+    pub model: ModelConfig,
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub augment: AugmentConfig,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `s4d`.
+    pub arch: String,
+    pub d_model: usize,
+    pub d_state: usize,
+    pub n_layers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    /// Learning rate of the SSM parameters (`log_dt`, `A`), without weight decay.
+    pub ssm_lr: f32,
+    pub weight_decay: f32,
+    pub warmup_steps: usize,
+    /// Global gradient-norm clip.
+    pub clip: f32,
+}
+
+/// Training-time augmentation of the feature sequences.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Random gain, ± this many dB (a constant shift of the log-mel features).
+    #[serde(default)]
+    pub gain_db: f32,
+    /// Gaussian noise added to the normalised features, this standard deviation.
+    #[serde(default)]
+    pub feature_noise: f32,
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub out: PathBuf,
+    pub max_steps: Option<usize>,
+    pub seed: Option<u64>,
+    pub progress: bool,
+}
+
+/// One point of the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub step: usize,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    pub seconds: f64,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub backend: String,
+    pub n_params: usize,
+    pub steps: usize,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub history: Vec<EpochStats>,
+    pub final_test_accuracy: f32,
+    pub samples_per_second: f64,
+    pub checkpoint: PathBuf,
+}
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error(transparent)]
+    Backend(#[from] crate::BackendError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl TrainConfig {
+    /// Reads and checks a TOML file.
+    pub fn load(path: &Path) -> Result<TrainConfig, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let c: TrainConfig = toml::from_str(&text).map_err(|e| {
+            TrainError::Config(format!(
+                "{}: {}",
+                path.display(),
+                e.to_string().lines().collect::<Vec<_>>().join(" ")
+            ))
+        })?;
+        c.check()?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), TrainError> {
+        let bad = |m: &str| Err(TrainError::Config(m.into()));
+        if self.dataset != "fsdd" {
+            return bad("dataset: only `fsdd` is supported by this build");
+        }
+        if self.model.arch != "s4d" {
+            return bad("model.arch: only `s4d` is supported by this build");
+        }
+        let m = &self.model;
+        if m.d_model == 0 || m.n_layers == 0 || m.d_state < 2 || !m.d_state.is_multiple_of(2) {
+            return bad("model: d_model and n_layers must be > 0, d_state even and >= 2");
+        }
+        let o = &self.optim;
+        if o.epochs == 0 || o.batch_size == 0 {
+            return bad("optim: epochs and batch_size must be > 0");
+        }
+        if !(o.lr > 0.0 && o.ssm_lr >= 0.0 && o.weight_decay >= 0.0 && o.clip > 0.0) {
+            return bad("optim: lr and clip must be > 0, ssm_lr and weight_decay >= 0");
+        }
+        Ok(())
+    }
+}
+
+fn lr_at(step: usize, total: usize, warmup: usize) -> f32 {
+    if step < warmup {
+        return (step + 1) as f32 / warmup as f32;
+    }
+    let p = (step - warmup) as f32 / (total.saturating_sub(warmup)).max(1) as f32;
+    0.5 * (1.0 + (std::f32::consts::PI * p.min(1.0)).cos())
+}
+
+/// Pads a batch into `[batch, time, dim]` with normalisation and augmentation.
+fn make_batch(
+    data: &[Example],
+    idx: &[usize],
+    dim: usize,
+    mean: &[f32],
+    std: &[f32],
+    aug: Option<(&AugmentConfig, &mut StdRng)>,
+) -> (Vec<f32>, Vec<usize>, Vec<u32>, usize) {
+    let time = idx.iter().map(|&i| data[i].len).max().unwrap_or(1).max(1);
+    let mut x = vec![0f32; idx.len() * time * dim];
+    let mut lens = Vec::with_capacity(idx.len());
+    let mut labels = Vec::with_capacity(idx.len());
+    let mut aug = aug;
+    for (b, &i) in idx.iter().enumerate() {
+        let e = &data[i];
+        // A gain of g dB scales the power by 10^(g/10): ln-power shifts by g·ln(10)/10.
+        let (shift, noise) = match aug.as_mut() {
+            Some((a, rng)) if a.gain_db > 0.0 => (
+                rng.random_range(-a.gain_db..a.gain_db) * std::f32::consts::LN_10 / 10.0,
+                a.feature_noise,
+            ),
+            Some((a, _)) => (0.0, a.feature_noise),
+            None => (0.0, 0.0),
+        };
+        for (t, row) in e.feats.chunks_exact(dim).enumerate() {
+            let dst = &mut x[(b * time + t) * dim..(b * time + t + 1) * dim];
+            for j in 0..dim {
+                let mut v = (row[j] + shift - mean[j]) / std[j];
+                if noise > 0.0 {
+                    if let Some((_, rng)) = aug.as_mut() {
+                        let (u1, u2): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
+                        v += noise
+                            * (-2.0 * u1.ln()).sqrt()
+                            * (2.0 * std::f32::consts::PI * u2).cos();
+                    }
+                }
+                dst[j] = v;
+            }
+        }
+        lens.push(e.len);
+        labels.push(e.label);
+    }
+    (x, lens, labels, time)
+}
+
+/// Loss and accuracy of `p` on `data` (no gradients).
+pub fn evaluate<B: Backend>(
+    be: &B,
+    s: &S4dShape,
+    dp: &DeviceParams<B>,
+    data: &[Example],
+    mean: &[f32],
+    std: &[f32],
+) -> Result<(f32, f32), TrainError> {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.sort_by_key(|&i| data[i].len);
+    let (mut loss, mut correct) = (0f64, 0usize);
+    for chunk in order.chunks(64) {
+        let (x, lens, labels, time) = make_batch(data, chunk, s.d_input, mean, std, None);
+        let f = forward(be, s, dp, &x, chunk.len(), time, &lens)?;
+        let mut g = be.zeros(chunk.len() * s.d_output)?;
+        let (l, c) = be.softmax_xent(&f.logits, &labels, s.d_output, &mut g)?;
+        loss += l as f64 * chunk.len() as f64;
+        correct += c;
+    }
+    let n = data.len().max(1) as f64;
+    Ok(((loss / n) as f32, (correct as f64 / n) as f32))
+}
+
+/// Runs a training job.
+pub fn train<B: Backend>(
+    be: &B,
+    cfg: &TrainConfig,
+    opt: &TrainOptions,
+) -> Result<TrainReport, TrainError> {
+    let seed = opt.seed.unwrap_or(cfg.seed);
+    let fe = data::fsdd_front_end();
+    let root = data::data_dir();
+    let t0 = std::time::Instant::now();
+    let train_set = data::fsdd(&root, Split::Train, &fe)?;
+    let test_set = data::fsdd(&root, Split::Test, &fe)?;
+    let dim = fe.n_mels as usize;
+    let (mean, std) = data::feature_stats(&train_set, dim);
+    if opt.progress {
+        eprintln!(
+            "fsdd: {} train / {} test clips, features in {:.1} s; backend {}",
+            train_set.len(),
+            test_set.len(),
+            t0.elapsed().as_secs_f64(),
+            be.name()
+        );
+    }
+    let shape = S4dShape {
+        d_input: dim,
+        d_model: cfg.model.d_model,
+        d_state: cfg.model.d_state,
+        n_layers: cfg.model.n_layers,
+        d_output: 10,
+        norm_eps: 1e-5,
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut params = S4dParams::init(shape, &mut rng);
+    let mut dp = DeviceParams::new(be, &params)?;
+    let o = &cfg.optim;
+    let per_epoch = train_set.len().div_ceil(o.batch_size);
+    let total = opt
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(o.epochs * per_epoch);
+    let ssm: Vec<bool> = params
+        .params
+        .iter()
+        .map(|p| {
+            p.name.ends_with("log_dt")
+                || p.name.ends_with("log_A_real")
+                || p.name.ends_with("A_imag")
+        })
+        .collect();
+    let bar = if opt.progress {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut history = Vec::new();
+    let mut step = 0usize;
+    let mut seen = 0usize;
+    let t_train = std::time::Instant::now();
+    'epochs: for epoch in 0..o.epochs {
+        // Shuffle, then sort within windows of 8 batches by length (less padding), then
+        // shuffle the batches.
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        order.shuffle(&mut rng);
+        for w in order.chunks_mut(8 * o.batch_size) {
+            w.sort_by_key(|&i| train_set[i].len);
+        }
+        let mut batches: Vec<Vec<usize>> = order.chunks(o.batch_size).map(|c| c.to_vec()).collect();
+        batches.shuffle(&mut rng);
+        let (mut ep_loss, mut ep_correct, mut ep_n) = (0f64, 0usize, 0usize);
+        for idx in &batches {
+            if step >= total {
+                break 'epochs;
+            }
+            let (x, lens, labels, time) = make_batch(
+                &train_set,
+                idx,
+                dim,
+                &mean,
+                &std,
+                Some((&cfg.augment, &mut rng)),
+            );
+            for g in dp.g.iter_mut() {
+                be.fill(g, 0.0)?;
+            }
+            let f = forward(be, &shape, &dp, &x, idx.len(), time, &lens)?;
+            let mut dl = be.zeros(idx.len() * shape.d_output)?;
+            let (loss, correct) = be.softmax_xent(&f.logits, &labels, shape.d_output, &mut dl)?;
+            backward(be, &shape, &mut dp, &f, &dl)?;
+            let mut norm2 = 0f64;
+            for g in &dp.g {
+                norm2 += be.sum_sq(g)?;
+            }
+            let norm = norm2.sqrt() as f32;
+            if norm.is_finite() && norm > o.clip {
+                for g in dp.g.iter_mut() {
+                    be.scale(g, o.clip / norm)?;
+                }
+            }
+            let sched = lr_at(step, total, o.warmup_steps);
+            for (k, q) in params.params.iter().enumerate() {
+                let lr = if ssm[k] { o.ssm_lr } else { o.lr } * sched;
+                let h = AdamW {
+                    lr,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: o.weight_decay,
+                    step: step as u32 + 1,
+                };
+                let (w, g, m, v) = (&mut dp.w[k], &dp.g[k], &mut dp.m[k], &mut dp.v[k]);
+                be.adamw(w, g, m, v, h, q.decay)?;
+            }
+            step += 1;
+            seen += idx.len();
+            ep_loss += loss as f64 * idx.len() as f64;
+            ep_correct += correct;
+            ep_n += idx.len();
+            bar.set_position(step as u64);
+            bar.set_message(format!(
+                "epoch {} loss {:.3} acc {:.3}",
+                epoch + 1,
+                ep_loss / ep_n as f64,
+                ep_correct as f64 / ep_n as f64
+            ));
+        }
+        let (test_loss, test_accuracy) = evaluate(be, &shape, &dp, &test_set, &mean, &std)?;
+        let st = EpochStats {
+            epoch: epoch + 1,
+            step,
+            train_loss: (ep_loss / ep_n.max(1) as f64) as f32,
+            train_accuracy: (ep_correct as f64 / ep_n.max(1) as f64) as f32,
+            test_loss,
+            test_accuracy,
+            seconds: t_train.elapsed().as_secs_f64(),
+        };
+        let line = format!(
+            "epoch {:3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.0} s)",
+            st.epoch, st.train_loss, st.train_accuracy, st.test_loss, st.test_accuracy, st.seconds
+        );
+        if bar.is_hidden() {
+            // Not a terminal (a log file, CI): plain lines.
+            if opt.progress {
+                eprintln!("{line}");
+            }
+        } else {
+            bar.println(line);
+        }
+        history.push(st);
+    }
+    bar.finish_and_clear();
+    let train_secs = t_train.elapsed().as_secs_f64();
+    dp.download_into(be, &mut params)?;
+    let (_, final_acc) = evaluate(be, &shape, &dp, &test_set, &mean, &std)?;
+    params.fold_input_norm(&mean, &std);
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "front_end".into(),
+        serde_json::to_value(fe).unwrap_or_default(),
+    );
+    extra.insert(
+        "labels".into(),
+        serde_json::json!(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+    );
+    let ck = opt.out.join("checkpoint");
+    params
+        .save_checkpoint(&ck, &extra)
+        .map_err(|e| TrainError::Io {
+            path: ck.clone(),
+            source: e,
+        })?;
+    let report = TrainReport {
+        backend: be.name(),
+        n_params: params.n_params(),
+        steps: step,
+        train_examples: train_set.len(),
+        test_examples: test_set.len(),
+        history,
+        final_test_accuracy: final_acc,
+        samples_per_second: seen as f64 / train_secs.max(1e-9),
+        checkpoint: ck,
+    };
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let path = opt.out.join("report.json");
+    std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })?;
+    Ok(report)
+}
