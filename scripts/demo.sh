@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# The main job on the bundled default model and input: inspect the model, stream the input
-# through it one step at a time, and print the result's shape and last step.
+# The main job: the shipped spoken-digit model (models/fsdd-s4d.tssm, S4D on its own log-mel
+# front end) hears a real recording one sample at a time and names the digit at the clip's
+# last frame; then the whole FSDD test split through the core. Data: $TINYSSM_DATA
+# (default ../shared/data), see ../shared/data/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL=${1:-models/demo-s4d.tssm}
-INPUT=${2:-models/demo-s4d-input.csv}
+DATA=${TINYSSM_DATA:-../shared/data}
+MODEL=${1:-models/fsdd-s4d.tssm}
+CLIP=${2:-$DATA/fsdd/recordings/7_theo_0.wav}
 OUT=${3:-target/demo-out.npy}
 mkdir -p "$(dirname "$OUT")"
 cargo build --release --locked -q -p tinyssm-tools --bin tinyssm
 BIN=target/release/tinyssm
 "$BIN" inspect "$MODEL"
-"$BIN" run "$MODEL" --csv "$INPUT" --out "$OUT"
+NAME=$(basename "$CLIP")
+echo "--- $NAME: a test-split recording of the digit ${NAME%%_*}; the model says:"
+"$BIN" run "$MODEL" --wav "$CLIP" --out "$OUT"
+echo "--- FSDD test split, every clip through the core:"
+TINYSSM_DATA="$DATA" "$BIN" eval "$MODEL" --dataset fsdd --split test

@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod data;
 pub mod s4d;
 pub mod train;
+pub mod verify;
 
 pub use backend::{Backend, BackendError};
 pub use cpu::Cpu;

@@ -92,3 +92,109 @@ pub fn fsdd(model: &Model<'_>, path: &Path, split: Split) -> Result<EvalResult, 
         correct,
     })
 }
+
+/// The first `streams` clips of an FSDD split (sorted by name), as samples.
+fn fsdd_clips(split: Split, rate: u32, streams: usize) -> Result<Vec<Vec<f32>>, ToolError> {
+    let dir = data::data_dir().join("fsdd/recordings");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| ToolError::io(&dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let idx = n.rsplit('_').next().and_then(|i| i.parse::<u32>().ok());
+            p.extension().is_some_and(|e| e == "wav")
+                && idx.is_some_and(|i| (i <= 4) == (split == Split::Test))
+        })
+        .collect();
+    files.sort();
+    files.truncate(streams);
+    files
+        .iter()
+        .map(|p| {
+            let (r, x) = data::read_wav_mono(p).map_err(|e| ToolError::Usage(e.to_string()))?;
+            if r != rate {
+                return Err(ToolError::Usage(format!(
+                    "{}: {r} Hz, expected {rate}",
+                    p.display()
+                )));
+            }
+            Ok(x)
+        })
+        .collect()
+}
+
+/// `tinyssm verify` on FSDD: `streams` test clips in one batch on the backend against the
+/// core stepping each clip sample by sample (outputs at every frame, final states).
+pub fn verify_fsdd<B: tinyssm_cuda::Backend>(
+    be: &B,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<tinyssm_cuda::verify::Report, ToolError> {
+    use tinyssm_cuda::verify::{compare, s4d_blob_forward, Tier};
+    let fe = model.front_end().ok_or_else(|| {
+        ToolError::Usage("the fsdd dataset needs a model with an audio front end".into())
+    })?;
+    let c = *fe.config();
+    let clips = fsdd_clips(split, c.sample_rate, streams)?;
+    let dim = c.n_mels as usize;
+    let d = model.d_output();
+    // Core: sample by sample, every frame's outputs and the final model state.
+    let mut out_core = Vec::new();
+    let mut st_core = Vec::new();
+    let mut feats = Vec::new();
+    let per_layer = model.state_len() - (c.frame_len as usize + 2);
+    let n_layers = model.config().n_layers as usize;
+    for clip in &clips {
+        let mut x = clip.clone();
+        if x.len() < c.frame_len as usize {
+            x.resize(c.frame_len as usize, 0.0);
+        }
+        let mut st = vec![0f32; model.state_len()];
+        let mut sc = vec![0f32; model.scratch_len()];
+        let mut o = vec![0f32; d];
+        model
+            .reset(&mut st)
+            .map_err(|e| ToolError::Usage(e.to_string()))?;
+        let mut ys = Vec::new();
+        for &s in &x {
+            if model
+                .step_sample(s, &mut st, &mut sc, &mut o)
+                .map_err(|e| ToolError::Usage(e.to_string()))?
+            {
+                ys.extend_from_slice(&o);
+            }
+        }
+        out_core.push(ys);
+        let chunk = per_layer / n_layers.max(1);
+        st_core.push(
+            st[..per_layer]
+                .chunks(chunk.max(1))
+                .map(|v| v.to_vec())
+                .collect::<Vec<_>>(),
+        );
+        feats.push(data::features(&c, &x).map_err(|e| ToolError::Usage(e.to_string()))?);
+    }
+    // Backend: all streams in one padded batch.
+    let lens: Vec<usize> = feats.iter().map(|f| f.len() / dim).collect();
+    let time = lens.iter().copied().max().unwrap_or(1).max(1);
+    let mut xb = vec![0f32; lens.len() * time * dim];
+    for (b, f) in feats.iter().enumerate() {
+        xb[b * time * dim..b * time * dim + f.len()].copy_from_slice(f);
+    }
+    let (out_be, st_be) = s4d_blob_forward(be, model, &xb, time, &lens)
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    Ok(compare(
+        Tier::FLOAT,
+        be.name(),
+        &out_be,
+        &out_core,
+        d,
+        &st_be,
+        &st_core,
+    ))
+}

@@ -108,6 +108,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run a model on a backend over many streams at once and check every step's outputs
+    /// and the final states against the core stepping each stream; non-zero exit if not ok.
+    Verify {
+        model: PathBuf,
+        #[arg(long, value_enum)]
+        dataset: DatasetKind,
+        #[arg(long, value_enum, default_value = "test")]
+        split: SplitKind,
+        #[arg(long, default_value_t = 64)]
+        streams: usize,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendKind,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print architecture, parameters, weight/state/scratch bytes and MACs per step.
     Inspect {
         model: PathBuf,
@@ -320,6 +335,51 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 println!("{v}");
             }
             Ok(())
+        }
+        Cmd::Verify {
+            model,
+            dataset,
+            split,
+            streams,
+            backend,
+            json,
+        } => {
+            if let BackendKind::Cuda = backend {
+                tinyssm_cuda::cuda_backend_status().map_err(|e| ToolError::Usage(e.to_string()))?;
+            }
+            let split = match split {
+                SplitKind::Train => tinyssm_cuda::data::Split::Train,
+                SplitKind::Test => tinyssm_cuda::data::Split::Test,
+            };
+            let mf = ModelFile::open(&model)?;
+            let r = match dataset {
+                DatasetKind::Fsdd => tinyssm_tools::eval::verify_fsdd(
+                    &tinyssm_cuda::Cpu,
+                    &mf.model(),
+                    split,
+                    streams,
+                )?,
+            };
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                println!(
+                    "{}: {} streams, {} steps on {}: max |Δ| {:.3e}, max rel {:.3e}, NMSE {:.3e} — {}",
+                    model.display(),
+                    r.streams,
+                    r.steps,
+                    r.backend,
+                    r.max_abs_err,
+                    r.max_rel_err,
+                    r.nmse,
+                    if r.ok { "ok".to_string() } else { format!("FAILED: first divergence {:?}", r.first_divergence) }
+                );
+            }
+            if r.ok {
+                Ok(())
+            } else {
+                Err(ToolError::Usage("verification failed".into()))
+            }
         }
         Cmd::Codegen { model, out } => {
             let mf = ModelFile::open(&model)?;

@@ -1,0 +1,292 @@
+//! Verification: a model blob run by a backend over many streams at once against the core
+//! stepping each stream on the host. Every step's outputs and every layer's final state are
+//! compared under a named tolerance tier.
+
+use serde::Serialize;
+use tinyssm_core::{Arch, Model, Role, Weights};
+
+use crate::backend::{Backend, Result as BResult, ScanDims};
+
+/// How close the backend must be to the core.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Tier {
+    /// Bit for bit (integer paths).
+    Exact,
+    /// f32 arithmetic in another order: `|Δ| <= abs + rel·max(|core|, rms)`, with `rms`
+    /// the root mean square of the vector the value belongs to (one step's outputs, one
+    /// layer's state), since a recurrent state sums many rounded terms.
+    Float { rel: f32, abs: f32 },
+}
+
+impl Tier {
+    /// The tier for f32 models: reordered sums and another GELU/sigmoid implementation
+    /// leave differences of a few ulp per op; 1e-4 relative covers deep stacks.
+    pub const FLOAT: Tier = Tier::Float {
+        rel: 1e-4,
+        abs: 1e-5,
+    };
+
+    fn ok(&self, got: f32, want: f32, rms: f32) -> bool {
+        match *self {
+            Tier::Exact => got.to_bits() == want.to_bits(),
+            Tier::Float { rel, abs } => (got - want).abs() <= abs + rel * want.abs().max(rms),
+        }
+    }
+}
+
+/// Where backend and core first disagree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Divergence {
+    pub stream: usize,
+    /// Step index, or `None` for a final-state difference.
+    pub step: Option<usize>,
+    /// Layer of a final-state difference.
+    pub layer: Option<usize>,
+    pub index: usize,
+    pub backend: f32,
+    pub core: f32,
+}
+
+/// The verification report (`tinyssm verify --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub tier: Tier,
+    pub backend: String,
+    pub streams: usize,
+    pub steps: usize,
+    pub max_abs_err: f32,
+    pub max_rel_err: f32,
+    pub nmse: f64,
+    pub first_divergence: Option<Divergence>,
+}
+
+fn rms(v: &[f32]) -> f32 {
+    let s: f64 = v.iter().map(|&x| (x as f64) * (x as f64)).sum();
+    (s / v.len().max(1) as f64).sqrt() as f32
+}
+
+/// Compares outputs (`[stream][step × d]`) and final states (`[stream][layer][…]`).
+pub fn compare(
+    tier: Tier,
+    backend: String,
+    out_be: &[Vec<f32>],
+    out_core: &[Vec<f32>],
+    d: usize,
+    st_be: &[Vec<Vec<f32>>],
+    st_core: &[Vec<Vec<f32>>],
+) -> Report {
+    let (mut max_abs, mut max_rel) = (0f32, 0f32);
+    let (mut se, mut ss) = (0f64, 0f64);
+    let mut first: Option<Divergence> = None;
+    let mut steps = 0;
+    let mut note = |a: f32, b: f32| {
+        let e = (a - b).abs();
+        let e = if e.is_nan() { f32::INFINITY } else { e };
+        max_abs = max_abs.max(e);
+        max_rel = max_rel.max(e / b.abs().max(1e-6));
+        se += (e as f64) * (e as f64);
+        ss += (b as f64) * (b as f64);
+    };
+    for (s, (a, b)) in out_be.iter().zip(out_core).enumerate() {
+        steps += b.len() / d.max(1);
+        if a.len() != b.len() && first.is_none() {
+            first = Some(Divergence {
+                stream: s,
+                step: Some(a.len().min(b.len()) / d.max(1)),
+                layer: None,
+                index: 0,
+                backend: f32::NAN,
+                core: f32::NAN,
+            });
+        }
+        for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+            note(x, y);
+            let row = &b[i / d.max(1) * d..(i / d.max(1) + 1) * d.max(1)];
+            if !tier.ok(x, y, rms(row)) && first.is_none() {
+                first = Some(Divergence {
+                    stream: s,
+                    step: Some(i / d.max(1)),
+                    layer: None,
+                    index: i % d.max(1),
+                    backend: x,
+                    core: y,
+                });
+            }
+        }
+    }
+    for (s, (la, lb)) in st_be.iter().zip(st_core).enumerate() {
+        for (l, (a, b)) in la.iter().zip(lb).enumerate() {
+            let r = rms(b);
+            for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+                note(x, y);
+                if !tier.ok(x, y, r) && first.is_none() {
+                    first = Some(Divergence {
+                        stream: s,
+                        step: None,
+                        layer: Some(l),
+                        index: i,
+                        backend: x,
+                        core: y,
+                    });
+                }
+            }
+        }
+    }
+    Report {
+        ok: first.is_none(),
+        tier,
+        backend,
+        streams: out_core.len(),
+        steps,
+        max_abs_err: max_abs,
+        max_rel_err: max_rel,
+        nmse: if ss > 0.0 { se / ss } else { se },
+        first_divergence: first,
+    }
+}
+
+fn f32s(m: &Model<'_>, layer: Option<u16>, role: Role) -> BResult<Vec<f32>> {
+    let t = m
+        .find(layer, role)
+        .ok_or_else(|| crate::BackendError::Shape {
+            op: "verify",
+            msg: format!("model has no {} tensor", role.name()),
+        })?;
+    Ok(match t.weights {
+        Weights::F32(w) => w.to_vec(),
+        Weights::F16(w) => w.iter().map(|v| v.to_f32()).collect(),
+    })
+}
+
+/// Runs an S4D blob on the backend over `batch` streams of input vectors (`[batch, time,
+/// d_input]`, padded; `lens` valid steps): returns every valid step's outputs per stream
+/// and each layer's state after each stream's last step.
+#[allow(clippy::type_complexity)]
+pub fn s4d_blob_forward<B: Backend>(
+    be: &B,
+    m: &Model<'_>,
+    x: &[f32],
+    time: usize,
+    lens: &[usize],
+) -> BResult<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
+    let c = match &m.config().arch {
+        Arch::S4d(c) => *c,
+        _ => {
+            return Err(crate::BackendError::Unavailable(
+                "verify supports S4D models in this build".into(),
+            ))
+        }
+    };
+    if !c.glu {
+        return Err(crate::BackendError::Unavailable(
+            "verify supports S4D models with the GLU output in this build".into(),
+        ));
+    }
+    let (h, n2, di, o) = (
+        c.d_model as usize,
+        c.d_state as usize / 2,
+        c.d_input as usize,
+        c.d_output as usize,
+    );
+    let batch = lens.len();
+    let r = batch * time;
+    let up =
+        |layer: Option<u16>, role: Role| -> BResult<B::Buf> { be.upload(&f32s(m, layer, role)?) };
+    let xin = be.upload(x)?;
+    let mut xs = be.zeros(r * h)?;
+    be.linear_fwd(
+        &xin,
+        &up(None, Role::Encoder)?,
+        Some(&up(None, Role::EncoderBias)?),
+        r,
+        di,
+        h,
+        &mut xs,
+    )?;
+    let mut finals: Vec<Vec<Vec<f32>>> = vec![Vec::new(); batch];
+    for l in 0..m.config().n_layers as u16 {
+        let li = Some(l);
+        let mut z = be.zeros(r * h)?;
+        let mut stats = be.zeros(r * 2)?;
+        let (nw, nb) = (up(li, Role::Norm)?, up(li, Role::NormBias)?);
+        if c.prenorm {
+            be.layer_norm_fwd(&xs, &nw, &nb, r, h, c.norm_eps, &mut z, &mut stats)?;
+        } else {
+            be.fill(&mut z, 0.0)?;
+            be.add_assign(&mut z, &xs)?;
+        }
+        let mut y = be.zeros(r * h)?;
+        let mut states = be.zeros(r * h * n2 * 2)?;
+        let dims = ScanDims { batch, time, h, n2 };
+        be.s4d_scan_fwd(
+            dims,
+            &z,
+            &up(li, Role::DA)?,
+            &up(li, Role::CB)?,
+            &up(li, Role::D)?,
+            &mut y,
+            &mut states,
+        )?;
+        let st = be.download(&states)?;
+        let per = h * n2 * 2;
+        for (b, &n) in lens.iter().enumerate() {
+            let t = n.clamp(1, time) - 1;
+            finals[b].push(st[(b * time + t) * per..(b * time + t + 1) * per].to_vec());
+        }
+        let mut g = be.zeros(r * h)?;
+        be.gelu_fwd(&y, &mut g)?;
+        let mut ov = be.zeros(r * 2 * h)?;
+        be.linear_fwd(
+            &g,
+            &up(li, Role::OutLinear)?,
+            Some(&up(li, Role::OutLinearBias)?),
+            r,
+            h,
+            2 * h,
+            &mut ov,
+        )?;
+        let mut a = be.zeros(r * h)?;
+        be.glu_fwd(&ov, r, h, &mut a)?;
+        be.add_assign(&mut xs, &a)?;
+        if !c.prenorm {
+            let mut t = be.zeros(r * h)?;
+            be.layer_norm_fwd(&xs, &nw, &nb, r, h, c.norm_eps, &mut t, &mut stats)?;
+            xs = t;
+        }
+    }
+    let feat = if c.final_norm {
+        let mut t = be.zeros(r * h)?;
+        let mut stats = be.zeros(r * 2)?;
+        be.layer_norm_fwd(
+            &xs,
+            &up(None, Role::NormF)?,
+            &up(None, Role::NormFBias)?,
+            r,
+            h,
+            c.norm_eps,
+            &mut t,
+            &mut stats,
+        )?;
+        t
+    } else {
+        xs
+    };
+    let mut out = be.zeros(r * o)?;
+    be.linear_fwd(
+        &feat,
+        &up(None, Role::Decoder)?,
+        Some(&up(None, Role::DecoderBias)?),
+        r,
+        h,
+        o,
+        &mut out,
+    )?;
+    let out = be.download(&out)?;
+    let outs = lens
+        .iter()
+        .enumerate()
+        .map(|(b, &n)| out[b * time * o..(b * time + n.min(time)) * o].to_vec())
+        .collect();
+    Ok((outs, finals))
+}

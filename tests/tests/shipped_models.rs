@@ -1,0 +1,97 @@
+//! The models the project ships (models/, see models/README.md) meet their targets through
+//! the core, verify against the CPU backend, and training is reproducible from its seed.
+
+use std::path::PathBuf;
+
+use tinyssm_core::Model;
+use tinyssm_cuda::data::Split;
+use tinyssm_host::ModelFile;
+use tinyssm_tests::{data_dir, repo_root};
+
+fn fsdd_present() -> bool {
+    let d = data_dir().join("fsdd/recordings");
+    if d.is_dir() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing: CI must have the shared data", d.display());
+    }
+    println!("skipped: {} absent", d.display());
+    false
+}
+
+fn model(name: &str) -> (PathBuf, ModelFile) {
+    let p = repo_root().join("models").join(name);
+    let mf = ModelFile::open(&p).unwrap();
+    (p, mf)
+}
+
+#[test]
+fn fsdd_s4d_meets_its_targets_through_the_core() {
+    let (p, mf) = model("fsdd-s4d.tssm");
+    let m: Model<'_> = mf.model();
+    assert!(
+        m.weight_stats().params <= 100_000,
+        "{} parameters",
+        m.weight_stats().params
+    );
+    assert!(m.front_end().is_some());
+    if !fsdd_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let r = tinyssm_tools::eval::fsdd(&m, &p, Split::Test).unwrap();
+    println!(
+        "fsdd-s4d: test accuracy {:.4} ({}/{})",
+        r.accuracy, r.correct, r.n
+    );
+    assert_eq!(r.n, 300);
+    assert!(r.accuracy >= 0.97, "{}", r.accuracy);
+}
+
+#[test]
+fn fsdd_s4d_verifies_on_the_cpu_backend() {
+    if !fsdd_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let (_, mf) = model("fsdd-s4d.tssm");
+    let r =
+        tinyssm_tools::eval::verify_fsdd(&tinyssm_cuda::Cpu, &mf.model(), Split::Test, 48).unwrap();
+    println!(
+        "verify: {} streams, {} steps, max |Δ| {:.2e}, NMSE {:.2e}",
+        r.streams, r.steps, r.max_abs_err, r.nmse
+    );
+    assert!(r.ok, "{:?}", r.first_divergence);
+    assert_eq!(r.streams, 48);
+}
+
+#[test]
+fn training_is_reproducible_from_its_seed() {
+    if !fsdd_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let cfg =
+        tinyssm_cuda::train::TrainConfig::load(&repo_root().join("models/configs/fsdd-s4d.toml"))
+            .unwrap();
+    let run = |dir: &std::path::Path| {
+        let opts = tinyssm_cuda::train::TrainOptions {
+            out: dir.to_path_buf(),
+            max_steps: Some(6),
+            seed: None,
+            progress: false,
+        };
+        tinyssm_cuda::train::train(&tinyssm_cuda::Cpu, &cfg, &opts).unwrap();
+        std::fs::read(dir.join("checkpoint/model.safetensors")).unwrap()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (x, y) = (run(a.path()), run(b.path()));
+    assert!(x == y, "two runs with the same seed differ");
+    // The checkpoint converts.
+    tinyssm_tools::convert_dir(
+        &a.path().join("checkpoint"),
+        tinyssm_tools::WeightDtype::F32,
+    )
+    .unwrap();
+}
