@@ -197,6 +197,16 @@ pub trait Backend: Send + Sync {
         dlogits: &mut Self::Buf,
     ) -> Result<(f32, usize)>;
 
+    /// Mean binary cross-entropy of `logits` (one per element) against `targets` in [0, 1],
+    /// positives weighted by `pos_weight`; `dlogits` receives the gradient of the mean.
+    fn sigmoid_bce(
+        &self,
+        logits: &Self::Buf,
+        targets: &[f32],
+        pos_weight: f32,
+        dlogits: &mut Self::Buf,
+    ) -> Result<f32>;
+
     /// `Σ x²` (for gradient-norm clipping), accumulated in f64.
     fn sum_sq(&self, x: &Self::Buf) -> Result<f64>;
     /// `x *= s`.

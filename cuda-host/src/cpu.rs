@@ -522,6 +522,32 @@ impl Backend for Cpu {
         Ok(((loss / n.max(1) as f64) as f32, correct))
     }
 
+    fn sigmoid_bce(
+        &self,
+        logits: &Vec<f32>,
+        targets: &[f32],
+        pos_weight: f32,
+        dlogits: &mut Vec<f32>,
+    ) -> Result<f32> {
+        let n = logits.len();
+        check_len("sigmoid_bce", "targets", targets.len(), n)?;
+        check_len("sigmoid_bce", "dlogits", dlogits.len(), n)?;
+        let mut loss = 0f64;
+        for ((g, &z), &y) in dlogits.iter_mut().zip(logits).zip(targets) {
+            // −[w y ln σ(z) + (1−y) ln(1−σ(z))], stable: ln σ(z) = −softplus(−z).
+            let sp_neg = if z > 0.0 {
+                libm::log1pf(libm::expf(-z))
+            } else {
+                -z + libm::log1pf(libm::expf(z))
+            };
+            let sp_pos = sp_neg + z; // softplus(z) = −ln(1−σ(z))
+            loss += (pos_weight * y * sp_neg + (1.0 - y) * sp_pos) as f64;
+            let s = sigmoid(z);
+            *g = (pos_weight * y * (s - 1.0) + (1.0 - y) * s) / n.max(1) as f32;
+        }
+        Ok((loss / n.max(1) as f64) as f32)
+    }
+
     fn sum_sq(&self, x: &Vec<f32>) -> Result<f64> {
         Ok(x.iter().map(|&v| (v as f64) * (v as f64)).sum())
     }

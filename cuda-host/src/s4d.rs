@@ -263,7 +263,8 @@ pub struct Forward<B: Backend> {
     xf: B::Buf,
     rows: Vec<usize>,
     last: B::Buf,
-    /// `[batch, d_output]` logits at each stream's last valid step.
+    /// `[rows, d_output]` logits at the selected rows (each stream's last valid step for
+    /// [`forward`]).
     pub logits: B::Buf,
 }
 
@@ -348,6 +349,24 @@ pub fn forward<B: Backend>(
     time: usize,
     lens: &[usize],
 ) -> Result<Forward<B>> {
+    let rows: Vec<usize> = lens
+        .iter()
+        .enumerate()
+        .map(|(b, &n)| b * time + n.clamp(1, time) - 1)
+        .collect();
+    forward_rows(be, s, dp, feats, batch, time, rows)
+}
+
+/// Forward whose logits are taken at the given rows (`b·time + t`), e.g. every step.
+pub fn forward_rows<B: Backend>(
+    be: &B,
+    s: &S4dShape,
+    dp: &DeviceParams<B>,
+    feats: &[f32],
+    batch: usize,
+    time: usize,
+    rows: Vec<usize>,
+) -> Result<Forward<B>> {
     let (h, n2, di, o) = (s.d_model, s.d_state / 2, s.d_input, s.d_output);
     let r = batch * time;
     let ix = ix(s);
@@ -426,19 +445,15 @@ pub fn forward<B: Backend>(
         &mut xf,
         &mut stats_f,
     )?;
-    let rows: Vec<usize> = lens
-        .iter()
-        .enumerate()
-        .map(|(b, &n)| b * time + n.clamp(1, time) - 1)
-        .collect();
-    let mut last = be.zeros(batch * h)?;
+    let n_out = rows.len();
+    let mut last = be.zeros(n_out * h)?;
     be.gather_rows(&xf, h, &rows, &mut last)?;
-    let mut logits = be.zeros(batch * o)?;
+    let mut logits = be.zeros(n_out * o)?;
     be.linear_fwd(
         &last,
         &dp.w[ix.dec_w],
         Some(&dp.w[ix.dec_b]),
-        batch,
+        n_out,
         h,
         o,
         &mut logits,
@@ -457,7 +472,7 @@ pub fn forward<B: Backend>(
     })
 }
 
-/// Backward from `dlogits` (`[batch, d_output]`); accumulates into `dp.g`.
+/// Backward from `dlogits` (`[rows, d_output]`); accumulates into `dp.g`.
 pub fn backward<B: Backend>(
     be: &B,
     s: &S4dShape,
@@ -470,14 +485,15 @@ pub fn backward<B: Backend>(
     let r = batch * time;
     let ix = ix(s);
     let _ = &f.xf;
-    let mut dlast = be.zeros(batch * h)?;
+    let n_out = f.rows.len();
+    let mut dlast = be.zeros(n_out * h)?;
     {
         let (gw, gb) = two_mut(&mut dp.g, ix.dec_w, ix.dec_b);
         be.linear_bwd(
             &f.last,
             &dp.w[ix.dec_w],
             dlogits,
-            batch,
+            n_out,
             h,
             o,
             Some(&mut dlast),

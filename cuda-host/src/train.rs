@@ -23,8 +23,35 @@ pub struct TrainConfig {
     pub optim: OptimConfig,
     #[serde(default)]
     pub augment: AugmentConfig,
+    /// Settings of the `ecg` dataset.
+    #[serde(default)]
+    pub ecg: EcgConfig,
     #[serde(default)]
     pub seed: u64,
+}
+
+/// The R-peak detection task on MIT-BIH record 100: one step per 360 Hz sample, a per-step
+/// target that is 1 for `label_len` samples from each annotated beat on.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcgConfig {
+    /// Training window in samples (random offsets in the first 80% of the record).
+    pub window: usize,
+    pub label_len: usize,
+    pub pos_weight: f32,
+    /// Windows per epoch.
+    pub windows_per_epoch: usize,
+}
+
+impl Default for EcgConfig {
+    fn default() -> Self {
+        EcgConfig {
+            window: 1440,
+            label_len: 18,
+            pos_weight: 1.0,
+            windows_per_epoch: 512,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -134,8 +161,11 @@ impl TrainConfig {
 
     fn check(&self) -> Result<(), TrainError> {
         let bad = |m: &str| Err(TrainError::Config(m.into()));
-        if self.dataset != "fsdd" {
-            return bad("dataset: only `fsdd` is supported by this build");
+        if self.dataset != "fsdd" && self.dataset != "ecg" {
+            return bad("dataset: `fsdd` or `ecg`");
+        }
+        if self.dataset == "ecg" && (self.ecg.window < 16 || self.ecg.windows_per_epoch == 0) {
+            return bad("ecg: window must be >= 16 and windows_per_epoch > 0");
         }
         if self.model.arch != "s4d" {
             return bad("model.arch: only `s4d` is supported by this build");
@@ -239,6 +269,248 @@ pub fn train<B: Backend>(
     cfg: &TrainConfig,
     opt: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
+    if cfg.dataset == "ecg" {
+        return train_ecg(be, cfg, opt);
+    }
+    train_fsdd(be, cfg, opt)
+}
+
+/// Global-norm clipping and one AdamW update of every parameter.
+fn optimizer_step<B: Backend>(
+    be: &B,
+    dp: &mut DeviceParams<B>,
+    params: &S4dParams,
+    o: &OptimConfig,
+    step: usize,
+    total: usize,
+) -> Result<f32, TrainError> {
+    let mut norm2 = 0f64;
+    for g in &dp.g {
+        norm2 += be.sum_sq(g)?;
+    }
+    let norm = norm2.sqrt() as f32;
+    if norm.is_finite() && norm > o.clip {
+        for g in dp.g.iter_mut() {
+            be.scale(g, o.clip / norm)?;
+        }
+    }
+    let sched = lr_at(step, total, o.warmup_steps);
+    for (k, q) in params.params.iter().enumerate() {
+        let ssm = q.name.ends_with("log_dt")
+            || q.name.ends_with("log_A_real")
+            || q.name.ends_with("A_imag");
+        let lr = if ssm { o.ssm_lr } else { o.lr } * sched;
+        let h = AdamW {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: o.weight_decay,
+            step: step as u32 + 1,
+        };
+        let (w, g, m, v) = (&mut dp.w[k], &dp.g[k], &mut dp.m[k], &mut dp.v[k]);
+        be.adamw(w, g, m, v, h, q.decay)?;
+    }
+    Ok(norm)
+}
+
+/// Per-step logits of an S4D detector over one long stream, in chunks that carry nothing
+/// over — used for the training-time test metric only (the core is the reference).
+fn ecg_scores<B: Backend>(
+    be: &B,
+    s: &S4dShape,
+    dp: &DeviceParams<B>,
+    x: &[f32],
+    beats: &[usize],
+    mean: f32,
+    std: f32,
+) -> Result<crate::ecg::Scores, TrainError> {
+    let xn: Vec<f32> = x.iter().map(|v| (v - mean) / std).collect();
+    let time = xn.len();
+    let rows: Vec<usize> = (0..time).collect();
+    let f = crate::s4d::forward_rows(be, s, dp, &xn, 1, time, rows)?;
+    let y = be.download(&f.logits)?;
+    Ok(ecg_decide(&y, beats))
+}
+
+/// The detector's streaming decision rule and scoring: a detection at each rising crossing
+/// of logit 0 (at most one per 200 ms), scored with the standard 150 ms tolerance; beats in
+/// the first 0.5 s (start-up) are not scored.
+pub fn ecg_decide(logits: &[f32], beats: &[usize]) -> crate::ecg::Scores {
+    let skip = 180;
+    let det: Vec<usize> = crate::ecg::detections(logits, 0.0, 72)
+        .into_iter()
+        .filter(|&t| t >= skip)
+        .collect();
+    let b: Vec<usize> = beats.iter().copied().filter(|&t| t >= skip + 54).collect();
+    crate::ecg::score(&b, &det, 54)
+}
+
+fn train_ecg<B: Backend>(
+    be: &B,
+    cfg: &TrainConfig,
+    opt: &TrainOptions,
+) -> Result<TrainReport, TrainError> {
+    let seed = opt.seed.unwrap_or(cfg.seed);
+    let (sig, beats, _fs) = crate::ecg::record_100(&data::data_dir())?;
+    let split = sig.len() * 8 / 10;
+    let (train_x, test_x) = sig.split_at(split);
+    let test_beats: Vec<usize> = beats
+        .iter()
+        .filter(|&&b| b >= split)
+        .map(|&b| b - split)
+        .collect();
+    let mut target = vec![0f32; sig.len()];
+    for &b in &beats {
+        let end = (b + cfg.ecg.label_len).min(sig.len());
+        target[b.min(end)..end].fill(1.0);
+    }
+    let n = train_x.len() as f64;
+    let mean = (train_x.iter().map(|&v| v as f64).sum::<f64>() / n) as f32;
+    let std = ((train_x
+        .iter()
+        .map(|&v| ((v - mean) as f64).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt() as f32)
+        .max(1e-6);
+    let shape = S4dShape {
+        d_input: 1,
+        d_model: cfg.model.d_model,
+        d_state: cfg.model.d_state,
+        n_layers: cfg.model.n_layers,
+        d_output: 1,
+        norm_eps: 1e-5,
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut params = S4dParams::init(shape, &mut rng);
+    let mut dp = DeviceParams::new(be, &params)?;
+    let o = &cfg.optim;
+    let e = &cfg.ecg;
+    let w = e.window.min(split);
+    let per_epoch = e.windows_per_epoch.div_ceil(o.batch_size);
+    let total = opt
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(o.epochs * per_epoch);
+    if opt.progress {
+        eprintln!(
+            "ecg record 100: {} train / {} test samples, {} / {} beats; backend {}",
+            split,
+            test_x.len(),
+            beats.len() - test_beats.len(),
+            test_beats.len(),
+            be.name()
+        );
+    }
+    let mut history = Vec::new();
+    let (mut step, mut seen) = (0usize, 0usize);
+    let t0 = std::time::Instant::now();
+    'epochs: for epoch in 0..o.epochs {
+        let (mut ep_loss, mut ep_n) = (0f64, 0usize);
+        for _ in 0..per_epoch {
+            if step >= total {
+                break 'epochs;
+            }
+            let bsz = o.batch_size;
+            let mut x = vec![0f32; bsz * w];
+            let mut y = vec![0f32; bsz * w];
+            for b in 0..bsz {
+                let off = rng.random_range(0..=split - w);
+                let gain = if cfg.augment.gain_db > 0.0 {
+                    10f32.powf(rng.random_range(-cfg.augment.gain_db..cfg.augment.gain_db) / 20.0)
+                } else {
+                    1.0
+                };
+                for t in 0..w {
+                    x[b * w + t] = (train_x[off + t] * gain - mean) / std;
+                    y[b * w + t] = target[off + t];
+                }
+            }
+            for g in dp.g.iter_mut() {
+                be.fill(g, 0.0)?;
+            }
+            let rows: Vec<usize> = (0..bsz * w).collect();
+            let f = crate::s4d::forward_rows(be, &shape, &dp, &x, bsz, w, rows)?;
+            let mut dl = be.zeros(bsz * w)?;
+            let loss = be.sigmoid_bce(&f.logits, &y, e.pos_weight, &mut dl)?;
+            backward(be, &shape, &mut dp, &f, &dl)?;
+            optimizer_step(be, &mut dp, &params, o, step, total)?;
+            step += 1;
+            seen += bsz;
+            ep_loss += loss as f64;
+            ep_n += 1;
+        }
+        // The whole-test-stream metric is costly: every 5 epochs and at the end.
+        if (epoch + 1) % 5 != 0 && epoch + 1 != o.epochs {
+            if opt.progress {
+                eprintln!(
+                    "epoch {:3}  train loss {:.4}",
+                    epoch + 1,
+                    ep_loss / ep_n.max(1) as f64
+                );
+            }
+            continue;
+        }
+        let sc = ecg_scores(be, &shape, &dp, test_x, &test_beats, mean, std)?;
+        let st = EpochStats {
+            epoch: epoch + 1,
+            step,
+            train_loss: (ep_loss / ep_n.max(1) as f64) as f32,
+            train_accuracy: f32::NAN,
+            test_loss: f32::NAN,
+            test_accuracy: sc.f1 as f32,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        if opt.progress {
+            eprintln!(
+                "epoch {:3}  train loss {:.4}  test Se {:.4} +P {:.4} F1 {:.4}  ({:.0} s)",
+                st.epoch,
+                st.train_loss,
+                sc.sensitivity,
+                sc.positive_predictivity,
+                sc.f1,
+                st.seconds
+            );
+        }
+        history.push(st);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    dp.download_into(be, &mut params)?;
+    let final_sc = ecg_scores(be, &shape, &dp, test_x, &test_beats, mean, std)?;
+    params.fold_input_norm(&[mean], &[std]);
+    let mut extra = serde_json::Map::new();
+    extra.insert("head".into(), serde_json::json!("classification"));
+    extra.insert("labels".into(), serde_json::json!(["r-peak"]));
+    let ck = opt.out.join("checkpoint");
+    params
+        .save_checkpoint(&ck, &extra)
+        .map_err(|e| TrainError::Io {
+            path: ck.clone(),
+            source: e,
+        })?;
+    let report = TrainReport {
+        backend: be.name(),
+        n_params: params.n_params(),
+        steps: step,
+        train_examples: split,
+        test_examples: test_x.len(),
+        history,
+        final_test_accuracy: final_sc.f1 as f32,
+        samples_per_second: seen as f64 / secs.max(1e-9),
+        checkpoint: ck,
+    };
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let path = opt.out.join("report.json");
+    std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })?;
+    Ok(report)
+}
+
+fn train_fsdd<B: Backend>(
+    be: &B,
+    cfg: &TrainConfig,
+    opt: &TrainOptions,
+) -> Result<TrainReport, TrainError> {
     let seed = opt.seed.unwrap_or(cfg.seed);
     let fe = data::fsdd_front_end();
     let root = data::data_dir();
@@ -273,15 +545,6 @@ pub fn train<B: Backend>(
         .max_steps
         .unwrap_or(usize::MAX)
         .min(o.epochs * per_epoch);
-    let ssm: Vec<bool> = params
-        .params
-        .iter()
-        .map(|p| {
-            p.name.ends_with("log_dt")
-                || p.name.ends_with("log_A_real")
-                || p.name.ends_with("A_imag")
-        })
-        .collect();
     let bar = if opt.progress {
         let b = indicatif::ProgressBar::new(total as u64);
         b.set_style(
@@ -328,30 +591,7 @@ pub fn train<B: Backend>(
             let mut dl = be.zeros(idx.len() * shape.d_output)?;
             let (loss, correct) = be.softmax_xent(&f.logits, &labels, shape.d_output, &mut dl)?;
             backward(be, &shape, &mut dp, &f, &dl)?;
-            let mut norm2 = 0f64;
-            for g in &dp.g {
-                norm2 += be.sum_sq(g)?;
-            }
-            let norm = norm2.sqrt() as f32;
-            if norm.is_finite() && norm > o.clip {
-                for g in dp.g.iter_mut() {
-                    be.scale(g, o.clip / norm)?;
-                }
-            }
-            let sched = lr_at(step, total, o.warmup_steps);
-            for (k, q) in params.params.iter().enumerate() {
-                let lr = if ssm[k] { o.ssm_lr } else { o.lr } * sched;
-                let h = AdamW {
-                    lr,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: o.weight_decay,
-                    step: step as u32 + 1,
-                };
-                let (w, g, m, v) = (&mut dp.w[k], &dp.g[k], &mut dp.m[k], &mut dp.v[k]);
-                be.adamw(w, g, m, v, h, q.decay)?;
-            }
+            optimizer_step(be, &mut dp, &params, o, step, total)?;
             step += 1;
             seen += idx.len();
             ep_loss += loss as f64 * idx.len() as f64;

@@ -248,6 +248,28 @@ fn gather_and_cross_entropy() {
 }
 
 #[test]
+fn sigmoid_bce() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut z = rnd(&mut rng, 23, 6.0);
+    let y: Vec<f32> = (0..23)
+        .map(|i| if i % 3 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let mut g = vec![0f32; 23];
+    let l = cpu.sigmoid_bce(&z, &y, 2.5, &mut g).unwrap();
+    assert!(l > 0.0);
+    check("sigmoid_bce", &mut z, &g, &mut |z| {
+        let mut t = vec![0f32; 23];
+        cpu.sigmoid_bce(&z.to_vec(), &y, 2.5, &mut t).unwrap() as f64
+    });
+    // Extreme logits stay finite.
+    let big = vec![80.0f32, -80.0];
+    let mut g2 = vec![0f32; 2];
+    let l = cpu.sigmoid_bce(&big, &[0.0, 1.0], 1.0, &mut g2).unwrap();
+    assert!(l.is_finite() && (l - 80.0).abs() < 1e-3, "{l}");
+}
+
+#[test]
 fn shapes_are_checked() {
     let cpu = Cpu;
     let e = cpu

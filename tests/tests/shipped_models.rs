@@ -43,10 +43,13 @@ fn fsdd_s4d_meets_its_targets_through_the_core() {
     let r = tinyssm_tools::eval::fsdd(&m, &p, Split::Test).unwrap();
     println!(
         "fsdd-s4d: test accuracy {:.4} ({}/{})",
-        r.accuracy, r.correct, r.n
+        r.accuracy.unwrap(),
+        r.correct,
+        r.n
     );
     assert_eq!(r.n, 300);
-    assert!(r.accuracy >= 0.97, "{}", r.accuracy);
+    let acc = r.accuracy.unwrap();
+    assert!(acc >= 0.97, "{acc}");
 }
 
 #[test]
@@ -94,4 +97,37 @@ fn training_is_reproducible_from_its_seed() {
         tinyssm_tools::WeightDtype::F32,
     )
     .unwrap();
+}
+
+fn ecg_present() -> bool {
+    let d = data_dir().join("ecg/100.dat");
+    if d.is_file() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing: CI must have the shared data", d.display());
+    }
+    println!("skipped: {} absent", d.display());
+    false
+}
+
+#[test]
+fn ecg_rpeak_meets_its_target_through_the_core_and_verifies() {
+    let (p, mf) = model("ecg-rpeak.tssm");
+    let m: Model<'_> = mf.model();
+    assert_eq!((m.d_input(), m.d_output()), (1, 1));
+    if !ecg_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let r = tinyssm_tools::eval::ecg(&m, &p).unwrap();
+    let d = r.detection.unwrap();
+    println!(
+        "ecg-rpeak: Se {:.4} +P {:.4} F1 {:.4} (TP {} FP {} FN {})",
+        d.sensitivity, d.positive_predictivity, d.f1, d.tp, d.fp, d.fn_
+    );
+    assert!(d.tp + d.fn_ >= 450, "the test region holds ~458 beats");
+    assert!(d.f1 >= 0.99, "{}", d.f1);
+    let v = tinyssm_tools::eval::verify_ecg(&tinyssm_cuda::Cpu, &m, 32).unwrap();
+    assert!(v.ok, "{:?}", v.first_divergence);
 }

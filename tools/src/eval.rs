@@ -12,7 +12,12 @@ use crate::error::ToolError;
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalResult {
     pub path: PathBuf,
-    pub accuracy: f64,
+    /// Classification accuracy (fsdd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Detection scores (ecg): sensitivity, positive predictivity, F1, with counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<tinyssm_cuda::ecg::Scores>,
     pub weight_bytes: u64,
     pub state_bytes: usize,
     pub n: usize,
@@ -85,7 +90,8 @@ pub fn fsdd(model: &Model<'_>, path: &Path, split: Split) -> Result<EvalResult, 
     let ws = model.weight_stats();
     Ok(EvalResult {
         path: path.to_path_buf(),
-        accuracy: correct as f64 / files.len() as f64,
+        accuracy: Some(correct as f64 / files.len() as f64),
+        detection: None,
         weight_bytes: ws.f32_bytes + ws.f16_bytes,
         state_bytes: model.state_len() * 4,
         n: files.len(),
@@ -186,6 +192,108 @@ pub fn verify_fsdd<B: tinyssm_cuda::Backend>(
     for (b, f) in feats.iter().enumerate() {
         xb[b * time * dim..b * time * dim + f.len()].copy_from_slice(f);
     }
+    let (out_be, st_be) = s4d_blob_forward(be, model, &xb, time, &lens)
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    Ok(compare(
+        Tier::FLOAT,
+        be.name(),
+        &out_be,
+        &out_core,
+        d,
+        &st_be,
+        &st_core,
+    ))
+}
+
+/// R-peak detection on MIT-BIH record 100: the last 20% of the record through the core one
+/// sample at a time from the initial state, the detector's decision rule
+/// ([`tinyssm_cuda::train::ecg_decide`]) and the standard 150 ms matching tolerance.
+pub fn ecg(model: &Model<'_>, path: &Path) -> Result<EvalResult, ToolError> {
+    if model.d_input() != 1 || model.d_output() != 1 {
+        return Err(ToolError::Usage(format!(
+            "{}: the ecg dataset needs a model with one input and one output per step",
+            path.display()
+        )));
+    }
+    let (sig, beats, _) = tinyssm_cuda::ecg::record_100(&data::data_dir())
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let split = sig.len() * 8 / 10;
+    let test_beats: Vec<usize> = beats
+        .iter()
+        .filter(|&&b| b >= split)
+        .map(|&b| b - split)
+        .collect();
+    let mut state = vec![0f32; model.state_len()];
+    let mut scratch = vec![0f32; model.scratch_len()];
+    let mut out = [0f32; 1];
+    model
+        .reset(&mut state)
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let mut logits = Vec::with_capacity(sig.len() - split);
+    for &x in &sig[split..] {
+        model
+            .step_vector(&[x], &mut state, &mut scratch, &mut out)
+            .map_err(|e| ToolError::Usage(e.to_string()))?;
+        logits.push(out[0]);
+    }
+    let sc = tinyssm_cuda::train::ecg_decide(&logits, &test_beats);
+    let ws = model.weight_stats();
+    Ok(EvalResult {
+        path: path.to_path_buf(),
+        accuracy: None,
+        detection: Some(sc),
+        weight_bytes: ws.f32_bytes + ws.f16_bytes,
+        state_bytes: model.state_len() * 4,
+        n: sc.tp + sc.fn_,
+        correct: sc.tp,
+    })
+}
+
+/// `tinyssm verify` on ECG: the test region of record 100 cut into `streams` equal streams,
+/// one batch on the backend against the core stepping each from its initial state.
+pub fn verify_ecg<B: tinyssm_cuda::Backend>(
+    be: &B,
+    model: &Model<'_>,
+    streams: usize,
+) -> Result<tinyssm_cuda::verify::Report, ToolError> {
+    use tinyssm_cuda::verify::{compare, s4d_blob_forward, Tier};
+    if model.d_input() != 1 || model.front_end().is_some() {
+        return Err(ToolError::Usage(
+            "the ecg dataset needs a model with one input per step".into(),
+        ));
+    }
+    let (sig, _, _) = tinyssm_cuda::ecg::record_100(&data::data_dir())
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let test = &sig[sig.len() * 8 / 10..];
+    let streams = streams.clamp(1, test.len());
+    let time = test.len() / streams;
+    let d = model.d_output();
+    let n_layers = model.config().n_layers as usize;
+    let (mut out_core, mut st_core) = (Vec::new(), Vec::new());
+    for c in test.chunks_exact(time).take(streams) {
+        let mut st = vec![0f32; model.state_len()];
+        let mut sc = vec![0f32; model.scratch_len()];
+        let mut o = vec![0f32; d];
+        model
+            .reset(&mut st)
+            .map_err(|e| ToolError::Usage(e.to_string()))?;
+        let mut ys = Vec::with_capacity(time * d);
+        for &x in c {
+            model
+                .step_vector(&[x], &mut st, &mut sc, &mut o)
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            ys.extend_from_slice(&o);
+        }
+        out_core.push(ys);
+        let per = st.len() / n_layers.max(1);
+        st_core.push(
+            st.chunks(per.max(1))
+                .map(|v| v.to_vec())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let xb: Vec<f32> = test[..streams * time].to_vec();
+    let lens = vec![time; streams];
     let (out_be, st_be) = s4d_blob_forward(be, model, &xb, time, &lens)
         .map_err(|e| ToolError::Usage(e.to_string()))?;
     Ok(compare(

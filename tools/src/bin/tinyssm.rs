@@ -134,6 +134,7 @@ enum Cmd {
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum DatasetKind {
     Fsdd,
+    Ecg,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -313,24 +314,52 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 let mf = ModelFile::open(p)?;
                 let r = match dataset {
                     DatasetKind::Fsdd => tinyssm_tools::eval::fsdd(&mf.model(), p, split)?,
+                    DatasetKind::Ecg => {
+                        if let tinyssm_cuda::data::Split::Train = split {
+                            return Err(ToolError::Usage(
+                                "the ecg dataset is scored on its test split (the last 20% of record 100)".into(),
+                            ));
+                        }
+                        tinyssm_tools::eval::ecg(&mf.model(), p)?
+                    }
                 };
                 if !json {
-                    println!(
-                        "{}: accuracy {:.4} ({}/{}), weight bytes {}, state bytes {}",
-                        p.display(),
-                        r.accuracy,
-                        r.correct,
-                        r.n,
-                        r.weight_bytes,
-                        r.state_bytes
-                    );
+                    match (&r.accuracy, &r.detection) {
+                        (Some(a), _) => println!(
+                            "{}: accuracy {:.4} ({}/{}), weight bytes {}, state bytes {}",
+                            p.display(),
+                            a,
+                            r.correct,
+                            r.n,
+                            r.weight_bytes,
+                            r.state_bytes
+                        ),
+                        (None, Some(d)) => println!(
+                            "{}: sensitivity {:.4}, positive predictivity {:.4}, F1 {:.4} (TP {}, FP {}, FN {}), weight bytes {}, state bytes {}",
+                            p.display(),
+                            d.sensitivity,
+                            d.positive_predictivity,
+                            d.f1,
+                            d.tp,
+                            d.fp,
+                            d.fn_,
+                            r.weight_bytes,
+                            r.state_bytes
+                        ),
+                        _ => {}
+                    }
                 }
                 results.push(r);
             }
             if json {
                 let mut v = serde_json::json!({ "models": results });
                 if results.len() == 1 {
-                    v["accuracy"] = serde_json::json!(results[0].accuracy);
+                    if let Some(a) = results[0].accuracy {
+                        v["accuracy"] = serde_json::json!(a);
+                    }
+                    if let Some(d) = &results[0].detection {
+                        v["f1"] = serde_json::json!(d.f1);
+                    }
                 }
                 println!("{v}");
             }
@@ -359,6 +388,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     split,
                     streams,
                 )?,
+                DatasetKind::Ecg => {
+                    tinyssm_tools::eval::verify_ecg(&tinyssm_cuda::Cpu, &mf.model(), streams)?
+                }
             };
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
