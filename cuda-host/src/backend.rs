@@ -45,6 +45,51 @@ pub struct ScanDims {
     pub n2: usize,
 }
 
+/// Dimensions of the Mamba-1 selective scan: `batch` streams of `time` steps, `d` channels,
+/// `n` state size (B and C shared across channels, one `[n]` vector per step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelScanDims {
+    pub batch: usize,
+    pub time: usize,
+    pub d: usize,
+    pub n: usize,
+}
+
+/// Gradients of [`Backend::selective_scan_bwd`]: `du`, `ddt`, `dbm`, `dcm`, `dz` are
+/// overwritten, `da`, `dskip`, `dbias` accumulated.
+#[derive(Debug)]
+pub struct SelScanGrads<'a, T> {
+    pub du: &'a mut T,
+    pub ddt: &'a mut T,
+    pub dbm: &'a mut T,
+    pub dcm: &'a mut T,
+    pub dz: &'a mut T,
+    pub da: &'a mut T,
+    pub dskip: &'a mut T,
+    pub dbias: &'a mut T,
+}
+
+/// Inputs of the selective scan.
+#[derive(Debug, Clone, Copy)]
+pub struct SelScanIn<'a, T> {
+    /// `[batch, time, d]` input.
+    pub u: &'a T,
+    /// `[batch, time, d]` raw dt (before bias and softplus).
+    pub dt: &'a T,
+    /// `[d]` dt bias.
+    pub bias: &'a T,
+    /// `[d, n]` A (negative real).
+    pub a: &'a T,
+    /// `[batch, time, n]`.
+    pub bm: &'a T,
+    /// `[batch, time, n]`.
+    pub cm: &'a T,
+    /// `[d]` skip D.
+    pub dskip: &'a T,
+    /// `[batch, time, d]` gate.
+    pub z: &'a T,
+}
+
 /// AdamW hyper-parameters for one update.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamW {
@@ -174,6 +219,90 @@ pub trait Backend: Send + Sync {
         dcb: &mut Self::Buf,
         ddskip: &mut Self::Buf,
     ) -> Result<()>;
+
+    /// Mamba-1 selective scan (as mamba_ssm's `selective_scan_fn` with `delta_bias`,
+    /// `delta_softplus` and `z`), per stream from a zero state, in the core's arithmetic:
+    /// `dt = softplus(dt_raw + bias)`, `h ← exp(dt·A) ⊙ h + (dt·B)·u`,
+    /// `y = (C·h + D u) · silu(z)`. `states` receives every `h` (`[batch, time, d, n]`).
+    fn selective_scan_fwd(
+        &self,
+        dims: SelScanDims,
+        x: SelScanIn<'_, Self::Buf>,
+        y: &mut Self::Buf,
+        states: &mut Self::Buf,
+    ) -> Result<()>;
+
+    fn selective_scan_bwd(
+        &self,
+        dims: SelScanDims,
+        x: SelScanIn<'_, Self::Buf>,
+        states: &Self::Buf,
+        dy: &Self::Buf,
+        g: SelScanGrads<'_, Self::Buf>,
+    ) -> Result<()>;
+
+    /// Causal depthwise conv1d over time per stream (zero history): `y[t, c] = bias[c] +
+    /// Σ_k w[c, k] · x[t − K + 1 + k, c]` for `x`, `y` of `[batch, time, ch]`, `w` `[ch, K]`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv1d_fwd(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        batch: usize,
+        time: usize,
+        ch: usize,
+        k: usize,
+        y: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// `dx` overwritten; `dw`, `dbias` accumulated.
+    #[allow(clippy::too_many_arguments)]
+    fn conv1d_bwd(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        dy: &Self::Buf,
+        batch: usize,
+        time: usize,
+        ch: usize,
+        k: usize,
+        dx: &mut Self::Buf,
+        dw: &mut Self::Buf,
+        dbias: Option<&mut Self::Buf>,
+    ) -> Result<()>;
+
+    /// RMSNorm over the last dimension: `y = x / sqrt(mean(x²) + eps) · g`; `stats`
+    /// receives `1/rms` per row.
+    #[allow(clippy::too_many_arguments)]
+    fn rms_norm_fwd(
+        &self,
+        x: &Self::Buf,
+        g: &Self::Buf,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        y: &mut Self::Buf,
+        stats: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// `dx` overwritten, `dg` accumulated.
+    #[allow(clippy::too_many_arguments)]
+    fn rms_norm_bwd(
+        &self,
+        x: &Self::Buf,
+        g: &Self::Buf,
+        stats: &Self::Buf,
+        dy: &Self::Buf,
+        rows: usize,
+        d: usize,
+        dx: &mut Self::Buf,
+        dg: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// SiLU, `x σ(x)`.
+    fn silu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    fn silu_bwd(&self, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
 
     /// `y[i] = x[rows[i]]` for rows of `d` values.
     fn gather_rows(&self, x: &Self::Buf, d: usize, rows: &[usize], y: &mut Self::Buf)

@@ -4,7 +4,9 @@
 
 use rayon::prelude::*;
 
-use crate::backend::{check_len, AdamW, Backend, BackendError, Result, ScanDims};
+use crate::backend::{
+    check_len, AdamW, Backend, BackendError, Result, ScanDims, SelScanDims, SelScanGrads, SelScanIn,
+};
 
 /// The CPU reference backend.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,6 +27,25 @@ fn gelu_grad(x: f32) -> f32 {
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + libm::expf(-x))
+}
+
+/// `ln(1 + e^x)` as the core's reference kernel computes it.
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        x
+    } else {
+        libm::log1pf(libm::expf(x))
+    }
+}
+
+/// As the core computes it: `x / (1 + e^−x)`.
+fn silu(x: f32) -> f32 {
+    x / (1.0 + libm::expf(-x))
+}
+
+fn silu_grad(x: f32) -> f32 {
+    let s = sigmoid(x);
+    s * (1.0 + x * (1.0 - s))
 }
 
 impl Backend for Cpu {
@@ -433,6 +454,356 @@ impl Backend for Cpu {
             dcb.iter_mut().zip(&c).for_each(|(x, v)| *x += v);
             ddskip.iter_mut().zip(&d).for_each(|(x, v)| *x += v);
         }
+        Ok(())
+    }
+
+    fn selective_scan_fwd(
+        &self,
+        dims: SelScanDims,
+        x: SelScanIn<'_, Vec<f32>>,
+        y: &mut Vec<f32>,
+        states: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "selective_scan_fwd";
+        let SelScanDims { batch, time, d, n } = dims;
+        let (bt, btn) = (batch * time * d, batch * time * n);
+        for (what, len, want) in [
+            ("u", x.u.len(), bt),
+            ("dt", x.dt.len(), bt),
+            ("z", x.z.len(), bt),
+            ("y", y.len(), bt),
+            ("B", x.bm.len(), btn),
+            ("C", x.cm.len(), btn),
+            ("A", x.a.len(), d * n),
+            ("bias", x.bias.len(), d),
+            ("D", x.dskip.len(), d),
+            ("states", states.len(), bt * n),
+        ] {
+            check_len(OP, what, len, want)?;
+        }
+        y.par_chunks_mut(time * d)
+            .zip(states.par_chunks_mut(time * d * n))
+            .enumerate()
+            .for_each(|(b, (yb, sb))| {
+                let mut h = vec![0f32; d * n];
+                for t in 0..time {
+                    let r = b * time + t;
+                    let (bv, cv) = (&x.bm[r * n..(r + 1) * n], &x.cm[r * n..(r + 1) * n]);
+                    for c in 0..d {
+                        let dt = softplus(x.dt[r * d + c] + x.bias[c]);
+                        let u = x.u[r * d + c];
+                        let hr = &mut h[c * n..(c + 1) * n];
+                        let ar = &x.a[c * n..(c + 1) * n];
+                        let mut acc = 0.0f32;
+                        for j in 0..n {
+                            hr[j] = libm::expf(dt * ar[j]) * hr[j] + (dt * bv[j]) * u;
+                            acc += hr[j] * cv[j];
+                        }
+                        let yc = acc + u * x.dskip[c];
+                        yb[t * d + c] = yc * silu(x.z[r * d + c]);
+                    }
+                    sb[t * d * n..(t + 1) * d * n].copy_from_slice(&h);
+                }
+            });
+        Ok(())
+    }
+
+    fn selective_scan_bwd(
+        &self,
+        dims: SelScanDims,
+        x: SelScanIn<'_, Vec<f32>>,
+        states: &Vec<f32>,
+        dy: &Vec<f32>,
+        g: SelScanGrads<'_, Vec<f32>>,
+    ) -> Result<()> {
+        const OP: &str = "selective_scan_bwd";
+        let SelScanDims { batch, time, d, n } = dims;
+        let (bt, btn) = (batch * time * d, batch * time * n);
+        for (what, len, want) in [
+            ("u", x.u.len(), bt),
+            ("dt", x.dt.len(), bt),
+            ("z", x.z.len(), bt),
+            ("dy", dy.len(), bt),
+            ("B", x.bm.len(), btn),
+            ("C", x.cm.len(), btn),
+            ("A", x.a.len(), d * n),
+            ("bias", x.bias.len(), d),
+            ("D", x.dskip.len(), d),
+            ("states", states.len(), bt * n),
+            ("du", g.du.len(), bt),
+            ("ddt", g.ddt.len(), bt),
+            ("dz", g.dz.len(), bt),
+            ("dB", g.dbm.len(), btn),
+            ("dC", g.dcm.len(), btn),
+            ("dA", g.da.len(), d * n),
+            ("dD", g.dskip.len(), d),
+            ("dbias", g.dbias.len(), d),
+        ] {
+            check_len(OP, what, len, want)?;
+        }
+        type Partial = (Vec<f32>, Vec<f32>, Vec<f32>);
+        // One stream per task: its du/ddt/dz/dB/dC rows are disjoint; dA/dD/dbias are
+        // summed per stream, then across streams in order.
+        let partial: Vec<Partial> =
+            g.du.par_chunks_mut(time * d)
+                .zip(g.ddt.par_chunks_mut(time * d))
+                .zip(g.dz.par_chunks_mut(time * d))
+                .zip(g.dbm.par_chunks_mut(time * n))
+                .zip(g.dcm.par_chunks_mut(time * n))
+                .enumerate()
+                .map(|(b, ((((du, ddt), dz), dbm), dcm))| {
+                    let mut ga = vec![0f32; d * n];
+                    let mut gd = vec![0f32; d];
+                    let mut gbias = vec![0f32; d];
+                    dbm.fill(0.0);
+                    dcm.fill(0.0);
+                    let mut lam = vec![0f32; d * n];
+                    for t in (0..time).rev() {
+                        let r = b * time + t;
+                        let (bv, cv) = (&x.bm[r * n..(r + 1) * n], &x.cm[r * n..(r + 1) * n]);
+                        let cur = &states[r * d * n..(r + 1) * d * n];
+                        for c in 0..d {
+                            let s = x.dt[r * d + c] + x.bias[c];
+                            let dt = softplus(s);
+                            let u = x.u[r * d + c];
+                            let zv = x.z[r * d + c];
+                            let hr = &cur[c * n..(c + 1) * n];
+                            let mut yc = u * x.dskip[c];
+                            for j in 0..n {
+                                yc += hr[j] * cv[j];
+                            }
+                            let gy = dy[r * d + c];
+                            dz[t * d + c] = gy * yc * silu_grad(zv);
+                            let gyc = gy * silu(zv);
+                            gd[c] += gyc * u;
+                            let mut gu = gyc * x.dskip[c];
+                            let mut gdt = 0.0f32;
+                            let ar = &x.a[c * n..(c + 1) * n];
+                            let lr = &mut lam[c * n..(c + 1) * n];
+                            for j in 0..n {
+                                dcm[t * n + j] += gyc * hr[j];
+                                let l = lr[j] + gyc * cv[j];
+                                let da = libm::expf(dt * ar[j]);
+                                let prev = if t > 0 {
+                                    states[(r - 1) * d * n + c * n + j]
+                                } else {
+                                    0.0
+                                };
+                                let g_da = l * prev;
+                                gdt += g_da * ar[j] * da + l * bv[j] * u;
+                                ga[c * n + j] += g_da * dt * da;
+                                dbm[t * n + j] += l * dt * u;
+                                gu += l * dt * bv[j];
+                                lr[j] = l * da;
+                            }
+                            du[t * d + c] = gu;
+                            let gs = gdt * sigmoid(s);
+                            ddt[t * d + c] = gs;
+                            gbias[c] += gs;
+                        }
+                    }
+                    (ga, gd, gbias)
+                })
+                .collect();
+        for (a, dd, bb) in partial {
+            g.da.iter_mut().zip(&a).for_each(|(x, v)| *x += v);
+            g.dskip.iter_mut().zip(&dd).for_each(|(x, v)| *x += v);
+            g.dbias.iter_mut().zip(&bb).for_each(|(x, v)| *x += v);
+        }
+        Ok(())
+    }
+
+    fn conv1d_fwd(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        bias: Option<&Vec<f32>>,
+        batch: usize,
+        time: usize,
+        ch: usize,
+        k: usize,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "conv1d_fwd";
+        check_len(OP, "x", x.len(), batch * time * ch)?;
+        check_len(OP, "y", y.len(), batch * time * ch)?;
+        check_len(OP, "w", w.len(), ch * k)?;
+        if let Some(b) = bias {
+            check_len(OP, "bias", b.len(), ch)?;
+        }
+        y.par_chunks_mut(time * ch)
+            .zip(x.par_chunks(time * ch))
+            .for_each(|(yb, xb)| {
+                for t in 0..time {
+                    for c in 0..ch {
+                        // Oldest tap first, as the core's rolled conv state.
+                        let mut acc = 0.0f32;
+                        for j in 0..k {
+                            let ti = t as isize - (k - 1 - j) as isize;
+                            if ti >= 0 {
+                                acc += xb[ti as usize * ch + c] * w[c * k + j];
+                            }
+                        }
+                        yb[t * ch + c] = acc + bias.map_or(0.0, |b| b[c]);
+                    }
+                }
+            });
+        Ok(())
+    }
+
+    fn conv1d_bwd(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        dy: &Vec<f32>,
+        batch: usize,
+        time: usize,
+        ch: usize,
+        k: usize,
+        dx: &mut Vec<f32>,
+        dw: &mut Vec<f32>,
+        dbias: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        const OP: &str = "conv1d_bwd";
+        check_len(OP, "x", x.len(), batch * time * ch)?;
+        check_len(OP, "dy", dy.len(), batch * time * ch)?;
+        check_len(OP, "dx", dx.len(), batch * time * ch)?;
+        check_len(OP, "w", w.len(), ch * k)?;
+        check_len(OP, "dw", dw.len(), ch * k)?;
+        dx.par_chunks_mut(time * ch)
+            .zip(dy.par_chunks(time * ch))
+            .for_each(|(dxb, dyb)| {
+                dxb.fill(0.0);
+                for t in 0..time {
+                    for c in 0..ch {
+                        let g = dyb[t * ch + c];
+                        for j in 0..k {
+                            let ti = t as isize - (k - 1 - j) as isize;
+                            if ti >= 0 {
+                                dxb[ti as usize * ch + c] += g * w[c * k + j];
+                            }
+                        }
+                    }
+                }
+            });
+        // Per channel, streams and steps in order.
+        dw.par_chunks_mut(k).enumerate().for_each(|(c, dwc)| {
+            for (xb, dyb) in x.chunks_exact(time * ch).zip(dy.chunks_exact(time * ch)) {
+                for t in 0..time {
+                    let g = dyb[t * ch + c];
+                    for (j, d) in dwc.iter_mut().enumerate() {
+                        let ti = t as isize - (k - 1 - j) as isize;
+                        if ti >= 0 {
+                            *d += g * xb[ti as usize * ch + c];
+                        }
+                    }
+                }
+            }
+        });
+        if let Some(db) = dbias {
+            check_len(OP, "dbias", db.len(), ch)?;
+            for (c, d) in db.iter_mut().enumerate() {
+                let mut acc = 0.0f32;
+                for row in dy.chunks_exact(ch) {
+                    acc += row[c];
+                }
+                *d += acc;
+            }
+        }
+        Ok(())
+    }
+
+    fn rms_norm_fwd(
+        &self,
+        x: &Vec<f32>,
+        g: &Vec<f32>,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        y: &mut Vec<f32>,
+        stats: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "rms_norm_fwd";
+        check_len(OP, "x", x.len(), rows * d)?;
+        check_len(OP, "y", y.len(), rows * d)?;
+        check_len(OP, "g", g.len(), d)?;
+        check_len(OP, "stats", stats.len(), rows)?;
+        y.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .zip(stats.par_iter_mut())
+            .for_each(|((yr, xr), st)| {
+                let mut ss = 0.0f32;
+                for &v in xr {
+                    ss += v * v;
+                }
+                let inv = 1.0 / libm::sqrtf(ss / d as f32 + eps);
+                for ((o, &v), &gv) in yr.iter_mut().zip(xr).zip(g) {
+                    *o = v * inv * gv;
+                }
+                *st = inv;
+            });
+        Ok(())
+    }
+
+    fn rms_norm_bwd(
+        &self,
+        x: &Vec<f32>,
+        g: &Vec<f32>,
+        stats: &Vec<f32>,
+        dy: &Vec<f32>,
+        rows: usize,
+        d: usize,
+        dx: &mut Vec<f32>,
+        dg: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "rms_norm_bwd";
+        check_len(OP, "x", x.len(), rows * d)?;
+        check_len(OP, "dy", dy.len(), rows * d)?;
+        check_len(OP, "dx", dx.len(), rows * d)?;
+        check_len(OP, "g", g.len(), d)?;
+        check_len(OP, "dg", dg.len(), d)?;
+        check_len(OP, "stats", stats.len(), rows)?;
+        dx.par_chunks_mut(d)
+            .zip(x.par_chunks(d).zip(dy.par_chunks(d)))
+            .zip(stats.par_iter())
+            .for_each(|((dxr, (xr, dyr)), &inv)| {
+                // y = x·inv·g, inv = (mean x² + eps)^(−1/2): dx = inv·(dy·g − x·inv²·mean(dy·g·x))
+                let mut s = 0.0f32;
+                for ((&v, &gy), &gv) in xr.iter().zip(dyr).zip(g) {
+                    s += gy * gv * v;
+                }
+                let m = s / d as f32;
+                for (((o, &v), &gy), &gv) in dxr.iter_mut().zip(xr).zip(dyr).zip(g) {
+                    *o = inv * (gy * gv - v * inv * inv * m);
+                }
+            });
+        dg.par_iter_mut().enumerate().for_each(|(j, dgj)| {
+            let mut a = 0.0f32;
+            for ((xr, dyr), &inv) in x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(stats) {
+                a += dyr[j] * xr[j] * inv;
+            }
+            *dgj += a;
+        });
+        Ok(())
+    }
+
+    fn silu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
+        check_len("silu_fwd", "y", y.len(), x.len())?;
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(o, &v)| *o = silu(v)));
+        Ok(())
+    }
+    fn silu_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> Result<()> {
+        check_len("silu_bwd", "dy", dy.len(), x.len())?;
+        check_len("silu_bwd", "dx", dx.len(), x.len())?;
+        dx.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+            .for_each(|(dx, (x, dy))| {
+                for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *o = g * silu_grad(v);
+                }
+            });
         Ok(())
     }
 

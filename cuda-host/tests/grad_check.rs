@@ -4,7 +4,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tinyssm_cuda::backend::{Backend, ScanDims};
+use tinyssm_cuda::backend::{Backend, ScanDims, SelScanDims, SelScanGrads, SelScanIn};
 use tinyssm_cuda::Cpu;
 
 fn rnd(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
@@ -267,6 +267,158 @@ fn sigmoid_bce() {
     let mut g2 = vec![0f32; 2];
     let l = cpu.sigmoid_bce(&big, &[0.0, 1.0], 1.0, &mut g2).unwrap();
     assert!(l.is_finite() && (l - 80.0).abs() < 1e-3, "{l}");
+}
+
+#[test]
+fn selective_scan() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(7);
+    let dims = SelScanDims {
+        batch: 2,
+        time: 9,
+        d: 3,
+        n: 4,
+    };
+    let (bt, btn) = (2 * 9 * 3, 2 * 9 * 4);
+    let v: Vec<Vec<f32>> = vec![
+        rnd(&mut rng, bt, 1.0),                                    // u
+        rnd(&mut rng, bt, 1.0),                                    // dt raw
+        rnd(&mut rng, 3, 0.5),                                     // bias
+        (0..12).map(|_| -rng.random_range(0.2f32..2.0)).collect(), // A < 0
+        rnd(&mut rng, btn, 1.0),                                   // B
+        rnd(&mut rng, btn, 1.0),                                   // C
+        rnd(&mut rng, 3, 1.0),                                     // D
+        rnd(&mut rng, bt, 2.0),                                    // z
+    ];
+    let r = rnd(&mut rng, bt, 1.0);
+    let fwd = |v: &[Vec<f32>]| {
+        let mut y = vec![0f32; bt];
+        let mut st = vec![0f32; bt * 4];
+        let x = SelScanIn {
+            u: &v[0],
+            dt: &v[1],
+            bias: &v[2],
+            a: &v[3],
+            bm: &v[4],
+            cm: &v[5],
+            dskip: &v[6],
+            z: &v[7],
+        };
+        cpu.selective_scan_fwd(dims, x, &mut y, &mut st).unwrap();
+        (dot(&y, &r), st)
+    };
+    let (_, st) = fwd(&v);
+    let mut gr: Vec<Vec<f32>> = v.iter().map(|x| vec![0f32; x.len()]).collect();
+    {
+        let x = SelScanIn {
+            u: &v[0],
+            dt: &v[1],
+            bias: &v[2],
+            a: &v[3],
+            bm: &v[4],
+            cm: &v[5],
+            dskip: &v[6],
+            z: &v[7],
+        };
+        let [du, ddt, dbias, da, dbm, dcm, dd, dz] = &mut gr[..] else {
+            unreachable!()
+        };
+        let g = SelScanGrads {
+            du,
+            ddt,
+            dbm,
+            dcm,
+            dz,
+            da,
+            dskip: dd,
+            dbias,
+        };
+        cpu.selective_scan_bwd(dims, x, &st, &r, g).unwrap();
+    }
+    let names = ["u", "dt", "bias", "A", "B", "C", "D", "z"];
+    for k in 0..8 {
+        let mut xk = v[k].clone();
+        let base = v.clone();
+        check(
+            &format!("selective_scan d{}", names[k]),
+            &mut xk,
+            &gr[k],
+            &mut |x| {
+                let mut w = base.clone();
+                w[k] = x.to_vec();
+                fwd(&w).0
+            },
+        );
+    }
+}
+
+#[test]
+fn conv1d_rms_norm_silu() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(8);
+    let (b, t, c, k) = (2, 7, 3, 4);
+    let mut x = rnd(&mut rng, b * t * c, 1.0);
+    let mut w = rnd(&mut rng, c * k, 1.0);
+    let mut bias = rnd(&mut rng, c, 1.0);
+    let r = rnd(&mut rng, b * t * c, 1.0);
+    let fwd = |x: &[f32], w: &[f32], bias: &[f32]| {
+        let mut y = vec![0f32; b * t * c];
+        cpu.conv1d_fwd(
+            &x.to_vec(),
+            &w.to_vec(),
+            Some(&bias.to_vec()),
+            b,
+            t,
+            c,
+            k,
+            &mut y,
+        )
+        .unwrap();
+        dot(&y, &r)
+    };
+    let (mut dx, mut dw, mut db) = (vec![0f32; b * t * c], vec![0f32; c * k], vec![0f32; c]);
+    cpu.conv1d_bwd(&x, &w, &r, b, t, c, k, &mut dx, &mut dw, Some(&mut db))
+        .unwrap();
+    let (x0, w0, b0) = (x.clone(), w.clone(), bias.clone());
+    check("conv1d dx", &mut x, &dx, &mut |x| fwd(x, &w0, &b0));
+    check("conv1d dw", &mut w, &dw, &mut |w| fwd(&x0, w, &b0));
+    check("conv1d dbias", &mut bias, &db, &mut |bb| fwd(&x0, &w0, bb));
+    // Causal: the output at step 0 depends only on x at step 0.
+    let mut y = vec![0f32; b * t * c];
+    cpu.conv1d_fwd(&x0, &w0, None, b, t, c, k, &mut y).unwrap();
+    assert_eq!(y[0], x0[0] * w0[k - 1]);
+
+    let (rows, d) = (5, 6);
+    let mut x = rnd(&mut rng, rows * d, 2.0);
+    let mut g = rnd(&mut rng, d, 1.0);
+    let r = rnd(&mut rng, rows * d, 1.0);
+    let fwd = |x: &[f32], g: &[f32]| {
+        let mut y = vec![0f32; rows * d];
+        let mut st = vec![0f32; rows];
+        cpu.rms_norm_fwd(&x.to_vec(), &g.to_vec(), rows, d, 1e-5, &mut y, &mut st)
+            .unwrap();
+        dot(&y, &r)
+    };
+    let mut y = vec![0f32; rows * d];
+    let mut st = vec![0f32; rows];
+    cpu.rms_norm_fwd(&x, &g, rows, d, 1e-5, &mut y, &mut st)
+        .unwrap();
+    let (mut dx, mut dg) = (vec![0f32; rows * d], vec![0f32; d]);
+    cpu.rms_norm_bwd(&x, &g, &st, &r, rows, d, &mut dx, &mut dg)
+        .unwrap();
+    let (x0, g0) = (x.clone(), g.clone());
+    check("rms_norm dx", &mut x, &dx, &mut |x| fwd(x, &g0));
+    check("rms_norm dg", &mut g, &dg, &mut |g| fwd(&x0, g));
+
+    let mut x = rnd(&mut rng, 29, 4.0);
+    let r = rnd(&mut rng, 29, 1.0);
+    let mut dx = vec![0f32; 29];
+    cpu.silu_bwd(&x, &r, &mut dx).unwrap();
+    check("silu", &mut x, &dx, &mut |x| {
+        let mut y = vec![0f32; 29];
+        cpu.silu_fwd(&x.to_vec(), &mut y).unwrap();
+        dot(&y, &r)
+    });
 }
 
 #[test]
