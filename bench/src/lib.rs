@@ -71,6 +71,7 @@ pub fn weight_bytes_per_step(m: &Model<'_>) -> u64 {
                     Arch::Mamba1(c) => c.tied_embeddings,
                     Arch::Mamba2(c) => c.tied_embeddings,
                     Arch::S4d(_)
+                    | Arch::MambaSensor(_)
                     | Arch::Rwkv4(_)
                     | Arch::Rwkv5(_)
                     | Arch::Rwkv6(_)

@@ -28,6 +28,42 @@ pub struct Mamba1Config {
     pub tied_embeddings: bool,
 }
 
+/// A Mamba-1 stack on sensor vectors: a linear encoder instead of the embedding, the
+/// Mamba-1 blocks (HF semantics), the final RMSNorm and a linear decoder with bias.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MambaSensorConfig {
+    pub d_input: u32,
+    pub d_output: u32,
+    pub d_model: u32,
+    pub d_inner: u32,
+    pub d_state: u32,
+    pub d_conv: u32,
+    pub dt_rank: u32,
+    pub norm_eps: f32,
+    pub in_proj_bias: bool,
+    pub conv_bias: bool,
+    pub out_proj_bias: bool,
+}
+
+impl MambaSensorConfig {
+    /// The block configuration (vocabulary fields unused).
+    pub(crate) fn block(&self) -> Mamba1Config {
+        Mamba1Config {
+            d_model: self.d_model,
+            d_inner: self.d_inner,
+            d_state: self.d_state,
+            d_conv: self.d_conv,
+            dt_rank: self.dt_rank,
+            vocab_size: 1,
+            norm_eps: self.norm_eps,
+            in_proj_bias: self.in_proj_bias,
+            conv_bias: self.conv_bias,
+            out_proj_bias: self.out_proj_bias,
+            tied_embeddings: false,
+        }
+    }
+}
+
 /// Mamba-2 block configuration (HF `Mamba2Config` semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mamba2Config {
@@ -156,6 +192,8 @@ pub enum Arch {
     Rwkv7(Rwkv7Config),
     /// RWKV v6: data-dependent token shift and decay on v5.2's multi-head state.
     Rwkv6(Rwkv6Config),
+    /// Mamba-1 blocks on sensor vectors (encoder, blocks, RMSNorm, decoder).
+    MambaSensor(MambaSensorConfig),
 }
 
 /// The whole model configuration as stored in the header.
@@ -413,6 +451,18 @@ impl Config {
                 }
                 eps(c.norm_eps)?;
             }
+            Arch::MambaSensor(c) => {
+                pos(c.d_input, "d_input must be in 1..=2^24")?;
+                pos(c.d_output, "d_output must be in 1..=2^24")?;
+                pos(c.d_model, "d_model must be in 1..=2^24")?;
+                pos(c.d_inner, "d_inner must be in 1..=2^24")?;
+                pos(c.d_state, "d_state must be in 1..=2^24")?;
+                pos(c.dt_rank, "dt_rank must be in 1..=2^24")?;
+                if c.d_conv < 1 || c.d_conv > MAX_D_CONV {
+                    return Err(FormatError::BadConfig("d_conv must be in 1..=16"));
+                }
+                eps(c.norm_eps)?;
+            }
             Arch::Mamba2(c) => {
                 pos(c.d_model, "d_model must be in 1..=2^24")?;
                 pos(c.d_inner, "d_inner must be in 1..=2^24")?;
@@ -537,6 +587,17 @@ impl Config {
                 l.push_if(true, Role::NormF);
                 l.push_if(!tied_embeddings, Role::LmHead);
             }
+            Arch::MambaSensor(_) => {
+                for r in [
+                    Role::Encoder,
+                    Role::EncoderBias,
+                    Role::NormF,
+                    Role::Decoder,
+                    Role::DecoderBias,
+                ] {
+                    l.push_if(true, r);
+                }
+            }
             Arch::S4d(c) => {
                 l.push_if(true, Role::Encoder);
                 l.push_if(true, Role::EncoderBias);
@@ -563,7 +624,16 @@ impl Config {
 
     pub(crate) fn layer_roles(&self) -> RoleList {
         let mut l = RoleList::new();
-        match &self.arch {
+        let sensor;
+        let arch = match &self.arch {
+            Arch::MambaSensor(c) => {
+                sensor = Arch::Mamba1(c.block());
+                &sensor
+            }
+            a => a,
+        };
+        match arch {
+            Arch::MambaSensor(_) => {}
             Arch::Mamba1(c) => {
                 l.push_if(true, Role::Norm);
                 l.push_if(true, Role::InProj);
@@ -780,6 +850,20 @@ impl Config {
             a.checked_mul(b)
         }
         Some(match &self.arch {
+            Arch::MambaSensor(c) => match role {
+                Encoder => s2(c.d_model, c.d_input),
+                EncoderBias | NormF => s1(c.d_model),
+                Decoder => s2(c.d_output, c.d_model),
+                DecoderBias => s1(c.d_output),
+                _ => {
+                    return Config {
+                        n_layers: self.n_layers,
+                        arch: Arch::Mamba1(c.block()),
+                        front_end: None,
+                    }
+                    .shape_of(role)
+                }
+            },
             Arch::Mamba1(c) => match role {
                 Embedding | LmHead => s2(c.vocab_size, c.d_model),
                 NormF | Norm => s1(c.d_model),
@@ -898,7 +982,7 @@ impl Config {
             Arch::Rwkv5(c) => Some(c.vocab_size),
             Arch::Rwkv6(c) => Some(c.vocab_size),
             Arch::Rwkv7(c) => Some(c.vocab_size),
-            Arch::S4d(_) => None,
+            Arch::S4d(_) | Arch::MambaSensor(_) => None,
         }
     }
 
@@ -906,6 +990,7 @@ impl Config {
     pub fn d_input(&self) -> usize {
         match &self.arch {
             Arch::S4d(c) => c.d_input as usize,
+            Arch::MambaSensor(c) => c.d_input as usize,
             _ => 0,
         }
     }
@@ -920,6 +1005,7 @@ impl Config {
             Arch::Rwkv6(c) => c.vocab_size as usize,
             Arch::Rwkv7(c) => c.vocab_size as usize,
             Arch::S4d(c) => c.d_output as usize,
+            Arch::MambaSensor(c) => c.d_output as usize,
         }
     }
 
@@ -929,7 +1015,16 @@ impl Config {
         let m = |a: u64, b: u64| a.checked_mul(b).ok_or(ov);
         let a = |a: u64, b: u64| a.checked_add(b).ok_or(ov);
         let l = self.n_layers as u64;
-        let (state_per_layer, scratch) = match &self.arch {
+        let sensor;
+        let arch = match &self.arch {
+            Arch::MambaSensor(c) => {
+                sensor = Arch::Mamba1(c.block());
+                &sensor
+            }
+            a => a,
+        };
+        let (state_per_layer, scratch) = match arch {
+            Arch::MambaSensor(_) => return Err(FormatError::BadConfig("layout")),
             Arch::Mamba1(c) => {
                 let di = c.d_inner as u64;
                 let conv = m(di, (c.d_conv as u64).saturating_sub(1))?;

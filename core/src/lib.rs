@@ -64,8 +64,9 @@ mod rwkv7;
 mod s4d;
 
 pub use config::{
-    Arch, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config, Role, Rwkv5Config,
-    Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig, Sizes, TensorSpec, MAX_D_CONV, MAX_LAYERS,
+    Arch, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config, MambaSensorConfig, Role,
+    Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig, Sizes, TensorSpec, MAX_D_CONV,
+    MAX_LAYERS,
 };
 pub use error::{FormatError, StepError};
 pub use kernels::{Kernels, Weights};

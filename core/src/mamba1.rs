@@ -1,6 +1,6 @@
 //! Mamba-1 block, one recurrent step (HF `MambaForCausalLM` semantics).
 
-use crate::config::{Mamba1Config, Role};
+use crate::config::{Mamba1Config, MambaSensorConfig, Role};
 use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::{conv_silu_step, linear};
@@ -20,13 +20,11 @@ pub(crate) fn step(
             vocab: c.vocab_size,
         });
     }
-    let k = m.kernels();
-    let (dm, di, n, r, dc) = (
+    let (dm, di, n, r) = (
         c.d_model as usize,
         c.d_inner as usize,
         c.d_state as usize,
         c.dt_rank as usize,
-        c.d_conv as usize,
     );
     let mut s = scratch;
     let resid = take(&mut s, dm)?;
@@ -35,7 +33,28 @@ pub(crate) fn step(
     let dbc = take(&mut s, r + 2 * n)?;
     let emb = m.w(None, Role::Embedding)?;
     embed(emb, token as usize, dm, resid)?;
+    blocks(m, c, state, resid, normed, xz, dbc)?;
+    crate::layers::lm_head(m, resid, normed, c.norm_eps, c.tied_embeddings, out)
+}
 
+/// The Mamba-1 blocks over the residual stream `resid` (shared by the language model and
+/// the sensor model).
+fn blocks(
+    m: &Model<'_>,
+    c: &Mamba1Config,
+    state: &mut [f32],
+    resid: &mut [f32],
+    normed: &mut [f32],
+    xz: &mut [f32],
+    dbc: &mut [f32],
+) -> Result<(), StepError> {
+    let k = m.kernels();
+    let (di, n, r, dc) = (
+        c.d_inner as usize,
+        c.d_state as usize,
+        c.dt_rank as usize,
+        c.d_conv as usize,
+    );
     let per_layer = di * (dc - 1) + di * n;
     for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
         let li = Some(l as u16);
@@ -68,7 +87,53 @@ pub(crate) fn step(
             *r += *o;
         }
     }
-    crate::layers::lm_head(m, resid, normed, c.norm_eps, c.tied_embeddings, out)
+    Ok(())
+}
+
+/// The sensor model: encoder, the Mamba-1 blocks, final RMSNorm, decoder.
+pub(crate) fn step_sensor(
+    m: &Model<'_>,
+    c: &MambaSensorConfig,
+    input: &[f32],
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+) -> Result<(), StepError> {
+    if input.len() != c.d_input as usize {
+        return Err(StepError::InputLength {
+            expected: c.d_input as usize,
+            got: input.len(),
+        });
+    }
+    let k = m.kernels();
+    let b = c.block();
+    let (dm, di, n, r) = (
+        b.d_model as usize,
+        b.d_inner as usize,
+        b.d_state as usize,
+        b.dt_rank as usize,
+    );
+    let mut s = scratch;
+    let resid = take(&mut s, dm)?;
+    let normed = take(&mut s, dm)?;
+    let xz = take(&mut s, 2 * di)?;
+    let dbc = take(&mut s, r + 2 * n)?;
+    linear(
+        k,
+        m.w(None, Role::Encoder)?,
+        input,
+        Some(m.f32s(None, Role::EncoderBias)?),
+        resid,
+    )?;
+    blocks(m, &b, state, resid, normed, xz, dbc)?;
+    kernels::rms_norm(k, resid, m.f32s(None, Role::NormF)?, b.norm_eps, normed);
+    linear(
+        k,
+        m.w(None, Role::Decoder)?,
+        normed,
+        Some(m.f32s(None, Role::DecoderBias)?),
+        out,
+    )
 }
 
 /// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),

@@ -223,6 +223,9 @@ impl<'a> Model<'a> {
                 crate::mamba2::step(self, c, t, state, scratch, out)
             }
             (Arch::S4d(c), Input::Vector(x)) => crate::s4d::step(self, c, x, state, scratch, out),
+            (Arch::MambaSensor(c), Input::Vector(x)) => {
+                crate::mamba1::step_sensor(self, c, x, state, scratch, out)
+            }
             (Arch::Rwkv7(c), Input::Token(t)) => {
                 crate::rwkv7::step(self, c, t, state, scratch, out)
             }
@@ -360,6 +363,9 @@ impl<'a> Model<'a> {
                 head + l * (conv_dim * c.d_conv as u64 + 3 * c.d_inner as u64 * c.d_state as u64)
             }
             Arch::S4d(c) => l * (c.d_model as u64 * c.d_state as u64 / 2 * 6),
+            Arch::MambaSensor(c) => {
+                l * (c.d_inner as u64 * (c.d_conv as u64 + 3 * c.d_state as u64))
+            }
             Arch::Rwkv4(c) => l * (c.d_model as u64 * 12),
             Arch::Rwkv5(c) => l * (c.d_model as u64 * c.head_size as u64 * 3),
             // WKV plus the low-rank shift and decay terms (not "matrix" roles: kept f32).

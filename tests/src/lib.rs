@@ -94,8 +94,8 @@ pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<Aligne
 /// A few small configurations covering every architecture and option.
 pub mod configs {
     use tinyssm_core::{
-        Arch, Config, HeadKind, Mamba1Config, Mamba2Config, Rwkv5Config, Rwkv6Config, Rwkv7Config,
-        RwkvConfig, S4dConfig,
+        Arch, Config, HeadKind, Mamba1Config, Mamba2Config, MambaSensorConfig, Rwkv5Config,
+        Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig,
     };
 
     pub fn mamba1() -> Config {
@@ -186,6 +186,25 @@ pub mod configs {
             }),
         }
     }
+    pub fn mamba_sensor() -> Config {
+        Config {
+            front_end: None,
+            n_layers: 2,
+            arch: Arch::MambaSensor(MambaSensorConfig {
+                d_input: 5,
+                d_output: 3,
+                d_model: 16,
+                d_inner: 32,
+                d_state: 8,
+                d_conv: 4,
+                dt_rank: 2,
+                norm_eps: 1e-5,
+                in_proj_bias: false,
+                conv_bias: true,
+                out_proj_bias: false,
+            }),
+        }
+    }
     pub fn rwkv6() -> Config {
         Config {
             front_end: None,
@@ -226,6 +245,7 @@ pub mod configs {
             ("mamba1", mamba1()),
             ("mamba2", mamba2()),
             ("s4d", s4d()),
+            ("mamba-sensor", mamba_sensor()),
             ("rwkv4", rwkv4()),
             ("rwkv5.1", rwkv5(false)),
             ("rwkv5.2", rwkv5(true)),

@@ -145,3 +145,94 @@ fn s4d_recurrence_matches_convolution_reference() {
         }
     }
 }
+
+/// The sensor Mamba (encoder → Mamba-1 blocks → RMSNorm → decoder) against the same HF
+/// goldens: with the embedding as the encoder (fed one-hot tokens) and the LM head as the
+/// decoder it is the language model, so it must reproduce transformers' logits — and the
+/// core's own Mamba-1 LM outputs bit for bit (a one-hot product adds exact zeros).
+#[test]
+fn mamba_sensor_is_the_lm_on_one_hot_inputs() {
+    use tinyssm_core::{Arch, Config, MambaSensorConfig, Role};
+    use tinyssm_host::{write_blob, HostError, TensorData};
+    let mut n = 0;
+    for dir in dirs("hf").into_iter().filter(|d| {
+        d.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("mamba1")
+    }) {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let tokens = io::read_tokens_npy(&dir.join("input_ids.npy")).unwrap();
+        let (_, want) = io::read_f32_npy(&dir.join("logits.npy")).unwrap();
+        let buf = load(&dir, WeightDtype::F32);
+        let lm = Model::parse(buf.as_bytes()).unwrap();
+        let Arch::Mamba1(c) = lm.config().arch else {
+            panic!("{name}")
+        };
+        let (v, dm) = (c.vocab_size as usize, c.d_model as usize);
+        let cfg = Config {
+            n_layers: lm.config().n_layers,
+            front_end: None,
+            arch: Arch::MambaSensor(MambaSensorConfig {
+                d_input: c.vocab_size,
+                d_output: c.vocab_size,
+                d_model: c.d_model,
+                d_inner: c.d_inner,
+                d_state: c.d_state,
+                d_conv: c.d_conv,
+                dt_rank: c.dt_rank,
+                norm_eps: c.norm_eps,
+                in_proj_bias: c.in_proj_bias,
+                conv_bias: c.conv_bias,
+                out_proj_bias: c.out_proj_bias,
+            }),
+        };
+        let f32s = |layer, role| -> Vec<f32> {
+            match lm.find(layer, role).unwrap().weights {
+                tinyssm_core::Weights::F32(w) => w.to_vec(),
+                tinyssm_core::Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
+            }
+        };
+        let emb = f32s(None, Role::Embedding);
+        let blob = write_blob(&cfg, |spec| -> Result<TensorData, HostError> {
+            Ok(TensorData::F32(match (spec.layer, spec.role) {
+                (None, Role::Encoder) => {
+                    // [d_model, vocab] = embeddingᵀ
+                    let mut t = vec![0f32; dm * v];
+                    for tok in 0..v {
+                        for i in 0..dm {
+                            t[i * v + tok] = emb[tok * dm + i];
+                        }
+                    }
+                    t
+                }
+                (None, Role::EncoderBias) => vec![0.0; dm],
+                (None, Role::DecoderBias) => vec![0.0; v],
+                (None, Role::Decoder) if c.tied_embeddings => emb.clone(),
+                (None, Role::Decoder) => f32s(None, Role::LmHead),
+                (layer, role) => f32s(layer, role),
+            }))
+        })
+        .unwrap();
+        let sbuf = tinyssm_host::AlignedBuf::from_bytes(&blob);
+        let sensor = Model::parse(sbuf.as_bytes()).unwrap();
+        assert_eq!(sensor.state_len(), lm.state_len());
+        let mut onehot = vec![0f32; tokens.len() * v];
+        for (t, &tok) in tokens.iter().enumerate() {
+            onehot[t * v + tok as usize] = 1.0;
+        }
+        let mut r = Runner::new(sensor);
+        let id = r.open();
+        let got = r.feed_vectors(id, &onehot).unwrap();
+        assert_eq!(
+            got,
+            run_tokens(lm, &tokens),
+            "{name}: not bit-identical to the LM"
+        );
+        let err = max_scaled_err(&got, &want);
+        println!("{name} as mamba-sensor: max |Δ|/max(1,|ref|) = {err:.3e}");
+        assert!(err <= 1e-4);
+        n += 1;
+    }
+    assert!(n >= 3);
+}

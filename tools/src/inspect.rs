@@ -64,6 +64,13 @@ pub fn summarize(m: &Model<'_>) -> Summary {
             "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "n_heads": c.n_heads,
             "head_size": c.head_size, "norm_eps": c.norm_eps, "group_norm_eps": c.group_norm_eps }),
         ),
+        Arch::MambaSensor(c) => (
+            "mamba-sensor",
+            serde_json::json!({
+            "d_input": c.d_input, "d_output": c.d_output, "d_model": c.d_model, "d_inner": c.d_inner,
+            "d_state": c.d_state, "d_conv": c.d_conv, "dt_rank": c.dt_rank, "norm_eps": c.norm_eps,
+            "in_proj_bias": c.in_proj_bias, "conv_bias": c.conv_bias, "out_proj_bias": c.out_proj_bias }),
+        ),
         Arch::Rwkv6(c) => (
             "rwkv6",
             serde_json::json!({
