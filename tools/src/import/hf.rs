@@ -90,30 +90,105 @@ pub fn convert_mamba1(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> 
         dt_rank as usize,
     );
     write_blob(&config, |spec| -> Result<TensorData, ToolError> {
-        let p = spec.layer.map(layer_prefix).unwrap_or_default();
-        let m = format!("{p}.mixer");
         let v = match spec.role {
             Role::Embedding => store.get("backbone.embeddings.weight", &[vs, dm])?,
-            Role::NormF => store.get("backbone.norm_f.weight", &[dm])?,
             Role::LmHead => store.get("lm_head.weight", &[vs, dm])?,
-            Role::Norm => store.get(&format!("{p}.norm.weight"), &[dm])?,
-            Role::InProj => store.get(&format!("{m}.in_proj.weight"), &[2 * di, dm])?,
-            Role::InProjBias => store.get(&format!("{m}.in_proj.bias"), &[2 * di])?,
-            Role::ConvW => store.get(&format!("{m}.conv1d.weight"), &[di, 1, k])?,
-            Role::ConvB => store.get(&format!("{m}.conv1d.bias"), &[di])?,
-            Role::XProj => store.get(&format!("{m}.x_proj.weight"), &[r + 2 * n, di])?,
-            Role::DtProj => store.get(&format!("{m}.dt_proj.weight"), &[di, r])?,
-            Role::DtProjBias => store.get(&format!("{m}.dt_proj.bias"), &[di])?,
-            Role::A => neg_exp(store.get_f64(&format!("{m}.A_log"), &[di, n])?),
-            Role::D => store.get(&format!("{m}.D"), &[di])?,
-            Role::OutProj => store.get(&format!("{m}.out_proj.weight"), &[dm, di])?,
-            Role::OutProjBias => store.get(&format!("{m}.out_proj.bias"), &[dm])?,
-            other => {
-                return Err(ToolError::Usage(format!(
-                    "internal: unexpected role {}",
-                    other.name()
-                )))
-            }
+            _ => mamba1_block_tensor(&store, spec, dm, di, n, k, r)?,
+        };
+        Ok(emit(spec, v, w))
+    })
+}
+
+/// A Mamba-1 block tensor (or `norm_f`) by its HF name.
+fn mamba1_block_tensor(
+    store: &TensorStore,
+    spec: &TensorSpec,
+    dm: usize,
+    di: usize,
+    n: usize,
+    k: usize,
+    r: usize,
+) -> Result<Vec<f32>, ToolError> {
+    let p = spec.layer.map(layer_prefix).unwrap_or_default();
+    let m = format!("{p}.mixer");
+    Ok(match spec.role {
+        Role::NormF => store.get("backbone.norm_f.weight", &[dm])?,
+        Role::Norm => store.get(&format!("{p}.norm.weight"), &[dm])?,
+        Role::InProj => store.get(&format!("{m}.in_proj.weight"), &[2 * di, dm])?,
+        Role::InProjBias => store.get(&format!("{m}.in_proj.bias"), &[2 * di])?,
+        Role::ConvW => store.get(&format!("{m}.conv1d.weight"), &[di, 1, k])?,
+        Role::ConvB => store.get(&format!("{m}.conv1d.bias"), &[di])?,
+        Role::XProj => store.get(&format!("{m}.x_proj.weight"), &[r + 2 * n, di])?,
+        Role::DtProj => store.get(&format!("{m}.dt_proj.weight"), &[di, r])?,
+        Role::DtProjBias => store.get(&format!("{m}.dt_proj.bias"), &[di])?,
+        Role::A => neg_exp(store.get_f64(&format!("{m}.A_log"), &[di, n])?),
+        Role::D => store.get(&format!("{m}.D"), &[di])?,
+        Role::OutProj => store.get(&format!("{m}.out_proj.weight"), &[dm, di])?,
+        Role::OutProjBias => store.get(&format!("{m}.out_proj.bias"), &[dm])?,
+        other => {
+            return Err(ToolError::Usage(format!(
+                "internal: unexpected role {}",
+                other.name()
+            )))
+        }
+    })
+}
+
+/// A Mamba-1 sensor model (`"architecture": "mamba-sensor"`, as `tinyssm train` writes):
+/// `config.json` with `d_input`, `d_output`, `d_model`, `d_inner`, `d_state`, `d_conv`,
+/// `dt_rank`, `n_layers`, `norm_eps`, `conv_bias`, optional `front_end`; tensors
+/// `encoder.weight` `[d_model, d_input]`, `encoder.bias`, the HF Mamba-1 block names
+/// (`backbone.layers.{i}...`), `backbone.norm_f.weight`, `decoder.weight`, `decoder.bias`.
+pub fn convert_mamba_sensor(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> {
+    let cfg_path = dir.join("config.json");
+    let v = read_json(&cfg_path)?;
+    let c = Cfg {
+        path: &cfg_path,
+        v: &v,
+    };
+    let sc = tinyssm_core::MambaSensorConfig {
+        d_input: c.u32("d_input")?,
+        d_output: c.u32("d_output")?,
+        d_model: c.u32("d_model")?,
+        d_inner: c.u32("d_inner")?,
+        d_state: c.u32("d_state")?,
+        d_conv: c.u32_or("d_conv", 4)?,
+        dt_rank: c.u32("dt_rank")?,
+        norm_eps: c.f64_or("norm_eps", 1e-5)? as f32,
+        in_proj_bias: false,
+        conv_bias: c.bool_or("conv_bias", true)?,
+        out_proj_bias: false,
+    };
+    let front_end = match v.get("front_end") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(fe) => Some(
+            serde_json::from_value::<tinyssm_core::frontend::FrontEndConfig>(fe.clone())
+                .map_err(|e| c.error(format!("`front_end`: {e}")))?,
+        ),
+    };
+    let config = Config {
+        front_end,
+        n_layers: c.u32("n_layers")?,
+        arch: Arch::MambaSensor(sc),
+    };
+    config.validate().map_err(|e| c.error(e.to_string()))?;
+    let store = TensorStore::open_dir(dir)?;
+    let (d_in, dm, di, n, k, r, o) = (
+        sc.d_input as usize,
+        sc.d_model as usize,
+        sc.d_inner as usize,
+        sc.d_state as usize,
+        sc.d_conv as usize,
+        sc.dt_rank as usize,
+        sc.d_output as usize,
+    );
+    write_blob(&config, |spec| -> Result<TensorData, ToolError> {
+        let v = match spec.role {
+            Role::Encoder => store.get("encoder.weight", &[dm, d_in])?,
+            Role::EncoderBias => store.get("encoder.bias", &[dm])?,
+            Role::Decoder => store.get("decoder.weight", &[o, dm])?,
+            Role::DecoderBias => store.get("decoder.bias", &[o])?,
+            _ => mamba1_block_tensor(&store, spec, dm, di, n, k, r)?,
         };
         Ok(emit(spec, v, w))
     })

@@ -33,6 +33,8 @@ impl WeightDtype {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detected {
     HfMamba,
+    /// `"architecture": "mamba-sensor"` (tinyssm train's Mamba checkpoints).
+    MambaSensor,
     HfMamba2,
     S4d,
     /// A single rwkv.cpp model file.
@@ -88,11 +90,13 @@ pub fn detect(dir: &Path) -> Result<Detected, ToolError> {
         Ok(Detected::HfMamba2)
     } else if arch.eq_ignore_ascii_case("s4d") {
         Ok(Detected::S4d)
+    } else if arch.eq_ignore_ascii_case("mamba-sensor") {
+        Ok(Detected::MambaSensor)
     } else {
         let what = if !model_type.is_empty() {
-            format!("model_type `{model_type}` (supported: mamba, mamba2, s4d)")
+            format!("model_type `{model_type}` (supported: mamba, mamba2, s4d, mamba-sensor)")
         } else if !arch.is_empty() {
-            format!("architecture `{arch}` (supported: mamba, mamba2, s4d)")
+            format!("architecture `{arch}` (supported: mamba, mamba2, s4d, mamba-sensor)")
         } else {
             "config.json names no model_type or architecture".to_string()
         };
@@ -110,6 +114,7 @@ pub fn convert_dir(dir: &Path, weights: WeightDtype) -> Result<Vec<u8>, ToolErro
         Detected::HfMamba => hf::convert_mamba1(dir, weights),
         Detected::HfMamba2 => hf::convert_mamba2(dir, weights),
         Detected::S4d => s4d::convert(dir, weights),
+        Detected::MambaSensor => hf::convert_mamba_sensor(dir, weights),
         Detected::RwkvCpp => rwkv_cpp::convert(dir, weights),
         Detected::RwkvPth => pth::convert_rwkv(dir, weights),
     }
