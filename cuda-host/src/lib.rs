@@ -11,6 +11,7 @@ pub mod backend;
 pub mod cpu;
 pub mod data;
 pub mod ecg;
+pub mod mamba;
 pub mod s4d;
 pub mod train;
 pub mod verify;

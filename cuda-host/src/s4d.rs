@@ -277,14 +277,14 @@ pub struct DeviceParams<B: Backend> {
 }
 
 impl<B: Backend> DeviceParams<B> {
-    pub fn new(be: &B, p: &S4dParams) -> Result<Self> {
+    pub fn new(be: &B, p: &[Param]) -> Result<Self> {
         let mut s = DeviceParams {
             w: vec![],
             g: vec![],
             m: vec![],
             v: vec![],
         };
-        for q in &p.params {
+        for q in p {
             s.w.push(be.upload(&q.data)?);
             s.g.push(be.zeros(q.data.len())?);
             s.m.push(be.zeros(q.data.len())?);
@@ -293,8 +293,8 @@ impl<B: Backend> DeviceParams<B> {
         Ok(s)
     }
     /// Copies the device values back into `p`.
-    pub fn download_into(&self, be: &B, p: &mut S4dParams) -> Result<()> {
-        for (q, w) in p.params.iter_mut().zip(&self.w) {
+    pub fn download_into(&self, be: &B, p: &mut [Param]) -> Result<()> {
+        for (q, w) in p.iter_mut().zip(&self.w) {
             q.data = be.download(w)?;
         }
         Ok(())
@@ -622,28 +622,6 @@ impl S4dParams {
         dir: &std::path::Path,
         extra: &serde_json::Map<String, serde_json::Value>,
     ) -> std::io::Result<()> {
-        use safetensors::tensor::TensorView;
-        std::fs::create_dir_all(dir)?;
-        let bytes: Vec<Vec<u8>> = self
-            .params
-            .iter()
-            .map(|p| p.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-            .collect();
-        let views: Vec<(String, TensorView<'_>)> = self
-            .params
-            .iter()
-            .zip(&bytes)
-            .map(|(p, b)| {
-                TensorView::new(safetensors::Dtype::F32, p.shape.clone(), b)
-                    .map(|v| (p.name.clone(), v))
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            })
-            .collect::<std::io::Result<_>>()?;
-        let st = dir.join("model.safetensors");
-        let tmp = dir.join("model.safetensors.tmp");
-        safetensors::serialize_to_file(views, None, &tmp)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        std::fs::rename(&tmp, &st)?;
         let s = &self.shape;
         let mut cfg = serde_json::json!({
             "architecture": "s4d",
@@ -663,11 +641,7 @@ impl S4dParams {
                 o.insert(k.clone(), v.clone());
             }
         }
-        let text = serde_json::to_string_pretty(&cfg).map_err(std::io::Error::other)?;
-        tinyssm_host::io::atomic_write(&dir.join("config.json"), |w| {
-            std::io::Write::write_all(w, text.as_bytes())
-        })
-        .map_err(|e| std::io::Error::other(e.to_string()))
+        write_checkpoint(dir, &self.params, &cfg)
     }
 
     /// Folds a per-feature input normalisation `(x − mean) / std` into the encoder, so the
@@ -686,4 +660,37 @@ impl S4dParams {
         self.params[0].data = w2;
         self.params[1].data = b;
     }
+}
+
+/// Writes `model.safetensors` (f32, via a temporary file) and `config.json` into `dir`.
+pub fn write_checkpoint(
+    dir: &std::path::Path,
+    params: &[Param],
+    config: &serde_json::Value,
+) -> std::io::Result<()> {
+    use safetensors::tensor::TensorView;
+    std::fs::create_dir_all(dir)?;
+    let bytes: Vec<Vec<u8>> = params
+        .iter()
+        .map(|p| p.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = params
+        .iter()
+        .zip(&bytes)
+        .map(|(p, b)| {
+            TensorView::new(safetensors::Dtype::F32, p.shape.clone(), b)
+                .map(|v| (p.name.clone(), v))
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .collect::<std::io::Result<_>>()?;
+    let st = dir.join("model.safetensors");
+    let tmp = dir.join("model.safetensors.tmp");
+    safetensors::serialize_to_file(views, None, &tmp)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    std::fs::rename(&tmp, &st)?;
+    let text = serde_json::to_string_pretty(config).map_err(std::io::Error::other)?;
+    tinyssm_host::io::atomic_write(&dir.join("config.json"), |w| {
+        std::io::Write::write_all(w, text.as_bytes())
+    })
+    .map_err(|e| std::io::Error::other(e.to_string()))
 }

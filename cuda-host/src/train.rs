@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{AdamW, Backend};
 use crate::data::{self, Example, Split};
-use crate::s4d::{backward, forward, DeviceParams, S4dParams, S4dShape};
+use crate::s4d::{backward, DeviceParams, S4dParams, S4dShape};
 
 /// The training configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -57,11 +57,156 @@ impl Default for EcgConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// `s4d`.
+    /// `s4d` or `mamba` (Mamba-1 blocks on sensor vectors).
     pub arch: String,
     pub d_model: usize,
     pub d_state: usize,
     pub n_layers: usize,
+    /// Mamba: inner width (default 2·d_model).
+    #[serde(default)]
+    pub d_inner: Option<usize>,
+    /// Mamba: conv kernel (default 4).
+    #[serde(default)]
+    pub d_conv: Option<usize>,
+    /// Mamba: dt rank (default ⌈d_model/16⌉).
+    #[serde(default)]
+    pub dt_rank: Option<usize>,
+}
+
+/// The network being trained.
+pub enum Net {
+    S4d(S4dParams),
+    Mamba(crate::mamba::MambaParams),
+}
+
+/// A forward pass of either network.
+pub enum Fwd<B: Backend> {
+    S4d(crate::s4d::Forward<B>),
+    Mamba(crate::mamba::MambaForward<B>),
+}
+
+impl<B: Backend> Fwd<B> {
+    pub fn logits(&self) -> &B::Buf {
+        match self {
+            Fwd::S4d(f) => &f.logits,
+            Fwd::Mamba(f) => &f.logits,
+        }
+    }
+}
+
+impl Net {
+    pub fn build(m: &ModelConfig, d_input: usize, d_output: usize, rng: &mut StdRng) -> Net {
+        if m.arch == "mamba" {
+            let s = crate::mamba::MambaShape {
+                d_input,
+                d_model: m.d_model,
+                d_inner: m.d_inner.unwrap_or(2 * m.d_model),
+                d_state: m.d_state,
+                d_conv: m.d_conv.unwrap_or(4),
+                dt_rank: m.dt_rank.unwrap_or(m.d_model.div_ceil(16)),
+                n_layers: m.n_layers,
+                d_output,
+                norm_eps: 1e-5,
+            };
+            Net::Mamba(crate::mamba::MambaParams::init(s, rng))
+        } else {
+            let s = S4dShape {
+                d_input,
+                d_model: m.d_model,
+                d_state: m.d_state,
+                n_layers: m.n_layers,
+                d_output,
+                norm_eps: 1e-5,
+            };
+            Net::S4d(S4dParams::init(s, rng))
+        }
+    }
+    pub fn params(&self) -> &[crate::s4d::Param] {
+        match self {
+            Net::S4d(p) => &p.params,
+            Net::Mamba(p) => &p.params,
+        }
+    }
+    pub fn params_mut(&mut self) -> &mut [crate::s4d::Param] {
+        match self {
+            Net::S4d(p) => &mut p.params,
+            Net::Mamba(p) => &mut p.params,
+        }
+    }
+    pub fn d_input(&self) -> usize {
+        match self {
+            Net::S4d(p) => p.shape.d_input,
+            Net::Mamba(p) => p.shape.d_input,
+        }
+    }
+    pub fn d_output(&self) -> usize {
+        match self {
+            Net::S4d(p) => p.shape.d_output,
+            Net::Mamba(p) => p.shape.d_output,
+        }
+    }
+    pub fn n_params(&self) -> usize {
+        self.params().iter().map(|p| p.data.len()).sum()
+    }
+    pub fn fold_input_norm(&mut self, mean: &[f32], std: &[f32]) {
+        match self {
+            Net::S4d(p) => p.fold_input_norm(mean, std),
+            Net::Mamba(p) => p.fold_input_norm(mean, std),
+        }
+    }
+    pub fn save_checkpoint(
+        &self,
+        dir: &Path,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> std::io::Result<()> {
+        match self {
+            Net::S4d(p) => p.save_checkpoint(dir, extra),
+            Net::Mamba(p) => p.save_checkpoint(dir, extra),
+        }
+    }
+    /// Forward with logits at `rows`.
+    pub fn forward<B: Backend>(
+        &self,
+        be: &B,
+        dp: &DeviceParams<B>,
+        x: &[f32],
+        batch: usize,
+        time: usize,
+        rows: Vec<usize>,
+    ) -> Result<Fwd<B>, crate::BackendError> {
+        Ok(match self {
+            Net::S4d(p) => Fwd::S4d(crate::s4d::forward_rows(
+                be, &p.shape, dp, x, batch, time, rows,
+            )?),
+            Net::Mamba(p) => Fwd::Mamba(crate::mamba::forward(
+                be, &p.shape, &dp.w, x, batch, time, rows,
+            )?),
+        })
+    }
+    pub fn backward<B: Backend>(
+        &self,
+        be: &B,
+        dp: &mut DeviceParams<B>,
+        f: &Fwd<B>,
+        dl: &B::Buf,
+    ) -> Result<(), crate::BackendError> {
+        match (self, f) {
+            (Net::S4d(p), Fwd::S4d(f)) => backward(be, &p.shape, dp, f, dl),
+            (Net::Mamba(p), Fwd::Mamba(f)) => {
+                crate::mamba::backward(be, &p.shape, &dp.w, &mut dp.g, f, dl)
+            }
+            _ => Err(crate::BackendError::Unavailable(
+                "forward and network differ".into(),
+            )),
+        }
+    }
+}
+
+fn last_rows(lens: &[usize], time: usize) -> Vec<usize> {
+    lens.iter()
+        .enumerate()
+        .map(|(b, &n)| b * time + n.clamp(1, time) - 1)
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -167,8 +312,11 @@ impl TrainConfig {
         if self.dataset == "ecg" && (self.ecg.window < 16 || self.ecg.windows_per_epoch == 0) {
             return bad("ecg: window must be >= 16 and windows_per_epoch > 0");
         }
-        if self.model.arch != "s4d" {
-            return bad("model.arch: only `s4d` is supported by this build");
+        if self.model.arch != "s4d" && self.model.arch != "mamba" {
+            return bad("model.arch: `s4d` or `mamba`");
+        }
+        if self.dataset == "ecg" && self.model.arch != "s4d" {
+            return bad("the ecg dataset trains `s4d` models in this build");
         }
         let m = &self.model;
         if m.d_model == 0 || m.n_layers == 0 || m.d_state < 2 || !m.d_state.is_multiple_of(2) {
@@ -242,7 +390,7 @@ fn make_batch(
 /// Loss and accuracy of `p` on `data` (no gradients).
 pub fn evaluate<B: Backend>(
     be: &B,
-    s: &S4dShape,
+    net: &Net,
     dp: &DeviceParams<B>,
     data: &[Example],
     mean: &[f32],
@@ -252,10 +400,10 @@ pub fn evaluate<B: Backend>(
     order.sort_by_key(|&i| data[i].len);
     let (mut loss, mut correct) = (0f64, 0usize);
     for chunk in order.chunks(64) {
-        let (x, lens, labels, time) = make_batch(data, chunk, s.d_input, mean, std, None);
-        let f = forward(be, s, dp, &x, chunk.len(), time, &lens)?;
-        let mut g = be.zeros(chunk.len() * s.d_output)?;
-        let (l, c) = be.softmax_xent(&f.logits, &labels, s.d_output, &mut g)?;
+        let (x, lens, labels, time) = make_batch(data, chunk, net.d_input(), mean, std, None);
+        let f = net.forward(be, dp, &x, chunk.len(), time, last_rows(&lens, time))?;
+        let mut g = be.zeros(chunk.len() * net.d_output())?;
+        let (l, c) = be.softmax_xent(f.logits(), &labels, net.d_output(), &mut g)?;
         loss += l as f64 * chunk.len() as f64;
         correct += c;
     }
@@ -279,7 +427,7 @@ pub fn train<B: Backend>(
 fn optimizer_step<B: Backend>(
     be: &B,
     dp: &mut DeviceParams<B>,
-    params: &S4dParams,
+    params: &[crate::s4d::Param],
     o: &OptimConfig,
     step: usize,
     total: usize,
@@ -295,7 +443,7 @@ fn optimizer_step<B: Backend>(
         }
     }
     let sched = lr_at(step, total, o.warmup_steps);
-    for (k, q) in params.params.iter().enumerate() {
+    for (k, q) in params.iter().enumerate() {
         let ssm = q.name.ends_with("log_dt")
             || q.name.ends_with("log_A_real")
             || q.name.ends_with("A_imag");
@@ -384,7 +532,7 @@ fn train_ecg<B: Backend>(
     };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut params = S4dParams::init(shape, &mut rng);
-    let mut dp = DeviceParams::new(be, &params)?;
+    let mut dp = DeviceParams::new(be, &params.params)?;
     let o = &cfg.optim;
     let e = &cfg.ecg;
     let w = e.window.min(split);
@@ -435,7 +583,7 @@ fn train_ecg<B: Backend>(
             let mut dl = be.zeros(bsz * w)?;
             let loss = be.sigmoid_bce(&f.logits, &y, e.pos_weight, &mut dl)?;
             backward(be, &shape, &mut dp, &f, &dl)?;
-            optimizer_step(be, &mut dp, &params, o, step, total)?;
+            optimizer_step(be, &mut dp, &params.params, o, step, total)?;
             step += 1;
             seen += bsz;
             ep_loss += loss as f64;
@@ -476,7 +624,7 @@ fn train_ecg<B: Backend>(
         history.push(st);
     }
     let secs = t0.elapsed().as_secs_f64();
-    dp.download_into(be, &mut params)?;
+    dp.download_into(be, &mut params.params)?;
     let final_sc = ecg_scores(be, &shape, &dp, test_x, &test_beats, mean, std)?;
     params.fold_input_norm(&[mean], &[std]);
     let mut extra = serde_json::Map::new();
@@ -528,17 +676,9 @@ fn train_fsdd<B: Backend>(
             be.name()
         );
     }
-    let shape = S4dShape {
-        d_input: dim,
-        d_model: cfg.model.d_model,
-        d_state: cfg.model.d_state,
-        n_layers: cfg.model.n_layers,
-        d_output: 10,
-        norm_eps: 1e-5,
-    };
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut params = S4dParams::init(shape, &mut rng);
-    let mut dp = DeviceParams::new(be, &params)?;
+    let mut net = Net::build(&cfg.model, dim, 10, &mut rng);
+    let mut dp = DeviceParams::new(be, net.params())?;
     let o = &cfg.optim;
     let per_epoch = train_set.len().div_ceil(o.batch_size);
     let total = opt
@@ -587,11 +727,11 @@ fn train_fsdd<B: Backend>(
             for g in dp.g.iter_mut() {
                 be.fill(g, 0.0)?;
             }
-            let f = forward(be, &shape, &dp, &x, idx.len(), time, &lens)?;
-            let mut dl = be.zeros(idx.len() * shape.d_output)?;
-            let (loss, correct) = be.softmax_xent(&f.logits, &labels, shape.d_output, &mut dl)?;
-            backward(be, &shape, &mut dp, &f, &dl)?;
-            optimizer_step(be, &mut dp, &params, o, step, total)?;
+            let f = net.forward(be, &dp, &x, idx.len(), time, last_rows(&lens, time))?;
+            let mut dl = be.zeros(idx.len() * net.d_output())?;
+            let (loss, correct) = be.softmax_xent(f.logits(), &labels, net.d_output(), &mut dl)?;
+            net.backward(be, &mut dp, &f, &dl)?;
+            optimizer_step(be, &mut dp, net.params(), o, step, total)?;
             step += 1;
             seen += idx.len();
             ep_loss += loss as f64 * idx.len() as f64;
@@ -605,7 +745,7 @@ fn train_fsdd<B: Backend>(
                 ep_correct as f64 / ep_n as f64
             ));
         }
-        let (test_loss, test_accuracy) = evaluate(be, &shape, &dp, &test_set, &mean, &std)?;
+        let (test_loss, test_accuracy) = evaluate(be, &net, &dp, &test_set, &mean, &std)?;
         let st = EpochStats {
             epoch: epoch + 1,
             step,
@@ -631,9 +771,9 @@ fn train_fsdd<B: Backend>(
     }
     bar.finish_and_clear();
     let train_secs = t_train.elapsed().as_secs_f64();
-    dp.download_into(be, &mut params)?;
-    let (_, final_acc) = evaluate(be, &shape, &dp, &test_set, &mean, &std)?;
-    params.fold_input_norm(&mean, &std);
+    dp.download_into(be, net.params_mut())?;
+    let (_, final_acc) = evaluate(be, &net, &dp, &test_set, &mean, &std)?;
+    net.fold_input_norm(&mean, &std);
     let mut extra = serde_json::Map::new();
     extra.insert(
         "front_end".into(),
@@ -644,15 +784,14 @@ fn train_fsdd<B: Backend>(
         serde_json::json!(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
     );
     let ck = opt.out.join("checkpoint");
-    params
-        .save_checkpoint(&ck, &extra)
+    net.save_checkpoint(&ck, &extra)
         .map_err(|e| TrainError::Io {
             path: ck.clone(),
             source: e,
         })?;
     let report = TrainReport {
         backend: be.name(),
-        n_params: params.n_params(),
+        n_params: net.n_params(),
         steps: step,
         train_examples: train_set.len(),
         test_examples: test_set.len(),

@@ -20,7 +20,7 @@ fn shape() -> S4dShape {
 
 fn loss(p: &S4dParams, feats: &[f32], lens: &[usize], labels: &[u32], time: usize) -> f64 {
     let be = Cpu;
-    let dp = DeviceParams::new(&be, p).unwrap();
+    let dp = DeviceParams::new(&be, &p.params).unwrap();
     let f = forward(&be, &p.shape, &dp, feats, lens.len(), time, lens).unwrap();
     let mut g = vec![0f32; lens.len() * p.shape.d_output];
     be.softmax_xent(&f.logits, labels, p.shape.d_output, &mut g)
@@ -53,7 +53,7 @@ fn every_parameter_gradient_matches_finite_differences() {
     let feats: Vec<f32> = (0..batch * time * s.d_input)
         .map(|_| rng.random_range(-1.0f32..1.0))
         .collect();
-    let mut dp = DeviceParams::new(&be, &p).unwrap();
+    let mut dp = DeviceParams::new(&be, &p.params).unwrap();
     let f = forward(&be, &s, &dp, &feats, batch, time, &lens).unwrap();
     let mut dl = vec![0f32; batch * s.d_output];
     be.softmax_xent(&f.logits, &labels, s.d_output, &mut dl)

@@ -74,7 +74,7 @@ fn batch_forward_matches_core_step_by_step() {
         }
     }
     let be = Cpu;
-    let dp = DeviceParams::new(&be, &p).unwrap();
+    let dp = DeviceParams::new(&be, &p.params).unwrap();
     let fw = forward(&be, &s, &dp, &x, lens.len(), time, &lens).unwrap();
     let want = be.download(&fw.logits).unwrap();
 
@@ -105,5 +105,79 @@ fn batch_forward_matches_core_step_by_step() {
         }
     }
     println!("core vs batch forward: worst relative logit difference {worst:.2e}");
+    assert!(worst <= 1e-4, "{worst}");
+}
+
+/// The same for the Mamba sensor classifier: trainer checkpoint → `tinyssm convert`
+/// (mamba-sensor) → the core on audio samples, against the batch forward.
+#[test]
+fn mamba_batch_forward_matches_core_step_by_step() {
+    use tinyssm_cuda::mamba::{forward as mforward, MambaParams, MambaShape};
+    let fe = data::fsdd_front_end();
+    let dim = fe.n_mels as usize;
+    let s = MambaShape {
+        d_input: dim,
+        d_model: 16,
+        d_inner: 32,
+        d_state: 8,
+        d_conv: 4,
+        dt_rank: 2,
+        n_layers: 2,
+        d_output: 10,
+        norm_eps: 1e-5,
+    };
+    let mut rng = StdRng::seed_from_u64(9);
+    let p = MambaParams::init(s, &mut rng);
+    let clips: Vec<Vec<f32>> = [2600usize, 4100]
+        .iter()
+        .map(|&n| {
+            (0..n)
+                .map(|i| 0.2 * ((i as f32) * 0.07).sin() + 0.02 * rng.random_range(-1.0f32..1.0))
+                .collect()
+        })
+        .collect();
+    let feats: Vec<Vec<f32>> = clips
+        .iter()
+        .map(|c| data::features(&fe, c).unwrap())
+        .collect();
+    let lens: Vec<usize> = feats.iter().map(|f| f.len() / dim).collect();
+    let time = *lens.iter().max().unwrap();
+    let mut x = vec![0f32; lens.len() * time * dim];
+    for (b, f) in feats.iter().enumerate() {
+        x[b * time * dim..b * time * dim + f.len()].copy_from_slice(f);
+    }
+    let be = Cpu;
+    let w: Vec<Vec<f32>> = p.params.iter().map(|q| q.data.clone()).collect();
+    let rows: Vec<usize> = lens
+        .iter()
+        .enumerate()
+        .map(|(b, &n)| b * time + n - 1)
+        .collect();
+    let fw = mforward(&be, &s, &w, &x, lens.len(), time, rows).unwrap();
+    let want = be.download(&fw.logits).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra = serde_json::Map::new();
+    extra.insert("front_end".into(), serde_json::to_value(fe).unwrap());
+    p.save_checkpoint(dir.path(), &extra).unwrap();
+    let blob = convert_dir(dir.path(), WeightDtype::F32).unwrap();
+    let buf = AlignedBuf::from_bytes(&blob);
+    let m = Model::parse(buf.as_bytes()).unwrap();
+    let mut worst = 0f32;
+    for (b, clip) in clips.iter().enumerate() {
+        let mut st = vec![0f32; m.state_len()];
+        let mut sc = vec![0f32; m.scratch_len()];
+        let mut out = vec![0f32; 10];
+        m.reset(&mut st).unwrap();
+        let mut last = None;
+        for &v in clip {
+            if m.step_sample(v, &mut st, &mut sc, &mut out).unwrap() {
+                last = Some(out.clone());
+            }
+        }
+        for (g, w) in last.unwrap().iter().zip(&want[b * 10..(b + 1) * 10]) {
+            worst = worst.max((g - w).abs() / w.abs().max(1.0));
+        }
+    }
+    println!("mamba core vs batch forward: worst relative logit difference {worst:.2e}");
     assert!(worst <= 1e-4, "{worst}");
 }
