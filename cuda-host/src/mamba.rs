@@ -620,3 +620,39 @@ fn pair<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
     let (lo, hi) = v.split_at_mut(b);
     (&mut lo[a], &mut hi[0])
 }
+
+impl<B: Backend> MambaForward<B> {
+    /// Each layer's state after each stream's last valid step, in the core's layout:
+    /// the conv history (per channel, the last `d_conv − 1` inputs oldest first, zeros
+    /// before the stream's start), then the SSM state `[d_inner, d_state]`.
+    pub fn final_states(
+        &self,
+        be: &B,
+        s: &MambaShape,
+        lens: &[usize],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        let (di, n, k) = (s.d_inner, s.d_state, s.d_conv);
+        let mut out = vec![Vec::new(); lens.len()];
+        for c in &self.layers {
+            let xs = be.download(&c.xs)?;
+            let st = be.download(&c.states)?;
+            for (b, &len) in lens.iter().enumerate() {
+                let last = b * self.time + len.clamp(1, self.time) - 1;
+                let mut v = vec![0f32; di * (k - 1) + di * n];
+                for ch in 0..di {
+                    for j in 0..k - 1 {
+                        // history slot j holds the input k−1−j steps before the next one
+                        let back = (k - 2 - j) as isize;
+                        let t = (len.clamp(1, self.time) - 1) as isize - back;
+                        if t >= 0 {
+                            v[ch * (k - 1) + j] = xs[(b * self.time + t as usize) * di + ch];
+                        }
+                    }
+                }
+                v[di * (k - 1)..].copy_from_slice(&st[last * di * n..(last + 1) * di * n]);
+                out[b].push(v);
+            }
+        }
+        Ok(out)
+    }
+}

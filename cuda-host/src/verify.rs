@@ -290,3 +290,84 @@ pub fn s4d_blob_forward<B: Backend>(
         .collect();
     Ok((outs, finals))
 }
+
+/// Runs a MambaSensor blob on the backend (all streams in one batch): every valid step's
+/// outputs per stream and each layer's final state in the core's layout.
+#[allow(clippy::type_complexity)]
+pub fn mamba_blob_forward<B: Backend>(
+    be: &B,
+    m: &Model<'_>,
+    x: &[f32],
+    time: usize,
+    lens: &[usize],
+) -> BResult<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
+    let c = match &m.config().arch {
+        Arch::MambaSensor(c) => *c,
+        _ => {
+            return Err(crate::BackendError::Unavailable(
+                "not a mamba-sensor model".into(),
+            ))
+        }
+    };
+    if c.in_proj_bias || c.out_proj_bias || !c.conv_bias {
+        return Err(crate::BackendError::Unavailable(
+            "verify supports mamba-sensor models without in/out projection biases".into(),
+        ));
+    }
+    let s = crate::mamba::MambaShape {
+        d_input: c.d_input as usize,
+        d_model: c.d_model as usize,
+        d_inner: c.d_inner as usize,
+        d_state: c.d_state as usize,
+        d_conv: c.d_conv as usize,
+        dt_rank: c.dt_rank as usize,
+        n_layers: m.config().n_layers as usize,
+        d_output: c.d_output as usize,
+        norm_eps: c.norm_eps,
+    };
+    let (dm, di, n, r) = (s.d_model, s.d_inner, s.d_state, s.dt_rank);
+    // The training layout from the blob: in_proj and x_proj split into their row blocks,
+    // A_log = ln(−A).
+    let mut w: Vec<Vec<f32>> = vec![
+        f32s(m, None, Role::Encoder)?,
+        f32s(m, None, Role::EncoderBias)?,
+    ];
+    for l in 0..s.n_layers as u16 {
+        let li = Some(l);
+        let inp = f32s(m, li, Role::InProj)?;
+        let xp = f32s(m, li, Role::XProj)?;
+        w.push(f32s(m, li, Role::Norm)?);
+        w.push(inp[..di * dm].to_vec());
+        w.push(inp[di * dm..].to_vec());
+        w.push(f32s(m, li, Role::ConvW)?);
+        w.push(f32s(m, li, Role::ConvB)?);
+        w.push(xp[..r * di].to_vec());
+        w.push(xp[r * di..(r + n) * di].to_vec());
+        w.push(xp[(r + n) * di..].to_vec());
+        w.push(f32s(m, li, Role::DtProj)?);
+        w.push(f32s(m, li, Role::DtProjBias)?);
+        w.push(
+            f32s(m, li, Role::A)?
+                .iter()
+                .map(|&a| ((-a) as f64).ln() as f32)
+                .collect(),
+        );
+        w.push(f32s(m, li, Role::D)?);
+        w.push(f32s(m, li, Role::OutProj)?);
+    }
+    w.push(f32s(m, None, Role::NormF)?);
+    w.push(f32s(m, None, Role::Decoder)?);
+    w.push(f32s(m, None, Role::DecoderBias)?);
+    let wb: Vec<B::Buf> = w.iter().map(|v| be.upload(v)).collect::<BResult<_>>()?;
+    let batch = lens.len();
+    let rows: Vec<usize> = (0..batch * time).collect();
+    let f = crate::mamba::forward(be, &s, &wb, x, batch, time, rows)?;
+    let out = be.download(&f.logits)?;
+    let o = s.d_output;
+    let outs = lens
+        .iter()
+        .enumerate()
+        .map(|(b, &len)| out[b * time * o..(b * time + len.min(time)) * o].to_vec())
+        .collect();
+    Ok((outs, f.final_states(be, &s, lens)?))
+}

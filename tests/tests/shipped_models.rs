@@ -131,3 +131,28 @@ fn ecg_rpeak_meets_its_target_through_the_core_and_verifies() {
     let v = tinyssm_tools::eval::verify_ecg(&tinyssm_cuda::Cpu, &m, 32).unwrap();
     assert!(v.ok, "{:?}", v.first_divergence);
 }
+
+#[test]
+fn fsdd_mamba_meets_its_targets_through_the_core_and_verifies() {
+    let (p, mf) = model("fsdd-mamba.tssm");
+    let m: Model<'_> = mf.model();
+    assert!(
+        m.weight_stats().params <= 100_000,
+        "{} parameters",
+        m.weight_stats().params
+    );
+    assert!(matches!(
+        m.config().arch,
+        tinyssm_core::Arch::MambaSensor(_)
+    ));
+    if !fsdd_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let r = tinyssm_tools::eval::fsdd(&m, &p, Split::Test).unwrap();
+    let acc = r.accuracy.unwrap();
+    println!("fsdd-mamba: test accuracy {acc:.4} ({}/{})", r.correct, r.n);
+    assert!(acc >= 0.97, "{acc}");
+    let v = tinyssm_tools::eval::verify_fsdd(&tinyssm_cuda::Cpu, &m, Split::Test, 48).unwrap();
+    assert!(v.ok, "{:?}", v.first_divergence);
+}

@@ -192,8 +192,12 @@ pub fn verify_fsdd<B: tinyssm_cuda::Backend>(
     for (b, f) in feats.iter().enumerate() {
         xb[b * time * dim..b * time * dim + f.len()].copy_from_slice(f);
     }
-    let (out_be, st_be) = s4d_blob_forward(be, model, &xb, time, &lens)
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let run = match model.config().arch {
+        tinyssm_core::Arch::MambaSensor(_) => tinyssm_cuda::verify::mamba_blob_forward,
+        _ => s4d_blob_forward,
+    };
+    let (out_be, st_be) =
+        run(be, model, &xb, time, &lens).map_err(|e| ToolError::Usage(e.to_string()))?;
     Ok(compare(
         Tier::FLOAT,
         be.name(),
