@@ -90,6 +90,53 @@ pub struct SelScanIn<'a, T> {
     pub z: &'a T,
 }
 
+/// Dimensions of the Mamba-2 SSD scan: `heads` heads of `head_dim` channels, `groups`
+/// groups of B/C vectors of size `n` (heads `h·groups/heads` share group `h / (heads/groups)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SsdDims {
+    pub batch: usize,
+    pub time: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub groups: usize,
+    pub n: usize,
+    /// dt clamp after softplus (`time_step_limit`).
+    pub dt_min: f32,
+    pub dt_max: f32,
+}
+
+/// Inputs of the SSD scan.
+#[derive(Debug, Clone, Copy)]
+pub struct SsdIn<'a, T> {
+    /// `[batch, time, heads, head_dim]`.
+    pub x: &'a T,
+    /// `[batch, time, heads]` raw dt.
+    pub dt: &'a T,
+    /// `[heads]`.
+    pub bias: &'a T,
+    /// `[heads]` (negative).
+    pub a: &'a T,
+    /// `[batch, time, groups, n]`.
+    pub bm: &'a T,
+    /// `[batch, time, groups, n]`.
+    pub cm: &'a T,
+    /// `[heads]`.
+    pub dskip: &'a T,
+}
+
+/// Gradients of the SSD scan: `dx`, `ddt`, `dbm`, `dcm` overwritten; `da`, `dskip`, `dbias`
+/// accumulated.
+#[derive(Debug)]
+pub struct SsdGrads<'a, T> {
+    pub dx: &'a mut T,
+    pub ddt: &'a mut T,
+    pub dbm: &'a mut T,
+    pub dcm: &'a mut T,
+    pub da: &'a mut T,
+    pub dskip: &'a mut T,
+    pub dbias: &'a mut T,
+}
+
 /// AdamW hyper-parameters for one update.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamW {
@@ -239,6 +286,27 @@ pub trait Backend: Send + Sync {
         states: &Self::Buf,
         dy: &Self::Buf,
         g: SelScanGrads<'_, Self::Buf>,
+    ) -> Result<()>;
+
+    /// Mamba-2 SSD scan (the recurrent form of state-space duality; the reference for a
+    /// chunked GPU kernel), per stream from a zero state, in the core's arithmetic:
+    /// `dt = clamp(softplus(dt_raw + bias))`, `S_h ← exp(dt·A_h)·S_h + dt·x_h ⊗ B_g`,
+    /// `y_h = S_h·C_g + D_h x_h`. `states`: every `S` (`[batch, time, heads, head_dim, n]`).
+    fn ssd_scan_fwd(
+        &self,
+        dims: SsdDims,
+        x: SsdIn<'_, Self::Buf>,
+        y: &mut Self::Buf,
+        states: &mut Self::Buf,
+    ) -> Result<()>;
+
+    fn ssd_scan_bwd(
+        &self,
+        dims: SsdDims,
+        x: SsdIn<'_, Self::Buf>,
+        states: &Self::Buf,
+        dy: &Self::Buf,
+        g: SsdGrads<'_, Self::Buf>,
     ) -> Result<()>;
 
     /// Causal depthwise conv1d over time per stream (zero history): `y[t, c] = bias[c] +

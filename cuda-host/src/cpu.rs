@@ -5,7 +5,8 @@
 use rayon::prelude::*;
 
 use crate::backend::{
-    check_len, AdamW, Backend, BackendError, Result, ScanDims, SelScanDims, SelScanGrads, SelScanIn,
+    check_len, AdamW, Backend, BackendError, Result, ScanDims, SelScanDims, SelScanGrads,
+    SelScanIn, SsdDims, SsdGrads, SsdIn,
 };
 
 /// The CPU reference backend.
@@ -608,6 +609,191 @@ impl Backend for Cpu {
         for (a, dd, bb) in partial {
             g.da.iter_mut().zip(&a).for_each(|(x, v)| *x += v);
             g.dskip.iter_mut().zip(&dd).for_each(|(x, v)| *x += v);
+            g.dbias.iter_mut().zip(&bb).for_each(|(x, v)| *x += v);
+        }
+        Ok(())
+    }
+
+    fn ssd_scan_fwd(
+        &self,
+        dims: SsdDims,
+        x: SsdIn<'_, Vec<f32>>,
+        y: &mut Vec<f32>,
+        states: &mut Vec<f32>,
+    ) -> Result<()> {
+        const OP: &str = "ssd_scan_fwd";
+        let SsdDims {
+            batch,
+            time,
+            heads,
+            head_dim: p,
+            groups,
+            n,
+            dt_min,
+            dt_max,
+        } = dims;
+        if groups == 0 || !heads.is_multiple_of(groups) {
+            return Err(BackendError::Shape {
+                op: OP,
+                msg: "heads must be a multiple of groups".into(),
+            });
+        }
+        let (bt, hp) = (batch * time, heads * p);
+        for (what, len, want) in [
+            ("x", x.x.len(), bt * hp),
+            ("y", y.len(), bt * hp),
+            ("dt", x.dt.len(), bt * heads),
+            ("B", x.bm.len(), bt * groups * n),
+            ("C", x.cm.len(), bt * groups * n),
+            ("A", x.a.len(), heads),
+            ("bias", x.bias.len(), heads),
+            ("D", x.dskip.len(), heads),
+            ("states", states.len(), bt * hp * n),
+        ] {
+            check_len(OP, what, len, want)?;
+        }
+        let hpg = heads / groups;
+        y.par_chunks_mut(time * hp)
+            .zip(states.par_chunks_mut(time * hp * n))
+            .enumerate()
+            .for_each(|(b, (yb, sb))| {
+                let mut s = vec![0f32; hp * n];
+                for t in 0..time {
+                    let r = b * time + t;
+                    for h in 0..heads {
+                        let dt = softplus(x.dt[r * heads + h] + x.bias[h]).clamp(dt_min, dt_max);
+                        let da = libm::expf(dt * x.a[h]);
+                        let gi = h / hpg;
+                        let bg = &x.bm[(r * groups + gi) * n..(r * groups + gi + 1) * n];
+                        let cg = &x.cm[(r * groups + gi) * n..(r * groups + gi + 1) * n];
+                        for c in 0..p {
+                            let u = x.x[r * hp + h * p + c];
+                            let row = &mut s[(h * p + c) * n..(h * p + c + 1) * n];
+                            let mut acc = 0.0f32;
+                            for j in 0..n {
+                                row[j] = row[j] * da + (dt * bg[j]) * u;
+                                acc += row[j] * cg[j];
+                            }
+                            yb[t * hp + h * p + c] = acc + u * x.dskip[h];
+                        }
+                    }
+                    sb[t * hp * n..(t + 1) * hp * n].copy_from_slice(&s);
+                }
+            });
+        Ok(())
+    }
+
+    fn ssd_scan_bwd(
+        &self,
+        dims: SsdDims,
+        x: SsdIn<'_, Vec<f32>>,
+        states: &Vec<f32>,
+        dy: &Vec<f32>,
+        g: SsdGrads<'_, Vec<f32>>,
+    ) -> Result<()> {
+        const OP: &str = "ssd_scan_bwd";
+        let SsdDims {
+            batch,
+            time,
+            heads,
+            head_dim: p,
+            groups,
+            n,
+            dt_min,
+            dt_max,
+        } = dims;
+        if groups == 0 || !heads.is_multiple_of(groups) {
+            return Err(BackendError::Shape {
+                op: OP,
+                msg: "heads must be a multiple of groups".into(),
+            });
+        }
+        let (bt, hp) = (batch * time, heads * p);
+        for (what, len, want) in [
+            ("x", x.x.len(), bt * hp),
+            ("dy", dy.len(), bt * hp),
+            ("dt", x.dt.len(), bt * heads),
+            ("B", x.bm.len(), bt * groups * n),
+            ("C", x.cm.len(), bt * groups * n),
+            ("A", x.a.len(), heads),
+            ("bias", x.bias.len(), heads),
+            ("D", x.dskip.len(), heads),
+            ("states", states.len(), bt * hp * n),
+            ("dx", g.dx.len(), bt * hp),
+            ("ddt", g.ddt.len(), bt * heads),
+            ("dB", g.dbm.len(), bt * groups * n),
+            ("dC", g.dcm.len(), bt * groups * n),
+            ("dA", g.da.len(), heads),
+            ("dD", g.dskip.len(), heads),
+            ("dbias", g.dbias.len(), heads),
+        ] {
+            check_len(OP, what, len, want)?;
+        }
+        let hpg = heads / groups;
+        type Partial = (Vec<f32>, Vec<f32>, Vec<f32>);
+        let partial: Vec<Partial> =
+            g.dx.par_chunks_mut(time * hp)
+                .zip(g.ddt.par_chunks_mut(time * heads))
+                .zip(g.dbm.par_chunks_mut(time * groups * n))
+                .zip(g.dcm.par_chunks_mut(time * groups * n))
+                .enumerate()
+                .map(|(b, (((dx, ddt), dbm), dcm))| {
+                    let (mut ga, mut gd, mut gbias) =
+                        (vec![0f32; heads], vec![0f32; heads], vec![0f32; heads]);
+                    dbm.fill(0.0);
+                    dcm.fill(0.0);
+                    let mut lam = vec![0f32; hp * n];
+                    for t in (0..time).rev() {
+                        let r = b * time + t;
+                        for h in 0..heads {
+                            let sraw = x.dt[r * heads + h] + x.bias[h];
+                            let sp = softplus(sraw);
+                            let dt = sp.clamp(dt_min, dt_max);
+                            let da = libm::expf(dt * x.a[h]);
+                            let gi = h / hpg;
+                            let go = (t * groups + gi) * n;
+                            let bg = &x.bm[(r * groups + gi) * n..(r * groups + gi + 1) * n];
+                            let cg = &x.cm[(r * groups + gi) * n..(r * groups + gi + 1) * n];
+                            let (mut g_da, mut g_dt) = (0.0f32, 0.0f32);
+                            for c in 0..p {
+                                let i = h * p + c;
+                                let u = x.x[r * hp + i];
+                                let gy = dy[r * hp + i];
+                                gd[h] += gy * u;
+                                let mut gu = gy * x.dskip[h];
+                                let cur = &states[(r * hp + i) * n..(r * hp + i + 1) * n];
+                                let lr = &mut lam[i * n..(i + 1) * n];
+                                for j in 0..n {
+                                    dcm[go + j] += gy * cur[j];
+                                    let l = lr[j] + gy * cg[j];
+                                    let prev = if t > 0 {
+                                        states[((r - 1) * hp + i) * n + j]
+                                    } else {
+                                        0.0
+                                    };
+                                    g_da += l * prev;
+                                    g_dt += l * bg[j] * u;
+                                    dbm[go + j] += l * dt * u;
+                                    gu += l * dt * bg[j];
+                                    lr[j] = l * da;
+                                }
+                                dx[t * hp + i] = gu;
+                            }
+                            g_dt += g_da * x.a[h] * da;
+                            ga[h] += g_da * dt * da;
+                            // torch.clamp passes the gradient only inside the range.
+                            let inside = sp >= dt_min && sp <= dt_max;
+                            let gs = if inside { g_dt * sigmoid(sraw) } else { 0.0 };
+                            ddt[t * heads + h] = gs;
+                            gbias[h] += gs;
+                        }
+                    }
+                    (ga, gd, gbias)
+                })
+                .collect();
+        for (a, d, bb) in partial {
+            g.da.iter_mut().zip(&a).for_each(|(x, v)| *x += v);
+            g.dskip.iter_mut().zip(&d).for_each(|(x, v)| *x += v);
             g.dbias.iter_mut().zip(&bb).for_each(|(x, v)| *x += v);
         }
         Ok(())

@@ -4,7 +4,9 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tinyssm_cuda::backend::{Backend, ScanDims, SelScanDims, SelScanGrads, SelScanIn};
+use tinyssm_cuda::backend::{
+    Backend, ScanDims, SelScanDims, SelScanGrads, SelScanIn, SsdDims, SsdGrads, SsdIn,
+};
 use tinyssm_cuda::Cpu;
 
 fn rnd(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
@@ -341,6 +343,90 @@ fn selective_scan() {
         let base = v.clone();
         check(
             &format!("selective_scan d{}", names[k]),
+            &mut xk,
+            &gr[k],
+            &mut |x| {
+                let mut w = base.clone();
+                w[k] = x.to_vec();
+                fwd(&w).0
+            },
+        );
+    }
+}
+
+#[test]
+fn ssd_scan() {
+    let cpu = Cpu;
+    let mut rng = StdRng::seed_from_u64(9);
+    // 4 heads of 2 channels in 2 groups, n = 3; a finite dt_max that some steps hit.
+    let dims = SsdDims {
+        batch: 2,
+        time: 7,
+        heads: 4,
+        head_dim: 2,
+        groups: 2,
+        n: 3,
+        dt_min: 0.0,
+        dt_max: 1.5,
+    };
+    let (bt, hp, gn) = (14, 8, 6);
+    let v: Vec<Vec<f32>> = vec![
+        rnd(&mut rng, bt * hp, 1.0),
+        rnd(&mut rng, bt * 4, 1.5),
+        rnd(&mut rng, 4, 0.5),
+        (0..4).map(|_| -rng.random_range(0.2f32..2.0)).collect(),
+        rnd(&mut rng, bt * gn, 1.0),
+        rnd(&mut rng, bt * gn, 1.0),
+        rnd(&mut rng, 4, 1.0),
+    ];
+    let r = rnd(&mut rng, bt * hp, 1.0);
+    let fwd = |v: &[Vec<f32>]| {
+        let mut y = vec![0f32; bt * hp];
+        let mut st = vec![0f32; bt * hp * 3];
+        let x = SsdIn {
+            x: &v[0],
+            dt: &v[1],
+            bias: &v[2],
+            a: &v[3],
+            bm: &v[4],
+            cm: &v[5],
+            dskip: &v[6],
+        };
+        cpu.ssd_scan_fwd(dims, x, &mut y, &mut st).unwrap();
+        (dot(&y, &r), st)
+    };
+    let (_, st) = fwd(&v);
+    let mut gr: Vec<Vec<f32>> = v.iter().map(|x| vec![0f32; x.len()]).collect();
+    {
+        let x = SsdIn {
+            x: &v[0],
+            dt: &v[1],
+            bias: &v[2],
+            a: &v[3],
+            bm: &v[4],
+            cm: &v[5],
+            dskip: &v[6],
+        };
+        let [dx, ddt, dbias, da, dbm, dcm, dd] = &mut gr[..] else {
+            unreachable!()
+        };
+        let g = SsdGrads {
+            dx,
+            ddt,
+            dbm,
+            dcm,
+            da,
+            dskip: dd,
+            dbias,
+        };
+        cpu.ssd_scan_bwd(dims, x, &st, &r, g).unwrap();
+    }
+    let names = ["x", "dt", "bias", "A", "B", "C", "D"];
+    for k in 0..7 {
+        let mut xk = v[k].clone();
+        let base = v.clone();
+        check(
+            &format!("ssd_scan d{}", names[k]),
             &mut xk,
             &gr[k],
             &mut |x| {
