@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod data;
 pub mod ecg;
 pub mod mamba;
+pub mod plot;
 pub mod s4d;
 pub mod train;
 pub mod verify;

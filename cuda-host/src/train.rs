@@ -648,10 +648,25 @@ fn train_ecg<B: Backend>(
         samples_per_second: seen as f64 / secs.max(1e-9),
         checkpoint: ck,
     };
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    let path = opt.out.join("report.json");
-    std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })?;
+    write_report(&opt.out, &report, "test F1")?;
     Ok(report)
+}
+
+/// `report.json` and `curves.png` (through a temporary file) in `out`.
+fn write_report(out: &Path, report: &TrainReport, metric: &str) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(report).unwrap_or_default();
+    let path = out.join("report.json");
+    std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })?;
+    let png = out.join("curves.png");
+    let tmp = out.join(".curves.png.tmp.png");
+    crate::plot::curves(&tmp, &report.history, metric).map_err(|e| TrainError::Io {
+        path: png.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::rename(&tmp, &png).map_err(|e| TrainError::Io {
+        path: png,
+        source: e,
+    })
 }
 
 fn train_fsdd<B: Backend>(
@@ -800,8 +815,6 @@ fn train_fsdd<B: Backend>(
         samples_per_second: seen as f64 / train_secs.max(1e-9),
         checkpoint: ck,
     };
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    let path = opt.out.join("report.json");
-    std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })?;
+    write_report(&opt.out, &report, "accuracy")?;
     Ok(report)
 }

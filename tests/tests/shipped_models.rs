@@ -91,6 +91,8 @@ fn training_is_reproducible_from_its_seed() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (x, y) = (run(a.path()), run(b.path()));
     assert!(x == y, "two runs with the same seed differ");
+    let png = std::fs::read(a.path().join("curves.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
     // The checkpoint converts.
     tinyssm_tools::convert_dir(
         &a.path().join("checkpoint"),
