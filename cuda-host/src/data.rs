@@ -176,3 +176,81 @@ pub fn feature_stats(data: &[Example], dim: usize) -> (Vec<f32>, Vec<f32>) {
         .collect();
     (mean, std)
 }
+
+/// The BasicMotions classes in the order of the ARFF header.
+pub const BASICMOTIONS_CLASSES: [&str; 4] = ["Standing", "Running", "Walking", "Badminton"];
+
+/// BasicMotions (UEA archive, `imu/BasicMotions_{TRAIN,TEST}.arff`): 6 channels (3-axis
+/// accelerometer and gyroscope) × 100 steps at 10 Hz per case, 4 classes. A case is a
+/// quoted relational value, channels separated by the two characters `\n`, then the label.
+pub fn basicmotions(root: &Path, split: Split) -> Result<Vec<Example>, DataError> {
+    let name = match split {
+        Split::Train => "BasicMotions_TRAIN.arff",
+        Split::Test => "BasicMotions_TEST.arff",
+    };
+    let path = root.join("imu").join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| DataError::File {
+        path: path.clone(),
+        msg: e.to_string(),
+    })?;
+    let err = |line: usize, msg: String| DataError::File {
+        path: path.clone(),
+        msg: format!("line {line}: {msg}"),
+    };
+    let mut out = Vec::new();
+    let mut in_data = false;
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('%') {
+            continue;
+        }
+        if l.eq_ignore_ascii_case("@data") {
+            in_data = true;
+            continue;
+        }
+        if !in_data || l.starts_with('@') {
+            continue;
+        }
+        let (body, label) = l
+            .rsplit_once(',')
+            .ok_or_else(|| err(i + 1, "no label".into()))?;
+        let label = BASICMOTIONS_CLASSES
+            .iter()
+            .position(|c| *c == label.trim())
+            .ok_or_else(|| err(i + 1, format!("unknown class `{label}`")))?
+            as u32;
+        let body = body.trim().trim_matches('\'');
+        let chans: Vec<Vec<f32>> = body
+            .split("\\n")
+            .map(|c| {
+                c.split(',')
+                    .map(|v| v.trim().parse::<f32>())
+                    .collect::<Result<Vec<f32>, _>>()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(i + 1, format!("bad number: {e}")))?;
+        let len = chans.first().map_or(0, |c| c.len());
+        if chans.len() != 6 || len == 0 || chans.iter().any(|c| c.len() != len) {
+            return Err(err(
+                i + 1,
+                format!("expected 6 channels of equal length, got {}", chans.len()),
+            ));
+        }
+        let mut feats = Vec::with_capacity(6 * len);
+        for t in 0..len {
+            for c in &chans {
+                feats.push(c[t]);
+            }
+        }
+        out.push(Example {
+            feats,
+            len,
+            label,
+            id: format!("{name}:{}", out.len()),
+        });
+    }
+    if out.is_empty() {
+        return Err(DataError::Other(format!("{}: no cases", path.display())));
+    }
+    Ok(out)
+}

@@ -306,8 +306,8 @@ impl TrainConfig {
 
     fn check(&self) -> Result<(), TrainError> {
         let bad = |m: &str| Err(TrainError::Config(m.into()));
-        if self.dataset != "fsdd" && self.dataset != "ecg" {
-            return bad("dataset: `fsdd` or `ecg`");
+        if !["fsdd", "ecg", "basicmotions"].contains(&self.dataset.as_str()) {
+            return bad("dataset: `fsdd`, `ecg` or `basicmotions`");
         }
         if self.dataset == "ecg" && (self.ecg.window < 16 || self.ecg.windows_per_epoch == 0) {
             return bad("ecg: window must be >= 16 and windows_per_epoch > 0");
@@ -420,7 +420,7 @@ pub fn train<B: Backend>(
     if cfg.dataset == "ecg" {
         return train_ecg(be, cfg, opt);
     }
-    train_fsdd(be, cfg, opt)
+    train_classifier(be, cfg, opt)
 }
 
 /// Global-norm clipping and one AdamW update of every parameter.
@@ -669,22 +669,50 @@ fn write_report(out: &Path, report: &TrainReport, metric: &str) -> Result<(), Tr
     })
 }
 
-fn train_fsdd<B: Backend>(
+/// Sequence classification (fsdd, basicmotions), decided at each sequence's last step.
+fn train_classifier<B: Backend>(
     be: &B,
     cfg: &TrainConfig,
     opt: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
     let seed = opt.seed.unwrap_or(cfg.seed);
-    let fe = data::fsdd_front_end();
     let root = data::data_dir();
     let t0 = std::time::Instant::now();
-    let train_set = data::fsdd(&root, Split::Train, &fe)?;
-    let test_set = data::fsdd(&root, Split::Test, &fe)?;
-    let dim = fe.n_mels as usize;
+    let fe = data::fsdd_front_end();
+    let (train_set, test_set, dim, classes, front_end, labels): (
+        _,
+        _,
+        usize,
+        usize,
+        _,
+        Vec<String>,
+    ) = if cfg.dataset == "basicmotions" {
+        (
+            data::basicmotions(&root, Split::Train)?,
+            data::basicmotions(&root, Split::Test)?,
+            6,
+            4,
+            None,
+            data::BASICMOTIONS_CLASSES
+                .iter()
+                .map(|c| c.to_lowercase())
+                .collect(),
+        )
+    } else {
+        (
+            data::fsdd(&root, Split::Train, &fe)?,
+            data::fsdd(&root, Split::Test, &fe)?,
+            fe.n_mels as usize,
+            10,
+            Some(fe),
+            (0..10).map(|d| d.to_string()).collect(),
+        )
+    };
     let (mean, std) = data::feature_stats(&train_set, dim);
     if opt.progress {
         eprintln!(
-            "fsdd: {} train / {} test clips, features in {:.1} s; backend {}",
+            "{}: {} train / {} test cases, features in {:.1} s; backend {}",
+            cfg.dataset,
             train_set.len(),
             test_set.len(),
             t0.elapsed().as_secs_f64(),
@@ -692,7 +720,7 @@ fn train_fsdd<B: Backend>(
         );
     }
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut net = Net::build(&cfg.model, dim, 10, &mut rng);
+    let mut net = Net::build(&cfg.model, dim, classes, &mut rng);
     let mut dp = DeviceParams::new(be, net.params())?;
     let o = &cfg.optim;
     let per_epoch = train_set.len().div_ceil(o.batch_size);
@@ -790,14 +818,13 @@ fn train_fsdd<B: Backend>(
     let (_, final_acc) = evaluate(be, &net, &dp, &test_set, &mean, &std)?;
     net.fold_input_norm(&mean, &std);
     let mut extra = serde_json::Map::new();
-    extra.insert(
-        "front_end".into(),
-        serde_json::to_value(fe).unwrap_or_default(),
-    );
-    extra.insert(
-        "labels".into(),
-        serde_json::json!(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
-    );
+    if let Some(fe) = front_end {
+        extra.insert(
+            "front_end".into(),
+            serde_json::to_value(fe).unwrap_or_default(),
+        );
+    }
+    extra.insert("labels".into(), serde_json::json!(labels));
     let ck = opt.out.join("checkpoint");
     net.save_checkpoint(&ck, &extra)
         .map_err(|e| TrainError::Io {

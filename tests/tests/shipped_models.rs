@@ -158,3 +158,51 @@ fn fsdd_mamba_meets_its_targets_through_the_core_and_verifies() {
     let v = tinyssm_tools::eval::verify_fsdd(&tinyssm_cuda::Cpu, &m, Split::Test, 48).unwrap();
     assert!(v.ok, "{:?}", v.first_divergence);
 }
+
+#[test]
+fn basicmotions_trains_end_to_end_and_the_core_agrees() {
+    let d = data_dir().join("imu/BasicMotions_TEST.arff");
+    if !d.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} missing in CI",
+            d.display()
+        );
+        println!("skipped: {} absent", d.display());
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    // The shipped model through the core.
+    let (p, mf) = model("basicmotions-s4d.tssm");
+    let r = tinyssm_tools::eval::basicmotions(&mf.model(), &p, Split::Test).unwrap();
+    assert_eq!(r.n, 40);
+    assert!(r.accuracy.unwrap() >= 0.9, "{:?}", r.accuracy);
+    // A fresh run of its configuration (3 s): the trainer's final accuracy equals the
+    // core's on the converted checkpoint.
+    let cfg = tinyssm_cuda::train::TrainConfig::load(
+        &repo_root().join("models/configs/basicmotions-s4d.toml"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tinyssm_cuda::train::TrainOptions {
+        out: dir.path().to_path_buf(),
+        max_steps: None,
+        seed: None,
+        progress: false,
+    };
+    let rep = tinyssm_cuda::train::train(&tinyssm_cuda::Cpu, &cfg, &opts).unwrap();
+    let blob = tinyssm_tools::convert_dir(
+        &dir.path().join("checkpoint"),
+        tinyssm_tools::WeightDtype::F32,
+    )
+    .unwrap();
+    let buf = tinyssm_host::AlignedBuf::from_bytes(&blob);
+    let m = Model::parse(buf.as_bytes()).unwrap();
+    let core = tinyssm_tools::eval::basicmotions(&m, &p, Split::Test).unwrap();
+    println!(
+        "basicmotions: trainer {:.4}, core {:.4}",
+        rep.final_test_accuracy,
+        core.accuracy.unwrap()
+    );
+    assert!((core.accuracy.unwrap() - rep.final_test_accuracy as f64).abs() < 1e-6);
+}

@@ -310,3 +310,43 @@ pub fn verify_ecg<B: tinyssm_cuda::Backend>(
         &st_core,
     ))
 }
+
+/// BasicMotions: every case of the split through the core from the initial state, one
+/// 6-channel vector per step; the class is the argmax at the last step.
+pub fn basicmotions(model: &Model<'_>, path: &Path, split: Split) -> Result<EvalResult, ToolError> {
+    if model.d_input() != 6 || model.d_output() != 4 || model.front_end().is_some() {
+        return Err(ToolError::Usage(format!(
+            "{}: basicmotions needs a vector model with 6 inputs and 4 outputs",
+            path.display()
+        )));
+    }
+    let cases = data::basicmotions(&data::data_dir(), split)
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let mut state = vec![0f32; model.state_len()];
+    let mut scratch = vec![0f32; model.scratch_len()];
+    let mut out = vec![0f32; 4];
+    let mut correct = 0;
+    for c in &cases {
+        model
+            .reset(&mut state)
+            .map_err(|e| ToolError::Usage(e.to_string()))?;
+        for row in c.feats.chunks_exact(6) {
+            model
+                .step_vector(row, &mut state, &mut scratch, &mut out)
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+        }
+        if crate::generate::argmax(&out) == c.label {
+            correct += 1;
+        }
+    }
+    let ws = model.weight_stats();
+    Ok(EvalResult {
+        path: path.to_path_buf(),
+        accuracy: Some(correct as f64 / cases.len() as f64),
+        detection: None,
+        weight_bytes: ws.f32_bytes + ws.f16_bytes,
+        state_bytes: model.state_len() * 4,
+        n: cases.len(),
+        correct,
+    })
+}

@@ -135,6 +135,7 @@ enum Cmd {
 enum DatasetKind {
     Fsdd,
     Ecg,
+    Basicmotions,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -314,6 +315,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 let mf = ModelFile::open(p)?;
                 let r = match dataset {
                     DatasetKind::Fsdd => tinyssm_tools::eval::fsdd(&mf.model(), p, split)?,
+                    DatasetKind::Basicmotions => {
+                        tinyssm_tools::eval::basicmotions(&mf.model(), p, split)?
+                    }
                     DatasetKind::Ecg => {
                         if let tinyssm_cuda::data::Split::Train = split {
                             return Err(ToolError::Usage(
@@ -390,6 +394,11 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 )?,
                 DatasetKind::Ecg => {
                     tinyssm_tools::eval::verify_ecg(&tinyssm_cuda::Cpu, &mf.model(), streams)?
+                }
+                DatasetKind::Basicmotions => {
+                    return Err(ToolError::Usage(
+                        "verify --dataset basicmotions is not built yet (fsdd and ecg are)".into(),
+                    ))
                 }
             };
             if json {
