@@ -177,6 +177,10 @@ fn basicmotions_trains_end_to_end_and_the_core_agrees() {
     let r = tinyssm_tools::eval::basicmotions(&mf.model(), &p, Split::Test).unwrap();
     assert_eq!(r.n, 40);
     assert!(r.accuracy.unwrap() >= 0.9, "{:?}", r.accuracy);
+    let v =
+        tinyssm_tools::eval::verify_basicmotions(&tinyssm_cuda::Cpu, &mf.model(), Split::Test, 40)
+            .unwrap();
+    assert!(v.ok && v.streams == 40, "{:?}", v.first_divergence);
     // A fresh run of its configuration (3 s): the trainer's final accuracy equals the
     // core's on the converted checkpoint.
     let cfg = tinyssm_cuda::train::TrainConfig::load(

@@ -350,3 +350,68 @@ pub fn basicmotions(model: &Model<'_>, path: &Path, split: Split) -> Result<Eval
         correct,
     })
 }
+
+/// `tinyssm verify` on BasicMotions: up to `streams` cases of the split in one batch on the
+/// backend against the core stepping each case.
+pub fn verify_basicmotions<B: tinyssm_cuda::Backend>(
+    be: &B,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<tinyssm_cuda::verify::Report, ToolError> {
+    use tinyssm_cuda::verify::{compare, mamba_blob_forward, s4d_blob_forward, Tier};
+    if model.d_input() != 6 || model.front_end().is_some() {
+        return Err(ToolError::Usage(
+            "basicmotions needs a vector model with 6 inputs".into(),
+        ));
+    }
+    let mut cases = data::basicmotions(&data::data_dir(), split)
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    cases.truncate(streams.max(1));
+    let d = model.d_output();
+    let n_layers = model.config().n_layers as usize;
+    let (mut out_core, mut st_core) = (Vec::new(), Vec::new());
+    for c in &cases {
+        let mut st = vec![0f32; model.state_len()];
+        let mut sc = vec![0f32; model.scratch_len()];
+        let mut o = vec![0f32; d];
+        model
+            .reset(&mut st)
+            .map_err(|e| ToolError::Usage(e.to_string()))?;
+        let mut ys = Vec::new();
+        for row in c.feats.chunks_exact(6) {
+            model
+                .step_vector(row, &mut st, &mut sc, &mut o)
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            ys.extend_from_slice(&o);
+        }
+        out_core.push(ys);
+        let per = st.len() / n_layers.max(1);
+        st_core.push(
+            st.chunks(per.max(1))
+                .map(|v| v.to_vec())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let lens: Vec<usize> = cases.iter().map(|c| c.len).collect();
+    let time = lens.iter().copied().max().unwrap_or(1).max(1);
+    let mut xb = vec![0f32; lens.len() * time * 6];
+    for (b, c) in cases.iter().enumerate() {
+        xb[b * time * 6..b * time * 6 + c.feats.len()].copy_from_slice(&c.feats);
+    }
+    let run = match model.config().arch {
+        tinyssm_core::Arch::MambaSensor(_) => mamba_blob_forward,
+        _ => s4d_blob_forward,
+    };
+    let (out_be, st_be) =
+        run(be, model, &xb, time, &lens).map_err(|e| ToolError::Usage(e.to_string()))?;
+    Ok(compare(
+        Tier::FLOAT,
+        be.name(),
+        &out_be,
+        &out_core,
+        d,
+        &st_be,
+        &st_core,
+    ))
+}

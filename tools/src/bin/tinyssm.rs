@@ -395,11 +395,12 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 DatasetKind::Ecg => {
                     tinyssm_tools::eval::verify_ecg(&tinyssm_cuda::Cpu, &mf.model(), streams)?
                 }
-                DatasetKind::Basicmotions => {
-                    return Err(ToolError::Usage(
-                        "verify --dataset basicmotions is not built yet (fsdd and ecg are)".into(),
-                    ))
-                }
+                DatasetKind::Basicmotions => tinyssm_tools::eval::verify_basicmotions(
+                    &tinyssm_cuda::Cpu,
+                    &mf.model(),
+                    split,
+                    streams,
+                )?,
             };
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
