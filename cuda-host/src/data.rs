@@ -89,10 +89,9 @@ pub fn features(fe: &FrontEndConfig, samples: &[f32]) -> Result<Vec<f32>, DataEr
     Ok(feats)
 }
 
-/// FSDD: `recordings/{digit}_{speaker}_{index}.wav`; the official split puts index 0–4 in
-/// the test set and 5–49 in the training set. Returns the clips' features (clips shorter
-/// than one frame get one frame of zero-padded audio).
-pub fn fsdd(root: &Path, split: Split, fe: &FrontEndConfig) -> Result<Vec<Example>, DataError> {
+/// The FSDD recordings of a split, sorted, with their digits:
+/// `recordings/{digit}_{speaker}_{index}.wav`, index 0–4 in the test set, 5–49 in training.
+pub fn fsdd_files(root: &Path, split: Split) -> Result<Vec<(PathBuf, u32)>, DataError> {
     let dir = root.join("fsdd/recordings");
     let rd = std::fs::read_dir(&dir).map_err(|e| DataError::File {
         path: dir.clone(),
@@ -126,19 +125,32 @@ pub fn fsdd(root: &Path, split: Split, fe: &FrontEndConfig) -> Result<Vec<Exampl
             dir.display()
         )));
     }
+    Ok(files)
+}
+
+/// A clip's samples at the front end's rate, zero-padded to at least one window (clips
+/// shorter than one frame would give no output at all).
+pub fn fsdd_clip(path: &Path, fe: &FrontEndConfig) -> Result<Vec<f32>, DataError> {
+    let (rate, mut x) = read_wav_mono(path)?;
+    if rate != fe.sample_rate {
+        return Err(DataError::File {
+            path: path.to_path_buf(),
+            msg: format!("{rate} Hz, the front end takes {} Hz", fe.sample_rate),
+        });
+    }
+    if x.len() < fe.frame_len as usize {
+        x.resize(fe.frame_len as usize, 0.0);
+    }
+    Ok(x)
+}
+
+/// FSDD (official split) as feature sequences through the front end.
+pub fn fsdd(root: &Path, split: Split, fe: &FrontEndConfig) -> Result<Vec<Example>, DataError> {
+    let files = fsdd_files(root, split)?;
     files
         .par_iter()
         .map(|(p, d)| {
-            let (rate, mut x) = read_wav_mono(p)?;
-            if rate != fe.sample_rate {
-                return Err(DataError::File {
-                    path: p.clone(),
-                    msg: format!("{rate} Hz, the front end takes {} Hz", fe.sample_rate),
-                });
-            }
-            if x.len() < fe.frame_len as usize {
-                x.resize(fe.frame_len as usize, 0.0);
-            }
+            let x = fsdd_clip(p, fe)?;
             let feats = features(fe, &x)?;
             let len = feats.len() / fe.n_mels as usize;
             Ok(Example {

@@ -1,10 +1,12 @@
-//! `tinyssm eval`: models through the core, step by step, on a dataset's test split.
+//! `tinyssm eval` (models through the core, step by step, on a dataset split) and the
+//! dataset side of `tinyssm verify` (the same streams on a backend in one batch).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tinyssm_core::Model;
 use tinyssm_cuda::data::{self, Split};
+use tinyssm_cuda::verify::{compare, mamba_blob_forward, s4d_blob_forward, Report, Tier};
 
 use crate::error::ToolError;
 
@@ -12,7 +14,7 @@ use crate::error::ToolError;
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalResult {
     pub path: PathBuf,
-    /// Classification accuracy (fsdd).
+    /// Classification accuracy (fsdd, basicmotions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
     /// Detection scores (ecg): sensitivity, positive predictivity, F1, with counts.
@@ -24,394 +26,270 @@ pub struct EvalResult {
     pub correct: usize,
 }
 
-/// Spoken digits: every test clip from the model's initial state, one sample per
-/// `step_sample`; the decision is the argmax of the output at the clip's last frame.
-pub fn fsdd(model: &Model<'_>, path: &Path, split: Split) -> Result<EvalResult, ToolError> {
-    let fe = model.front_end().ok_or_else(|| {
-        ToolError::Usage(format!(
-            "{}: the fsdd dataset needs a model with an audio front end",
-            path.display()
-        ))
-    })?;
-    let rate = fe.config().sample_rate;
-    let dir = data::data_dir().join("fsdd/recordings");
-    let mut files: Vec<(PathBuf, usize)> = std::fs::read_dir(&dir)
-        .map_err(|e| ToolError::io(&dir, e))?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let stem = name.strip_suffix(".wav")?.to_string();
-            let parts: Vec<&str> = stem.split('_').collect();
-            let d: usize = parts.first()?.parse().ok()?;
-            let i: u32 = parts.last()?.parse().ok()?;
-            let test = i <= 4;
-            (parts.len() == 3 && test == (split == Split::Test)).then_some((e.path(), d))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(ToolError::Usage(format!(
-            "no FSDD recordings in {}",
-            dir.display()
-        )));
-    }
-    let mut state = vec![0f32; model.state_len()];
-    let mut scratch = vec![0f32; model.scratch_len()];
-    let mut out = vec![0f32; model.d_output()];
-    let mut correct = 0;
-    for (p, label) in &files {
-        let (r, mut x) = data::read_wav_mono(p).map_err(|e| ToolError::Usage(e.to_string()))?;
-        if r != rate {
-            return Err(ToolError::Usage(format!(
-                "{}: {r} Hz, the model's front end takes {rate} Hz",
-                p.display()
-            )));
-        }
-        // Clips shorter than one window are zero-padded to one frame (as in training).
-        if x.len() < fe.config().frame_len as usize {
-            x.resize(fe.config().frame_len as usize, 0.0);
-        }
-        model
-            .reset(&mut state)
-            .map_err(|e| ToolError::Usage(e.to_string()))?;
-        let mut last = None;
-        for &s in &x {
-            if model
-                .step_sample(s, &mut state, &mut scratch, &mut out)
-                .map_err(|e| ToolError::Usage(e.to_string()))?
-            {
-                last = Some(crate::generate::argmax(&out) as usize);
-            }
-        }
-        if last == Some(*label) {
-            correct += 1;
-        }
-    }
+fn usage(e: impl std::fmt::Display) -> ToolError {
+    ToolError::Usage(e.to_string())
+}
+
+fn result(
+    model: &Model<'_>,
+    path: &Path,
+    detection: Option<tinyssm_cuda::ecg::Scores>,
+    n: usize,
+    correct: usize,
+) -> EvalResult {
     let ws = model.weight_stats();
-    Ok(EvalResult {
+    EvalResult {
         path: path.to_path_buf(),
-        accuracy: Some(correct as f64 / files.len() as f64),
-        detection: None,
+        accuracy: detection
+            .is_none()
+            .then(|| correct as f64 / n.max(1) as f64),
+        detection,
         weight_bytes: ws.f32_bytes + ws.f16_bytes,
         state_bytes: model.state_len() * 4,
-        n: files.len(),
+        n,
         correct,
-    })
+    }
 }
 
-/// The first `streams` clips of an FSDD split (sorted by name), as samples.
-fn fsdd_clips(split: Split, rate: u32, streams: usize) -> Result<Vec<Vec<f32>>, ToolError> {
-    let dir = data::data_dir().join("fsdd/recordings");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| ToolError::io(&dir, e))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let idx = n.rsplit('_').next().and_then(|i| i.parse::<u32>().ok());
-            p.extension().is_some_and(|e| e == "wav")
-                && idx.is_some_and(|i| (i <= 4) == (split == Split::Test))
-        })
-        .collect();
-    files.sort();
-    files.truncate(streams);
-    files
-        .iter()
-        .map(|p| {
-            let (r, x) = data::read_wav_mono(p).map_err(|e| ToolError::Usage(e.to_string()))?;
-            if r != rate {
-                return Err(ToolError::Usage(format!(
-                    "{}: {r} Hz, expected {rate}",
-                    p.display()
-                )));
-            }
-            Ok(x)
-        })
-        .collect()
-}
-
-/// `tinyssm verify` on FSDD: `streams` test clips in one batch on the backend against the
-/// core stepping each clip sample by sample (outputs at every frame, final states).
-pub fn verify_fsdd<B: tinyssm_cuda::Backend>(
-    be: &B,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<tinyssm_cuda::verify::Report, ToolError> {
-    use tinyssm_cuda::verify::{compare, s4d_blob_forward, Tier};
-    let fe = model.front_end().ok_or_else(|| {
-        ToolError::Usage("the fsdd dataset needs a model with an audio front end".into())
-    })?;
-    let c = *fe.config();
-    let clips = fsdd_clips(split, c.sample_rate, streams)?;
-    let dim = c.n_mels as usize;
-    let d = model.d_output();
-    // Core: sample by sample, every frame's outputs and the final model state.
-    let mut out_core = Vec::new();
-    let mut st_core = Vec::new();
-    let mut feats = Vec::new();
-    let per_layer = model.state_len() - (c.frame_len as usize + 2);
-    let n_layers = model.config().n_layers as usize;
-    for clip in &clips {
-        let mut x = clip.clone();
-        if x.len() < c.frame_len as usize {
-            x.resize(c.frame_len as usize, 0.0);
-        }
-        let mut st = vec![0f32; model.state_len()];
-        let mut sc = vec![0f32; model.scratch_len()];
-        let mut o = vec![0f32; d];
-        model
-            .reset(&mut st)
-            .map_err(|e| ToolError::Usage(e.to_string()))?;
-        let mut ys = Vec::new();
-        for &s in &x {
+/// One stream through the core from the initial state: every output (`[steps, d_output]`)
+/// and the final state. `inputs` are samples for a model with a front end (one output per
+/// completed frame), otherwise input vectors of `d_input` (one output per vector).
+fn core_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ToolError> {
+    let mut st = vec![0f32; model.state_len()];
+    let mut sc = vec![0f32; model.scratch_len()];
+    let mut o = vec![0f32; model.d_output()];
+    model.reset(&mut st).map_err(usage)?;
+    let mut ys = Vec::new();
+    if model.front_end().is_some() {
+        for &s in inputs {
             if model
                 .step_sample(s, &mut st, &mut sc, &mut o)
-                .map_err(|e| ToolError::Usage(e.to_string()))?
+                .map_err(usage)?
             {
                 ys.extend_from_slice(&o);
             }
         }
-        out_core.push(ys);
-        let chunk = per_layer / n_layers.max(1);
-        st_core.push(
-            st[..per_layer]
-                .chunks(chunk.max(1))
-                .map(|v| v.to_vec())
-                .collect::<Vec<_>>(),
-        );
-        feats.push(data::features(&c, &x).map_err(|e| ToolError::Usage(e.to_string()))?);
+    } else {
+        for row in inputs.chunks_exact(model.d_input().max(1)) {
+            model
+                .step_vector(row, &mut st, &mut sc, &mut o)
+                .map_err(usage)?;
+            ys.extend_from_slice(&o);
+        }
     }
-    // Backend: all streams in one padded batch.
-    let lens: Vec<usize> = feats.iter().map(|f| f.len() / dim).collect();
-    let time = lens.iter().copied().max().unwrap_or(1).max(1);
-    let mut xb = vec![0f32; lens.len() * time * dim];
-    for (b, f) in feats.iter().enumerate() {
-        xb[b * time * dim..b * time * dim + f.len()].copy_from_slice(f);
+    Ok((ys, st))
+}
+
+/// The model's part of a state, one vector per layer (the front end's ring follows it).
+fn layer_states(model: &Model<'_>, st: &[f32]) -> Vec<Vec<f32>> {
+    let fe = model.front_end().map_or(0, |f| f.config().state_len());
+    let layers = model.config().n_layers as usize;
+    let per = (st.len() - fe) / layers.max(1);
+    st[..per * layers]
+        .chunks(per.max(1))
+        .map(|v| v.to_vec())
+        .collect()
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    crate::generate::argmax(v)
+}
+
+/// Classification: the argmax of each stream's last output against its label.
+fn classify(
+    model: &Model<'_>,
+    path: &Path,
+    cases: &[(Vec<f32>, u32)],
+) -> Result<EvalResult, ToolError> {
+    let d = model.d_output().max(1);
+    let mut correct = 0;
+    for (inputs, label) in cases {
+        let (ys, _) = core_stream(model, inputs)?;
+        if ys.len() >= d && argmax(&ys[ys.len() - d..]) == *label {
+            correct += 1;
+        }
     }
-    let run = match model.config().arch {
-        tinyssm_core::Arch::MambaSensor(_) => tinyssm_cuda::verify::mamba_blob_forward,
-        _ => s4d_blob_forward,
-    };
-    let (out_be, st_be) =
-        run(be, model, &xb, time, &lens).map_err(|e| ToolError::Usage(e.to_string()))?;
-    Ok(compare(
-        Tier::FLOAT,
-        be.name(),
-        &out_be,
-        &out_core,
-        d,
-        &st_be,
-        &st_core,
-    ))
+    Ok(result(model, path, None, cases.len(), correct))
+}
+
+fn fsdd_cases(
+    model: &Model<'_>,
+    path: &Path,
+    split: Split,
+    max: usize,
+) -> Result<Vec<(Vec<f32>, u32)>, ToolError> {
+    let fe = model.front_end().ok_or_else(|| {
+        usage(format!(
+            "{}: the fsdd dataset needs a model with an audio front end",
+            path.display()
+        ))
+    })?;
+    let mut files = data::fsdd_files(&data::data_dir(), split).map_err(usage)?;
+    files.truncate(max);
+    files
+        .iter()
+        .map(|(p, d)| Ok((data::fsdd_clip(p, fe.config()).map_err(usage)?, *d)))
+        .collect()
+}
+
+fn basicmotions_cases(
+    model: &Model<'_>,
+    path: &Path,
+    split: Split,
+    max: usize,
+) -> Result<Vec<(Vec<f32>, u32)>, ToolError> {
+    if model.d_input() != 6 || model.d_output() != 4 || model.front_end().is_some() {
+        return Err(usage(format!(
+            "{}: basicmotions needs a vector model with 6 inputs and 4 outputs",
+            path.display()
+        )));
+    }
+    let mut cases = data::basicmotions(&data::data_dir(), split).map_err(usage)?;
+    cases.truncate(max);
+    Ok(cases.into_iter().map(|c| (c.feats, c.label)).collect())
+}
+
+/// Spoken digits: every clip of the split from the model's initial state, one sample per
+/// `step_sample`; the decision is the argmax of the output at the clip's last frame.
+pub fn fsdd(model: &Model<'_>, path: &Path, split: Split) -> Result<EvalResult, ToolError> {
+    classify(model, path, &fsdd_cases(model, path, split, usize::MAX)?)
+}
+
+/// BasicMotions: every case of the split from the initial state, one 6-channel vector per
+/// step; the class is the argmax at the last step.
+pub fn basicmotions(model: &Model<'_>, path: &Path, split: Split) -> Result<EvalResult, ToolError> {
+    classify(
+        model,
+        path,
+        &basicmotions_cases(model, path, split, usize::MAX)?,
+    )
+}
+
+/// The test region of record 100 (its last 20%) and the beats in it.
+fn ecg_test() -> Result<(Vec<f32>, Vec<usize>), ToolError> {
+    let (sig, beats, _) = tinyssm_cuda::ecg::record_100(&data::data_dir()).map_err(usage)?;
+    let split = sig.len() * 8 / 10;
+    let test_beats = beats
+        .iter()
+        .filter(|&&b| b >= split)
+        .map(|&b| b - split)
+        .collect();
+    Ok((sig[split..].to_vec(), test_beats))
 }
 
 /// R-peak detection on MIT-BIH record 100: the last 20% of the record through the core one
 /// sample at a time from the initial state, the detector's decision rule
 /// ([`tinyssm_cuda::train::ecg_decide`]) and the standard 150 ms matching tolerance.
 pub fn ecg(model: &Model<'_>, path: &Path) -> Result<EvalResult, ToolError> {
-    if model.d_input() != 1 || model.d_output() != 1 {
-        return Err(ToolError::Usage(format!(
+    if model.d_input() != 1 || model.d_output() != 1 || model.front_end().is_some() {
+        return Err(usage(format!(
             "{}: the ecg dataset needs a model with one input and one output per step",
             path.display()
         )));
     }
-    let (sig, beats, _) = tinyssm_cuda::ecg::record_100(&data::data_dir())
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-    let split = sig.len() * 8 / 10;
-    let test_beats: Vec<usize> = beats
-        .iter()
-        .filter(|&&b| b >= split)
-        .map(|&b| b - split)
-        .collect();
-    let mut state = vec![0f32; model.state_len()];
-    let mut scratch = vec![0f32; model.scratch_len()];
-    let mut out = [0f32; 1];
-    model
-        .reset(&mut state)
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-    let mut logits = Vec::with_capacity(sig.len() - split);
-    for &x in &sig[split..] {
-        model
-            .step_vector(&[x], &mut state, &mut scratch, &mut out)
-            .map_err(|e| ToolError::Usage(e.to_string()))?;
-        logits.push(out[0]);
-    }
-    let sc = tinyssm_cuda::train::ecg_decide(&logits, &test_beats);
-    let ws = model.weight_stats();
-    Ok(EvalResult {
-        path: path.to_path_buf(),
-        accuracy: None,
-        detection: Some(sc),
-        weight_bytes: ws.f32_bytes + ws.f16_bytes,
-        state_bytes: model.state_len() * 4,
-        n: sc.tp + sc.fn_,
-        correct: sc.tp,
-    })
+    let (test, beats) = ecg_test()?;
+    let (logits, _) = core_stream(model, &test)?;
+    let sc = tinyssm_cuda::train::ecg_decide(&logits, &beats);
+    Ok(result(model, path, Some(sc), sc.tp + sc.fn_, sc.tp))
 }
 
-/// `tinyssm verify` on ECG: the test region of record 100 cut into `streams` equal streams,
-/// one batch on the backend against the core stepping each from its initial state.
-pub fn verify_ecg<B: tinyssm_cuda::Backend>(
+/// The streams on the backend in one padded batch (their per-step input vectors of `dim`)
+/// against the core's outputs and final states for the same streams.
+fn verify_batch<B: tinyssm_cuda::Backend>(
     be: &B,
     model: &Model<'_>,
-    streams: usize,
-) -> Result<tinyssm_cuda::verify::Report, ToolError> {
-    use tinyssm_cuda::verify::{compare, s4d_blob_forward, Tier};
-    if model.d_input() != 1 || model.front_end().is_some() {
-        return Err(ToolError::Usage(
-            "the ecg dataset needs a model with one input per step".into(),
-        ));
-    }
-    let (sig, _, _) = tinyssm_cuda::ecg::record_100(&data::data_dir())
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-    let test = &sig[sig.len() * 8 / 10..];
-    let streams = streams.clamp(1, test.len());
-    let time = test.len() / streams;
-    let d = model.d_output();
-    let n_layers = model.config().n_layers as usize;
-    let (mut out_core, mut st_core) = (Vec::new(), Vec::new());
-    for c in test.chunks_exact(time).take(streams) {
-        let mut st = vec![0f32; model.state_len()];
-        let mut sc = vec![0f32; model.scratch_len()];
-        let mut o = vec![0f32; d];
-        model
-            .reset(&mut st)
-            .map_err(|e| ToolError::Usage(e.to_string()))?;
-        let mut ys = Vec::with_capacity(time * d);
-        for &x in c {
-            model
-                .step_vector(&[x], &mut st, &mut sc, &mut o)
-                .map_err(|e| ToolError::Usage(e.to_string()))?;
-            ys.extend_from_slice(&o);
-        }
-        out_core.push(ys);
-        let per = st.len() / n_layers.max(1);
-        st_core.push(
-            st.chunks(per.max(1))
-                .map(|v| v.to_vec())
-                .collect::<Vec<_>>(),
-        );
-    }
-    let xb: Vec<f32> = test[..streams * time].to_vec();
-    let lens = vec![time; streams];
-    let (out_be, st_be) = s4d_blob_forward(be, model, &xb, time, &lens)
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-    Ok(compare(
-        Tier::FLOAT,
-        be.name(),
-        &out_be,
-        &out_core,
-        d,
-        &st_be,
-        &st_core,
-    ))
-}
-
-/// BasicMotions: every case of the split through the core from the initial state, one
-/// 6-channel vector per step; the class is the argmax at the last step.
-pub fn basicmotions(model: &Model<'_>, path: &Path, split: Split) -> Result<EvalResult, ToolError> {
-    if model.d_input() != 6 || model.d_output() != 4 || model.front_end().is_some() {
-        return Err(ToolError::Usage(format!(
-            "{}: basicmotions needs a vector model with 6 inputs and 4 outputs",
-            path.display()
-        )));
-    }
-    let cases = data::basicmotions(&data::data_dir(), split)
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-    let mut state = vec![0f32; model.state_len()];
-    let mut scratch = vec![0f32; model.scratch_len()];
-    let mut out = vec![0f32; 4];
-    let mut correct = 0;
-    for c in &cases {
-        model
-            .reset(&mut state)
-            .map_err(|e| ToolError::Usage(e.to_string()))?;
-        for row in c.feats.chunks_exact(6) {
-            model
-                .step_vector(row, &mut state, &mut scratch, &mut out)
-                .map_err(|e| ToolError::Usage(e.to_string()))?;
-        }
-        if crate::generate::argmax(&out) == c.label {
-            correct += 1;
-        }
-    }
-    let ws = model.weight_stats();
-    Ok(EvalResult {
-        path: path.to_path_buf(),
-        accuracy: Some(correct as f64 / cases.len() as f64),
-        detection: None,
-        weight_bytes: ws.f32_bytes + ws.f16_bytes,
-        state_bytes: model.state_len() * 4,
-        n: cases.len(),
-        correct,
-    })
-}
-
-/// `tinyssm verify` on BasicMotions: up to `streams` cases of the split in one batch on the
-/// backend against the core stepping each case.
-pub fn verify_basicmotions<B: tinyssm_cuda::Backend>(
-    be: &B,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<tinyssm_cuda::verify::Report, ToolError> {
-    use tinyssm_cuda::verify::{compare, mamba_blob_forward, s4d_blob_forward, Tier};
-    if model.d_input() != 6 || model.front_end().is_some() {
-        return Err(ToolError::Usage(
-            "basicmotions needs a vector model with 6 inputs".into(),
-        ));
-    }
-    let mut cases = data::basicmotions(&data::data_dir(), split)
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-    cases.truncate(streams.max(1));
-    let d = model.d_output();
-    let n_layers = model.config().n_layers as usize;
-    let (mut out_core, mut st_core) = (Vec::new(), Vec::new());
-    for c in &cases {
-        let mut st = vec![0f32; model.state_len()];
-        let mut sc = vec![0f32; model.scratch_len()];
-        let mut o = vec![0f32; d];
-        model
-            .reset(&mut st)
-            .map_err(|e| ToolError::Usage(e.to_string()))?;
-        let mut ys = Vec::new();
-        for row in c.feats.chunks_exact(6) {
-            model
-                .step_vector(row, &mut st, &mut sc, &mut o)
-                .map_err(|e| ToolError::Usage(e.to_string()))?;
-            ys.extend_from_slice(&o);
-        }
-        out_core.push(ys);
-        let per = st.len() / n_layers.max(1);
-        st_core.push(
-            st.chunks(per.max(1))
-                .map(|v| v.to_vec())
-                .collect::<Vec<_>>(),
-        );
-    }
-    let lens: Vec<usize> = cases.iter().map(|c| c.len).collect();
+    vectors: &[Vec<f32>],
+    dim: usize,
+    core: Vec<(Vec<f32>, Vec<f32>)>,
+) -> Result<Report, ToolError> {
+    let lens: Vec<usize> = vectors.iter().map(|v| v.len() / dim.max(1)).collect();
     let time = lens.iter().copied().max().unwrap_or(1).max(1);
-    let mut xb = vec![0f32; lens.len() * time * 6];
-    for (b, c) in cases.iter().enumerate() {
-        xb[b * time * 6..b * time * 6 + c.feats.len()].copy_from_slice(&c.feats);
+    let mut xb = vec![0f32; lens.len() * time * dim];
+    for (b, v) in vectors.iter().enumerate() {
+        xb[b * time * dim..b * time * dim + v.len()].copy_from_slice(v);
     }
     let run = match model.config().arch {
         tinyssm_core::Arch::MambaSensor(_) => mamba_blob_forward,
         _ => s4d_blob_forward,
     };
-    let (out_be, st_be) =
-        run(be, model, &xb, time, &lens).map_err(|e| ToolError::Usage(e.to_string()))?;
+    let (out_be, st_be) = run(be, model, &xb, time, &lens).map_err(usage)?;
+    let (out_core, st_core): (Vec<_>, Vec<_>) = core
+        .into_iter()
+        .map(|(ys, st)| (ys, layer_states(model, &st)))
+        .unzip();
     Ok(compare(
         Tier::FLOAT,
         be.name(),
         &out_be,
         &out_core,
-        d,
+        model.d_output(),
         &st_be,
         &st_core,
     ))
+}
+
+/// `tinyssm verify` on FSDD: the first `streams` clips of the split in one batch on the
+/// backend (features from the model's own front end) against the core stepping each clip
+/// sample by sample.
+pub fn verify_fsdd<B: tinyssm_cuda::Backend>(
+    be: &B,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<Report, ToolError> {
+    let cases = fsdd_cases(model, Path::new("model"), split, streams)?;
+    let c = model
+        .front_end()
+        .map(|f| *f.config())
+        .ok_or_else(|| usage("no front end"))?;
+    let core = cases
+        .iter()
+        .map(|(x, _)| core_stream(model, x))
+        .collect::<Result<Vec<_>, _>>()?;
+    let feats = cases
+        .iter()
+        .map(|(x, _)| data::features(&c, x).map_err(usage))
+        .collect::<Result<Vec<_>, _>>()?;
+    verify_batch(be, model, &feats, c.n_mels as usize, core)
+}
+
+/// `tinyssm verify` on ECG: the test region of record 100 cut into `streams` equal streams.
+pub fn verify_ecg<B: tinyssm_cuda::Backend>(
+    be: &B,
+    model: &Model<'_>,
+    streams: usize,
+) -> Result<Report, ToolError> {
+    if model.d_input() != 1 || model.front_end().is_some() {
+        return Err(usage(
+            "the ecg dataset needs a model with one input per step",
+        ));
+    }
+    let (test, _) = ecg_test()?;
+    let streams = streams.clamp(1, test.len());
+    let chunks: Vec<Vec<f32>> = test
+        .chunks_exact(test.len() / streams)
+        .take(streams)
+        .map(|c| c.to_vec())
+        .collect();
+    let core = chunks
+        .iter()
+        .map(|x| core_stream(model, x))
+        .collect::<Result<Vec<_>, _>>()?;
+    verify_batch(be, model, &chunks, 1, core)
+}
+
+/// `tinyssm verify` on BasicMotions: up to `streams` cases of the split in one batch.
+pub fn verify_basicmotions<B: tinyssm_cuda::Backend>(
+    be: &B,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<Report, ToolError> {
+    let cases = basicmotions_cases(model, Path::new("model"), split, streams.max(1))?;
+    let core = cases
+        .iter()
+        .map(|(x, _)| core_stream(model, x))
+        .collect::<Result<Vec<_>, _>>()?;
+    let vectors: Vec<Vec<f32>> = cases.into_iter().map(|(x, _)| x).collect();
+    verify_batch(be, model, &vectors, 6, core)
 }
