@@ -49,6 +49,69 @@ fn silu_grad(x: f32) -> f32 {
     s * (1.0 + x * (1.0 - s))
 }
 
+/// Input lengths of the selective scan (forward and backward).
+fn check_selscan(
+    op: &'static str,
+    dims: SelScanDims,
+    x: &SelScanIn<'_, Vec<f32>>,
+    states: usize,
+) -> Result<()> {
+    let SelScanDims { batch, time, d, n } = dims;
+    let (bt, btn) = (batch * time * d, batch * time * n);
+    for (what, len, want) in [
+        ("u", x.u.len(), bt),
+        ("dt", x.dt.len(), bt),
+        ("z", x.z.len(), bt),
+        ("B", x.bm.len(), btn),
+        ("C", x.cm.len(), btn),
+        ("A", x.a.len(), d * n),
+        ("bias", x.bias.len(), d),
+        ("D", x.dskip.len(), d),
+        ("states", states, bt * n),
+    ] {
+        check_len(op, what, len, want)?;
+    }
+    Ok(())
+}
+
+/// Input lengths of the SSD scan (forward and backward).
+fn check_ssd(
+    op: &'static str,
+    dims: SsdDims,
+    x: &SsdIn<'_, Vec<f32>>,
+    states: usize,
+) -> Result<()> {
+    let SsdDims {
+        batch,
+        time,
+        heads,
+        head_dim,
+        groups,
+        n,
+        ..
+    } = dims;
+    if groups == 0 || !heads.is_multiple_of(groups) {
+        return Err(BackendError::Shape {
+            op,
+            msg: "heads must be a multiple of groups".into(),
+        });
+    }
+    let (bt, hp) = (batch * time, heads * head_dim);
+    for (what, len, want) in [
+        ("x", x.x.len(), bt * hp),
+        ("dt", x.dt.len(), bt * heads),
+        ("B", x.bm.len(), bt * groups * n),
+        ("C", x.cm.len(), bt * groups * n),
+        ("A", x.a.len(), heads),
+        ("bias", x.bias.len(), heads),
+        ("D", x.dskip.len(), heads),
+        ("states", states, bt * hp * n),
+    ] {
+        check_len(op, what, len, want)?;
+    }
+    Ok(())
+}
+
 impl Backend for Cpu {
     type Buf = Vec<f32>;
 
@@ -467,21 +530,9 @@ impl Backend for Cpu {
     ) -> Result<()> {
         const OP: &str = "selective_scan_fwd";
         let SelScanDims { batch, time, d, n } = dims;
-        let (bt, btn) = (batch * time * d, batch * time * n);
-        for (what, len, want) in [
-            ("u", x.u.len(), bt),
-            ("dt", x.dt.len(), bt),
-            ("z", x.z.len(), bt),
-            ("y", y.len(), bt),
-            ("B", x.bm.len(), btn),
-            ("C", x.cm.len(), btn),
-            ("A", x.a.len(), d * n),
-            ("bias", x.bias.len(), d),
-            ("D", x.dskip.len(), d),
-            ("states", states.len(), bt * n),
-        ] {
-            check_len(OP, what, len, want)?;
-        }
+        let bt = batch * time * d;
+        check_selscan(OP, dims, &x, states.len())?;
+        check_len(OP, "y", y.len(), bt)?;
         y.par_chunks_mut(time * d)
             .zip(states.par_chunks_mut(time * d * n))
             .enumerate()
@@ -520,17 +571,9 @@ impl Backend for Cpu {
         const OP: &str = "selective_scan_bwd";
         let SelScanDims { batch, time, d, n } = dims;
         let (bt, btn) = (batch * time * d, batch * time * n);
+        check_selscan(OP, dims, &x, states.len())?;
         for (what, len, want) in [
-            ("u", x.u.len(), bt),
-            ("dt", x.dt.len(), bt),
-            ("z", x.z.len(), bt),
             ("dy", dy.len(), bt),
-            ("B", x.bm.len(), btn),
-            ("C", x.cm.len(), btn),
-            ("A", x.a.len(), d * n),
-            ("bias", x.bias.len(), d),
-            ("D", x.dskip.len(), d),
-            ("states", states.len(), bt * n),
             ("du", g.du.len(), bt),
             ("ddt", g.ddt.len(), bt),
             ("dz", g.dz.len(), bt),
@@ -632,26 +675,9 @@ impl Backend for Cpu {
             dt_min,
             dt_max,
         } = dims;
-        if groups == 0 || !heads.is_multiple_of(groups) {
-            return Err(BackendError::Shape {
-                op: OP,
-                msg: "heads must be a multiple of groups".into(),
-            });
-        }
         let (bt, hp) = (batch * time, heads * p);
-        for (what, len, want) in [
-            ("x", x.x.len(), bt * hp),
-            ("y", y.len(), bt * hp),
-            ("dt", x.dt.len(), bt * heads),
-            ("B", x.bm.len(), bt * groups * n),
-            ("C", x.cm.len(), bt * groups * n),
-            ("A", x.a.len(), heads),
-            ("bias", x.bias.len(), heads),
-            ("D", x.dskip.len(), heads),
-            ("states", states.len(), bt * hp * n),
-        ] {
-            check_len(OP, what, len, want)?;
-        }
+        check_ssd(OP, dims, &x, states.len())?;
+        check_len(OP, "y", y.len(), bt * hp)?;
         let hpg = heads / groups;
         y.par_chunks_mut(time * hp)
             .zip(states.par_chunks_mut(time * hp * n))
@@ -702,23 +728,10 @@ impl Backend for Cpu {
             dt_min,
             dt_max,
         } = dims;
-        if groups == 0 || !heads.is_multiple_of(groups) {
-            return Err(BackendError::Shape {
-                op: OP,
-                msg: "heads must be a multiple of groups".into(),
-            });
-        }
         let (bt, hp) = (batch * time, heads * p);
+        check_ssd(OP, dims, &x, states.len())?;
         for (what, len, want) in [
-            ("x", x.x.len(), bt * hp),
             ("dy", dy.len(), bt * hp),
-            ("dt", x.dt.len(), bt * heads),
-            ("B", x.bm.len(), bt * groups * n),
-            ("C", x.cm.len(), bt * groups * n),
-            ("A", x.a.len(), heads),
-            ("bias", x.bias.len(), heads),
-            ("D", x.dskip.len(), heads),
-            ("states", states.len(), bt * hp * n),
             ("dx", g.dx.len(), bt * hp),
             ("ddt", g.ddt.len(), bt * heads),
             ("dB", g.dbm.len(), bt * groups * n),
