@@ -1,14 +1,15 @@
 //! # tinyssm-cuda
 //!
 //! Batch training and verification of tinyssm models. Everything is written against one
-//! op-level API, [`backend::Backend`] (batched linear, LayerNorm, activations, the S4D
-//! diagonal complex scan, losses and the optimizer update, forward and backward); the
+//! op-level API, [`backend::Backend`] (batched linear, LayerNorm, activations, the S4D,
+//! Mamba-1 and Mamba-2 scans, losses and the optimizer update, forward and backward); the
 //! multithreaded CPU backend [`cpu::Cpu`] is the reference and runs wherever no GPU is.
-//! A CUDA backend implementing the same trait is the next step; until then asking for it
-//! is a clear error ([`cuda_backend_status`]).
+//! The CUDA backend ([`cuda::CudaBackend`]) implements the same trait with NVRTC-compiled
+//! kernels and cuBLAS, loaded at run time.
 
 pub mod backend;
 pub mod cpu;
+pub mod cuda;
 pub mod data;
 pub mod ecg;
 pub mod mamba;
@@ -19,10 +20,3 @@ pub mod verify;
 
 pub use backend::{Backend, BackendError};
 pub use cpu::Cpu;
-
-/// What `--backend cuda` gets in this build.
-pub fn cuda_backend_status() -> Result<(), BackendError> {
-    Err(BackendError::Unavailable(
-        "the CUDA backend is not built yet (it is the next step of tinyssm-cuda); use --backend cpu".into(),
-    ))
-}
