@@ -35,6 +35,33 @@ pub fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Resul
     }
 }
 
+/// Picks the state after `steps[b]` of each stream from an every-step `[batch, time, per]`
+/// states buffer.
+fn state_rows<B: Backend + ?Sized>(
+    be: &B,
+    op: &'static str,
+    states: &B::Buf,
+    batch: usize,
+    time: usize,
+    per: usize,
+    steps: &[usize],
+) -> Result<Vec<f32>> {
+    check_len(op, "steps", steps.len(), batch)?;
+    check_len(op, "states", be.buf_len(states), batch * time * per)?;
+    let all = be.download(states)?;
+    let mut out = Vec::with_capacity(batch * per);
+    for (b, &t) in steps.iter().enumerate() {
+        if t >= time {
+            return Err(BackendError::Shape {
+                op,
+                msg: format!("step {t} of stream {b} is past the {time} steps"),
+            });
+        }
+        out.extend_from_slice(&all[(b * time + t) * per..(b * time + t + 1) * per]);
+    }
+    Ok(out)
+}
+
 /// Dimensions of the S4D diagonal scan: `batch` streams of `time` steps, `h` channels, `n2`
 /// complex modes per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +315,36 @@ pub trait Backend: Send + Sync {
         g: SelScanGrads<'_, Self::Buf>,
     ) -> Result<()>;
 
+    /// Length of the `states` buffer the selective scan's forward fills for its backward
+    /// pass and [`Backend::selective_scan_state_at`]. Its layout is the backend's own; the
+    /// default (the CPU reference's) is every step's state, `[batch, time, d, n]`; a GPU
+    /// backend keeps only chunk checkpoints and recomputes inside a chunk.
+    fn selective_scan_states_len(&self, dims: SelScanDims) -> usize {
+        dims.batch * dims.time * dims.d * dims.n
+    }
+
+    /// The state `[batch, d, n]` after step `steps[b]` of each stream `b` (`steps[b] <
+    /// time`), from the forward's `states` and inputs.
+    fn selective_scan_state_at(
+        &self,
+        dims: SelScanDims,
+        x: SelScanIn<'_, Self::Buf>,
+        states: &Self::Buf,
+        steps: &[usize],
+    ) -> Result<Vec<f32>> {
+        let _ = x;
+        let per = dims.d * dims.n;
+        state_rows(
+            self,
+            "selective_scan_state_at",
+            states,
+            dims.batch,
+            dims.time,
+            per,
+            steps,
+        )
+    }
+
     /// Mamba-2 SSD scan (the recurrent form of state-space duality; the reference for a
     /// chunked GPU kernel), per stream from a zero state, in the core's arithmetic:
     /// `dt = clamp(softplus(dt_raw + bias))`, `S_h ← exp(dt·A_h)·S_h + dt·x_h ⊗ B_g`,
@@ -308,6 +365,33 @@ pub trait Backend: Send + Sync {
         dy: &Self::Buf,
         g: SsdGrads<'_, Self::Buf>,
     ) -> Result<()>;
+
+    /// As [`Backend::selective_scan_states_len`], for the SSD scan (default: every
+    /// step's state, `[batch, time, heads, head_dim, n]`).
+    fn ssd_scan_states_len(&self, dims: SsdDims) -> usize {
+        dims.batch * dims.time * dims.heads * dims.head_dim * dims.n
+    }
+
+    /// The state `[batch, heads, head_dim, n]` after step `steps[b]` of each stream.
+    fn ssd_scan_state_at(
+        &self,
+        dims: SsdDims,
+        x: SsdIn<'_, Self::Buf>,
+        states: &Self::Buf,
+        steps: &[usize],
+    ) -> Result<Vec<f32>> {
+        let _ = x;
+        let per = dims.heads * dims.head_dim * dims.n;
+        state_rows(
+            self,
+            "ssd_scan_state_at",
+            states,
+            dims.batch,
+            dims.time,
+            per,
+            steps,
+        )
+    }
 
     /// Causal depthwise conv1d over time per stream (zero history): `y[t, c] = bias[c] +
     /// Σ_k w[c, k] · x[t − K + 1 + k, c]` for `x`, `y` of `[batch, time, ch]`, `w` `[ch, K]`.

@@ -338,13 +338,13 @@ pub fn forward<B: Backend>(
             .collect();
         let a = be.upload(&a_host)?;
         let mut y = be.zeros(rr * di)?;
-        let mut states = be.zeros(rr * di * n)?;
         let dims = SelScanDims {
             batch,
             time,
             d: di,
             n,
         };
+        let mut states = be.zeros(be.selective_scan_states_len(dims))?;
         let inp = SelScanIn {
             u: &xa,
             dt: &dt_raw,
@@ -629,15 +629,34 @@ impl<B: Backend> MambaForward<B> {
         &self,
         be: &B,
         s: &MambaShape,
+        w: &[B::Buf],
         lens: &[usize],
     ) -> Result<Vec<Vec<Vec<f32>>>> {
         let (di, n, k) = (s.d_inner, s.d_state, s.d_conv);
+        let (_, _, _, l0) = n_layers_ix(s);
         let mut out = vec![Vec::new(); lens.len()];
-        for c in &self.layers {
+        let steps: Vec<usize> = lens.iter().map(|&l| l.clamp(1, self.time) - 1).collect();
+        for (l, c) in self.layers.iter().enumerate() {
+            let b0 = l0 + l * PER_LAYER;
             let xs = be.download(&c.xs)?;
-            let st = be.download(&c.states)?;
+            let dims = SelScanDims {
+                batch: self.batch,
+                time: self.time,
+                d: di,
+                n,
+            };
+            let inp = SelScanIn {
+                u: &c.xa,
+                dt: &c.dt_raw,
+                bias: &w[b0 + DT_B],
+                a: &c.a,
+                bm: &c.bm,
+                cm: &c.cm,
+                dskip: &w[b0 + D],
+                z: &c.z,
+            };
+            let st = be.selective_scan_state_at(dims, inp, &c.states, &steps)?;
             for (b, &len) in lens.iter().enumerate() {
-                let last = b * self.time + len.clamp(1, self.time) - 1;
                 let mut v = vec![0f32; di * (k - 1) + di * n];
                 for ch in 0..di {
                     for j in 0..k - 1 {
@@ -649,7 +668,7 @@ impl<B: Backend> MambaForward<B> {
                         }
                     }
                 }
-                v[di * (k - 1)..].copy_from_slice(&st[last * di * n..(last + 1) * di * n]);
+                v[di * (k - 1)..].copy_from_slice(&st[b * di * n..(b + 1) * di * n]);
                 out[b].push(v);
             }
         }

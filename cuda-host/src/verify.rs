@@ -369,5 +369,5 @@ pub fn mamba_blob_forward<B: Backend>(
         .enumerate()
         .map(|(b, &len)| out[b * time * o..(b * time + len.min(time)) * o].to_vec())
         .collect();
-    Ok((outs, f.final_states(be, &s, lens)?))
+    Ok((outs, f.final_states(be, &s, &wb, lens)?))
 }
