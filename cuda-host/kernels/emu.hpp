@@ -56,28 +56,37 @@ static inline float __int_as_float(int i) {
     return f;
 }
 
-// Runs one launch: blocks in order, each block's threads concurrently.
+// Runs one launch: blocks in order, each block's threads concurrently. One pool of
+// `block` host threads serves every block of the launch; each block gets a fresh
+// barrier, and a thread that leaves the kernel early drops out of its block's barrier.
+#include <memory>
 static int emu_run(emu_dim3 grid, unsigned block, unsigned smem, const std::function<void()>& body) {
     if (block == 0 || block > 1024 || smem > sizeof(emu_dyn_smem)) return 1;
     gridDim = grid;
     blockDim = {block, 1, 1};
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                std::barrier<> bar((ptrdiff_t)block);
-                emu_barrier = &bar;
-                memset(emu_dyn_smem, 0xff, smem);  // poisoned: kernels must write before reading
-                std::vector<std::thread> threads;
-                threads.reserve(block);
-                for (unsigned t = 0; t < block; t++)
-                    threads.emplace_back([&, t] {
-                        threadIdx = {t, 0, 0};
+    std::barrier<> pool((ptrdiff_t)block);
+    std::unique_ptr<std::barrier<>> blk;
+    std::vector<std::thread> threads;
+    threads.reserve(block);
+    for (unsigned t = 0; t < block; t++)
+        threads.emplace_back([&, t] {
+            threadIdx = {t, 0, 0};
+            for (unsigned z = 0; z < grid.z; z++)
+                for (unsigned y = 0; y < grid.y; y++)
+                    for (unsigned x = 0; x < grid.x; x++) {
+                        if (t == 0) {
+                            blk = std::make_unique<std::barrier<>>((ptrdiff_t)block);
+                            emu_barrier = blk.get();
+                            memset(emu_dyn_smem, 0xff, smem);  // poisoned: written before read
+                        }
+                        pool.arrive_and_wait();
                         blockIdx = {x, y, z};
                         body();
-                        bar.arrive_and_drop();
-                    });
-                for (auto& th : threads) th.join();
-            }
+                        blk->arrive_and_drop();
+                        pool.arrive_and_wait();
+                    }
+        });
+    for (auto& th : threads) th.join();
     return 0;
 }
 

@@ -146,8 +146,41 @@ enum SplitKind {
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum BackendKind {
+    /// The multithreaded CPU reference.
     Cpu,
+    /// The CUDA backend on GPU 0 (NVRTC kernels + cuBLAS).
     Cuda,
+    /// The CUDA backend's kernels built for and run on the host (slow; for checking the
+    /// CUDA code path where no GPU is).
+    CudaEmu,
+}
+
+/// Runs `$body` with `$be` bound to the chosen backend.
+macro_rules! with_backend {
+    ($kind:expr, $be:ident => $body:expr) => {
+        match $kind {
+            BackendKind::Cpu => {
+                let $be = &tinyssm_cuda::Cpu;
+                $body
+            }
+            BackendKind::Cuda => {
+                let dev =
+                    tinyssm_cuda::cuda::open().map_err(|e| ToolError::Usage(e.to_string()))?;
+                let $be = &dev;
+                $body
+            }
+            BackendKind::CudaEmu => {
+                let dir = tinyssm_cuda::cuda::kernels::cache_dir()
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join("emu");
+                let emu = tinyssm_cuda::cuda::emu::EmuDevice::build(&dir)
+                    .map_err(|e| ToolError::Usage(e.to_string()))?;
+                let dev = tinyssm_cuda::cuda::CudaBackend::new(emu);
+                let $be = &dev;
+                $body
+            }
+        }
+    };
 }
 
 fn main() -> ExitCode {
@@ -278,16 +311,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         } => {
             let cfg = tinyssm_cuda::train::TrainConfig::load(&config)
                 .map_err(|e| ToolError::Usage(e.to_string()))?;
-            if let BackendKind::Cuda = backend {
-                tinyssm_cuda::cuda_backend_status().map_err(|e| ToolError::Usage(e.to_string()))?;
-            }
             let opts = tinyssm_cuda::train::TrainOptions {
                 out: out.clone(),
                 max_steps,
                 seed,
                 progress: true,
             };
-            let r = tinyssm_cuda::train::train(&tinyssm_cuda::Cpu, &cfg, &opts)
+            let r = with_backend!(backend, be => tinyssm_cuda::train::train(be, &cfg, &opts))
                 .map_err(|e| ToolError::Usage(e.to_string()))?;
             eprintln!(
                 "trained {} parameters for {} steps ({:.1} samples/s on {}); test accuracy {:.4}; checkpoint {}",
@@ -377,31 +407,20 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             backend,
             json,
         } => {
-            if let BackendKind::Cuda = backend {
-                tinyssm_cuda::cuda_backend_status().map_err(|e| ToolError::Usage(e.to_string()))?;
-            }
             let split = match split {
                 SplitKind::Train => tinyssm_cuda::data::Split::Train,
                 SplitKind::Test => tinyssm_cuda::data::Split::Test,
             };
             let mf = ModelFile::open(&model)?;
-            let r = match dataset {
-                DatasetKind::Fsdd => tinyssm_tools::eval::verify_fsdd(
-                    &tinyssm_cuda::Cpu,
-                    &mf.model(),
-                    split,
-                    streams,
-                )?,
-                DatasetKind::Ecg => {
-                    tinyssm_tools::eval::verify_ecg(&tinyssm_cuda::Cpu, &mf.model(), streams)?
+            let r = with_backend!(backend, be => match dataset {
+                DatasetKind::Fsdd => {
+                    tinyssm_tools::eval::verify_fsdd(be, &mf.model(), split, streams)?
                 }
-                DatasetKind::Basicmotions => tinyssm_tools::eval::verify_basicmotions(
-                    &tinyssm_cuda::Cpu,
-                    &mf.model(),
-                    split,
-                    streams,
-                )?,
-            };
+                DatasetKind::Ecg => tinyssm_tools::eval::verify_ecg(be, &mf.model(), streams)?,
+                DatasetKind::Basicmotions => {
+                    tinyssm_tools::eval::verify_basicmotions(be, &mf.model(), split, streams)?
+                }
+            });
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
