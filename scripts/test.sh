@@ -14,6 +14,41 @@ step "toolchain components and targets"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
 
+# Debian packages: a C++ compiler (the CUDA kernel emulator is built from the kernel
+# sources by g++) and venv support for the NVRTC install below.
+apt_install() {
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    fi
+}
+step "system packages (g++, python3-venv)"
+need=()
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
+
+# NVRTC 13.0 (no GPU needed) so the nvrtc test compiles every CUDA kernel for sm_90; the
+# test fails, rather than skips, when NVRTC cannot be loaded (TINYSSM_REQUIRE_NVRTC=1).
+step "NVRTC 13.0 (pip nvidia-cuda-nvrtc) in target/nvrtc-venv"
+if [ ! -x target/nvrtc-venv/bin/pip ]; then python3 -m venv target/nvrtc-venv; fi
+target/nvrtc-venv/bin/pip install -q 'nvidia-cuda-nvrtc==13.0.*'
+NVRTC_LIB="$(target/nvrtc-venv/bin/python - <<'PY'
+import glob, os, nvidia
+for base in nvidia.__path__:
+    hits = glob.glob(os.path.join(base, "**", "libnvrtc.so.13"), recursive=True)
+    if hits:
+        print(os.path.dirname(hits[0]))
+        break
+PY
+)"
+[ -n "$NVRTC_LIB" ] || { echo "libnvrtc.so.13 not found in the nvidia-cuda-nvrtc package" >&2; exit 1; }
+export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export TINYSSM_REQUIRE_NVRTC=1
+# Compiled kernels are cached per run, not in the user's home.
+export TINYSSM_KERNEL_CACHE="$(pwd)/target/kernel-cache"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -261,7 +261,8 @@ fn linear_norm_act<B: Backend>(be: &B, seed: u64) {
         &<B as Backend>::Buf,
         &mut <B as Backend>::Buf,
     ) -> tinyssm_cuda::backend::Result<()>;
-    let acts: [(&str, Fwd<Cpu>, Fwd<B>, Bwd<Cpu>, Bwd<B>); 2] = [
+    type Act<B> = (&'static str, Fwd<Cpu>, Fwd<B>, Bwd<Cpu>, Bwd<B>);
+    let acts: [Act<B>; 2] = [
         (
             "gelu",
             Cpu::gelu_fwd,

@@ -76,6 +76,11 @@ impl<D: Device> CudaBackend<D> {
     pub fn device(&self) -> &D {
         &self.dev
     }
+    /// Device-to-device copy of a whole buffer (benchmarks: the copy-bandwidth ceiling).
+    pub fn copy(&self, src: &DevBuf<D>, dst: &mut DevBuf<D>) -> Result<()> {
+        check_len("copy", "dst", dst.len, src.len)?;
+        self.dev.copy(&src.mem, &mut dst.mem, src.len * 4)
+    }
 
     /// Whether a kernel covers this scan shape (else the op runs on the CPU reference).
     pub fn supports(&self, op: ScanOp, n: usize, batch: usize) -> bool {
@@ -1432,7 +1437,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         y: &mut DevBuf<D>,
     ) -> Result<()> {
         check_len("gather_rows", "y", y.len, rows.len() * d)?;
-        let x_rows = if d == 0 { 0 } else { x.len / d };
+        let x_rows = x.len.checked_div(d).unwrap_or(0);
         if let Some(&r) = rows.iter().find(|&&r| r >= x_rows && d > 0) {
             return Err(BackendError::Shape {
                 op: "gather_rows",
@@ -1463,7 +1468,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         dx: &mut DevBuf<D>,
     ) -> Result<()> {
         check_len("gather_rows_bwd", "dy", dy.len, rows.len() * d)?;
-        let x_rows = if d == 0 { 0 } else { dx.len / d };
+        let x_rows = dx.len.checked_div(d).unwrap_or(0);
         if let Some(&r) = rows.iter().find(|&&r| r >= x_rows && d > 0) {
             return Err(BackendError::Shape {
                 op: "gather_rows_bwd",

@@ -57,6 +57,11 @@ pub trait Device: Send + Sync + 'static {
     fn sgemm(&self, g: Gemm) -> Result<()>;
     /// Waits for all queued work and reports asynchronous errors.
     fn sync(&self) -> Result<()>;
+    /// Device-to-device copy of `src` into the start of `dst`.
+    fn copy(&self, src: &Self::Mem, dst: &mut Self::Mem, bytes: usize) -> Result<()>;
+    /// Milliseconds the device spends on the work `f` queues (device events around it on a
+    /// GPU, the wall clock on the emulator).
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f32>;
 }
 
 /// Why no CUDA device can be used here, or `None` if one can: checks every library
@@ -247,5 +252,20 @@ impl Device for CudaDevice {
     }
     fn sync(&self) -> Result<()> {
         self.stream.synchronize().map_err(drv)
+    }
+    fn copy(&self, src: &CudaSlice<u8>, dst: &mut CudaSlice<u8>, bytes: usize) -> Result<()> {
+        let s = src.slice(..bytes);
+        let mut d = dst.slice_mut(..bytes);
+        self.stream.memcpy_dtod(&s, &mut d).map_err(drv)
+    }
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f32> {
+        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self.ctx.new_event(flags).map_err(drv)?;
+        let end = self.ctx.new_event(flags).map_err(drv)?;
+        start.record(&self.stream).map_err(drv)?;
+        f()?;
+        end.record(&self.stream).map_err(drv)?;
+        end.synchronize().map_err(drv)?;
+        start.elapsed_ms(&end).map_err(drv)
     }
 }

@@ -252,4 +252,15 @@ impl Device for EmuDevice {
     fn sync(&self) -> Result<()> {
         Ok(())
     }
+    fn copy(&self, src: &EmuMem, dst: &mut EmuMem, bytes: usize) -> Result<()> {
+        assert!(bytes <= src.len && bytes <= dst.len, "copy past a buffer");
+        // SAFETY: bounds checked; distinct allocations.
+        unsafe { std::ptr::copy_nonoverlapping(src.ptr, dst.ptr, bytes) };
+        Ok(())
+    }
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f32> {
+        let t = std::time::Instant::now();
+        f()?;
+        Ok(t.elapsed().as_secs_f32() * 1e3)
+    }
 }
