@@ -114,7 +114,7 @@ fn check<D: Device>(be: &CudaBackend<D>) -> R<()> {
     be.selective_scan_fwd(dims, sel_in(&dev), &mut y, &mut st)?;
     let e = nmse(&be.download(&y)?, &yc);
     println!("check: selective scan forward vs CPU reference, NMSE {e:.2e}");
-    if !(e < 1e-10) {
+    if e.is_nan() || e >= 1e-10 {
         return Err(BackendError::Unavailable(format!(
             "selective scan disagrees with the CPU (NMSE {e:.2e})"
         )));
@@ -141,7 +141,7 @@ fn check<D: Device>(be: &CudaBackend<D>) -> R<()> {
     be.ssd_scan_fwd(sd, ssd_in(&dev), &mut y, &mut st)?;
     let e = nmse(&be.download(&y)?, &yc);
     println!("check: SSD scan forward vs CPU reference, NMSE {e:.2e}");
-    if !(e < 1e-10) {
+    if e.is_nan() || e >= 1e-10 {
         return Err(BackendError::Unavailable(format!(
             "SSD scan disagrees with the CPU (NMSE {e:.2e})"
         )));
@@ -162,7 +162,7 @@ fn bench<D: Device>(be: &CudaBackend<D>, small: bool, reps: usize) -> R<Vec<Row>
         .map(|_| dev.time_ms(&mut || be.copy(&src, &mut dst)))
         .collect::<R<_>>()?;
     rows.push(Row {
-        name: format!("device copy {} MiB", n * 4 >> 20),
+        name: format!("device copy {} MiB", (n * 4) >> 20),
         ms: median(t),
         bytes: 2.0 * n as f64 * 4.0,
     });
