@@ -229,6 +229,19 @@ struct SsdParams {
     float dt_max;
 };
 
+// Tensor-core check (mma.cu): C [m, n] = A [m, k] · B [k, n], all row-major; mode 0:
+// 3xTF32, 1: one TF32 product, 2: c[i] = cvt.rna.tf32(a[i]) for the m·k values of A.
+struct MmaTestParams {
+    const float* a;
+    const float* b;
+    float* c;
+    i64 m;
+    i64 n;
+    i64 k;
+    int mode;
+    int pad;
+};
+
 // The CPU reference's scalar functions (libm semantics; no fast-math intrinsics).
 DEVFN float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 DEVFN float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -268,3 +281,60 @@ DEVFN int lanes_for(i64 n) {
 }
 #define SCAN_BLOCK 128
 #define NSUB 4
+
+// Tensor cores: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 and cvt.rna.tf32.f32
+// through inline PTX on a GPU (no CUDA headers here), emulated lane by lane with the same
+// fragment layout in emu.hpp. Fragments (lane = 4·g + t):
+//   A (16×8, row): a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4)
+//   B (8×8, col):  b0 (k t, n g), b1 (k t+4, n g)
+//   C, D (16×8):   c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1)
+// Every lane of the warp must execute the same call (mma.sync.aligned).
+#ifndef TINYSSM_EMU
+DEVFN unsigned cvt_rna_tf32(float x) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+DEVFN void mma_tf32_m16n8k8(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%10, %11, %12, %13};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
+          "f"(c[2]), "f"(c[3]));
+}
+DEVFN unsigned dyn_smem_bytes() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+    return r;
+}
+#endif
+
+// x = hi + lo with hi, lo TF32 (3xTF32): |x − hi − lo| ≤ 2^-22·|x|.
+DEVFN void split_tf32(float x, unsigned& hi, unsigned& lo) {
+    hi = cvt_rna_tf32(x);
+    lo = cvt_rna_tf32(x - __uint_as_float(hi));
+}
+
+// acc += A·B for one 16×8×8 tile of f32 fragments (layout above) at f32-level accuracy:
+// hi·lo + lo·hi, then hi·hi (lo·lo, ~2^-22 relative, dropped).
+DEVFN void mma3_tf32(float acc[4], const float a[4], const float b[2]) {
+    unsigned ah[4], al[4], bh[2], bl[2];
+#pragma unroll
+    for (int r = 0; r < 4; r++) split_tf32(a[r], ah[r], al[r]);
+#pragma unroll
+    for (int r = 0; r < 2; r++) split_tf32(b[r], bh[r], bl[r]);
+    mma_tf32_m16n8k8(acc, al, bh, acc);
+    mma_tf32_m16n8k8(acc, ah, bl, acc);
+    mma_tf32_m16n8k8(acc, ah, bh, acc);
+}
+
+// acc += A·B with one TF32 product (operands rounded once): ~2^-11 relative.
+DEVFN void mma1_tf32(float acc[4], const float a[4], const float b[2]) {
+    unsigned ah[4], bh[2];
+#pragma unroll
+    for (int r = 0; r < 4; r++) ah[r] = cvt_rna_tf32(a[r]);
+#pragma unroll
+    for (int r = 0; r < 2; r++) bh[r] = cvt_rna_tf32(b[r]);
+    mma_tf32_m16n8k8(acc, ah, bh, acc);
+}

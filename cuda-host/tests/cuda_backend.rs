@@ -12,6 +12,10 @@
 //! - `ELEMENTWISE` (rtol 2e-6): same formula, only the math library's last bit differs;
 //! - `REORDER` (rtol 2e-5): sums in another order (warp trees, column partials, GEMM);
 //! - `SCAN` (rtol 2e-4): recurrences over hundreds of steps, gradients summed by atomics.
+//! - `SSD_CHUNKED` (rtol 5e-5): the chunked SSD forward against the recurrence — the
+//!   same sums regrouped (Q×Q products, cumulative decays), 3xTF32 tensor-core products.
+//! - `TF32X3`: one 3xTF32 tensor-core product against f64, per element within
+//!   (2^-20 + k·2^-24)·Σ|a·b| (the split's 2^-22 per operand plus f32 accumulation).
 
 use std::sync::OnceLock;
 
@@ -21,7 +25,7 @@ use tinyssm_cuda::backend::{
     AdamW, Backend, ScanDims, SelScanDims, SelScanGrads, SelScanIn, SsdDims, SsdGrads, SsdIn,
 };
 use tinyssm_cuda::cuda::emu::EmuDevice;
-use tinyssm_cuda::cuda::{self, CudaBackend, CudaDevice, Device};
+use tinyssm_cuda::cuda::{self, CudaBackend, CudaDevice, Device, SsdFwdKernel, Tf32Mode};
 use tinyssm_cuda::Cpu;
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +48,11 @@ const SCAN: Tier = Tier {
     name: "scan",
     atol: 1e-5,
     rtol: 2e-4,
+};
+const SSD_CHUNKED: Tier = Tier {
+    name: "ssd-chunked",
+    atol: 1e-6,
+    rtol: 5e-5,
 };
 
 fn emu() -> &'static CudaBackend<EmuDevice> {
@@ -901,6 +910,344 @@ fn ssd_scan<B: Backend>(be: &B, seed: u64) {
     }
 }
 
+/// TF32 rounding as cvt.rna.tf32.f32 defines it (nearest, ties away from zero, 10
+/// explicit mantissa bits; subnormals keep the exponent field's quantum), computed in
+/// f64 by scaling rather than on the bits.
+fn tf32_rna_ref(x: f32) -> f32 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let a = x.abs() as f64;
+    let mut e = a.log2().floor() as i32;
+    while 2f64.powi(e) > a {
+        e -= 1;
+    }
+    while 2f64.powi(e + 1) <= a {
+        e += 1;
+    }
+    let q = 2f64.powi(e.max(-126) - 10);
+    let r = ((a / q) + 0.5).floor() * q;
+    (r as f32).copysign(x)
+}
+
+fn tf32_mma<D: Device>(be: &CudaBackend<D>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // Rounding: random magnitudes, exact ties (11 significant bits, the last one set)
+    // both signs, subnormals, the overflow to infinity at the top.
+    let mut v: Vec<f32> = (0..400)
+        .map(|_| rng.random_range(-1.0f32..1.0) * 2f32.powi(rng.random_range(-40..40)))
+        .collect();
+    for _ in 0..200 {
+        let odd = (rng.random_range(0..1024u32) * 2 + 1) as f32;
+        let tie = (1.0 + odd * 2f32.powi(-11)) * 2f32.powi(rng.random_range(-30..30));
+        v.push(if rng.random_bool(0.5) { tie } else { -tie });
+    }
+    for _ in 0..100 {
+        v.push(f32::from_bits(rng.random_range(1..0x0080_0000u32)));
+    }
+    v.extend([f32::MAX, -f32::MAX, 1.0, -0.0, f32::MIN_POSITIVE]);
+    v.resize(v.len().div_ceil(128) * 128, 0.5);
+    let (m, k) = (16, v.len() / 16);
+    let ad = be.upload(&v).unwrap();
+    let bd = be.upload(&vec![0.0; k * 8]).unwrap();
+    let mut cd = poisoned(be, m * k);
+    be.tf32_mma_check(Tf32Mode::Round, &ad, &bd, m, 8, k, &mut cd)
+        .unwrap();
+    let got = be.download(&cd).unwrap();
+    for (x, g) in v.iter().zip(&got) {
+        let w = tf32_rna_ref(*x);
+        assert_eq!(
+            g.to_bits(),
+            w.to_bits(),
+            "cvt.rna.tf32({x:e}): got {g:e}, want {w:e}"
+        );
+    }
+    println!("cvt.rna.tf32.f32: {} values bit-exact", v.len());
+
+    // Products: one tile, then tiles dealt unevenly to the block's two warps.
+    for (m, n, k, spread) in [(16, 8, 8, 0), (48, 24, 40, 0), (32, 16, 128, 12)] {
+        let mut mat = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    rng.random_range(-1.0f32..1.0) * 2f32.powi(rng.random_range(-spread..=spread))
+                })
+                .collect()
+        };
+        let (a, b) = (mat(m * k), mat(k * n));
+        let (ad, bd) = (be.upload(&a).unwrap(), be.upload(&b).unwrap());
+        let mut worst = [0f64; 2];
+        for (slot, mode) in [Tf32Mode::Split3, Tf32Mode::Single].into_iter().enumerate() {
+            let mut cd = poisoned(be, m * n);
+            be.tf32_mma_check(mode, &ad, &bd, m, n, k, &mut cd).unwrap();
+            let c = be.download(&cd).unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut want, mut mag) = (0f64, 0f64);
+                    for l in 0..k {
+                        let p = a[i * k + l] as f64 * b[l * n + j] as f64;
+                        want += p;
+                        mag += p.abs();
+                    }
+                    let err = (c[i * n + j] as f64 - want).abs() / mag.max(1e-300);
+                    let bound = match mode {
+                        Tf32Mode::Split3 => 2f64.powi(-20) + k as f64 * 2f64.powi(-24),
+                        _ => 2f64.powi(-9),
+                    };
+                    assert!(
+                        err <= bound,
+                        "{mode:?} {m}x{n}x{k} c[{i},{j}] = {}, f64 {want} (error {err:.2e} of Σ|ab| > {bound:.2e})",
+                        c[i * n + j]
+                    );
+                    worst[slot] = worst[slot].max(err);
+                }
+            }
+        }
+        println!(
+            "tf32 mma {m}x{n}x{k}: worst error / Σ|ab|: 3xTF32 {:.2e} (tier TF32X3), 1xTF32 {:.2e}",
+            worst[0], worst[1]
+        );
+        assert!(
+            worst[1] > 16.0 * worst[0],
+            "the 3xTF32 split is no more accurate than one TF32 product"
+        );
+    }
+    let e = be
+        .tf32_mma_check(Tf32Mode::Split3, &ad, &bd, 10, 8, 8, &mut cd)
+        .unwrap_err();
+    assert!(e.to_string().contains("multiple of 16"), "{e}");
+}
+
+fn ssd_inputs(rng: &mut StdRng, dims: SsdDims) -> Vec<Vec<f32>> {
+    let (bt, heads, n) = (dims.batch * dims.time, dims.heads, dims.n);
+    let hp = heads * dims.head_dim;
+    vec![
+        rnd(rng, bt * hp, -1.0, 1.0),
+        rnd(rng, bt * heads, -5.0, 2.0), // softplus below 0.01 and above 0.8: clamp both ways
+        rnd(rng, heads, -1.0, 0.5),
+        rnd(rng, heads, -2.0, -0.1),
+        rnd(rng, bt * dims.groups * n, -1.0, 1.0),
+        rnd(rng, bt * dims.groups * n, -1.0, 1.0),
+        rnd(rng, heads, -1.0, 1.0),
+    ]
+}
+
+/// The chunked (tensor-core) SSD forward against the CPU recurrence and the recurrent
+/// kernel, and the backward on its checkpoints against the CPU backward.
+fn ssd_chunked<D: Device>(be: &CudaBackend<D>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cpu = Cpu;
+    for (batch, time, heads, p, groups, n) in [
+        (2, 150, 6, 5, 3, 16),  // Q 64, tail chunk of 22, head_dim padded to 16
+        (1, 128, 4, 16, 2, 64), // Q 64, time a multiple of Q
+        (2, 70, 2, 8, 1, 100),  // Q 32, tail of 6, n padded to 104
+        (1, 45, 2, 64, 1, 128), // Q 32, Mamba-2's head_dim 64 and d_state 128
+        (1, 20, 3, 3, 3, 7),    // one partial chunk, odd n
+    ] {
+        let dims = SsdDims {
+            batch,
+            time,
+            heads,
+            head_dim: p,
+            groups,
+            n,
+            dt_min: 0.01,
+            dt_max: 0.8,
+        };
+        let tag =
+            format!("ssd chunked b={batch} t={time} heads={heads} p={p} groups={groups} n={n}");
+        assert!(be.supports_ssd_chunked(dims), "{tag}: not covered");
+        let (bt, hp) = (batch * time, heads * p);
+        let h = ssd_inputs(&mut rng, dims);
+        let (mut y_c, mut s_c) = (
+            vec![0f32; bt * hp],
+            vec![0f32; cpu.ssd_scan_states_len(dims)],
+        );
+        cpu.ssd_scan_fwd(dims, ssd_in(&h), &mut y_c, &mut s_c)
+            .unwrap();
+        let dev: Vec<DevBufOf<D>> = h.iter().map(|v| be.upload(v).unwrap()).collect();
+        let slen = be.ssd_scan_states_len(dims);
+        let mut y = poisoned(be, bt * hp);
+        let mut st = poisoned(be, slen);
+        be.ssd_scan_fwd_with(SsdFwdKernel::Chunked, dims, ssd_in(&dev), &mut y, &mut st)
+            .unwrap();
+        let (yg, sg) = (be.download(&y).unwrap(), be.download(&st).unwrap());
+        close(&format!("{tag} y"), &yg, &y_c, SSD_CHUNKED);
+        // Checkpoints: the CPU's state after the last step of every chunk.
+        let q = cuda::scan_chunk(n);
+        let nch = time.div_ceil(q);
+        let per = hp * n;
+        let want: Vec<f32> = (0..batch)
+            .flat_map(|b| (0..nch).map(move |c| (b, c)))
+            .flat_map(|(b, c)| {
+                let t = ((c + 1) * q).min(time) - 1;
+                s_c[(b * time + t) * per..(b * time + t + 1) * per].to_vec()
+            })
+            .collect();
+        close(&format!("{tag} checkpoints"), &sg, &want, SSD_CHUNKED);
+        let steps: Vec<usize> = (0..batch).map(|_| rng.random_range(0..time)).collect();
+        close(
+            &format!("{tag} state_at {steps:?}"),
+            &be.ssd_scan_state_at(dims, ssd_in(&dev), &st, &steps)
+                .unwrap(),
+            &cpu.ssd_scan_state_at(dims, ssd_in(&h), &s_c, &steps)
+                .unwrap(),
+            SSD_CHUNKED,
+        );
+        // The recurrent kernel on the same inputs.
+        let mut yr = poisoned(be, bt * hp);
+        let mut sr = poisoned(be, slen);
+        be.ssd_scan_fwd_with(
+            SsdFwdKernel::Recurrent,
+            dims,
+            ssd_in(&dev),
+            &mut yr,
+            &mut sr,
+        )
+        .unwrap();
+        let (yr, sr) = (be.download(&yr).unwrap(), be.download(&sr).unwrap());
+        close(&format!("{tag} y recurrent"), &yr, &y_c, SCAN);
+        close(
+            &format!("{tag} y chunked vs recurrent"),
+            &yg,
+            &yr,
+            SSD_CHUNKED,
+        );
+        close(
+            &format!("{tag} checkpoints chunked vs recurrent"),
+            &sg,
+            &sr,
+            SSD_CHUNKED,
+        );
+        // Auto picks the chunked kernel here: bit for bit the same run.
+        let mut ya = poisoned(be, bt * hp);
+        let mut sa = poisoned(be, slen);
+        be.ssd_scan_fwd(dims, ssd_in(&dev), &mut ya, &mut sa)
+            .unwrap();
+        assert_eq!(
+            be.download(&ya)
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>(),
+            yg.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{tag}: ssd_scan_fwd did not run the chunked kernel"
+        );
+
+        // Backward from the chunked kernel's checkpoints.
+        let dy = rnd(&mut rng, bt * hp, -1.0, 1.0);
+        let acc0: Vec<Vec<f32>> = (0..3).map(|_| rnd(&mut rng, heads, -1.0, 1.0)).collect();
+        let mut c = [
+            vec![0f32; bt * hp],
+            vec![0f32; bt * heads],
+            vec![0f32; bt * groups * n],
+            vec![0f32; bt * groups * n],
+        ];
+        let (mut ca, mut cd, mut cb) = (acc0[0].clone(), acc0[1].clone(), acc0[2].clone());
+        {
+            let [dx, ddt, dbm, dcm] = &mut c;
+            let g = SsdGrads {
+                dx,
+                ddt,
+                dbm,
+                dcm,
+                da: &mut ca,
+                dskip: &mut cd,
+                dbias: &mut cb,
+            };
+            cpu.ssd_scan_bwd(dims, ssd_in(&h), &s_c, &dy, g).unwrap();
+        }
+        let mut o = [
+            poisoned(be, bt * hp),
+            poisoned(be, bt * heads),
+            poisoned(be, bt * groups * n),
+            poisoned(be, bt * groups * n),
+        ];
+        let (mut ga, mut gd, mut gb) = (
+            be.upload(&acc0[0]).unwrap(),
+            be.upload(&acc0[1]).unwrap(),
+            be.upload(&acc0[2]).unwrap(),
+        );
+        {
+            let [dx, ddt, dbm, dcm] = &mut o;
+            let g = SsdGrads {
+                dx,
+                ddt,
+                dbm,
+                dcm,
+                da: &mut ga,
+                dskip: &mut gd,
+                dbias: &mut gb,
+            };
+            be.ssd_scan_bwd(dims, ssd_in(&dev), &st, &be.upload(&dy).unwrap(), g)
+                .unwrap();
+        }
+        for (k, name) in ["dx", "ddt", "dB", "dC"].iter().enumerate() {
+            close(
+                &format!("{tag} bwd {name}"),
+                &be.download(&o[k]).unwrap(),
+                &c[k],
+                SCAN,
+            );
+        }
+        close(
+            &format!("{tag} bwd dA"),
+            &be.download(&ga).unwrap(),
+            &ca,
+            SCAN,
+        );
+        close(
+            &format!("{tag} bwd dD"),
+            &be.download(&gd).unwrap(),
+            &cd,
+            SCAN,
+        );
+        close(
+            &format!("{tag} bwd dbias"),
+            &be.download(&gb).unwrap(),
+            &cb,
+            SCAN,
+        );
+    }
+
+    // A head too wide for the chunked kernel's shared memory: Chunked is a shape error,
+    // Auto runs the recurrent kernel.
+    let dims = SsdDims {
+        batch: 1,
+        time: 5,
+        heads: 1,
+        head_dim: 600,
+        groups: 1,
+        n: 64,
+        dt_min: 0.0,
+        dt_max: f32::INFINITY,
+    };
+    assert!(!be.supports_ssd_chunked(dims));
+    let h = ssd_inputs(&mut rng, dims);
+    let dev: Vec<DevBufOf<D>> = h.iter().map(|v| be.upload(v).unwrap()).collect();
+    let mut y = poisoned(be, 5 * 600);
+    let mut st = poisoned(be, be.ssd_scan_states_len(dims));
+    let e = be
+        .ssd_scan_fwd_with(SsdFwdKernel::Chunked, dims, ssd_in(&dev), &mut y, &mut st)
+        .unwrap_err();
+    assert!(e.to_string().contains("chunked"), "{e}");
+    be.ssd_scan_fwd(dims, ssd_in(&dev), &mut y, &mut st)
+        .unwrap();
+    let (mut y_c, mut s_c) = (
+        vec![0f32; 5 * 600],
+        vec![0f32; cpu.ssd_scan_states_len(dims)],
+    );
+    cpu.ssd_scan_fwd(dims, ssd_in(&h), &mut y_c, &mut s_c)
+        .unwrap();
+    close(
+        "ssd head_dim 600 (recurrent) y",
+        &be.download(&y).unwrap(),
+        &y_c,
+        SCAN,
+    );
+}
+
+type DevBufOf<D> = <CudaBackend<D> as Backend>::Buf;
+
 macro_rules! on_both {
     ($name:ident, $f:ident, $seed:expr) => {
         mod $name {
@@ -924,6 +1271,8 @@ on_both!(conv_losses_optimizer, conv_losses_optim, 2);
 on_both!(s4d_scan, s4d, 3);
 on_both!(selective_scan_fwd_bwd, selective_scan, 4);
 on_both!(ssd_scan_fwd_bwd, ssd_scan, 5);
+on_both!(tf32_mma_fragments, tf32_mma, 6);
+on_both!(ssd_chunked_fwd, ssd_chunked, 7);
 
 #[test]
 fn params_structs_have_the_same_layout_in_rust_and_cpp() {

@@ -90,3 +90,30 @@ fn nvrtc_errors_carry_the_compiler_log() {
     assert!(e.contains("broken"), "{e}");
     assert!(e.contains("undefined_name"), "the log names the error: {e}");
 }
+
+#[test]
+fn nvrtc_ssd_chunk_runs_on_tensor_cores() {
+    if !have_nvrtc() {
+        return;
+    }
+    for name in ["ssd_chunk", "mma"] {
+        let m = MODULES.iter().find(|m| m.name == name).expect("module");
+        let ptx = kernels::compile_module_in(m, "sm_90", None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .ptx;
+        let mut want = vec![
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32",
+            "cvt.rna.tf32.f32",
+        ];
+        if name == "ssd_chunk" {
+            want.push("%dynamic_smem_size"); // the kernel checks its shared memory
+        }
+        for insn in want {
+            assert!(ptx.contains(insn), "{name}: no {insn} in the PTX");
+        }
+        println!(
+            "{name}: {} mma.sync in the PTX",
+            ptx.matches("mma.sync.aligned").count()
+        );
+    }
+}

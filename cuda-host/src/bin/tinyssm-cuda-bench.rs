@@ -1,5 +1,6 @@
 //! Kernel benchmarks of the CUDA backend: the device's copy bandwidth (the ceiling), then
-//! the selective scan and the SSD scan, forward and backward, in GB/s of the fewest bytes
+//! the selective scan and the SSD scan (forward on the chunked tensor-core kernel and on the
+//! recurrent one), forward and backward, in GB/s of the fewest bytes
 //! each must move (every input read once, every output written once), timed with device
 //! events, median of repeats, two input sets alternated, after a correctness check of the
 //! same kernels against the CPU reference.
@@ -14,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use tinyssm_cuda::backend::{
     Backend, SelScanDims, SelScanGrads, SelScanIn, SsdDims, SsdGrads, SsdIn,
 };
-use tinyssm_cuda::cuda::{self, CudaBackend, Device};
+use tinyssm_cuda::cuda::{self, CudaBackend, Device, SsdFwdKernel};
 use tinyssm_cuda::{BackendError, Cpu};
 
 type R<T> = Result<T, BackendError>;
@@ -136,15 +137,17 @@ fn check<D: Device>(be: &CudaBackend<D>) -> R<()> {
     );
     Cpu.ssd_scan_fwd(sd, ssd_in(&h), &mut yc, &mut sc)?;
     let dev: Vec<_> = h.iter().map(|v| be.upload(v)).collect::<R<_>>()?;
-    let mut y = be.upload(&vec![f32::NAN; yc.len()])?;
-    let mut st = be.zeros(be.ssd_scan_states_len(sd))?;
-    be.ssd_scan_fwd(sd, ssd_in(&dev), &mut y, &mut st)?;
-    let e = nmse(&be.download(&y)?, &yc);
-    println!("check: SSD scan forward vs CPU reference, NMSE {e:.2e}");
-    if e.is_nan() || e >= 1e-10 {
-        return Err(BackendError::Unavailable(format!(
-            "SSD scan disagrees with the CPU (NMSE {e:.2e})"
-        )));
+    for kernel in [SsdFwdKernel::Chunked, SsdFwdKernel::Recurrent] {
+        let mut y = be.upload(&vec![f32::NAN; yc.len()])?;
+        let mut st = be.zeros(be.ssd_scan_states_len(sd))?;
+        be.ssd_scan_fwd_with(kernel, sd, ssd_in(&dev), &mut y, &mut st)?;
+        let e = nmse(&be.download(&y)?, &yc);
+        println!("check: SSD scan forward ({kernel:?} kernel) vs CPU reference, NMSE {e:.2e}");
+        if e.is_nan() || e >= 1e-10 {
+            return Err(BackendError::Unavailable(format!(
+                "SSD scan ({kernel:?} kernel) disagrees with the CPU (NMSE {e:.2e})"
+            )));
+        }
     }
     Ok(())
 }
@@ -300,22 +303,29 @@ fn bench<D: Device>(be: &CudaBackend<D>, small: bool, reps: usize) -> R<Vec<Row>
     let mut y = be.zeros(bt * sd.heads * sd.head_dim)?;
     let mut st = be.zeros(be.ssd_scan_states_len(sd))?;
     let saved = be.buf_len(&st) as f64 * 4.0;
-    let mut k = 0;
-    let mut fwd = || {
-        k += 1;
-        be.ssd_scan_fwd(sd, ssd_in(&sets[k % 2]), &mut y, &mut st)
-    };
-    fwd()?;
-    let t: Vec<f32> = (0..reps).map(|_| dev.time_ms(&mut fwd)).collect::<R<_>>()?;
     let tag = format!(
         "B={} L={} H={} P={} N={}",
         sd.batch, sd.time, sd.heads, sd.head_dim, sd.n
     );
-    rows.push(Row {
-        name: format!("SSD scan fwd {tag}"),
-        ms: median(t),
-        bytes: 2.0 * bx + 2.0 * bbc + bdt + saved,
-    });
+    // The chunked tensor-core kernel (what ssd_scan_fwd runs on this shape), then the
+    // recurrent one.
+    for (kernel, what) in [
+        (SsdFwdKernel::Chunked, "chunked"),
+        (SsdFwdKernel::Recurrent, "recurrent"),
+    ] {
+        let mut k = 0;
+        let mut fwd = || {
+            k += 1;
+            be.ssd_scan_fwd_with(kernel, sd, ssd_in(&sets[k % 2]), &mut y, &mut st)
+        };
+        fwd()?;
+        let t: Vec<f32> = (0..reps).map(|_| dev.time_ms(&mut fwd)).collect::<R<_>>()?;
+        rows.push(Row {
+            name: format!("SSD scan fwd ({what}) {tag}"),
+            ms: median(t),
+            bytes: 2.0 * bx + 2.0 * bbc + bdt + saved,
+        });
+    }
     let dy = be.upload(&rnd(&mut rng, bt * sd.heads * sd.head_dim, -1.0, 1.0))?;
     let mut g: Vec<_> = [
         bt * sd.heads * sd.head_dim,

@@ -1,6 +1,7 @@
 //! [`CudaBackend`]: the [`Backend`] ops on a [`Device`] — NVRTC kernels for everything
 //! but the matrix products (cuBLAS SGEMM in FP32, no TF32), with the same semantics as
-//! the CPU reference. Scan ops whose shape no kernel covers ([`CudaBackend::supports`])
+//! the CPU reference (the chunked SSD scan forward runs its own products on tensor cores,
+//! in 3xTF32). Scan ops whose shape no kernel covers ([`CudaBackend::supports`])
 //! fall back to the CPU reference through host copies, so every shape runs.
 
 use super::device::{Device, Gemm, Launch};
@@ -391,6 +392,172 @@ fn ssd_host(h: &[Vec<f32>]) -> SsdIn<'_, Vec<f32>> {
         bm: &h[4],
         cm: &h[5],
         dskip: &h[6],
+    }
+}
+
+/// Which kernel runs the SSD scan forward ([`CudaBackend::ssd_scan_fwd_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SsdFwdKernel {
+    /// The chunked tensor-core kernel where [`CudaBackend::supports_ssd_chunked`] holds,
+    /// else the recurrent one: what [`Backend::ssd_scan_fwd`] runs.
+    Auto,
+    /// The chunked kernel (`ssd_chunk_fwd`); a shape error where it does not cover the shape.
+    Chunked,
+    /// The recurrent fused kernel (`ssd_fwd_s*`).
+    Recurrent,
+}
+
+/// Threads per block of the chunked SSD kernel (`SSDC_BLOCK` in ssd_chunk.cu).
+const SSDC_BLOCK: u32 = 128;
+
+/// The most dynamic shared memory the chunked SSD kernel is launched with (within the
+/// opt-in limits of sm_80 and sm_90 blocks); larger shapes run the recurrent kernel.
+pub const SSD_CHUNK_SMEM_MAX: usize = 160 * 1024;
+
+/// Dynamic shared memory of the chunked SSD kernel for heads of `head_dim` channels and a
+/// state of `n` (the layout in ssd_chunk.cu: chunk Q = [`scan_chunk`]`(n)`, n padded to 8,
+/// head_dim to 16), or `None` if it does not fit in a `usize`.
+pub fn ssd_chunk_smem(head_dim: usize, n: usize) -> Option<usize> {
+    let q = scan_chunk(n);
+    let np = n.checked_add(7)? / 8 * 8;
+    let pp = head_dim.checked_add(15)? / 16 * 16;
+    let (ldk, ldx, ldm) = (np.checked_add(4)?, pp.checked_add(8)?, q + 4);
+    let floats = (2 * q)
+        .checked_mul(ldk)?
+        .checked_add(q.checked_mul(ldx)?)?
+        .checked_add(q * ldm)?
+        .checked_add(pp.checked_mul(ldk)?)?
+        .checked_add(3 * q)?;
+    floats.checked_mul(4)
+}
+
+/// Which tensor-core product [`CudaBackend::tf32_mma_check`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tf32Mode {
+    /// 3xTF32 (hi·lo + lo·hi + hi·hi): f32-level accuracy, what the kernels use.
+    Split3 = 0,
+    /// One TF32 product of the rounded operands.
+    Single = 1,
+    /// No product: `c = cvt.rna.tf32(a)` element by element.
+    Round = 2,
+}
+
+impl<D: Device> CudaBackend<D> {
+    /// Whether the chunked SSD kernel covers this shape: a state the checkpointed scans
+    /// cover, its shared memory within [`SSD_CHUNK_SMEM_MAX`], one block per (head, stream).
+    pub fn supports_ssd_chunked(&self, dims: SsdDims) -> bool {
+        self.supports(ScanOp::Ssd, dims.n, dims.batch)
+            && dims.heads <= i32::MAX as usize
+            && dims.head_dim > 0
+            && ssd_chunk_smem(dims.head_dim, dims.n).is_some_and(|b| b <= SSD_CHUNK_SMEM_MAX)
+    }
+
+    /// The SSD scan forward on a chosen kernel; [`Backend::ssd_scan_fwd`] is `Auto`. Every
+    /// kernel writes the same `y` and checkpoint layout, so `ssd_scan_state_at` and the
+    /// backward run on the states of any of them.
+    pub fn ssd_scan_fwd_with(
+        &self,
+        kernel: SsdFwdKernel,
+        dims: SsdDims,
+        x: SsdIn<'_, DevBuf<D>>,
+        y: &mut DevBuf<D>,
+        states: &mut DevBuf<D>,
+    ) -> Result<()> {
+        const OP: &str = "ssd_scan_fwd";
+        ssd_check(OP, dims, &x)?;
+        let hp = dims.heads * dims.head_dim;
+        check_len(OP, "y", y.len, dims.batch * dims.time * hp)?;
+        check_len(OP, "states", states.len, self.ssd_scan_states_len(dims))?;
+        let chunked = match kernel {
+            SsdFwdKernel::Auto => self.supports_ssd_chunked(dims),
+            SsdFwdKernel::Recurrent => false,
+            SsdFwdKernel::Chunked if self.supports_ssd_chunked(dims) => true,
+            SsdFwdKernel::Chunked => {
+                return Err(BackendError::Shape {
+                    op: OP,
+                    msg: format!(
+                        "the chunked SSD kernel does not cover n={} head_dim={} batch={} \
+                         (shared memory {:?} bytes of at most {SSD_CHUNK_SMEM_MAX})",
+                        dims.n,
+                        dims.head_dim,
+                        dims.batch,
+                        ssd_chunk_smem(dims.head_dim, dims.n)
+                    ),
+                })
+            }
+        };
+        if dims.batch * dims.time * hp == 0 {
+            return Ok(());
+        }
+        if !self.supports(ScanOp::Ssd, dims.n, dims.batch) {
+            let ins = [x.x, x.dt, x.bias, x.a, x.bm, x.cm, x.dskip];
+            return self.on_cpu(&ins, &mut [y, states], |h, o| {
+                let (a, b) = o.split_at_mut(1);
+                Cpu.ssd_scan_fwd(dims, ssd_host(h), &mut a[0], &mut b[0])
+            });
+        }
+        let mut p = self.ssd_params(dims, &x);
+        p.y = self.a(y);
+        p.saved = self.a(states);
+        if chunked {
+            let smem = ssd_chunk_smem(dims.head_dim, dims.n).expect("supported");
+            let l = Launch {
+                grid: (dims.heads as u32, dims.batch as u32, 1),
+                block: SSDC_BLOCK,
+                smem: smem as u32,
+            };
+            return self.run("ssd_chunk_fwd", l, &p);
+        }
+        let name = format!("ssd_fwd_s{}", Self::slots(dims.n));
+        self.run(&name, self.scan_launch(hp, dims.n, dims.batch, 0), &p)
+    }
+
+    /// For tests of the tensor-core path: `c = a·b` (`a` `m×k`, `b` `k×n`, `c` `m×n`,
+    /// row-major) through the mma.m16n8k8 tf32 fragments, one block of two warps; `m` a
+    /// multiple of 16, `n` and `k` of 8. [`Tf32Mode::Round`] writes `c[i] = tf32(a[i])`
+    /// for the `m·k` values of `a` instead (`c` of that length).
+    #[allow(clippy::too_many_arguments)]
+    pub fn tf32_mma_check(
+        &self,
+        mode: Tf32Mode,
+        a: &DevBuf<D>,
+        b: &DevBuf<D>,
+        m: usize,
+        n: usize,
+        k: usize,
+        c: &mut DevBuf<D>,
+    ) -> Result<()> {
+        const OP: &str = "tf32_mma_check";
+        if !m.is_multiple_of(16) || !n.is_multiple_of(8) || !k.is_multiple_of(8) || m * n * k == 0 {
+            return Err(BackendError::Shape {
+                op: OP,
+                msg: format!("m={m} n={n} k={k}: m must be a multiple of 16, n and k of 8"),
+            });
+        }
+        check_len(OP, "a", a.len, m * k)?;
+        check_len(OP, "b", b.len, k * n)?;
+        let clen = if mode == Tf32Mode::Round {
+            m * k
+        } else {
+            m * n
+        };
+        check_len(OP, "c", c.len, clen)?;
+        let p = MmaTestParams {
+            a: self.a(a),
+            b: self.a(b),
+            c: self.a(c),
+            m: i(m),
+            n: i(n),
+            k: i(k),
+            mode: mode as i32,
+            pad: 0,
+        };
+        let l = Launch {
+            grid: (1, 1, 1),
+            block: 64,
+            smem: 0,
+        };
+        self.run("tf32_mma_gemm", l, &p)
     }
 }
 
@@ -1041,26 +1208,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         y: &mut DevBuf<D>,
         states: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "ssd_scan_fwd";
-        ssd_check(OP, dims, &x)?;
-        let hp = dims.heads * dims.head_dim;
-        check_len(OP, "y", y.len, dims.batch * dims.time * hp)?;
-        check_len(OP, "states", states.len, self.ssd_scan_states_len(dims))?;
-        if dims.batch * dims.time * hp == 0 {
-            return Ok(());
-        }
-        if !self.supports(ScanOp::Ssd, dims.n, dims.batch) {
-            let ins = [x.x, x.dt, x.bias, x.a, x.bm, x.cm, x.dskip];
-            return self.on_cpu(&ins, &mut [y, states], |h, o| {
-                let (a, b) = o.split_at_mut(1);
-                Cpu.ssd_scan_fwd(dims, ssd_host(h), &mut a[0], &mut b[0])
-            });
-        }
-        let mut p = self.ssd_params(dims, &x);
-        p.y = self.a(y);
-        p.saved = self.a(states);
-        let name = format!("ssd_fwd_s{}", Self::slots(dims.n));
-        self.run(&name, self.scan_launch(hp, dims.n, dims.batch, 0), &p)
+        self.ssd_scan_fwd_with(SsdFwdKernel::Auto, dims, x, y, states)
     }
 
     fn ssd_scan_state_at(

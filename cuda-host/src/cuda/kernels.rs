@@ -104,6 +104,16 @@ pub const MODULES: &[Module] = &[
             "ssd_bwd_s4",
         ],
     },
+    Module {
+        name: "ssd_chunk",
+        source: include_str!("../../kernels/ssd_chunk.cu"),
+        kernels: &["ssd_chunk_fwd"],
+    },
+    Module {
+        name: "mma",
+        source: include_str!("../../kernels/mma.cu"),
+        kernels: &["tf32_mma_gemm"],
+    },
 ];
 
 /// The full source NVRTC compiles for a module: the prelude, then the module.

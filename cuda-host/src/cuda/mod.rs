@@ -9,7 +9,10 @@ pub mod emu;
 pub mod kernels;
 pub mod params;
 
-pub use backend::{scan_chunk, scan_lanes, CudaBackend, DevBuf, ScanOp};
+pub use backend::{
+    scan_chunk, scan_lanes, ssd_chunk_smem, CudaBackend, DevBuf, ScanOp, SsdFwdKernel, Tf32Mode,
+    SSD_CHUNK_SMEM_MAX,
+};
 pub use device::{cuda_unavailable_reason, CudaDevice, Device};
 
 /// The CUDA backend on GPU 0, or why there is none.

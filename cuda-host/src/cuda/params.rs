@@ -224,6 +224,16 @@ params!(SsdParams {
     dt_min: f32,
     dt_max: f32,
 });
+params!(MmaTestParams {
+    a: u64,
+    b: u64,
+    c: u64,
+    m: i64,
+    n: i64,
+    k: i64,
+    mode: i32,
+    pad: i32,
+});
 
 /// `(name, size)` of every params struct, for the layout check against the C++ side.
 pub fn sizes() -> Vec<(&'static str, usize)> {
@@ -243,5 +253,6 @@ pub fn sizes() -> Vec<(&'static str, usize)> {
         e::<S4dParams>(),
         e::<SelScanParams>(),
         e::<SsdParams>(),
+        e::<MmaTestParams>(),
     ]
 }
