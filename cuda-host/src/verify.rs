@@ -26,6 +26,27 @@ impl Tier {
         abs: 1e-5,
     };
 
+    /// The tier of the verification step path ([`crate::cuda::step`]) against the core's
+    /// `Kernels::Reference` step: the same f32 operations in the same order, with no FMA,
+    /// except exp, log1p and erf, which are the device's own (CUDA: within 2, 1 and 2 ulp of
+    /// the correctly rounded value; the emulator: the host C library) instead of the core's.
+    /// Those few-ulp differences are carried through the recurrences and the decoders.
+    /// Measured on the emulator (host C library, 1 ulp from the core's on exp, log1p and
+    /// erf): a largest `|Δ| / max(|core|, rms)` of 6.8e-6 (the 3-layer ECG model over 400+
+    /// steps), 2e-6 or less on the other shipped and random models; `rel` leaves 3× for the
+    /// GPU's functions (up to 2 ulp off where the host's are 1). A relative 1e-3 change of
+    /// one input fails it by three orders of magnitude or more (`tests/step_path.rs`).
+    pub const STEP: Tier = Tier::Float {
+        rel: 2e-5,
+        abs: 1e-6,
+    };
+
+    /// Whether `got` is within the tier of `want` (`rms`: the root mean square of the
+    /// vector `want` belongs to).
+    pub fn holds(&self, got: f32, want: f32, rms: f32) -> bool {
+        self.ok(got, want, rms)
+    }
+
     fn ok(&self, got: f32, want: f32, rms: f32) -> bool {
         match *self {
             Tier::Exact => got.to_bits() == want.to_bits(),
@@ -53,12 +74,39 @@ pub struct Report {
     pub ok: bool,
     pub tier: Tier,
     pub backend: String,
+    /// Which batch computation ran: `scan` (the training ops) or `step` (the step kernels).
+    pub path: String,
     pub streams: usize,
     pub steps: usize,
     pub max_abs_err: f32,
     pub max_rel_err: f32,
+    /// Largest `|Δ| / max(|core|, rms)` (`rms` as in [`Tier::Float`]): what a float tier's
+    /// `rel` bounds.
+    pub max_scaled_err: f32,
+    /// Largest distance in units in the last place between a backend and a core value
+    /// (0: bit for bit; NaN against a number counts as `u64::MAX`).
+    pub max_ulp: u64,
     pub nmse: f64,
     pub first_divergence: Option<Divergence>,
+}
+
+/// Distance of two f32 values in ulp: how many representable values lie between them
+/// (+0 and -0 are one value apart; any NaN is `u64::MAX` unless both are NaN).
+pub fn ulp_distance(a: f32, b: f32) -> u64 {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => return 0,
+        (true, false) | (false, true) => return u64::MAX,
+        _ => {}
+    }
+    let ord = |x: f32| -> i64 {
+        let u = x.to_bits();
+        if u >> 31 == 1 {
+            -((u & 0x7fff_ffff) as i64) - 1
+        } else {
+            u as i64
+        }
+    };
+    ord(a).abs_diff(ord(b))
 }
 
 fn rms(v: &[f32]) -> f32 {
@@ -66,25 +114,34 @@ fn rms(v: &[f32]) -> f32 {
     (s / v.len().max(1) as f64).sqrt() as f32
 }
 
-/// Compares outputs (`[stream][step × d]`) and final states (`[stream][layer][…]`).
+/// Compares outputs (`[stream][step × d]`) and final states (`[stream][layer][…]`) of the
+/// batch `path` (`scan` or `step`) run on `backend`.
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
     tier: Tier,
     backend: String,
+    path: &str,
     out_be: &[Vec<f32>],
     out_core: &[Vec<f32>],
     d: usize,
     st_be: &[Vec<Vec<f32>>],
     st_core: &[Vec<Vec<f32>>],
 ) -> Report {
-    let (mut max_abs, mut max_rel) = (0f32, 0f32);
+    let (mut max_abs, mut max_rel, mut max_ulp) = (0f32, 0f32, 0u64);
+    let mut max_scaled = 0f32;
     let (mut se, mut ss) = (0f64, 0f64);
     let mut first: Option<Divergence> = None;
     let mut steps = 0;
-    let mut note = |a: f32, b: f32| {
+    let mut note = |a: f32, b: f32, rms: f32| {
         let e = (a - b).abs();
         let e = if e.is_nan() { f32::INFINITY } else { e };
         max_abs = max_abs.max(e);
         max_rel = max_rel.max(e / b.abs().max(1e-6));
+        let sc = b.abs().max(rms);
+        if e > 0.0 {
+            max_scaled = max_scaled.max(if sc > 0.0 { e / sc } else { f32::INFINITY });
+        }
+        max_ulp = max_ulp.max(ulp_distance(a, b));
         se += (e as f64) * (e as f64);
         ss += (b as f64) * (b as f64);
     };
@@ -101,9 +158,10 @@ pub fn compare(
             });
         }
         for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-            note(x, y);
             let row = &b[i / d.max(1) * d..(i / d.max(1) + 1) * d.max(1)];
-            if !tier.ok(x, y, rms(row)) && first.is_none() {
+            let r = rms(row);
+            note(x, y, r);
+            if !tier.ok(x, y, r) && first.is_none() {
                 first = Some(Divergence {
                     stream: s,
                     step: Some(i / d.max(1)),
@@ -119,7 +177,7 @@ pub fn compare(
         for (l, (a, b)) in la.iter().zip(lb).enumerate() {
             let r = rms(b);
             for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-                note(x, y);
+                note(x, y, r);
                 if !tier.ok(x, y, r) && first.is_none() {
                     first = Some(Divergence {
                         stream: s,
@@ -137,10 +195,13 @@ pub fn compare(
         ok: first.is_none(),
         tier,
         backend,
+        path: path.to_string(),
         streams: out_core.len(),
         steps,
         max_abs_err: max_abs,
         max_rel_err: max_rel,
+        max_scaled_err: max_scaled,
+        max_ulp,
         nmse: if ss > 0.0 { se / ss } else { se },
         first_divergence: first,
     }
@@ -370,4 +431,89 @@ pub fn mamba_blob_forward<B: Backend>(
         .map(|(b, &len)| out[b * time * o..(b * time + len.min(time)) * o].to_vec())
         .collect();
     Ok((outs, f.final_states(be, &s, &wb, lens)?))
+}
+
+/// The feature frames (`n_mels` each) of a model's own front end (the core's
+/// [`tinyssm_core::frontend::FrontEnd`] over the blob's filterbank) for a clip of samples:
+/// exactly the vectors the core's `step_sample` feeds its model.
+pub fn front_end_frames(m: &Model<'_>, samples: &[f32]) -> BResult<Vec<f32>> {
+    let fe = m
+        .front_end()
+        .ok_or_else(|| crate::BackendError::Unavailable("the model has no front end".into()))?;
+    let c = *fe.config();
+    let err = |e: tinyssm_core::StepError| crate::BackendError::Shape {
+        op: "front end",
+        msg: e.to_string(),
+    };
+    let mut st = vec![0f32; c.state_len()];
+    let mut sc = vec![0f32; c.scratch_len()];
+    let mut out = vec![0f32; c.n_mels as usize];
+    let mut frames = Vec::new();
+    for &x in samples {
+        if fe.push(x, &mut st, &mut sc, &mut out).map_err(err)? {
+            frames.extend_from_slice(&out);
+        }
+    }
+    Ok(frames)
+}
+
+/// Runs a blob through the **step path** ([`crate::cuda::step`]: the core's reference step
+/// for every stream, one launch per time step) over `batch` streams of input vectors
+/// (`[batch, time, d_input]`, padded; `lens` valid steps): every valid step's outputs per
+/// stream and each layer's state after each stream's last step, in the core's layout.
+#[allow(clippy::type_complexity)]
+pub fn step_blob_forward<D: crate::cuda::Device>(
+    dev: &D,
+    m: &Model<'_>,
+    x: &[f32],
+    time: usize,
+    lens: &[usize],
+) -> BResult<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
+    use crate::cuda::step::StepRunner;
+    let batch = lens.len();
+    if batch == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut run = StepRunner::new(dev, m, batch)?;
+    let (di, o) = (run.model().d_in(), run.model().d_out());
+    crate::backend::check_len("step", "inputs", x.len(), batch * time * di)?;
+    if let Some(&l) = lens.iter().find(|&&l| l > time) {
+        return Err(crate::BackendError::Shape {
+            op: "step",
+            msg: format!("a stream of {l} steps in a batch of {time}"),
+        });
+    }
+    // Time windows whose inputs and outputs fit in ~64 Mi floats.
+    let window = ((64usize << 20) / (batch * (di + o).max(1))).clamp(1, time.max(1));
+    let mut outs: Vec<Vec<f32>> = lens.iter().map(|&l| Vec::with_capacity(l * o)).collect();
+    let mut t0 = 0;
+    while t0 < time {
+        let w = window.min(time - t0);
+        let mut xw = vec![0f32; batch * w * di];
+        for b in 0..batch {
+            xw[b * w * di..(b + 1) * w * di]
+                .copy_from_slice(&x[(b * time + t0) * di..(b * time + t0 + w) * di]);
+        }
+        let lw: Vec<usize> = lens.iter().map(|&l| l.saturating_sub(t0).min(w)).collect();
+        if lw.iter().all(|&l| l == 0) {
+            break;
+        }
+        let y = run.run(&xw, w, &lw)?;
+        for (b, &l) in lw.iter().enumerate() {
+            outs[b].extend_from_slice(&y[b * w * o..(b * w + l) * o]);
+        }
+        t0 += w;
+    }
+    let st = run.states()?;
+    let per = run.model().state_len();
+    let layers = (m.config().n_layers as usize).max(1);
+    let finals = (0..batch)
+        .map(|b| {
+            st[b * per..(b + 1) * per]
+                .chunks((per / layers).max(1))
+                .map(|v| v.to_vec())
+                .collect()
+        })
+        .collect();
+    Ok((outs, finals))
 }

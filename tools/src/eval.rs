@@ -4,9 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tinyssm_core::Model;
+use tinyssm_core::{Kernels, Model};
+use tinyssm_cuda::cuda::Device;
 use tinyssm_cuda::data::{self, Split};
-use tinyssm_cuda::verify::{compare, mamba_blob_forward, s4d_blob_forward, Report, Tier};
+use tinyssm_cuda::verify::{
+    compare, front_end_frames, mamba_blob_forward, s4d_blob_forward, step_blob_forward, Report,
+    Tier,
+};
 
 use crate::error::ToolError;
 
@@ -193,10 +197,88 @@ pub fn ecg(model: &Model<'_>, path: &Path) -> Result<EvalResult, ToolError> {
     Ok(result(model, path, Some(sc), sc.tp + sc.fn_, sc.tp))
 }
 
-/// The streams on the backend in one padded batch (their per-step input vectors of `dim`)
-/// against the core's outputs and final states for the same streams.
-fn verify_batch<B: tinyssm_cuda::Backend>(
-    be: &B,
+/// Which batch computation `tinyssm verify` checks against the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyPath {
+    /// The training ops (whole-sequence scans) on a [`tinyssm_cuda::Backend`], against the
+    /// core's default kernels, within [`Tier::FLOAT`].
+    Scan,
+    /// The step kernels ([`tinyssm_cuda::cuda::step`]: the core's reference step for every
+    /// stream on a CUDA device or the emulator), against the core's
+    /// [`tinyssm_core::Kernels::Reference`], within [`Tier::STEP`] (the same operations in
+    /// the same order; exp, log1p and erf are the device's own).
+    Step,
+}
+
+type BatchOut = (Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>);
+
+/// One way of running the streams in a batch.
+trait BatchRun {
+    fn name(&self) -> String;
+    fn path(&self) -> VerifyPath;
+    fn run(
+        &self,
+        m: &Model<'_>,
+        x: &[f32],
+        time: usize,
+        lens: &[usize],
+    ) -> Result<BatchOut, ToolError>;
+}
+
+struct ScanRun<'b, B>(&'b B);
+impl<B: tinyssm_cuda::Backend> BatchRun for ScanRun<'_, B> {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn path(&self) -> VerifyPath {
+        VerifyPath::Scan
+    }
+    fn run(
+        &self,
+        m: &Model<'_>,
+        x: &[f32],
+        time: usize,
+        lens: &[usize],
+    ) -> Result<BatchOut, ToolError> {
+        let run = match m.config().arch {
+            tinyssm_core::Arch::MambaSensor(_) => mamba_blob_forward,
+            _ => s4d_blob_forward,
+        };
+        run(self.0, m, x, time, lens).map_err(usage)
+    }
+}
+
+struct StepRun<'d, D>(&'d D);
+impl<D: Device> BatchRun for StepRun<'_, D> {
+    fn name(&self) -> String {
+        self.0.describe()
+    }
+    fn path(&self) -> VerifyPath {
+        VerifyPath::Step
+    }
+    fn run(
+        &self,
+        m: &Model<'_>,
+        x: &[f32],
+        time: usize,
+        lens: &[usize],
+    ) -> Result<BatchOut, ToolError> {
+        step_blob_forward(self.0, m, x, time, lens).map_err(usage)
+    }
+}
+
+/// The core model a path is compared with, and the tier it must meet.
+fn core_for<'a>(path: VerifyPath, model: &Model<'a>) -> (Model<'a>, Tier) {
+    match path {
+        VerifyPath::Scan => (*model, Tier::FLOAT),
+        VerifyPath::Step => (model.with_kernels(Kernels::Reference), Tier::STEP),
+    }
+}
+
+/// The streams in one padded batch (their per-step input vectors of `dim`) against the
+/// core's outputs and final states for the same streams.
+fn verify_batch(
+    run: &dyn BatchRun,
     model: &Model<'_>,
     vectors: &[Vec<f32>],
     dim: usize,
@@ -208,18 +290,19 @@ fn verify_batch<B: tinyssm_cuda::Backend>(
     for (b, v) in vectors.iter().enumerate() {
         xb[b * time * dim..b * time * dim + v.len()].copy_from_slice(v);
     }
-    let run = match model.config().arch {
-        tinyssm_core::Arch::MambaSensor(_) => mamba_blob_forward,
-        _ => s4d_blob_forward,
-    };
-    let (out_be, st_be) = run(be, model, &xb, time, &lens).map_err(usage)?;
+    let (out_be, st_be) = run.run(model, &xb, time, &lens)?;
     let (out_core, st_core): (Vec<_>, Vec<_>) = core
         .into_iter()
         .map(|(ys, st)| (ys, layer_states(model, &st)))
         .unzip();
+    let path = run.path();
     Ok(compare(
-        Tier::FLOAT,
-        be.name(),
+        core_for(path, model).1,
+        run.name(),
+        match path {
+            VerifyPath::Scan => "scan",
+            VerifyPath::Step => "step",
+        },
         &out_be,
         &out_core,
         model.d_output(),
@@ -237,20 +320,37 @@ pub fn verify_fsdd<B: tinyssm_cuda::Backend>(
     split: Split,
     streams: usize,
 ) -> Result<Report, ToolError> {
+    fsdd_on(&ScanRun(be), model, split, streams)
+}
+
+/// [`verify_fsdd`] on the step path of a CUDA device (or the emulator).
+pub fn verify_fsdd_step<D: Device>(
+    dev: &D,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<Report, ToolError> {
+    fsdd_on(&StepRun(dev), model, split, streams)
+}
+
+fn fsdd_on(
+    run: &dyn BatchRun,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<Report, ToolError> {
     let cases = fsdd_cases(model, Path::new("model"), split, streams)?;
-    let c = model
-        .front_end()
-        .map(|f| *f.config())
-        .ok_or_else(|| usage("no front end"))?;
+    let (cm, _) = core_for(run.path(), model);
     let core = cases
         .iter()
-        .map(|(x, _)| core_stream(model, x))
+        .map(|(x, _)| core_stream(&cm, x))
         .collect::<Result<Vec<_>, _>>()?;
     let feats = cases
         .iter()
-        .map(|(x, _)| data::features(&c, x).map_err(usage))
+        .map(|(x, _)| front_end_frames(model, x).map_err(usage))
         .collect::<Result<Vec<_>, _>>()?;
-    verify_batch(be, model, &feats, c.n_mels as usize, core)
+    let n_mels = model.front_end().map_or(0, |f| f.config().n_mels as usize);
+    verify_batch(run, model, &feats, n_mels, core)
 }
 
 /// `tinyssm verify` on ECG: the test region of record 100 cut into `streams` equal streams.
@@ -259,6 +359,19 @@ pub fn verify_ecg<B: tinyssm_cuda::Backend>(
     model: &Model<'_>,
     streams: usize,
 ) -> Result<Report, ToolError> {
+    ecg_on(&ScanRun(be), model, streams)
+}
+
+/// [`verify_ecg`] on the step path of a CUDA device (or the emulator).
+pub fn verify_ecg_step<D: Device>(
+    dev: &D,
+    model: &Model<'_>,
+    streams: usize,
+) -> Result<Report, ToolError> {
+    ecg_on(&StepRun(dev), model, streams)
+}
+
+fn ecg_on(run: &dyn BatchRun, model: &Model<'_>, streams: usize) -> Result<Report, ToolError> {
     if model.d_input() != 1 || model.front_end().is_some() {
         return Err(usage(
             "the ecg dataset needs a model with one input per step",
@@ -271,11 +384,12 @@ pub fn verify_ecg<B: tinyssm_cuda::Backend>(
         .take(streams)
         .map(|c| c.to_vec())
         .collect();
+    let (cm, _) = core_for(run.path(), model);
     let core = chunks
         .iter()
-        .map(|x| core_stream(model, x))
+        .map(|x| core_stream(&cm, x))
         .collect::<Result<Vec<_>, _>>()?;
-    verify_batch(be, model, &chunks, 1, core)
+    verify_batch(run, model, &chunks, 1, core)
 }
 
 /// `tinyssm verify` on BasicMotions: up to `streams` cases of the split in one batch.
@@ -285,11 +399,31 @@ pub fn verify_basicmotions<B: tinyssm_cuda::Backend>(
     split: Split,
     streams: usize,
 ) -> Result<Report, ToolError> {
+    basicmotions_on(&ScanRun(be), model, split, streams)
+}
+
+/// [`verify_basicmotions`] on the step path of a CUDA device (or the emulator).
+pub fn verify_basicmotions_step<D: Device>(
+    dev: &D,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<Report, ToolError> {
+    basicmotions_on(&StepRun(dev), model, split, streams)
+}
+
+fn basicmotions_on(
+    run: &dyn BatchRun,
+    model: &Model<'_>,
+    split: Split,
+    streams: usize,
+) -> Result<Report, ToolError> {
     let cases = basicmotions_cases(model, Path::new("model"), split, streams.max(1))?;
+    let (cm, _) = core_for(run.path(), model);
     let core = cases
         .iter()
-        .map(|(x, _)| core_stream(model, x))
+        .map(|(x, _)| core_stream(&cm, x))
         .collect::<Result<Vec<_>, _>>()?;
     let vectors: Vec<Vec<f32>> = cases.into_iter().map(|(x, _)| x).collect();
-    verify_batch(be, model, &vectors, 6, core)
+    verify_batch(run, model, &vectors, 6, core)
 }

@@ -8,6 +8,10 @@
 //!     tinyssm-cuda-bench            # on GPU 0, the issue's sizes (B=16, D=1536, N=16, L=4096)
 //!     tinyssm-cuda-bench --emulate  # the same program on the kernel emulator, small sizes
 //!
+//! Last, the verification step path (`kernels/step.cu`) on models/ecg-rpeak.tssm (or
+//! `--step-model PATH`): 4096 streams × 512 steps (8 × 16 on `--emulate`), in
+//! stream-steps per second, after a bit-for-bit check against the core.
+//!
 //! Results go to stdout as a table (and as JSON with `--json FILE`).
 
 use rand::rngs::StdRng;
@@ -397,12 +401,91 @@ fn report<D: Device>(be: &CudaBackend<D>, rows: &[Row], json: Option<&str>) {
     }
 }
 
+/// The verification step path (`kernels/step.cu`) on the shipped ECG model: `batch`
+/// streams advanced `steps` time steps (one launch per step, states resident), after a
+/// bit-for-bit check of a few streams against the core's reference kernels. Reports
+/// stream-steps per second (device events around the launches, median of `reps`).
+fn step_bench<D: Device>(dev: &D, small: bool, reps: usize, model: Option<&str>) -> R<()> {
+    use tinyssm_core::{Kernels, Model};
+    use tinyssm_cuda::cuda::step::StepRunner;
+    let name = "ecg-rpeak.tssm";
+    let candidates: Vec<std::path::PathBuf> = match model {
+        Some(p) => vec![p.into()],
+        None => vec![
+            std::path::Path::new("models").join(name),
+            std::path::Path::new("../models").join(name),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../models")
+                .join(name),
+        ],
+    };
+    let path = candidates.iter().find(|p| p.exists()).ok_or_else(|| {
+        BackendError::Unavailable(format!(
+            "step bench: {name} not found (tried {candidates:?}; pass --step-model PATH)"
+        ))
+    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| BackendError::Unavailable(format!("{}: {e}", path.display())))?;
+    let blob = tinyssm_host::AlignedBuf::from_bytes(&bytes);
+    let m = Model::parse(blob.as_bytes())
+        .map_err(|e| BackendError::Unavailable(format!("{}: {e}", path.display())))?;
+    let (batch, steps) = if small { (8, 16) } else { (4096, 512) };
+    let di = m.d_input();
+    let mut rng = StdRng::seed_from_u64(17);
+    let x = rnd(&mut rng, batch * steps * di, -1.0, 1.0);
+    // Check: the first streams' outputs within Tier::STEP of the core's reference step.
+    let mut run = StepRunner::new(dev, &m, batch)?;
+    let y = run.run(&x, steps, &vec![steps; batch])?;
+    let core = m.with_kernels(Kernels::Reference);
+    let o = m.d_output();
+    for s in 0..batch.min(4) {
+        let mut st = vec![0f32; core.state_len()];
+        let mut sc = vec![0f32; core.scratch_len()];
+        let mut out = vec![0f32; o];
+        for t in 0..steps.min(64) {
+            let xi = &x[(s * steps + t) * di..(s * steps + t + 1) * di];
+            core.step_vector(xi, &mut st, &mut sc, &mut out)
+                .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            let got = &y[(s * steps + t) * o..(s * steps + t + 1) * o];
+            let rms = (out.iter().map(|v| v * v).sum::<f32>() / o.max(1) as f32).sqrt();
+            if got
+                .iter()
+                .zip(&out)
+                .any(|(&a, &b)| !tinyssm_cuda::verify::Tier::STEP.holds(a, b, rms))
+            {
+                return Err(BackendError::Unavailable(format!(
+                    "step path beyond the step tier of the core at stream {s} step {t}: {got:?} vs {out:?}"
+                )));
+            }
+        }
+    }
+    let w = run.window(&x, steps, &vec![steps; batch])?;
+    let mut go = || run.launch(&w);
+    let t: Vec<f32> = (0..reps).map(|_| dev.time_ms(&mut go)).collect::<R<_>>()?;
+    let ms = median(t);
+    let rate = (batch * steps) as f64 / (ms as f64 * 1e-3);
+    println!(
+        "\nstep path ({name}, {}, {batch} streams × {steps} steps, one launch per step): \
+         {ms:.3} ms = {:.3} µs per step, {:.3e} stream-steps/s (outputs checked within the \
+         step tier of the core's reference step)",
+        run.model().kernel(),
+        1e3 * ms as f64 / steps as f64,
+        rate
+    );
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let emulate = args.iter().any(|a| a == "--emulate");
     let json = args
         .iter()
         .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let step_model = args
+        .iter()
+        .position(|a| a == "--step-model")
         .and_then(|i| args.get(i + 1))
         .cloned();
     let r = if emulate {
@@ -413,14 +496,14 @@ fn main() -> std::process::ExitCode {
                 check(&be)?;
                 let rows = bench(&be, true, 1)?;
                 report(&be, &rows, json.as_deref());
-                Ok(())
+                step_bench(be.device(), true, 1, step_model.as_deref())
             })
     } else {
         cuda::open().and_then(|be| {
             check(&be)?;
             let rows = bench(&be, false, 21)?;
             report(&be, &rows, json.as_deref());
-            Ok(())
+            step_bench(be.device(), false, 5, step_model.as_deref())
         })
     };
     match r {

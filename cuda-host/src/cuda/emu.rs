@@ -100,7 +100,17 @@ impl EmuDevice {
     pub fn build(dir: &Path) -> Result<Self> {
         let src = emu_source();
         let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
-        let flags = ["-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w"];
+        // No FMA contraction: kernels compute `a * b + c` with two roundings, as the CPU
+        // reference and the core (and NVRTC with --fmad=false).
+        let flags = [
+            "-std=c++20",
+            "-O1",
+            "-ffp-contract=off",
+            "-shared",
+            "-fPIC",
+            "-pthread",
+            "-w",
+        ];
         let mut h = Sha256::new();
         h.update(src.as_bytes());
         h.update(cxx.as_bytes());

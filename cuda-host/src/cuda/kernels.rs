@@ -21,6 +21,11 @@ pub struct Module {
 /// Every kernel module of the backend.
 pub const MODULES: &[Module] = &[
     Module {
+        name: "step",
+        source: include_str!("../../kernels/step.cu"),
+        kernels: &["step_s4d", "step_mamba", "step_math_probe"],
+    },
+    Module {
         name: "elementwise",
         source: include_str!("../../kernels/elementwise.cu"),
         kernels: &[

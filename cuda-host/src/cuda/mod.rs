@@ -8,6 +8,7 @@ pub mod device;
 pub mod emu;
 pub mod kernels;
 pub mod params;
+pub mod step;
 
 pub use backend::{
     scan_chunk, scan_lanes, ssd_chunk_smem, CudaBackend, DevBuf, ScanOp, SsdFwdKernel, Tf32Mode,

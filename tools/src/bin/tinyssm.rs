@@ -120,6 +120,12 @@ enum Cmd {
         streams: usize,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendKind,
+        /// `scan`: the training ops (whole-sequence scans) on the backend, within the float
+        /// tier; `step`: the step kernels (the core's reference step for every stream, one
+        /// launch per time step; `--backend cuda` or `cuda-emu`), against the core's
+        /// reference kernels within the step tier (exp, log1p and erf are the device's own).
+        #[arg(long, value_enum, default_value = "scan")]
+        path: PathKind,
         #[arg(long)]
         json: bool,
     },
@@ -153,6 +159,42 @@ enum BackendKind {
     /// The CUDA backend's kernels built for and run on the host (slow; for checking the
     /// CUDA code path where no GPU is).
     CudaEmu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PathKind {
+    /// The training ops (whole-sequence scans) on the backend.
+    Scan,
+    /// The batched step kernels (CUDA backends only).
+    Step,
+}
+
+/// Runs `$body` with `$dev` bound to the chosen CUDA device (the step path).
+macro_rules! with_device {
+    ($kind:expr, $dev:ident => $body:expr) => {
+        match $kind {
+            BackendKind::Cpu => {
+                return Err(ToolError::Usage(
+                    "--path step runs the CUDA step kernels: use --backend cuda or cuda-emu".into(),
+                ))
+            }
+            BackendKind::Cuda => {
+                let d = tinyssm_cuda::cuda::CudaDevice::new(0)
+                    .map_err(|e| ToolError::Usage(e.to_string()))?;
+                let $dev = &d;
+                $body
+            }
+            BackendKind::CudaEmu => {
+                let dir = tinyssm_cuda::cuda::kernels::cache_dir()
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join("emu");
+                let d = tinyssm_cuda::cuda::emu::EmuDevice::build(&dir)
+                    .map_err(|e| ToolError::Usage(e.to_string()))?;
+                let $dev = &d;
+                $body
+            }
+        }
+    };
 }
 
 /// Runs `$body` with `$be` bound to the chosen backend.
@@ -405,6 +447,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             split,
             streams,
             backend,
+            path,
             json,
         } => {
             let split = match split {
@@ -412,26 +455,43 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 SplitKind::Test => tinyssm_cuda::data::Split::Test,
             };
             let mf = ModelFile::open(&model)?;
-            let r = with_backend!(backend, be => match dataset {
-                DatasetKind::Fsdd => {
-                    tinyssm_tools::eval::verify_fsdd(be, &mf.model(), split, streams)?
-                }
-                DatasetKind::Ecg => tinyssm_tools::eval::verify_ecg(be, &mf.model(), streams)?,
-                DatasetKind::Basicmotions => {
-                    tinyssm_tools::eval::verify_basicmotions(be, &mf.model(), split, streams)?
-                }
-            });
+            use tinyssm_tools::eval;
+            let m = mf.model();
+            let r = match path {
+                PathKind::Scan => with_backend!(backend, be => match dataset {
+                    DatasetKind::Fsdd => eval::verify_fsdd(be, &m, split, streams)?,
+                    DatasetKind::Ecg => eval::verify_ecg(be, &m, streams)?,
+                    DatasetKind::Basicmotions => {
+                        eval::verify_basicmotions(be, &m, split, streams)?
+                    }
+                }),
+                PathKind::Step => with_device!(backend, dev => match dataset {
+                    DatasetKind::Fsdd => eval::verify_fsdd_step(dev, &m, split, streams)?,
+                    DatasetKind::Ecg => eval::verify_ecg_step(dev, &m, streams)?,
+                    DatasetKind::Basicmotions => {
+                        eval::verify_basicmotions_step(dev, &m, split, streams)?
+                    }
+                }),
+            };
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
                 println!(
-                    "{}: {} streams, {} steps on {}: max |Δ| {:.3e}, max rel {:.3e}, NMSE {:.3e} — {}",
+                    "{}: {} streams, {} steps on {} ({} path, tier {}): max |Δ| {:.3e} ({} ulp), max rel {:.3e}, max scaled {:.3e}, NMSE {:.3e} — {}",
                     model.display(),
                     r.streams,
                     r.steps,
                     r.backend,
+                    r.path,
+                    match r.tier {
+                        tinyssm_cuda::verify::Tier::Exact => "exact".to_string(),
+                        tinyssm_cuda::verify::Tier::Float { rel, abs } =>
+                            format!("float rel {rel:.0e} abs {abs:.0e}"),
+                    },
                     r.max_abs_err,
+                    if r.max_ulp == u64::MAX { "NaN".to_string() } else { r.max_ulp.to_string() },
                     r.max_rel_err,
+                    r.max_scaled_err,
                     r.nmse,
                     if r.ok { "ok".to_string() } else { format!("FAILED: first divergence {:?}", r.first_divergence) }
                 );

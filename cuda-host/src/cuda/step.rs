@@ -1,0 +1,564 @@
+//! The verification **step path**: the core's recurrent step for `batch` streams at once on
+//! a [`Device`], one time step per kernel launch (`kernels/step.cu`), every stream's state
+//! held on the device in the core's own state-vector layout.
+//!
+//! The kernels perform the arithmetic of the core's [`Kernels::Reference`] step in the
+//! core's order — sequential f32 dot products, the same LayerNorm/RMSNorm, GELU, SiLU,
+//! sigmoid and softplus formulas — with FMA contraction off. exp, log1p and erf are the
+//! device's own (CUDA's built-ins; the emulator: the host C library), a few ulp from the
+//! core's, so the outputs and states agree with the core's within
+//! [`crate::verify::Tier::STEP`], not bit for bit.
+//!
+//! Geometry: one block per stream ([`STEP_BLOCK`] threads by default); the stream's
+//! activations live in shared memory and each sub-op (linear, norm, scan update, gate) is
+//! split over its output channels, one thread per channel. Weights are uploaded once, in
+//! one packed buffer, and shared by every stream. Models with an audio front end are fed
+//! the front end's feature frames (computed on the host by the core).
+
+use tinyssm_core::{Arch, Kernels, Model, Role, Weights};
+
+use super::device::{Device, Launch};
+use super::params::KernelParams;
+use crate::backend::{BackendError, Result};
+
+/// Threads per block (one block per stream) unless [`StepRunner::with_block`] says otherwise.
+pub const STEP_BLOCK: u32 = 64;
+
+/// Largest shared-memory footprint of one stream's activations (bytes).
+const MAX_SMEM: usize = 96 * 1024;
+
+/// The `StepParams` struct of `kernels/step.cu`, field for field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepParams {
+    pub w: u64,
+    pub woff: u64,
+    pub x: u64,
+    pub out: u64,
+    pub state: u64,
+    pub lens: u64,
+    pub probe: u64,
+    pub batch: i64,
+    pub steps: i64,
+    pub t: i64,
+    pub d_in: i64,
+    pub d_out: i64,
+    pub state_len: i64,
+    pub n_layers: i64,
+    pub d_model: i64,
+    pub d_state: i64,
+    pub d_inner: i64,
+    pub d_conv: i64,
+    pub dt_rank: i64,
+    pub flags: i64,
+    pub eps: f32,
+    pub pad: i32,
+}
+// SAFETY: repr(C), 20 eight-byte integers then two four-byte fields: no padding (the
+// assertion below), plain data.
+unsafe impl KernelParams for StepParams {
+    const NAME: &'static str = "StepParams";
+}
+const _: () = assert!(size_of::<StepParams>() == 20 * 8 + 8);
+
+const PRENORM: i64 = 1;
+const GLU: i64 = 2;
+const FINAL_NORM: i64 = 4;
+const CONV_BIAS: i64 = 8;
+const IN_BIAS: i64 = 16;
+const OUT_BIAS: i64 = 32;
+
+const GLOBAL_SLOTS: usize = 6;
+const S4D_SLOTS: usize = 7;
+const MAMBA_SLOTS: usize = 12;
+
+fn shape(msg: String) -> BackendError {
+    BackendError::Shape { op: "step", msg }
+}
+
+/// What the step kernels need from a model: the kernel, the params template, the packed
+/// weights and their offsets, the model's state length per stream.
+#[derive(Debug, Clone)]
+pub struct StepModel {
+    kernel: &'static str,
+    params: StepParams,
+    weights: Vec<f32>,
+    offsets: Vec<i64>,
+    smem_floats: usize,
+    state_len: usize,
+    d_in: usize,
+    d_out: usize,
+}
+
+struct Packer<'m> {
+    m: &'m Model<'m>,
+    weights: Vec<f32>,
+    offsets: Vec<i64>,
+}
+
+impl Packer<'_> {
+    fn put(&mut self, slot: usize, v: Vec<f32>) {
+        self.offsets[slot] = self.weights.len() as i64;
+        self.weights.extend_from_slice(&v);
+        // Keep every tensor 16-byte aligned.
+        while !self.weights.len().is_multiple_of(4) {
+            self.weights.push(0.0);
+        }
+    }
+
+    fn values(&self, layer: Option<u16>, role: Role, want: usize) -> Result<Vec<f32>> {
+        let t = self.m.find(layer, role).ok_or_else(|| {
+            shape(format!(
+                "model has no {} tensor{}",
+                role.name(),
+                layer.map_or(String::new(), |l| format!(" in layer {l}"))
+            ))
+        })?;
+        // f16 → f32 is exact: the core's f16 dot multiplies the converted value.
+        let v: Vec<f32> = match t.weights {
+            Weights::F32(w) => w.to_vec(),
+            Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
+        };
+        if v.len() != want {
+            return Err(shape(format!(
+                "{} has {} values, expected {want}",
+                role.name(),
+                v.len()
+            )));
+        }
+        Ok(v)
+    }
+
+    /// A vector tensor as stored.
+    fn vec(&mut self, slot: usize, layer: Option<u16>, role: Role, n: usize) -> Result<()> {
+        let v = self.values(layer, role, n)?;
+        self.put(slot, v);
+        Ok(())
+    }
+
+    /// A `[rows, cols]` matrix, stored transposed (`[cols, rows]`).
+    fn mat(
+        &mut self,
+        slot: usize,
+        layer: Option<u16>,
+        role: Role,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let v = self.values(layer, role, rows * cols)?;
+        let mut t = vec![0f32; v.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = v[r * cols + c];
+            }
+        }
+        self.put(slot, t);
+        Ok(())
+    }
+}
+
+impl StepModel {
+    /// Packs a model for the step kernels; an architecture they do not cover is
+    /// `BackendError::Unavailable`, a tensor of the wrong size a shape error.
+    pub fn new(m: &Model<'_>) -> Result<Self> {
+        let cfg = m.config();
+        let layers = cfg.n_layers as usize;
+        let fe = m.front_end().map_or(0, |f| f.config().state_len());
+        let mut p = StepParams {
+            n_layers: layers as i64,
+            ..Default::default()
+        };
+        let (kernel, per_layer, state_per_layer, smem_floats, d_in, d_out);
+        match &cfg.arch {
+            Arch::S4d(c) => {
+                let (h, ns) = (c.d_model as usize, c.d_state as usize);
+                if ns % 2 != 0 {
+                    return Err(shape(format!("S4D d_state {ns} is odd")));
+                }
+                d_in = c.d_input as usize;
+                d_out = c.d_output as usize;
+                p.d_model = h as i64;
+                p.d_state = ns as i64;
+                p.eps = c.norm_eps;
+                p.flags = if c.prenorm { PRENORM } else { 0 }
+                    | if c.glu { GLU } else { 0 }
+                    | if c.final_norm { FINAL_NORM } else { 0 };
+                kernel = "step_s4d";
+                per_layer = S4D_SLOTS;
+                state_per_layer = h * ns;
+                smem_floats = 2 * h + if c.glu { 2 * h } else { h } + d_in + 2;
+            }
+            Arch::MambaSensor(c) => {
+                let (dm, di, n, dc, r) = (
+                    c.d_model as usize,
+                    c.d_inner as usize,
+                    c.d_state as usize,
+                    c.d_conv as usize,
+                    c.dt_rank as usize,
+                );
+                if dc == 0 {
+                    return Err(shape("Mamba d_conv is 0".into()));
+                }
+                d_in = c.d_input as usize;
+                d_out = c.d_output as usize;
+                p.d_model = dm as i64;
+                p.d_inner = di as i64;
+                p.d_state = n as i64;
+                p.d_conv = dc as i64;
+                p.dt_rank = r as i64;
+                p.eps = c.norm_eps;
+                p.flags = if c.conv_bias { CONV_BIAS } else { 0 }
+                    | if c.in_proj_bias { IN_BIAS } else { 0 }
+                    | if c.out_proj_bias { OUT_BIAS } else { 0 };
+                kernel = "step_mamba";
+                per_layer = MAMBA_SLOTS;
+                state_per_layer = di * (dc - 1) + di * n;
+                smem_floats = 2 * dm + 2 * di + r + 2 * n + d_in + 2;
+            }
+            _ => {
+                return Err(BackendError::Unavailable(
+                    "the step path covers S4D and MambaSensor models".into(),
+                ))
+            }
+        }
+        let state_len = layers * state_per_layer;
+        if state_len + fe != m.state_len() {
+            return Err(shape(format!(
+                "state layout: {layers} layers × {state_per_layer} + front end {fe} ≠ the \
+                 model's {}",
+                m.state_len()
+            )));
+        }
+        if smem_floats * 4 > MAX_SMEM {
+            return Err(BackendError::Unavailable(format!(
+                "the step kernel keeps one stream's activations in shared memory: {} bytes \
+                 exceed {MAX_SMEM}",
+                smem_floats * 4
+            )));
+        }
+        let mut pk = Packer {
+            m,
+            weights: Vec::new(),
+            offsets: vec![-1; GLOBAL_SLOTS + layers * per_layer],
+        };
+        let g = GLOBAL_SLOTS;
+        match &cfg.arch {
+            Arch::S4d(c) => {
+                let (h, half) = (c.d_model as usize, c.d_state as usize / 2);
+                let no = if c.glu { 2 * h } else { h };
+                pk.mat(0, None, Role::Encoder, h, d_in)?;
+                pk.vec(1, None, Role::EncoderBias, h)?;
+                if c.final_norm {
+                    pk.vec(2, None, Role::NormF, h)?;
+                    pk.vec(3, None, Role::NormFBias, h)?;
+                }
+                pk.mat(4, None, Role::Decoder, d_out, h)?;
+                pk.vec(5, None, Role::DecoderBias, d_out)?;
+                for l in 0..layers {
+                    let (b, li) = (g + l * S4D_SLOTS, Some(l as u16));
+                    pk.vec(b, li, Role::Norm, h)?;
+                    pk.vec(b + 1, li, Role::NormBias, h)?;
+                    pk.vec(b + 2, li, Role::DA, h * half * 2)?;
+                    pk.vec(b + 3, li, Role::CB, h * half * 2)?;
+                    pk.vec(b + 4, li, Role::D, h)?;
+                    pk.mat(b + 5, li, Role::OutLinear, no, h)?;
+                    pk.vec(b + 6, li, Role::OutLinearBias, no)?;
+                }
+            }
+            Arch::MambaSensor(c) => {
+                let (dm, di, n, dc, r) = (
+                    c.d_model as usize,
+                    c.d_inner as usize,
+                    c.d_state as usize,
+                    c.d_conv as usize,
+                    c.dt_rank as usize,
+                );
+                pk.mat(0, None, Role::Encoder, dm, d_in)?;
+                pk.vec(1, None, Role::EncoderBias, dm)?;
+                pk.vec(2, None, Role::NormF, dm)?;
+                pk.mat(4, None, Role::Decoder, d_out, dm)?;
+                pk.vec(5, None, Role::DecoderBias, d_out)?;
+                for l in 0..layers {
+                    let (b, li) = (g + l * MAMBA_SLOTS, Some(l as u16));
+                    pk.vec(b, li, Role::Norm, dm)?;
+                    pk.mat(b + 1, li, Role::InProj, 2 * di, dm)?;
+                    if c.in_proj_bias {
+                        pk.vec(b + 2, li, Role::InProjBias, 2 * di)?;
+                    }
+                    pk.vec(b + 3, li, Role::ConvW, di * dc)?;
+                    if c.conv_bias {
+                        pk.vec(b + 4, li, Role::ConvB, di)?;
+                    }
+                    pk.mat(b + 5, li, Role::XProj, r + 2 * n, di)?;
+                    pk.mat(b + 6, li, Role::DtProj, di, r)?;
+                    pk.vec(b + 7, li, Role::DtProjBias, di)?;
+                    pk.vec(b + 8, li, Role::A, di * n)?;
+                    pk.vec(b + 9, li, Role::D, di)?;
+                    pk.mat(b + 10, li, Role::OutProj, dm, di)?;
+                    if c.out_proj_bias {
+                        pk.vec(b + 11, li, Role::OutProjBias, dm)?;
+                    }
+                }
+            }
+            _ => unreachable!("checked above"),
+        }
+        p.d_in = d_in as i64;
+        p.d_out = d_out as i64;
+        p.state_len = state_len as i64;
+        if pk.weights.is_empty() {
+            pk.weights.push(0.0);
+        }
+        Ok(Self {
+            kernel,
+            params: p,
+            weights: pk.weights,
+            offsets: pk.offsets,
+            smem_floats,
+            state_len,
+            d_in,
+            d_out,
+        })
+    }
+
+    /// The model's state floats per stream (the core's state vector without the front
+    /// end's part).
+    pub fn state_len(&self) -> usize {
+        self.state_len
+    }
+    pub fn d_in(&self) -> usize {
+        self.d_in
+    }
+    pub fn d_out(&self) -> usize {
+        self.d_out
+    }
+    /// The kernel that steps this model.
+    pub fn kernel(&self) -> &'static str {
+        self.kernel
+    }
+}
+
+/// The core model the step path must agree with (within [`crate::verify::Tier::STEP`]).
+pub fn reference_model<'a>(m: &Model<'a>) -> Model<'a> {
+    m.with_kernels(Kernels::Reference)
+}
+
+fn to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_bytes(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// `batch` streams of one model on a device: weights uploaded once, states resident.
+pub struct StepRunner<'d, D: Device> {
+    dev: &'d D,
+    model: StepModel,
+    batch: usize,
+    block: u32,
+    w: D::Mem,
+    woff: D::Mem,
+    state: D::Mem,
+}
+
+impl<'d, D: Device> StepRunner<'d, D> {
+    /// Packs and uploads `m` and allocates `batch` streams in their initial (zero) state.
+    pub fn new(dev: &'d D, m: &Model<'_>, batch: usize) -> Result<Self> {
+        let model = StepModel::new(m)?;
+        if batch == 0 || batch > i32::MAX as usize {
+            return Err(shape(format!("batch {batch} is not in 1..=2^31-1")));
+        }
+        let mut w = dev.alloc_zeroed(model.weights.len() * 4)?;
+        dev.write(&mut w, &to_bytes(&model.weights))?;
+        let offs: Vec<u8> = model.offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+        let mut woff = dev.alloc_zeroed(offs.len())?;
+        dev.write(&mut woff, &offs)?;
+        let bytes = batch
+            .checked_mul(model.state_len * 4)
+            .ok_or_else(|| shape("state size overflows".into()))?;
+        let state = dev.alloc_zeroed(bytes)?;
+        Ok(Self {
+            dev,
+            model,
+            batch,
+            block: STEP_BLOCK,
+            w,
+            woff,
+            state,
+        })
+    }
+
+    /// Another block size (threads per stream); any value in 1..=1024 computes the same.
+    pub fn with_block(mut self, block: u32) -> Result<Self> {
+        if block == 0 || block > 1024 {
+            return Err(shape(format!("block {block} is not in 1..=1024")));
+        }
+        self.block = block;
+        Ok(self)
+    }
+
+    pub fn model(&self) -> &StepModel {
+        &self.model
+    }
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Every stream back to the initial state (all zeros, as `Model::reset` for these
+    /// architectures).
+    pub fn reset(&mut self) -> Result<()> {
+        self.dev.zero(&mut self.state)
+    }
+
+    /// The states, `[batch][state_len]`, each the core's state vector (model part).
+    pub fn states(&self) -> Result<Vec<f32>> {
+        let mut b = vec![0u8; self.batch * self.model.state_len * 4];
+        self.dev.read(&self.state, &mut b)?;
+        Ok(from_bytes(&b))
+    }
+
+    /// Sets every stream's state (`[batch][state_len]`).
+    pub fn set_states(&mut self, st: &[f32]) -> Result<()> {
+        if st.len() != self.batch * self.model.state_len {
+            return Err(shape(format!(
+                "states have {} values, expected {} streams × {}",
+                st.len(),
+                self.batch,
+                self.model.state_len
+            )));
+        }
+        self.dev.write(&mut self.state, &to_bytes(st))
+    }
+
+    /// Advances the streams: `x` is `[batch][steps][d_in]`, stream `s` takes its first
+    /// `lens[s]` (≤ `steps`) inputs, one launch per time step; a stream past its length
+    /// is not touched. Returns `[batch][steps][d_out]` outputs, NaN where a stream took
+    /// no step.
+    pub fn run(&mut self, x: &[f32], steps: usize, lens: &[usize]) -> Result<Vec<f32>> {
+        let w = self.window(x, steps, lens)?;
+        self.launch(&w)?;
+        self.outputs(&w)
+    }
+
+    /// Uploads a window of inputs (as [`Self::run`] takes them) for [`Self::launch`].
+    pub fn window(&self, x: &[f32], steps: usize, lens: &[usize]) -> Result<Window<D>> {
+        let (b, di, dout) = (self.batch, self.model.d_in, self.model.d_out);
+        if lens.len() != b {
+            return Err(shape(format!("{} lengths for {b} streams", lens.len())));
+        }
+        let want = b
+            .checked_mul(steps)
+            .and_then(|v| v.checked_mul(di))
+            .ok_or_else(|| shape("input size overflows".into()))?;
+        if x.len() != want {
+            return Err(shape(format!(
+                "inputs have {} values, expected {b} streams × {steps} steps × {di}",
+                x.len()
+            )));
+        }
+        if let Some((s, &l)) = lens.iter().enumerate().find(|(_, &l)| l > steps) {
+            return Err(shape(format!(
+                "stream {s} length {l} exceeds {steps} steps"
+            )));
+        }
+        let mut xin = self.dev.alloc_zeroed(x.len() * 4)?;
+        self.dev.write(&mut xin, &to_bytes(x))?;
+        let lb: Vec<u8> = lens
+            .iter()
+            .flat_map(|&l| (l as i64).to_le_bytes())
+            .collect();
+        let mut lbuf = self.dev.alloc_zeroed(lb.len())?;
+        self.dev.write(&mut lbuf, &lb)?;
+        let n_out = b * steps * dout;
+        let mut out = self.dev.alloc_zeroed(n_out * 4)?;
+        self.dev
+            .write(&mut out, &to_bytes(&vec![f32::NAN; n_out]))?;
+        Ok(Window {
+            x: xin,
+            lens: lbuf,
+            out,
+            steps,
+            active: lens.iter().copied().max().unwrap_or(0),
+            n_out,
+        })
+    }
+
+    /// Queues the window's steps, one launch per time step (no host transfer: the
+    /// benchmarks time this).
+    pub fn launch(&mut self, w: &Window<D>) -> Result<()> {
+        let mut p = self.model.params;
+        p.w = self.dev.addr(&self.w);
+        p.woff = self.dev.addr(&self.woff);
+        p.x = self.dev.addr(&w.x);
+        p.out = self.dev.addr(&w.out);
+        p.state = self.dev.addr(&self.state);
+        p.lens = self.dev.addr(&w.lens);
+        p.batch = self.batch as i64;
+        p.steps = w.steps as i64;
+        let l = Launch {
+            grid: (self.batch as u32, 1, 1),
+            block: self.block,
+            smem: (self.model.smem_floats * 4) as u32,
+        };
+        for t in 0..w.active {
+            p.t = t as i64;
+            self.dev.launch(self.model.kernel, l, p.bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The window's outputs, `[batch][steps][d_out]` (waits for the launches).
+    pub fn outputs(&self, w: &Window<D>) -> Result<Vec<f32>> {
+        let mut ob = vec![0u8; w.n_out * 4];
+        self.dev.read(&w.out, &mut ob)?;
+        Ok(from_bytes(&ob))
+    }
+}
+
+/// A window of inputs on the device, with its lengths and output buffer.
+pub struct Window<D: Device> {
+    x: D::Mem,
+    lens: D::Mem,
+    out: D::Mem,
+    steps: usize,
+    active: usize,
+    n_out: usize,
+}
+
+impl<D: Device> Window<D> {
+    /// Time steps launched for this window (the longest stream's length in it).
+    pub fn active_steps(&self) -> usize {
+        self.active
+    }
+}
+
+/// The device's scalar functions over `x`: `[exp, log1p, erf, gelu, silu, sigmoid,
+/// softplus]` each `x.len()` values, and the C++ `sizeof(StepParams)`.
+pub fn math_probe<D: Device>(dev: &D, x: &[f32]) -> Result<(Vec<Vec<f32>>, usize)> {
+    let n = x.len().max(1);
+    let mut xin = dev.alloc_zeroed(n * 4)?;
+    dev.write(&mut xin, &to_bytes(x))?;
+    let probe = dev.alloc_zeroed((7 * n + 1) * 4)?;
+    let p = StepParams {
+        x: dev.addr(&xin),
+        probe: dev.addr(&probe),
+        batch: x.len() as i64,
+        ..Default::default()
+    };
+    let blocks = x.len().div_ceil(256).clamp(1, 1024) as u32;
+    let l = Launch {
+        grid: (blocks, 1, 1),
+        block: 256,
+        smem: 0,
+    };
+    if !x.is_empty() {
+        dev.launch("step_math_probe", l, p.bytes())?;
+    }
+    let mut b = vec![0u8; (7 * n + 1) * 4];
+    dev.read(&probe, &mut b)?;
+    let v = from_bytes(&b);
+    let f = (0..7).map(|k| v[k * n..k * n + x.len()].to_vec()).collect();
+    Ok((f, v[7 * n] as usize))
+}
