@@ -12,10 +12,11 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "toolchain components and targets"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
+rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi thumbv8m.main-none-eabihf
 
 # Debian packages: a C++ compiler (the CUDA kernel emulator is built from the kernel
-# sources by g++) and venv support for the NVRTC install below.
+# sources by g++), venv support for the NVRTC install below, and qemu-system-arm (the
+# firmware runs on an emulated Cortex-M4F board in tests/tests/qemu_fsdd.rs).
 apt_install() {
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
@@ -23,10 +24,11 @@ apt_install() {
         sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
     fi
 }
-step "system packages (g++, python3-venv)"
+step "system packages (g++, python3-venv, qemu-system-arm)"
 need=()
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # NVRTC 13.0 (no GPU needed) so the nvrtc test compiles every CUDA kernel for sm_90; the
@@ -59,11 +61,19 @@ step "clippy tinyssm-core on thumbv7em-none-eabihf (no_std)"
 cargo clippy -p tinyssm-core --target thumbv7em-none-eabihf --no-default-features --locked -- -D warnings
 cargo clippy -p tinyssm-core --target thumbv7em-none-eabihf --features defmt --locked -- -D warnings
 
-step "no_std builds: thumbv7em-none-eabihf (Cortex-M4F/M7) and thumbv6m-none-eabi (Cortex-M0)"
+step "no_std builds: thumbv7em-none-eabihf (Cortex-M4F/M7), thumbv8m.main-none-eabihf (Cortex-M33) and thumbv6m-none-eabi (Cortex-M0)"
 cargo build -p tinyssm-core --target thumbv7em-none-eabihf --release --locked
+cargo build -p tinyssm-core --target thumbv8m.main-none-eabihf --release --locked
 cargo build -p tinyssm-core --target thumbv6m-none-eabi --release --locked
 
+step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy, release build"
+(cd firmware && cargo fmt --all -- --check \
+    && cargo clippy --release --all-targets --locked -- -D warnings \
+    && cargo build --release --locked)
+
 step "tests"
+# The QEMU tests (tests/tests/qemu_fsdd.rs) fail, rather than skip, without qemu-system-arm.
+export TINYSSM_REQUIRE_QEMU=1
 cargo test --workspace --locked
 
 step "benchmarks compile (run them with: cargo bench -p tinyssm-bench)"
