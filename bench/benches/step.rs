@@ -250,6 +250,7 @@ fn rwkv_tiny(c: &mut Criterion) {
     ] {
         let cfg = Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 12,
             arch: Arch::Rwkv6(Rwkv6Config {
                 d_model: 64,

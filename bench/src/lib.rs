@@ -8,6 +8,7 @@ use tinyssm_host::{AlignedBuf, HostError};
 pub fn s4d_sensor() -> Config {
     Config {
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         n_layers: 4,
         arch: Arch::S4d(S4dConfig {
             d_input: 3,
@@ -28,6 +29,7 @@ pub fn s4d_sensor() -> Config {
 pub fn mamba1(d_model: u32, n_layers: u32, vocab: u32) -> Config {
     Config {
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         n_layers,
         arch: Arch::Mamba1(Mamba1Config {
             d_model,
@@ -65,7 +67,7 @@ pub fn weight_bytes_per_step(m: &Model<'_>) -> u64 {
     let mut total = 0u64;
     for i in 0..m.n_tensors() {
         if let Some(t) = m.tensor(i) {
-            let bytes = (t.weights.len() * t.dtype.size()) as u64;
+            let bytes = t.spec.bytes(t.dtype).unwrap_or(0);
             if t.spec.role == Role::Embedding {
                 let tied = match &m.config().arch {
                     Arch::Mamba1(c) => c.tied_embeddings,
@@ -99,10 +101,7 @@ pub fn candle_safetensors(m: &Model<'_>) -> Vec<u8> {
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for i in 0..m.n_tensors() {
         let t = m.tensor(i).expect("tensor");
-        let vals: Vec<f32> = match t.weights {
-            tinyssm_core::Weights::F32(w) => w.to_vec(),
-            tinyssm_core::Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
-        };
+        let vals: Vec<f32> = tinyssm_host::tensor_f32(&t).expect("tensor values");
         let shape: Vec<usize> = t.spec.shape[..t.spec.rank as usize]
             .iter()
             .map(|&d| d as usize)

@@ -205,41 +205,124 @@ pub struct Config {
     /// (`n_mels` values per frame) are the model's input vectors; the filterbank is stored
     /// as the global tensor [`Role::MelFilters`].
     pub front_end: Option<FrontEndConfig>,
+    /// The arithmetic of the step (format 1.2; older blobs are [`Compute::Float`]).
+    pub compute: Compute,
 }
 
-/// Weight element types. Codes are stable across format versions; codes 2..=4 are
-/// reserved for bf16, int8 and int4 (quantization issue) and rejected by this build.
+/// How a step computes, chosen at conversion and recorded in the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Compute {
+    /// f32 activations; weights in any stored dtype, dequantized on the fly.
+    #[default]
+    Float,
+    /// Matrices stored as int8 multiply int8 activations (each input vector quantized
+    /// symmetrically with a dynamic per-vector scale `max|x| / 127`, round half away from
+    /// zero) with i32 accumulation; matrices in other dtypes, and everything outside the
+    /// matrix-vector products, stay f32.
+    W8a8,
+}
+
+impl Compute {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Compute::Float => "float",
+            Compute::W8a8 => "w8a8",
+        }
+    }
+}
+
+/// Weight element types. Codes are stable across format versions.
+///
+/// The quantized types (format 1.2) are only allowed for weight matrices and are stored
+/// self-contained (values, then scales) so a tensor stays one zero-copy slice:
+/// - [`DType::I8`]: `rows × cols` signed bytes (row-major), zero padding to a multiple of 4
+///   bytes, then `rows` f32 scales: `w[r][c] = q[r][c] · scale[r]` (per output channel,
+///   symmetric, `q ∈ [-127, 127]`).
+/// - [`DType::I4`]: each row in groups of [`I4_GROUP`] columns (the last group of a row
+///   zero-padded); per group 16 bytes of two's-complement nibbles, element `2i` in the low
+///   nibble of byte `i`, `q ∈ [-7, 7]`; all rows' groups first, then one f16 scale per
+///   group (row-major): `w[r][c] = q · scale[r][c / 32]`.
+/// - [`DType::Bf16`]: bfloat16 values.
+///
+/// `rows` is the product of all dimensions but the last, `cols` the last dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DType {
     F32,
     F16,
+    Bf16,
+    I8,
+    I4,
 }
+
+/// Columns per scale group of [`DType::I4`].
+pub const I4_GROUP: usize = 32;
 
 impl DType {
     pub const fn code(self) -> u8 {
         match self {
             DType::F32 => 0,
             DType::F16 => 1,
+            DType::Bf16 => 2,
+            DType::I8 => 3,
+            DType::I4 => 4,
         }
     }
     pub const fn from_code(code: u8) -> Option<DType> {
         match code {
             0 => Some(DType::F32),
             1 => Some(DType::F16),
+            2 => Some(DType::Bf16),
+            3 => Some(DType::I8),
+            4 => Some(DType::I4),
             _ => None,
         }
     }
+    /// Bytes per element of the plain (unquantized) types; 1 for int8 and int4 (whose
+    /// tensors also hold scales: see [`Self::tensor_bytes`]).
     pub const fn size(self) -> usize {
         match self {
             DType::F32 => 4,
-            DType::F16 => 2,
+            DType::F16 | DType::Bf16 => 2,
+            DType::I8 | DType::I4 => 1,
         }
     }
     pub const fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
             DType::F16 => "f16",
+            DType::Bf16 => "bf16",
+            DType::I8 => "int8",
+            DType::I4 => "int4",
+        }
+    }
+    /// Whether values carry scales (int8, int4).
+    pub const fn is_quantized(self) -> bool {
+        matches!(self, DType::I8 | DType::I4)
+    }
+    /// Bytes of a `rows × cols` tensor of this type, scales included (checked).
+    pub const fn tensor_bytes(self, rows: u64, cols: u64) -> Option<u64> {
+        let Some(n) = rows.checked_mul(cols) else {
+            return None;
+        };
+        match self {
+            DType::F32 => n.checked_mul(4),
+            DType::F16 | DType::Bf16 => n.checked_mul(2),
+            DType::I8 => match (n.checked_add(3), rows.checked_mul(4)) {
+                (Some(q), Some(s)) => (q & !3).checked_add(s),
+                _ => None,
+            },
+            DType::I4 => {
+                let groups = cols.div_ceil(I4_GROUP as u64);
+                let Some(g) = rows.checked_mul(groups) else {
+                    return None;
+                };
+                match (g.checked_mul(16), g.checked_mul(2)) {
+                    (Some(q), Some(s)) => q.checked_add(s),
+                    _ => None,
+                }
+            }
         }
     }
 }
@@ -374,8 +457,26 @@ impl TensorSpec {
     pub fn allows(&self, dtype: DType) -> bool {
         match dtype {
             DType::F32 => true,
-            DType::F16 => self.role.is_matrix(),
+            DType::F16 | DType::Bf16 | DType::I8 | DType::I4 => self.role.is_matrix(),
         }
+    }
+    /// `(rows, cols)`: the last dimension is `cols`, the others multiply into `rows`.
+    pub fn rows_cols(&self) -> Option<(u64, u64)> {
+        let r = self.rank as usize;
+        if r == 0 {
+            return Some((1, 1));
+        }
+        let cols = *self.shape.get(r - 1)? as u64;
+        let mut rows: u64 = 1;
+        for &d in self.shape.get(..r - 1)? {
+            rows = rows.checked_mul(d as u64)?;
+        }
+        Some((rows, cols))
+    }
+    /// Bytes this tensor takes in `dtype` (checked).
+    pub fn bytes(&self, dtype: DType) -> Option<u64> {
+        let (rows, cols) = self.rows_cols()?;
+        dtype.tensor_bytes(rows, cols)
     }
 }
 
@@ -860,6 +961,7 @@ impl Config {
                         n_layers: self.n_layers,
                         arch: Arch::Mamba1(c.block()),
                         front_end: None,
+                        compute: crate::config::Compute::Float,
                     }
                     .shape_of(role)
                 }

@@ -13,7 +13,7 @@
 //! 32      ..    header region:
 //!                 postcard(Header)                       (config, tensor count, quant table length)
 //!                 n_tensors × TensorRecord (41 bytes)    (postcard with fixed-width integers)
-//!                 quant table (quant_len bytes; reserved, empty in v1)
+//!                 quant table (quant_len bytes; reserved, empty in v1.0–1.2)
 //! ..      ..    zero padding to a 16-byte boundary = data_offset
 //! data_offset   tensor data: each tensor 16-byte aligned, in table order, no overlap
 //! ```
@@ -35,7 +35,13 @@ pub const VERSION_MAJOR: u16 = 1;
 /// - 1.0: the first format.
 /// - 1.1: [`Config`] gains `front_end` (an audio front end and its mel filterbank tensor).
 ///   1.0 blobs are still read (no front end).
-pub const VERSION_MINOR: u16 = 1;
+/// - 1.2: weight matrices may be bf16, int8 (per-output-channel scales) or int4 (groups of
+///   32, f16 scales), laid out as [`crate::DType`] documents; [`Config`] gains `compute`
+///   (the step's arithmetic, [`crate::Compute`]). Migration: 1.0 and 1.1 blobs are read as
+///   `Compute::Float` and hold only f32/f16 tensors, so they step exactly as before; a
+///   1.1 reader refuses 1.2 blobs by their minor version (re-convert with `--weights f32`
+///   or `f16` for an older reader).
+pub const VERSION_MINOR: u16 = 2;
 /// Size of the fixed preamble.
 pub const PREAMBLE_LEN: usize = 32;
 /// Alignment of the blob and of every tensor.
@@ -73,8 +79,39 @@ struct HeaderV1_0 {
     quant_len: u32,
 }
 
+/// Format 1.1's configuration (no compute mode).
+#[derive(Deserialize)]
+struct ConfigV1_1 {
+    n_layers: u32,
+    arch: crate::config::Arch,
+    front_end: Option<crate::frontend::FrontEndConfig>,
+}
+
+/// Format 1.1's header.
+#[derive(Deserialize)]
+struct HeaderV1_1 {
+    config: ConfigV1_1,
+    n_tensors: u32,
+    quant_len: u32,
+}
+
 /// Decodes the header of format 1.`minor`.
 fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatError> {
+    if minor == 1 {
+        let (h, rest) =
+            postcard::take_from_bytes::<HeaderV1_1>(region).map_err(|_| FormatError::BadHeader)?;
+        let header = Header {
+            config: Config {
+                n_layers: h.config.n_layers,
+                arch: h.config.arch,
+                front_end: h.config.front_end,
+                compute: crate::config::Compute::Float,
+            },
+            n_tensors: h.n_tensors,
+            quant_len: h.quant_len,
+        };
+        return Ok((header, rest));
+    }
     if minor == 0 {
         let (h, rest) =
             postcard::take_from_bytes::<HeaderV1_0>(region).map_err(|_| FormatError::BadHeader)?;
@@ -83,6 +120,7 @@ fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatErr
                 n_layers: h.config.n_layers,
                 arch: h.config.arch,
                 front_end: None,
+                compute: crate::config::Compute::Float,
             },
             n_tensors: h.n_tensors,
             quant_len: h.quant_len,
@@ -290,10 +328,13 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         if rec.quant != u32::MAX {
             return Err(FormatError::ReservedNotEmpty);
         }
-        let numel = spec.numel().ok_or(FormatError::DimensionOverflow)?;
-        let bytes = numel
-            .checked_mul(dtype.size() as u64)
-            .ok_or(FormatError::DimensionOverflow)?;
+        if minor < 2 && !matches!(dtype, DType::F32 | DType::F16) {
+            return Err(FormatError::DtypeNotAllowed {
+                index,
+                code: rec.dtype,
+            });
+        }
+        let bytes = spec.bytes(dtype).ok_or(FormatError::DimensionOverflow)?;
         if rec.len != bytes {
             return Err(FormatError::WrongLength { index });
         }

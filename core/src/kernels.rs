@@ -6,7 +6,7 @@
 //! No kernel uses fused multiply-add: Rust never contracts `a * b + c`, so each variant
 //! is bit-reproducible across targets with IEEE f32.
 
-use half::f16;
+use half::{bf16, f16};
 
 /// Which kernel set a [`crate::Model`] steps with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,31 +23,173 @@ pub enum Kernels {
 pub enum Weights<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
+    Bf16(&'a [bf16]),
+    /// int8 with one f32 scale per row (layout: [`crate::DType::I8`]).
+    I8(QuantI8<'a>),
+    /// int4 in groups of 32 with f16 scales (layout: [`crate::DType::I4`]).
+    I4(QuantI4<'a>),
 }
 
-impl Weights<'_> {
+/// How a matrix-vector product treats its input vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActQuant {
+    /// f32 activations times dequantized weights.
+    Float,
+    /// int8 activations with a dynamic per-vector scale ([`crate::Compute::W8a8`]).
+    DynamicI8,
+}
+
+/// An int8 matrix: `w[r][c] = q[r·cols + c] · scale[r]`.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantI8<'a> {
+    pub q: &'a [i8],
+    pub scale: &'a [f32],
+    pub cols: usize,
+    pub act: ActQuant,
+}
+
+/// An int4 matrix: per row `groups = ceil(cols / 32)` groups of 16 bytes, then one f16
+/// scale per group.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantI4<'a> {
+    pub q: &'a [u8],
+    pub scale: &'a [f16],
+    pub cols: usize,
+}
+
+impl QuantI4<'_> {
+    pub fn groups_per_row(&self) -> usize {
+        self.cols.div_ceil(crate::config::I4_GROUP)
+    }
+    pub fn rows(&self) -> usize {
+        self.scale.len() / self.groups_per_row().max(1)
+    }
+}
+
+/// The signed value of nibble `i` of a packed int4 group.
+#[inline(always)]
+pub fn i4_at(group: &[u8], i: usize) -> i8 {
+    let b = group[i / 2];
+    let n = if i.is_multiple_of(2) { b & 0x0f } else { b >> 4 };
+    ((n << 4) as i8) >> 4
+}
+
+impl<'a> Weights<'a> {
+    /// Whether this is a consistent `rows × cols` matrix (values and scales).
+    pub fn is_matrix(&self, rows: usize, cols: usize) -> bool {
+        let Some(n) = rows.checked_mul(cols) else {
+            return false;
+        };
+        match self {
+            Weights::F32(w) => w.len() == n,
+            Weights::F16(w) => w.len() == n,
+            Weights::Bf16(w) => w.len() == n,
+            Weights::I8(w) => w.cols == cols && w.scale.len() == rows && w.q.len() == n,
+            Weights::I4(w) => {
+                let g = w.groups_per_row();
+                w.cols == cols
+                    && rows.checked_mul(g) == Some(w.scale.len())
+                    && w.scale.len().checked_mul(16) == Some(w.q.len())
+            }
+        }
+    }
+    /// Number of weight values (rows × cols; scales not counted).
     pub fn len(&self) -> usize {
         match self {
             Weights::F32(w) => w.len(),
             Weights::F16(w) => w.len(),
+            Weights::Bf16(w) => w.len(),
+            Weights::I8(w) => w.scale.len() * w.cols,
+            Weights::I4(w) => w.rows() * w.cols,
         }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Elements `start..start + len`, or `None` when out of range.
+    /// Elements `start..start + len`, or `None` when out of range (or, for int8/int4,
+    /// not whole rows).
     pub fn slice(&self, start: usize, len: usize) -> Option<Self> {
         let r = start..start.checked_add(len)?;
         Some(match self {
             Weights::F32(w) => Weights::F32(w.get(r)?),
             Weights::F16(w) => Weights::F16(w.get(r)?),
+            Weights::Bf16(w) => Weights::Bf16(w.get(r)?),
+            Weights::I8(w) => {
+                if w.cols == 0 || !start.is_multiple_of(w.cols) || !len.is_multiple_of(w.cols) {
+                    return None;
+                }
+                let (r0, nr) = (start / w.cols, len / w.cols);
+                Weights::I8(QuantI8 {
+                    q: w.q.get(r)?,
+                    scale: w.scale.get(r0..r0.checked_add(nr)?)?,
+                    ..*w
+                })
+            }
+            Weights::I4(w) => {
+                if w.cols == 0 || !start.is_multiple_of(w.cols) || !len.is_multiple_of(w.cols) {
+                    return None;
+                }
+                let g = w.groups_per_row();
+                let (g0, ng) = ((start / w.cols) * g, (len / w.cols) * g);
+                let g1 = g0.checked_add(ng)?;
+                Weights::I4(QuantI4 {
+                    q: w.q.get(g0 * 16..g1 * 16)?,
+                    scale: w.scale.get(g0..g1)?,
+                    cols: w.cols,
+                })
+            }
         })
+    }
+    /// Dequantizes row `row` of a `cols`-column matrix into `out` (`out.len() == cols`).
+    pub fn row_into(&self, row: usize, cols: usize, out: &mut [f32]) -> Option<()> {
+        if out.len() != cols {
+            return None;
+        }
+        let lo = row.checked_mul(cols)?;
+        let hi = lo.checked_add(cols)?;
+        match self {
+            Weights::F32(w) => out.copy_from_slice(w.get(lo..hi)?),
+            Weights::F16(w) => {
+                for (o, x) in out.iter_mut().zip(w.get(lo..hi)?) {
+                    *o = x.to_f32();
+                }
+            }
+            Weights::Bf16(w) => {
+                for (o, x) in out.iter_mut().zip(w.get(lo..hi)?) {
+                    *o = x.to_f32();
+                }
+            }
+            Weights::I8(w) => {
+                if w.cols != cols {
+                    return None;
+                }
+                let s = *w.scale.get(row)?;
+                for (o, &q) in out.iter_mut().zip(w.q.get(lo..hi)?) {
+                    *o = q as f32 * s;
+                }
+            }
+            Weights::I4(w) => {
+                if w.cols != cols {
+                    return None;
+                }
+                let g = w.groups_per_row();
+                let g0 = row.checked_mul(g)?;
+                let gs = w.q.get(g0 * 16..(g0 + g) * 16)?;
+                let sc = w.scale.get(g0..g0 + g)?;
+                for (c, o) in out.iter_mut().enumerate() {
+                    let gi = c / crate::config::I4_GROUP;
+                    let grp = &gs[gi * 16..gi * 16 + 16];
+                    *o = i4_at(grp, c % crate::config::I4_GROUP) as f32 * sc[gi].to_f32();
+                }
+            }
+        }
+        Some(())
     }
 }
 
 /// Scalar reference kernels.
 pub mod reference {
-    use half::f16;
+    use half::{bf16, f16};
 
     /// Sequential dot product.
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -67,6 +209,49 @@ pub mod reference {
         acc
     }
 
+    /// Sequential dot product with bf16 weights.
+    pub fn dot_bf16(a: &[bf16], b: &[f32]) -> f32 {
+        let mut acc = 0.0f32;
+        for (x, y) in a.iter().zip(b) {
+            acc += x.to_f32() * y;
+        }
+        acc
+    }
+
+    /// `scale · Σ q·x` for an int8 row with f32 activations.
+    pub fn dot_i8(q: &[i8], scale: f32, b: &[f32]) -> f32 {
+        let mut acc = 0.0f32;
+        for (&x, y) in q.iter().zip(b) {
+            acc += x as f32 * y;
+        }
+        acc * scale
+    }
+
+    /// `Σ_g scale_g · Σ_{c∈g} q·x` for an int4 row (`groups` packed groups) with f32
+    /// activations.
+    pub fn dot_i4(groups: &[u8], scales: &[f16], b: &[f32]) -> f32 {
+        let mut total = 0.0f32;
+        for (gi, (g, s)) in groups.chunks_exact(16).zip(scales).enumerate() {
+            let lo = gi * crate::config::I4_GROUP;
+            let xs = b.get(lo..).unwrap_or(&[]);
+            let mut acc = 0.0f32;
+            for (i, y) in xs.iter().take(crate::config::I4_GROUP).enumerate() {
+                acc += super::i4_at(g, i) as f32 * y;
+            }
+            total += acc * s.to_f32();
+        }
+        total
+    }
+
+    /// Integer dot product of two int8 vectors (exact in i32 for up to 133,152 terms).
+    pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        let mut acc = 0i32;
+        for (&x, &y) in a.iter().zip(b) {
+            acc += x as i32 * y as i32;
+        }
+        acc
+    }
+
     pub fn exp(x: f32) -> f32 {
         libm::expf(x)
     }
@@ -74,7 +259,7 @@ pub mod reference {
 
 /// Optimised kernels.
 pub mod fast {
-    use half::f16;
+    use half::{bf16, f16};
 
     /// Dot product with 16 independent accumulators held as four 4-lane groups (SSE/NEON
     /// registers on hosts; keeps the FPU pipeline full on Cortex-M), combined pairwise at
@@ -142,6 +327,85 @@ pub mod fast {
         total
     }
 
+    /// Dot product with bf16 weights, converted in blocks.
+    #[inline]
+    pub fn dot_bf16(a: &[bf16], b: &[f32]) -> f32 {
+        const BLK: usize = 64;
+        let n = a.len().min(b.len());
+        let mut buf = [0.0f32; BLK];
+        let mut total = 0.0f32;
+        let mut i = 0;
+        while i < n {
+            let m = (n - i).min(BLK);
+            for (o, x) in buf[..m].iter_mut().zip(&a[i..i + m]) {
+                // bf16 is the upper half of an f32.
+                *o = f32::from_bits((x.to_bits() as u32) << 16);
+            }
+            total += dot(&buf[..m], &b[i..i + m]);
+            i += m;
+        }
+        total
+    }
+
+    /// `scale · Σ q·x` for an int8 row, converted to f32 in blocks.
+    #[inline]
+    pub fn dot_i8(q: &[i8], scale: f32, b: &[f32]) -> f32 {
+        const BLK: usize = 64;
+        let n = q.len().min(b.len());
+        let mut buf = [0.0f32; BLK];
+        let mut total = 0.0f32;
+        let mut i = 0;
+        while i < n {
+            let m = (n - i).min(BLK);
+            for (o, &x) in buf[..m].iter_mut().zip(&q[i..i + m]) {
+                *o = x as f32;
+            }
+            total += dot(&buf[..m], &b[i..i + m]);
+            i += m;
+        }
+        total * scale
+    }
+
+    /// An int4 row: each group unpacked to f32 and dotted with 16 accumulators.
+    #[inline]
+    pub fn dot_i4(groups: &[u8], scales: &[f16], b: &[f32]) -> f32 {
+        const G: usize = crate::config::I4_GROUP;
+        let mut total = 0.0f32;
+        let mut buf = [0.0f32; G];
+        for (gi, (g, s)) in groups.chunks_exact(16).zip(scales).enumerate() {
+            let xs = b.get(gi * G..).unwrap_or(&[]);
+            let m = xs.len().min(G);
+            for (j, pair) in buf.chunks_exact_mut(2).enumerate() {
+                let byte = g[j];
+                pair[0] = (((byte << 4) as i8) >> 4) as f32;
+                pair[1] = ((byte as i8) >> 4) as f32;
+            }
+            total += dot(&buf[..m], &xs[..m]) * s.to_f32();
+        }
+        total
+    }
+
+    /// Integer dot product of two int8 vectors with independent i32 accumulators (exact:
+    /// the same value as the reference).
+    #[inline]
+    pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let (a16, ta) = a.as_chunks::<16>();
+        let (b16, tb) = b.as_chunks::<16>();
+        let mut acc = [0i32; 16];
+        for (x, y) in a16.iter().zip(b16) {
+            for j in 0..16 {
+                acc[j] += x[j] as i32 * y[j] as i32;
+            }
+        }
+        let mut t = 0i32;
+        for (&x, &y) in ta.iter().zip(tb) {
+            t += x as i32 * y as i32;
+        }
+        acc.iter().sum::<i32>() + t
+    }
+
     /// exp(x) by range reduction to [-ln2/2, ln2/2] and a degree-6 polynomial.
     /// Max relative error ≈ 2e-7 over [-87, 88] (tested against `libm::expf`);
     /// returns 0 below -87.33 and +inf above 88.72. Branch-free so loops vectorize.
@@ -176,15 +440,99 @@ pub mod fast {
     }
 }
 
-/// Dot of a weight row with `x`, in the chosen kernel set.
+/// Dot of a weight row with `x`, in the chosen kernel set (f32 activations).
 #[inline]
 pub fn dot_row(k: Kernels, w: Weights<'_>, row: usize, cols: usize, x: &[f32]) -> f32 {
     let lo = row * cols;
-    match (k, w) {
-        (Kernels::Reference, Weights::F32(w)) => reference::dot(&w[lo..lo + cols], x),
-        (Kernels::Reference, Weights::F16(w)) => reference::dot_f16(&w[lo..lo + cols], x),
-        (Kernels::Fast, Weights::F32(w)) => fast::dot(&w[lo..lo + cols], x),
-        (Kernels::Fast, Weights::F16(w)) => fast::dot_f16(&w[lo..lo + cols], x),
+    let r = Kernels::Reference;
+    match w {
+        Weights::F32(w) if k == r => reference::dot(&w[lo..lo + cols], x),
+        Weights::F32(w) => fast::dot(&w[lo..lo + cols], x),
+        Weights::F16(w) if k == r => reference::dot_f16(&w[lo..lo + cols], x),
+        Weights::F16(w) => fast::dot_f16(&w[lo..lo + cols], x),
+        Weights::Bf16(w) if k == r => reference::dot_bf16(&w[lo..lo + cols], x),
+        Weights::Bf16(w) => fast::dot_bf16(&w[lo..lo + cols], x),
+        Weights::I8(w) if k == r => reference::dot_i8(&w.q[lo..lo + cols], w.scale[row], x),
+        Weights::I8(w) => fast::dot_i8(&w.q[lo..lo + cols], w.scale[row], x),
+        Weights::I4(w) => {
+            let g = w.groups_per_row();
+            let (q, s) = (
+                &w.q[row * g * 16..(row + 1) * g * 16],
+                &w.scale[row * g..(row + 1) * g],
+            );
+            if k == r {
+                reference::dot_i4(q, s, &x[..cols])
+            } else {
+                fast::dot_i4(q, s, &x[..cols])
+            }
+        }
+    }
+}
+
+/// Columns of the input vector quantized at a time by the w8a8 product: a chunk's i32
+/// partial sum (≤ 512 · 127 · 127 < 2²⁴) converts to f32 exactly.
+pub const W8A8_CHUNK: usize = 512;
+
+/// `max|x|` when it is finite and non-zero, else `None` (all zeros, or a NaN/inf that
+/// must propagate through f32). The dynamic int8 scale of `x` is `max|x| / 127`.
+#[inline]
+pub fn act_absmax(x: &[f32]) -> Option<f32> {
+    let mut amax = 0.0f32;
+    let mut finite = true;
+    for &v in x {
+        finite &= v.is_finite();
+        amax = amax.max(v.abs());
+    }
+    if !finite || amax == 0.0 {
+        return None;
+    }
+    Some(amax)
+}
+
+/// Quantizes `x` with `inv = 1 / scale`: `clamp(round_half_away(x · inv), -127, 127)`.
+#[inline]
+pub fn quantize_act(x: &[f32], inv: f32, out: &mut [i8]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let r = libm::roundf(v * inv);
+        *o = r.clamp(-127.0, 127.0) as i8;
+    }
+}
+
+/// The w8a8 matrix-vector product: `out[r] = sw[r] · sx · Σ_chunks f32(Σ qw·qx)` (+ bias).
+/// The integer dot products are exact, so both kernel sets give identical results.
+fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let cols = w.cols;
+    let Some(amax) = act_absmax(x) else {
+        // All zeros (exact result 0) or non-finite input (propagate through f32).
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = dot_row(k, Weights::I8(w), r, cols, x) + bias.map_or(0.0, |b| b[r]);
+        }
+        return;
+    };
+    let (sx, inv) = (amax / 127.0, 127.0 / amax);
+    let mut qx = [0i8; W8A8_CHUNK];
+    for o in out.iter_mut() {
+        *o = 0.0;
+    }
+    let mut c0 = 0;
+    while c0 < cols {
+        let m = (cols - c0).min(W8A8_CHUNK);
+        quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]);
+        for (r, o) in out.iter_mut().enumerate() {
+            let row = &w.q[r * cols + c0..r * cols + c0 + m];
+            let d = match k {
+                Kernels::Reference => reference::dot_i8_i8(row, &qx[..m]),
+                Kernels::Fast => fast::dot_i8_i8(row, &qx[..m]),
+            };
+            *o += d as f32;
+        }
+        c0 += m;
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        *o *= w.scale[r] * sx;
+        if let Some(b) = bias {
+            *o += b[r];
+        }
     }
 }
 
@@ -200,6 +548,11 @@ pub fn matvec(
     out: &mut [f32],
 ) {
     let x = &x[..cols];
+    if let Weights::I8(q) = w {
+        if q.act == ActQuant::DynamicI8 && q.cols == cols {
+            return matvec_w8a8(k, q, x, bias, out);
+        }
+    }
     match bias {
         Some(b) => {
             for (r, (o, b)) in out.iter_mut().zip(b).enumerate() {
@@ -310,6 +663,64 @@ mod tests {
     use std::vec::Vec;
 
     #[test]
+    fn int4_nibbles_decode_twos_complement() {
+        let mut g = [0u8; 16];
+        for (i, v) in (-8i8..8).enumerate() {
+            let nib = (v as u8) & 0x0f;
+            g[i / 2] |= if i % 2 == 0 { nib } else { nib << 4 };
+        }
+        for (i, v) in (-8i8..8).enumerate() {
+            assert_eq!(i4_at(&g, i), v);
+        }
+    }
+
+    #[test]
+    fn w8a8_edge_inputs() {
+        let q = [1i8, -2, 3, 127];
+        let scale = [0.5f32];
+        let w = Weights::I8(QuantI8 {
+            q: &q,
+            scale: &scale,
+            cols: 4,
+            act: ActQuant::DynamicI8,
+        });
+        // All-zero input: exactly the bias.
+        let mut y = [f32::NAN];
+        matvec(Kernels::Fast, w, 4, &[0.0; 4], Some(&[0.25]), &mut y);
+        assert_eq!(y[0], 0.25);
+        // NaN / inf propagate instead of vanishing in the quantizer.
+        matvec(
+            Kernels::Fast,
+            w,
+            4,
+            &[1.0, f32::NAN, 0.0, 0.0],
+            None,
+            &mut y,
+        );
+        assert!(y[0].is_nan());
+        matvec(
+            Kernels::Reference,
+            w,
+            4,
+            &[1.0, f32::INFINITY, 0.0, 0.0],
+            None,
+            &mut y,
+        );
+        assert!(!y[0].is_finite());
+        // An input that quantizes exactly: x = (127, 0, -127, 63.5) → q = (127, 0, -127, 64)
+        // (63.5 rounds half away from zero), scale 1.
+        matvec(
+            Kernels::Reference,
+            w,
+            4,
+            &[127.0, 0.0, -127.0, 63.5],
+            None,
+            &mut y,
+        );
+        assert_eq!(y[0], 0.5 * (127.0 - 3.0 * 127.0 + 127.0 * 64.0));
+    }
+
+    #[test]
     fn fast_exp_matches_libm() {
         let mut worst = 0.0f32;
         let mut x = -87.0f32;
@@ -340,6 +751,76 @@ mod tests {
             let r16 = reference::dot_f16(&a16, &b);
             let f16d = fast::dot_f16(&a16, &b);
             prop_assert!((r16 - f16d).abs() <= 1e-5 * mag.max(1.0));
+        }
+
+        #[test]
+        fn quantized_dots_fast_match_reference(
+            v in proptest::collection::vec((-10.0f32..10.0, -127i8..=127, any::<u8>()), 0..300),
+            scale in 1e-4f32..1.0,
+        ) {
+            let x: Vec<f32> = v.iter().map(|p| p.0).collect();
+            let q: Vec<i8> = v.iter().map(|p| p.1).collect();
+            let mag: f32 = x.iter().zip(&q).map(|(a, b)| (a * *b as f32).abs()).sum::<f32>() * scale;
+            let (r, f) = (reference::dot_i8(&q, scale, &x), fast::dot_i8(&q, scale, &x));
+            prop_assert!((r - f).abs() <= 1e-5 * mag.max(1.0), "i8 {} vs {}", r, f);
+            // int8 × int8: exact in both.
+            let qx: Vec<i8> = v.iter().map(|p| p.2 as i8).collect();
+            prop_assert_eq!(reference::dot_i8_i8(&q, &qx), fast::dot_i8_i8(&q, &qx));
+            let want: i64 = q.iter().zip(&qx).map(|(&a, &b)| a as i64 * b as i64).sum();
+            prop_assert_eq!(reference::dot_i8_i8(&q, &qx) as i64, want);
+            // bf16
+            let b16: Vec<bf16> = x.iter().map(|&a| bf16::from_f32(a * 0.3)).collect();
+            let (r, f) = (reference::dot_bf16(&b16, &x), fast::dot_bf16(&b16, &x));
+            let magb: f32 = b16.iter().zip(&x).map(|(a, b)| (a.to_f32() * b).abs()).sum();
+            prop_assert!((r - f).abs() <= 1e-5 * magb.max(1.0));
+            // int4: random nibbles, one f16 scale per group, a ragged last group.
+            let n = x.len();
+            let groups = n.div_ceil(32);
+            let packed: Vec<u8> = (0..groups * 16).map(|i| v.get(i % n.max(1)).map_or(0, |p| p.2)).collect();
+            let scales: Vec<f16> = (0..groups).map(|g| f16::from_f32(scale * (1.0 + g as f32))).collect();
+            let r = reference::dot_i4(&packed, &scales, &x);
+            let f = fast::dot_i4(&packed, &scales, &x);
+            let mut want = 0f64;
+            for (c, &xc) in x.iter().enumerate() {
+                let g = &packed[(c / 32) * 16..(c / 32) * 16 + 16];
+                want += i4_at(g, c % 32) as f64 * scales[c / 32].to_f32() as f64 * xc as f64;
+            }
+            let mag4 = 8.0 * 10.0 * n as f32 * scale * (groups as f32 + 1.0);
+            prop_assert!((r - f).abs() <= 1e-5 * mag4.max(1.0), "i4 {} vs {}", r, f);
+            prop_assert!((r as f64 - want).abs() <= 1e-5 * mag4.max(1.0) as f64, "i4 {} vs f64 {}", r, want);
+        }
+
+        #[test]
+        fn w8a8_matvec_is_kernel_independent_and_close_to_float(
+            rows in 1usize..9,
+            cols in 1usize..1200,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let mut rnd = || {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            };
+            let q: Vec<i8> = (0..rows * cols).map(|_| (rnd() * 127.0) as i8).collect();
+            let scale: Vec<f32> = (0..rows).map(|_| 0.01 + rnd().abs() * 0.05).collect();
+            let x: Vec<f32> = (0..cols).map(|_| rnd() * 3.0).collect();
+            let bias: Vec<f32> = (0..rows).map(|_| rnd()).collect();
+            let w = |act| Weights::I8(QuantI8 { q: &q, scale: &scale, cols, act });
+            let mut yr = std::vec![f32::NAN; rows];
+            let mut yf = std::vec![f32::NAN; rows];
+            let mut yfl = std::vec![f32::NAN; rows];
+            matvec(Kernels::Reference, w(ActQuant::DynamicI8), cols, &x, Some(&bias), &mut yr);
+            matvec(Kernels::Fast, w(ActQuant::DynamicI8), cols, &x, Some(&bias), &mut yf);
+            matvec(Kernels::Reference, w(ActQuant::Float), cols, &x, Some(&bias), &mut yfl);
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<std::vec::Vec<_>>();
+            prop_assert_eq!(bits(&yr), bits(&yf));
+            // Activation rounding moves each term by at most half a step of max|x|/127.
+            let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for r in 0..rows {
+                let l1: f32 = q[r * cols..(r + 1) * cols].iter().map(|&v| (v as f32).abs()).sum::<f32>() * scale[r];
+                let bound = 0.5 * amax / 127.0 * l1 * 1.001 + 1e-4 * (yfl[r].abs() + 1.0);
+                prop_assert!((yr[r] - yfl[r]).abs() <= bound, "row {}: {} vs {} (bound {})", r, yr[r], yfl[r], bound);
+            }
         }
 
         #[test]

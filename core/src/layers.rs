@@ -16,7 +16,7 @@ pub(crate) fn linear(
 ) -> Result<(), StepError> {
     let rows = out.len();
     let cols = x.len();
-    if w.len() != rows.checked_mul(cols).ok_or(StepError::Internal)? {
+    if !w.is_matrix(rows, cols) {
         return Err(StepError::Internal);
     }
     if let Some(b) = bias {

@@ -64,12 +64,12 @@ mod rwkv7;
 mod s4d;
 
 pub use config::{
-    Arch, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config, MambaSensorConfig, Role,
-    Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig, Sizes, TensorSpec, MAX_D_CONV,
-    MAX_LAYERS,
+    Arch, Compute, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config,
+    MambaSensorConfig, Role, Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig, Sizes,
+    TensorSpec, I4_GROUP, MAX_D_CONV, MAX_LAYERS,
 };
 pub use error::{FormatError, StepError};
-pub use kernels::{Kernels, Weights};
+pub use kernels::{ActQuant, Kernels, QuantI4, QuantI8, Weights};
 pub use model::{Input, Model, TensorView, WeightStats};
 
 /// 16-byte aligned wrapper for embedding a model blob (see the crate docs).

@@ -158,7 +158,7 @@ fn ssm_update(
         || dt_b.len() != di
         || d.len() != di
         || z.len() != di
-        || dt_w.len() != di * r
+        || !dt_w.is_matrix(di, r)
         || cm.len() != n
     {
         return Err(StepError::Internal);

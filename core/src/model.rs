@@ -1,11 +1,11 @@
 //! The parsed, immutable model and its recurrent step.
 
-use half::f16;
+use half::{bf16, f16};
 
-use crate::config::{Arch, Config, DType, LayerIndex, Role, Sizes, TensorSpec};
+use crate::config::{Arch, Compute, Config, DType, LayerIndex, Role, Sizes, TensorSpec};
 use crate::error::{FormatError, StepError};
 use crate::format::{self, TensorRecord};
-use crate::kernels::{Kernels, Weights};
+use crate::kernels::{ActQuant, Kernels, QuantI4, QuantI8, Weights};
 
 /// A validated model borrowed from its blob (flash, `include_bytes!`, or a host buffer).
 ///
@@ -130,6 +130,34 @@ impl<'a> Model<'a> {
         let weights = match dtype {
             DType::F32 => Weights::F32(bytemuck::try_cast_slice::<u8, f32>(bytes).ok()?),
             DType::F16 => Weights::F16(bytemuck::try_cast_slice::<u8, f16>(bytes).ok()?),
+            DType::Bf16 => Weights::Bf16(bytemuck::try_cast_slice::<u8, bf16>(bytes).ok()?),
+            DType::I8 => {
+                let (rows, cols) = spec.rows_cols()?;
+                let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
+                let n = rows.checked_mul(cols)?;
+                let q = bytes.get(..n)?;
+                let s = bytes.get(n.checked_add(3)? & !3..)?;
+                Weights::I8(QuantI8 {
+                    q: bytemuck::try_cast_slice::<u8, i8>(q).ok()?,
+                    scale: bytemuck::try_cast_slice::<u8, f32>(s).ok()?,
+                    cols,
+                    act: match self.config.compute {
+                        Compute::W8a8 => ActQuant::DynamicI8,
+                        _ => ActQuant::Float,
+                    },
+                })
+            }
+            DType::I4 => {
+                let (rows, cols) = spec.rows_cols()?;
+                let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
+                let g = rows.checked_mul(cols.div_ceil(crate::config::I4_GROUP))?;
+                let (q, s) = bytes.split_at_checked(g.checked_mul(16)?)?;
+                Weights::I4(QuantI4 {
+                    q,
+                    scale: bytemuck::try_cast_slice::<u8, f16>(s).ok()?,
+                    cols,
+                })
+            }
         };
         Some(TensorView {
             spec,
@@ -152,7 +180,7 @@ impl<'a> Model<'a> {
     pub(crate) fn f32s(&self, layer: LayerIndex, role: Role) -> Result<&'a [f32], StepError> {
         match self.w(layer, role)? {
             Weights::F32(w) => Ok(w),
-            Weights::F16(_) => Err(StepError::Internal),
+            _ => Err(StepError::Internal),
         }
     }
 
@@ -248,7 +276,7 @@ impl<'a> Model<'a> {
         let filters = self.find(None, Role::MelFilters)?;
         match filters.weights {
             Weights::F32(w) => crate::frontend::FrontEnd::new(cfg, w).ok(),
-            Weights::F16(_) => None,
+            _ => None,
         }
     }
 
@@ -323,9 +351,14 @@ impl<'a> Model<'a> {
             if let Some(t) = self.tensor(i) {
                 let n = t.weights.len() as u64;
                 s.params += n;
+                let bytes = t.spec.bytes(t.dtype).unwrap_or(0);
+                s.total_bytes += bytes;
                 match t.dtype {
-                    DType::F32 => s.f32_bytes += 4 * n,
-                    DType::F16 => s.f16_bytes += 2 * n,
+                    DType::F32 => s.f32_bytes += bytes,
+                    DType::F16 => s.f16_bytes += bytes,
+                    DType::Bf16 => s.bf16_bytes += bytes,
+                    DType::I8 => s.int8_bytes += bytes,
+                    DType::I4 => s.int4_bytes += bytes,
                 }
             }
         }
@@ -389,8 +422,14 @@ impl<'a> Model<'a> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WeightStats {
     pub params: u64,
+    /// Bytes per stored dtype (int8/int4 include their scales).
     pub f32_bytes: u64,
     pub f16_bytes: u64,
+    pub bf16_bytes: u64,
+    pub int8_bytes: u64,
+    pub int4_bytes: u64,
+    /// All tensor bytes (alignment padding not counted).
+    pub total_bytes: u64,
 }
 
 /// Embedding row lookup into `out`.
@@ -400,20 +439,8 @@ pub(crate) fn embed(
     d: usize,
     out: &mut [f32],
 ) -> Result<(), StepError> {
-    let lo = token.checked_mul(d).ok_or(StepError::Internal)?;
-    let hi = lo.checked_add(d).ok_or(StepError::Internal)?;
-    match w {
-        Weights::F32(w) => out.copy_from_slice(w.get(lo..hi).ok_or(StepError::Internal)?),
-        Weights::F16(w) => {
-            for (o, x) in out
-                .iter_mut()
-                .zip(w.get(lo..hi).ok_or(StepError::Internal)?)
-            {
-                *o = x.to_f32();
-            }
-        }
-    }
-    Ok(())
+    let out = out.get_mut(..d).ok_or(StepError::Internal)?;
+    w.row_into(token, d, out).ok_or(StepError::Internal)
 }
 
 /// Splits `n` elements off the front of a mutable slice.

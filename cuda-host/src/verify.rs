@@ -3,7 +3,7 @@
 //! compared under a named tolerance tier.
 
 use serde::Serialize;
-use tinyssm_core::{Arch, Model, Role, Weights};
+use tinyssm_core::{Arch, Model, Role};
 
 use crate::backend::{Backend, Result as BResult, ScanDims};
 
@@ -214,9 +214,9 @@ fn f32s(m: &Model<'_>, layer: Option<u16>, role: Role) -> BResult<Vec<f32>> {
             op: "verify",
             msg: format!("model has no {} tensor", role.name()),
         })?;
-    Ok(match t.weights {
-        Weights::F32(w) => w.to_vec(),
-        Weights::F16(w) => w.iter().map(|v| v.to_f32()).collect(),
+    tinyssm_host::tensor_f32(&t).ok_or_else(|| crate::BackendError::Shape {
+        op: "verify",
+        msg: format!("{} tensor has an inconsistent layout", role.name()),
     })
 }
 

@@ -16,4 +16,4 @@ pub mod writer;
 pub use buf::{AlignedBuf, ModelFile};
 pub use error::HostError;
 pub use runner::{Runner, StreamId};
-pub use writer::{write_blob, TensorData};
+pub use writer::{tensor_f32, write_blob, TensorData};

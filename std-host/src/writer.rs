@@ -1,11 +1,11 @@
 //! Writes model blobs in format v1 (the layout is documented in `tinyssm_core::format`).
 
-use half::f16;
+use half::{bf16, f16};
 use tinyssm_core::format::{
     align_up, blob_crc, Header, TensorRecord, ALIGN, GLOBAL_LAYER, MAGIC, PREAMBLE_LEN,
     TENSOR_RECORD_LEN, VERSION_MAJOR, VERSION_MINOR,
 };
-use tinyssm_core::{Config, DType, Role, TensorSpec};
+use tinyssm_core::{Config, DType, Role, TensorSpec, I4_GROUP};
 
 use crate::error::HostError;
 
@@ -14,6 +14,51 @@ use crate::error::HostError;
 pub enum TensorData {
     F32(Vec<f32>),
     F16(Vec<f16>),
+    Bf16(Vec<bf16>),
+    /// int8 values (row-major) and one scale per row ([`DType::I8`]).
+    I8 {
+        q: Vec<i8>,
+        scale: Vec<f32>,
+    },
+    /// Packed int4 groups (16 bytes each, row by row) and one f16 scale per group
+    /// ([`DType::I4`]); `cols` values per row.
+    I4 {
+        q: Vec<u8>,
+        scale: Vec<f16>,
+        cols: usize,
+    },
+}
+
+/// Symmetric int8 quantization of one row: `scale = max|w| / 127`, `q = round(w / scale)`.
+pub fn quantize_row_i8(row: &[f32], q: &mut [i8]) -> f32 {
+    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if amax == 0.0 || !amax.is_finite() {
+        q.fill(0);
+        return 0.0;
+    }
+    let scale = amax / 127.0;
+    for (o, &v) in q.iter_mut().zip(row) {
+        *o = (v / scale).round().clamp(-127.0, 127.0) as i8;
+    }
+    scale
+}
+
+/// Symmetric int4 quantization of one group of up to 32 values into 16 packed bytes:
+/// `scale = f16(max|w| / 7)`, `q = round(w / scale)` in [-7, 7].
+pub fn quantize_group_i4(group: &[f32], out: &mut [u8; 16]) -> f16 {
+    let amax = group.iter().fold(0f32, |m, v| m.max(v.abs()));
+    out.fill(0);
+    let scale = f16::from_f32(amax / 7.0);
+    let s = scale.to_f32();
+    if s == 0.0 || !s.is_finite() {
+        return f16::ZERO;
+    }
+    for (i, &v) in group.iter().enumerate() {
+        let q = (v / s).round().clamp(-7.0, 7.0) as i8;
+        let nib = (q as u8) & 0x0f;
+        out[i / 2] |= if i % 2 == 0 { nib } else { nib << 4 };
+    }
+    scale
 }
 
 impl TensorData {
@@ -21,30 +66,119 @@ impl TensorData {
         match self {
             TensorData::F32(_) => DType::F32,
             TensorData::F16(_) => DType::F16,
+            TensorData::Bf16(_) => DType::Bf16,
+            TensorData::I8 { .. } => DType::I8,
+            TensorData::I4 { .. } => DType::I4,
         }
     }
+    /// Number of values (scales not counted).
     pub fn len(&self) -> usize {
         match self {
             TensorData::F32(v) => v.len(),
             TensorData::F16(v) => v.len(),
+            TensorData::Bf16(v) => v.len(),
+            TensorData::I8 { q, .. } => q.len(),
+            TensorData::I4 { scale, cols, .. } => {
+                let g = cols.div_ceil(I4_GROUP).max(1);
+                scale.len() / g * cols
+            }
         }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    fn bytes(&self) -> &[u8] {
+    /// The bytes as stored in the blob (layouts: [`DType`]).
+    fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
         match self {
-            TensorData::F32(v) => bytemuck::cast_slice(v),
-            TensorData::F16(v) => bytemuck::cast_slice(v),
+            TensorData::F32(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
+            TensorData::F16(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
+            TensorData::Bf16(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
+            TensorData::I8 { q, scale } => {
+                let mut b: Vec<u8> = bytemuck::cast_slice(q).to_vec();
+                b.resize(q.len().div_ceil(4) * 4, 0);
+                b.extend_from_slice(bytemuck::cast_slice(scale));
+                Cow::Owned(b)
+            }
+            TensorData::I4 { q, scale, .. } => {
+                let mut b = q.clone();
+                b.extend_from_slice(bytemuck::cast_slice(scale));
+                Cow::Owned(b)
+            }
         }
     }
-    /// Converts f32 data to `dtype` (f16 rounds to nearest even).
+    /// Converts f32 data to a float `dtype` (f16 and bf16 round to nearest even); int8
+    /// and int4 need the matrix shape: [`Self::encode`].
     pub fn from_f32(v: Vec<f32>, dtype: DType) -> Self {
         match dtype {
             DType::F16 => TensorData::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
+            DType::Bf16 => TensorData::Bf16(v.iter().map(|&x| bf16::from_f32(x)).collect()),
             _ => TensorData::F32(v),
         }
     }
+    /// Encodes the values of a tensor of `spec` in `dtype`, quantizing int8 per row and
+    /// int4 per group of 32 columns (rows: all dimensions but the last).
+    pub fn encode(v: Vec<f32>, dtype: DType, spec: &TensorSpec) -> Result<Self, HostError> {
+        let (rows, cols) = spec
+            .rows_cols()
+            .and_then(|(r, c)| Some((usize::try_from(r).ok()?, usize::try_from(c).ok()?)))
+            .ok_or_else(|| HostError::Tensor {
+                name: spec_name(spec),
+                msg: "shape overflows".into(),
+            })?;
+        if v.len() != rows * cols {
+            return Err(HostError::Tensor {
+                name: spec_name(spec),
+                msg: format!("has {} values, expected {rows} × {cols}", v.len()),
+            });
+        }
+        Ok(match dtype {
+            DType::I8 => {
+                let mut q = vec![0i8; v.len()];
+                let mut scale = vec![0f32; rows];
+                if cols > 0 {
+                    for ((row, qr), s) in v
+                        .chunks_exact(cols)
+                        .zip(q.chunks_exact_mut(cols))
+                        .zip(&mut scale)
+                    {
+                        *s = quantize_row_i8(row, qr);
+                    }
+                }
+                TensorData::I8 { q, scale }
+            }
+            DType::I4 => {
+                let g = cols.div_ceil(I4_GROUP);
+                let mut q = Vec::with_capacity(rows * g * 16);
+                let mut scale = Vec::with_capacity(rows * g);
+                if cols > 0 {
+                    for row in v.chunks_exact(cols) {
+                        for grp in row.chunks(I4_GROUP) {
+                            let mut b = [0u8; 16];
+                            scale.push(quantize_group_i4(grp, &mut b));
+                            q.extend_from_slice(&b);
+                        }
+                    }
+                }
+                TensorData::I4 { q, scale, cols }
+            }
+            d => TensorData::from_f32(v, d),
+        })
+    }
+}
+
+/// The values of a tensor as f32 (int8/int4 dequantized), or `None` if its layout is
+/// inconsistent.
+pub fn tensor_f32(t: &tinyssm_core::TensorView<'_>) -> Option<Vec<f32>> {
+    let (rows, cols) = t.spec.rows_cols()?;
+    let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
+    let mut out = vec![0f32; rows.checked_mul(cols)?];
+    if cols > 0 {
+        for (r, o) in out.chunks_exact_mut(cols).enumerate() {
+            t.weights.row_into(r, cols, o)?;
+        }
+    }
+    Some(out)
 }
 
 /// Human-readable name of a spec (`layers.3.in_proj`), for messages.
@@ -107,6 +241,13 @@ where
             .into());
         }
         let len = data.bytes().len() as u64;
+        if spec.bytes(data.dtype()) != Some(len) {
+            return Err(HostError::Tensor {
+                name,
+                msg: format!("{} bytes do not match its shape", data.dtype().name()),
+            }
+            .into());
+        }
         records.push(TensorRecord {
             layer: spec.layer.unwrap_or(GLOBAL_LAYER),
             role: spec.role.code(),
@@ -151,7 +292,8 @@ where
     blob[PREAMBLE_LEN..PREAMBLE_LEN + hdr.len()].copy_from_slice(&hdr);
     for (r, d) in records.iter().zip(&datas) {
         let o = data_offset + r.offset as usize;
-        blob[o..o + d.bytes().len()].copy_from_slice(d.bytes());
+        let b = d.bytes();
+        blob[o..o + b.len()].copy_from_slice(&b);
     }
     let crc = blob_crc(&blob);
     blob[24..28].copy_from_slice(&crc.to_le_bytes());

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tinyssm_core::{Config, DType, Role, TensorSpec};
+use tinyssm_core::{Compute, Config, DType, Role, TensorSpec};
 use tinyssm_host::{write_blob, AlignedBuf, HostError, TensorData};
 
 /// Root of the repository.
@@ -76,20 +76,42 @@ pub fn random_values(spec: &TensorSpec, rng: &mut Rng) -> Vec<f32> {
         .collect()
 }
 
-/// Builds a valid blob with random weights for `config`.
+/// Builds a valid blob with random weights for `config`, its matrices in `matrices`
+/// (int8/int4 quantized from the random values).
 pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<AlignedBuf, HostError> {
+    random_blob_mode(config, seed, (matrices, Compute::Float))
+}
+
+/// [`random_blob`] with a compute mode.
+pub fn random_blob_mode(
+    config: &Config,
+    seed: u64,
+    (matrices, compute): (DType, Compute),
+) -> Result<AlignedBuf, HostError> {
     let mut rng = Rng::new(seed);
-    let blob = write_blob(config, |spec| -> Result<TensorData, HostError> {
+    let mut config = *config;
+    config.compute = compute;
+    let blob = write_blob(&config, |spec| -> Result<TensorData, HostError> {
         let v = random_values(spec, &mut rng);
         let dt = if spec.role.is_matrix() {
             matrices
         } else {
             DType::F32
         };
-        Ok(TensorData::from_f32(v, dt))
+        TensorData::encode(v, dt, spec)
     })?;
     Ok(AlignedBuf::from_bytes(&blob))
 }
+
+/// Every storage dtype of weight matrices with the compute modes it runs in.
+pub const MODES: [(DType, Compute); 6] = [
+    (DType::F32, Compute::Float),
+    (DType::F16, Compute::Float),
+    (DType::Bf16, Compute::Float),
+    (DType::I8, Compute::Float),
+    (DType::I4, Compute::Float),
+    (DType::I8, Compute::W8a8),
+];
 
 /// A few small configurations covering every architecture and option.
 pub mod configs {
@@ -101,6 +123,7 @@ pub mod configs {
     pub fn mamba1() -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 2,
             arch: Arch::Mamba1(Mamba1Config {
                 d_model: 24,
@@ -120,6 +143,7 @@ pub mod configs {
     pub fn mamba2() -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 2,
             arch: Arch::Mamba2(Mamba2Config {
                 d_model: 16,
@@ -144,6 +168,7 @@ pub mod configs {
     pub fn s4d() -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 2,
             arch: Arch::S4d(S4dConfig {
                 d_input: 3,
@@ -161,6 +186,7 @@ pub mod configs {
     pub fn rwkv4() -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 2,
             arch: Arch::Rwkv4(RwkvConfig {
                 d_model: 24,
@@ -173,6 +199,7 @@ pub mod configs {
     pub fn rwkv5(gated: bool) -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 2,
             arch: Arch::Rwkv5(Rwkv5Config {
                 d_model: 24,
@@ -189,6 +216,7 @@ pub mod configs {
     pub fn mamba_sensor() -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 2,
             arch: Arch::MambaSensor(MambaSensorConfig {
                 d_input: 5,
@@ -208,6 +236,7 @@ pub mod configs {
     pub fn rwkv6() -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 2,
             arch: Arch::Rwkv6(Rwkv6Config {
                 d_model: 24,
@@ -225,6 +254,7 @@ pub mod configs {
     pub fn rwkv7() -> Config {
         Config {
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             n_layers: 3,
             arch: Arch::Rwkv7(Rwkv7Config {
                 d_model: 24,

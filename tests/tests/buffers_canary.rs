@@ -10,8 +10,8 @@ const MARGIN: usize = 64;
 #[test]
 fn step_touches_exactly_its_buffers() {
     for (name, cfg) in configs::all() {
-        for dt in [DType::F32, DType::F16] {
-            let buf = random_blob(&cfg, 11, dt).unwrap();
+        for dt in tinyssm_tests::MODES {
+            let buf = tinyssm_tests::random_blob_mode(&cfg, 11, dt).unwrap();
             let m = Model::parse(buf.as_bytes()).unwrap();
             let (ns, nc, no) = (m.state_len(), m.scratch_len(), m.d_output());
             // Buffers longer than needed: the step may use only the prefix.

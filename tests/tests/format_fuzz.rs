@@ -3,9 +3,9 @@
 
 use proptest::prelude::*;
 use tinyssm_core::format::blob_crc;
-use tinyssm_core::{DType, Input, Model};
+use tinyssm_core::{Input, Model};
 use tinyssm_host::AlignedBuf;
-use tinyssm_tests::{configs, random_blob};
+use tinyssm_tests::configs;
 
 fn exercise(bytes: &[u8]) {
     let buf = AlignedBuf::from_bytes(bytes);
@@ -86,15 +86,17 @@ proptest! {
     #[test]
     fn mutated_blobs_never_panic(
         cfg in 0usize..configs::all().len(),
-        f16 in any::<bool>(),
+        mode in 0usize..tinyssm_tests::MODES.len(),
         muts in proptest::collection::vec(mutation(), 1..6),
         refix in any::<bool>(),
         // bias mutations towards the header region, where structure lives
         head_bias in any::<bool>(),
     ) {
         let (_, c) = &configs::all()[cfg];
-        let dt = if f16 { DType::F16 } else { DType::F32 };
-        let mut b = random_blob(c, 9, dt).unwrap().as_bytes().to_vec();
+        let mut b = tinyssm_tests::random_blob_mode(c, 9, tinyssm_tests::MODES[mode])
+            .unwrap()
+            .as_bytes()
+            .to_vec();
         for m in &muts {
             let m = match (head_bias, m.clone()) {
                 (true, Mutation::Flip(i, x)) => Mutation::Flip(i % 512, x),

@@ -223,6 +223,7 @@ fn model_with_front_end_steps_on_samples() {
     // Without a matching d_input the front end is refused.
     let bad = Config {
         front_end: Some(fe_cfg),
+        compute: tinyssm_core::Compute::Float,
         ..tinyssm_tests::configs::s4d()
     };
     assert!(bad.validate().is_err());

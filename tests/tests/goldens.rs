@@ -173,6 +173,7 @@ fn mamba_sensor_is_the_lm_on_one_hot_inputs() {
         let cfg = Config {
             n_layers: lm.config().n_layers,
             front_end: None,
+            compute: tinyssm_core::Compute::Float,
             arch: Arch::MambaSensor(MambaSensorConfig {
                 d_input: c.vocab_size,
                 d_output: c.vocab_size,
@@ -188,10 +189,7 @@ fn mamba_sensor_is_the_lm_on_one_hot_inputs() {
             }),
         };
         let f32s = |layer, role| -> Vec<f32> {
-            match lm.find(layer, role).unwrap().weights {
-                tinyssm_core::Weights::F32(w) => w.to_vec(),
-                tinyssm_core::Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
-            }
+            tinyssm_host::tensor_f32(&lm.find(layer, role).unwrap()).unwrap()
         };
         let emb = f32s(None, Role::Embedding);
         let blob = write_blob(&cfg, |spec| -> Result<TensorData, HostError> {

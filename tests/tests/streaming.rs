@@ -3,9 +3,9 @@
 //! a read of unwritten output shows.
 
 use proptest::prelude::*;
-use tinyssm_core::{DType, Kernels, Model};
+use tinyssm_core::{Compute, DType, Kernels, Model};
 use tinyssm_host::Runner;
-use tinyssm_tests::{configs, random_blob, Rng};
+use tinyssm_tests::{configs, random_blob_mode, Rng, MODES};
 
 fn inputs(model: &Model<'_>, len: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
@@ -28,9 +28,9 @@ fn feed(r: &mut Runner<'_>, id: tinyssm_host::StreamId, xs: &[f32]) -> Vec<f32> 
     }
 }
 
-fn check(config_idx: usize, dtype: DType, k: Kernels, chunks: &[usize], seed: u64) {
+fn check(config_idx: usize, mode: (DType, Compute), k: Kernels, chunks: &[usize], seed: u64) {
     let (name, cfg) = &configs::all()[config_idx];
-    let buf = random_blob(cfg, seed, dtype).unwrap();
+    let buf = random_blob_mode(cfg, seed, mode).unwrap();
     let model = Model::parse(buf.as_bytes()).unwrap().with_kernels(k);
     let per = model.d_input().max(1) * usize::from(model.vocab_size().is_none())
         + usize::from(model.vocab_size().is_some());
@@ -91,22 +91,21 @@ proptest! {
     #[test]
     fn streaming_equals_batch(
         cfg in 0usize..configs::all().len(),
-        f16 in any::<bool>(),
+        mode in 0usize..MODES.len(),
         fast in any::<bool>(),
         chunks in proptest::collection::vec(1usize..9, 1..8),
         seed in any::<u64>(),
     ) {
-        let dt = if f16 { DType::F16 } else { DType::F32 };
         let k = if fast { Kernels::Fast } else { Kernels::Reference };
-        check(cfg, dt, k, &chunks, seed);
+        check(cfg, MODES[mode], k, &chunks, seed);
     }
 }
 
 #[test]
 fn fast_kernels_track_reference_kernels() {
     for (name, cfg) in configs::all() {
-        for dt in [DType::F32, DType::F16] {
-            let buf = random_blob(&cfg, 7, dt).unwrap();
+        for dt in MODES {
+            let buf = random_blob_mode(&cfg, 7, dt).unwrap();
             let m = Model::parse(buf.as_bytes()).unwrap();
             let xs = inputs(&m, 40, 3);
             let mut rr = Runner::new(m.with_kernels(Kernels::Reference));

@@ -26,6 +26,8 @@ pub struct EvalResult {
     pub detection: Option<tinyssm_cuda::ecg::Scores>,
     pub weight_bytes: u64,
     pub state_bytes: usize,
+    /// The step's arithmetic ("float", "w8a8").
+    pub compute: &'static str,
     pub n: usize,
     pub correct: usize,
 }
@@ -48,8 +50,9 @@ fn result(
             .is_none()
             .then(|| correct as f64 / n.max(1) as f64),
         detection,
-        weight_bytes: ws.f32_bytes + ws.f16_bytes,
+        weight_bytes: ws.total_bytes,
         state_bytes: model.state_len() * 4,
+        compute: model.config().compute.name(),
         n,
         correct,
     }

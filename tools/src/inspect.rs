@@ -21,12 +21,19 @@ pub struct Summary {
     pub file_bytes: usize,
     /// The audio front end, for models that take raw samples.
     pub front_end: Option<tinyssm_core::frontend::FrontEndConfig>,
+    /// The step's arithmetic: "float" or "w8a8".
+    pub compute: &'static str,
 }
 
 #[derive(Debug, Serialize)]
 pub struct WeightBytes {
     pub f32: u64,
     pub f16: u64,
+    pub bf16: u64,
+    /// int8 values and their per-row scales.
+    pub int8: u64,
+    /// int4 values and their per-group scales.
+    pub int4: u64,
     pub total: u64,
 }
 
@@ -116,13 +123,17 @@ pub fn summarize(m: &Model<'_>) -> Summary {
         weight_bytes: WeightBytes {
             f32: ws.f32_bytes,
             f16: ws.f16_bytes,
-            total: ws.f32_bytes + ws.f16_bytes,
+            bf16: ws.bf16_bytes,
+            int8: ws.int8_bytes,
+            int4: ws.int4_bytes,
+            total: ws.total_bytes,
         },
         state_bytes: m.state_len() * 4,
         scratch_bytes: m.scratch_len() * 4,
         macs_per_step: m.macs_per_step(),
         file_bytes: m.blob_len(),
         front_end: cfg.front_end,
+        compute: cfg.compute.name(),
     }
 }
 
@@ -137,9 +148,22 @@ pub fn render(s: &Summary) -> String {
     o += &format!("output         {} values per step\n", s.d_output);
     o += &format!("parameters     {}\n", s.parameters);
     o += &format!(
-        "weight bytes   {} total (f32 {}, f16 {})\n",
-        s.weight_bytes.total, s.weight_bytes.f32, s.weight_bytes.f16
+        "weight bytes   {} total ({})\n",
+        s.weight_bytes.total,
+        [
+            ("f32", s.weight_bytes.f32),
+            ("f16", s.weight_bytes.f16),
+            ("bf16", s.weight_bytes.bf16),
+            ("int8", s.weight_bytes.int8),
+            ("int4", s.weight_bytes.int4),
+        ]
+        .iter()
+        .filter(|(n, b)| *b > 0 || *n == "f32")
+        .map(|(n, b)| format!("{n} {b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
     );
+    o += &format!("compute        {}\n", s.compute);
     o += &format!("state bytes    {} per stream\n", s.state_bytes);
     o += &format!("scratch bytes  {}\n", s.scratch_bytes);
     o += &format!("MACs per step  {}\n", s.macs_per_step);

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tinyssm_core::Kernels;
+use tinyssm_core::{Compute, DType, Kernels};
 use tinyssm_host::{io, ModelFile, Runner};
+use tinyssm_tools::quantize::{requantize, requantize_blob, QuantSpec};
 use tinyssm_tools::{convert_dir, inspect, ToolError, WeightDtype};
 
 #[derive(Parser)]
@@ -19,24 +20,42 @@ struct Cli {
     cmd: Cmd,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Weights {
     F32,
     F16,
+    Bf16,
+    Int8,
+    Int4,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ComputeArg {
+    /// f32 activations (weights dequantized on the fly).
+    Float,
+    /// int8 weights × int8 activations (dynamic per-vector scale), i32 accumulation.
+    W8a8,
+    /// Integer-only step (no floating point): not implemented yet.
+    Int,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Convert a checkpoint directory (HF Mamba/Mamba-2, or S4D) into a .tssm model.
+    /// Convert a checkpoint (HF Mamba/Mamba-2, S4D, mamba-sensor directory; rwkv.cpp or
+    /// RWKV .pth file) or a .tssm model into a .tssm model, optionally quantized.
     Convert {
-        /// Checkpoint directory (config.json + model.safetensors or a sharded index).
+        /// Checkpoint directory or file, or a .tssm model to re-encode.
         src: PathBuf,
         /// Output model file.
         #[arg(short, long)]
         out: PathBuf,
-        /// Storage dtype of weight matrices (norms, biases, conv, A, D, dt stay f32).
+        /// Storage dtype of weight matrices (norms, biases, conv, A, D, dt stay f32;
+        /// dt_proj stays f16 at int8/int4). int8: per output channel; int4: groups of 32.
         #[arg(long, value_enum, default_value = "f32")]
         weights: Weights,
+        /// The step's arithmetic.
+        #[arg(long, value_enum, default_value = "float")]
+        compute: ComputeArg,
     },
     /// Stream an input through a model one step at a time; write a [T, d_out] f32 .npy.
     Run {
@@ -238,12 +257,52 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), ToolError> {
     match cli.cmd {
-        Cmd::Convert { src, out, weights } => {
-            let w = match weights {
-                Weights::F32 => WeightDtype::F32,
-                Weights::F16 => WeightDtype::F16,
+        Cmd::Convert {
+            src,
+            out,
+            weights,
+            compute,
+        } => {
+            let dtype = match weights {
+                Weights::F32 => DType::F32,
+                Weights::F16 => DType::F16,
+                Weights::Bf16 => DType::Bf16,
+                Weights::Int8 => DType::I8,
+                Weights::Int4 => DType::I4,
             };
-            let blob = convert_dir(&src, w)?;
+            let compute = match compute {
+                ComputeArg::Float => Compute::Float,
+                ComputeArg::W8a8 => Compute::W8a8,
+                ComputeArg::Int => return Err(ToolError::Usage(
+                    "--compute int (integer-only step) is not implemented yet; use float or w8a8"
+                        .into(),
+                )),
+            };
+            let spec = QuantSpec {
+                weights: dtype,
+                compute,
+            };
+            spec.validate()?;
+            let is_tssm = std::fs::File::open(&src)
+                .and_then(|mut f| {
+                    let mut m = [0u8; 4];
+                    std::io::Read::read_exact(&mut f, &mut m)
+                        .map(|_| m == tinyssm_core::format::MAGIC)
+                })
+                .unwrap_or(false);
+            let blob = if is_tssm {
+                let mf = ModelFile::open(&src)?;
+                requantize(&mf.model(), spec)?
+            } else if matches!(dtype, DType::F32 | DType::F16) && compute == Compute::Float {
+                let w = if dtype == DType::F16 {
+                    WeightDtype::F16
+                } else {
+                    WeightDtype::F32
+                };
+                convert_dir(&src, w)?
+            } else {
+                requantize_blob(&convert_dir(&src, WeightDtype::F32)?, spec)?
+            };
             io::atomic_write(&out, |f| std::io::Write::write_all(f, &blob))?;
             let mf = ModelFile::open(&out)?;
             let s = inspect::summarize(&mf.model());

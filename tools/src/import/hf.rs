@@ -76,6 +76,7 @@ pub fn convert_mamba1(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> 
     };
     let config = Config {
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         n_layers: c.u32("num_hidden_layers")?,
         arch: Arch::Mamba1(mc),
     };
@@ -168,6 +169,7 @@ pub fn convert_mamba_sensor(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolE
     };
     let config = Config {
         front_end,
+        compute: tinyssm_core::Compute::Float,
         n_layers: c.u32("n_layers")?,
         arch: Arch::MambaSensor(sc),
     };
@@ -256,6 +258,7 @@ pub fn convert_mamba2(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> 
     };
     let config = Config {
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         n_layers: c.u32("num_hidden_layers")?,
         arch: Arch::Mamba2(mc),
     };

@@ -555,6 +555,7 @@ pub(crate) fn convert_source(
     };
     let config = Config {
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         n_layers: n_layer,
         arch,
     };

@@ -76,6 +76,7 @@ pub fn convert(dir: &Path, w: WeightDtype) -> Result<Vec<u8>, ToolError> {
     };
     let config = Config {
         front_end,
+        compute: tinyssm_core::Compute::Float,
         n_layers: c.u32("n_layers")?,
         arch: Arch::S4d(sc),
     };

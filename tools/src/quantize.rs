@@ -1,0 +1,78 @@
+//! Re-encoding a model blob: weight matrices to another dtype (bf16, int8 per output
+//! channel, int4 in groups of 32) and the step's compute mode.
+//!
+//! Precision policy (DESIGN.md, numerics): only weight-matrix roles are re-encoded; norms,
+//! biases, conv weights, A, D, dt and the recurrent state stay f32, and so does
+//! `dt_proj.weight` at int8/int4 (it feeds softplus(dt), where an error is exponentiated
+//! through `exp(dt·A)`), which is stored at f16 instead. The front end's filterbank is
+//! regenerated from its configuration.
+
+use tinyssm_core::{Compute, DType, Model, Role};
+use tinyssm_host::{tensor_f32, write_blob, AlignedBuf, TensorData};
+
+use crate::error::ToolError;
+
+/// What to re-encode a model into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantSpec {
+    /// Storage dtype of the weight matrices.
+    pub weights: DType,
+    pub compute: Compute,
+}
+
+impl QuantSpec {
+    /// Checks that the combination makes sense.
+    pub fn validate(&self) -> Result<(), ToolError> {
+        match (self.compute, self.weights) {
+            (Compute::W8a8, DType::I8) => Ok(()),
+            (Compute::W8a8, w) => Err(ToolError::Usage(format!(
+                "--compute w8a8 multiplies int8 weights by int8 activations: use --weights int8 (not {})",
+                w.name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The dtype a matrix of `role` gets under `weights`.
+pub fn matrix_dtype(role: Role, weights: DType) -> DType {
+    match (role, weights) {
+        (Role::DtProj, DType::I8 | DType::I4) => DType::F16,
+        _ => weights,
+    }
+}
+
+/// Re-encodes a parsed model (from any stored dtype) per `spec`.
+pub fn requantize(m: &Model<'_>, spec: QuantSpec) -> Result<Vec<u8>, ToolError> {
+    spec.validate()?;
+    let mut config = *m.config();
+    config.compute = spec.compute;
+    write_blob(&config, |ts| -> Result<TensorData, ToolError> {
+        let t = m
+            .find(ts.layer, ts.role)
+            .ok_or_else(|| ToolError::BadValues {
+                name: ts.role.name().into(),
+                msg: "missing in the source model".into(),
+            })?;
+        let v = tensor_f32(&t).ok_or_else(|| ToolError::BadValues {
+            name: ts.role.name().into(),
+            msg: "inconsistent layout in the source model".into(),
+        })?;
+        if ts.role.is_matrix() {
+            Ok(TensorData::encode(
+                v,
+                matrix_dtype(ts.role, spec.weights),
+                ts,
+            )?)
+        } else {
+            Ok(TensorData::F32(v))
+        }
+    })
+}
+
+/// [`requantize`] from blob bytes.
+pub fn requantize_blob(blob: &[u8], spec: QuantSpec) -> Result<Vec<u8>, ToolError> {
+    let buf = AlignedBuf::from_bytes(blob);
+    let m = Model::parse(buf.as_bytes()).map_err(tinyssm_host::HostError::Invalid)?;
+    requantize(&m, spec)
+}
