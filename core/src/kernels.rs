@@ -70,7 +70,11 @@ impl QuantI4<'_> {
 #[inline(always)]
 pub fn i4_at(group: &[u8], i: usize) -> i8 {
     let b = group[i / 2];
-    let n = if i.is_multiple_of(2) { b & 0x0f } else { b >> 4 };
+    let n = if i.is_multiple_of(2) {
+        b & 0x0f
+    } else {
+        b >> 4
+    };
     ((n << 4) as i8) >> 4
 }
 
@@ -385,8 +389,10 @@ pub mod fast {
         total
     }
 
-    /// Integer dot product of two int8 vectors with independent i32 accumulators (exact:
-    /// the same value as the reference).
+    /// Integer dot product of two int8 vectors (exact: the same value as the reference).
+    /// Adjacent products are paired before widening — each pair is at most
+    /// 2·127² < 2¹⁵ — which is the shape of a 16-bit multiply-add-pairs instruction
+    /// (x86 `pmaddwd`, Arm `smlad`), into 8 independent i32 accumulators.
     #[inline]
     pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
         let n = a.len().min(b.len());
@@ -396,7 +402,7 @@ pub mod fast {
         let mut acc = [0i32; 16];
         for (x, y) in a16.iter().zip(b16) {
             for j in 0..16 {
-                acc[j] += x[j] as i32 * y[j] as i32;
+                acc[j] += (x[j] as i16 * y[j] as i16) as i32;
             }
         }
         let mut t = 0i32;

@@ -220,6 +220,18 @@ fn f32s(m: &Model<'_>, layer: Option<u16>, role: Role) -> BResult<Vec<f32>> {
     })
 }
 
+/// The batch backends compute in f32 with dequantized weights: they stand for the core's
+/// float compute mode only.
+fn float_compute_only(m: &Model<'_>) -> BResult<()> {
+    match m.config().compute {
+        tinyssm_core::Compute::Float => Ok(()),
+        c => Err(crate::BackendError::Unavailable(format!(
+            "verify runs float-compute models; this one computes {} (int8 activations), which the batch backends do not emulate yet",
+            c.name()
+        ))),
+    }
+}
+
 /// Runs an S4D blob on the backend over `batch` streams of input vectors (`[batch, time,
 /// d_input]`, padded; `lens` valid steps): returns every valid step's outputs per stream
 /// and each layer's state after each stream's last step.
@@ -231,6 +243,7 @@ pub fn s4d_blob_forward<B: Backend>(
     time: usize,
     lens: &[usize],
 ) -> BResult<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
+    float_compute_only(m)?;
     let c = match &m.config().arch {
         Arch::S4d(c) => *c,
         _ => {
@@ -362,6 +375,7 @@ pub fn mamba_blob_forward<B: Backend>(
     time: usize,
     lens: &[usize],
 ) -> BResult<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
+    float_compute_only(m)?;
     let c = match &m.config().arch {
         Arch::MambaSensor(c) => *c,
         _ => {

@@ -1,0 +1,123 @@
+//! Quantized kernels and steps against f32 (criterion): the matrix-vector product at
+//! square sizes (f32, int8 weights with f32 activations, int4, w8a8) and whole steps of
+//! the benchmark models in each mode. Results and commands: QUANTIZATION.md.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tinyssm_bench::{mamba1_small, s4d_sensor};
+use tinyssm_core::{
+    kernels, ActQuant, Compute, DType, Input, Kernels, Model, QuantI4, QuantI8, Role, TensorSpec,
+    Weights,
+};
+use tinyssm_host::TensorData;
+
+fn matvec(c: &mut Criterion) {
+    let mut g = c.benchmark_group("matvec");
+    for n in [256usize, 512, 1024] {
+        let w: Vec<f32> = (0..n * n)
+            .map(|i| ((i * 2654435761) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let spec = TensorSpec {
+            layer: Some(0),
+            role: Role::InProj,
+            rank: 2,
+            shape: [n as u32, n as u32, 0, 0],
+        };
+        let TensorData::I8 { q, scale } = TensorData::encode(w.clone(), DType::I8, &spec).unwrap()
+        else {
+            unreachable!()
+        };
+        let TensorData::I4 {
+            q: q4, scale: s4, ..
+        } = TensorData::encode(w.clone(), DType::I4, &spec).unwrap()
+        else {
+            unreachable!()
+        };
+        let mut out = vec![0f32; n];
+        g.throughput(Throughput::Elements((n * n) as u64));
+        let i8w = |act| {
+            Weights::I8(QuantI8 {
+                q: &q,
+                scale: &scale,
+                cols: n,
+                act,
+            })
+        };
+        let cases: [(&str, Weights<'_>, Kernels); 7] = [
+            ("f32", Weights::F32(&w), Kernels::Fast),
+            ("f32-reference", Weights::F32(&w), Kernels::Reference),
+            ("int8", i8w(ActQuant::Float), Kernels::Fast),
+            (
+                "int4",
+                Weights::I4(QuantI4 {
+                    q: &q4,
+                    scale: &s4,
+                    cols: n,
+                }),
+                Kernels::Fast,
+            ),
+            ("w8a8", i8w(ActQuant::DynamicI8), Kernels::Fast),
+            (
+                "w8a8-reference",
+                i8w(ActQuant::DynamicI8),
+                Kernels::Reference,
+            ),
+            ("int8-reference", i8w(ActQuant::Float), Kernels::Reference),
+        ];
+        for (name, wt, k) in cases {
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| {
+                    kernels::matvec(k, black_box(wt), n, black_box(&x), None, &mut out);
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn steps(c: &mut Criterion) {
+    let modes = [
+        ("f32", DType::F32, Compute::Float),
+        ("int8", DType::I8, Compute::Float),
+        ("int4", DType::I4, Compute::Float),
+        ("w8a8", DType::I8, Compute::W8a8),
+    ];
+    for (group, cfg) in [
+        ("step_mamba1_d256_l4", mamba1_small()),
+        ("step_s4d_h64_n64_l4", s4d_sensor()),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(1));
+        for (name, dt, compute) in modes {
+            let buf = tinyssm_tests::random_blob_mode(&cfg, 0x5eed, (dt, compute)).unwrap();
+            let m = Model::parse(buf.as_bytes()).unwrap();
+            eprintln!(
+                "{group} {name}: weight bytes {}",
+                m.weight_stats().total_bytes
+            );
+            let mut st = vec![0f32; m.state_len()];
+            let mut sc = vec![0f32; m.scratch_len()];
+            let mut out = vec![0f32; m.d_output()];
+            let x: Vec<f32> = (0..m.d_input()).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut t = 0u32;
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    t = t.wrapping_add(1);
+                    let input = match m.vocab_size() {
+                        Some(v) => Input::Token(t % v),
+                        None => Input::Vector(&x),
+                    };
+                    m.step(input, &mut st, &mut sc, &mut out).unwrap();
+                    black_box(&out);
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, matvec, steps);
+criterion_main!(benches);
