@@ -16,5 +16,5 @@ BIN=target/release/tinyssm
 NAME=$(basename "$CLIP")
 echo "--- $NAME: a test-split recording of the digit ${NAME%%_*}; the model says:"
 "$BIN" run "$MODEL" --wav "$CLIP" --out "$OUT"
-echo "--- FSDD test split, every clip through the core (and the Mamba model beside it):"
-TINYSSM_DATA="$DATA" "$BIN" eval "$MODEL" models/fsdd-mamba.tssm --dataset fsdd --split test
+echo "--- FSDD test split, every clip through the core (the Mamba model and both int8 w8a8 models beside it):"
+TINYSSM_DATA="$DATA" "$BIN" eval "$MODEL" models/fsdd-mamba.tssm models/fsdd-s4d-int8.tssm models/fsdd-mamba-int8.tssm --dataset fsdd --split test

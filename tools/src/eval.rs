@@ -430,3 +430,148 @@ fn basicmotions_on(
     let vectors: Vec<Vec<f32>> = cases.into_iter().map(|(x, _)| x).collect();
     verify_batch(run, model, &vectors, 6, core)
 }
+
+/// Signal-to-noise ratio of one model's values against a reference's, in dB
+/// (`10·log10(Σ ref² / Σ (x − ref)²)`; infinite when identical).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Snr {
+    #[serde(skip)]
+    signal: f64,
+    #[serde(skip)]
+    noise: f64,
+    pub db: f64,
+}
+
+impl Snr {
+    fn add(&mut self, x: &[f32], reference: &[f32]) {
+        for (a, r) in x.iter().zip(reference) {
+            self.signal += (*r as f64) * (*r as f64);
+            self.noise += ((a - r) as f64) * ((a - r) as f64);
+        }
+        self.db = if self.noise == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (self.signal / self.noise).log10()
+        };
+    }
+}
+
+/// Per-layer SNR of a model against a reference model (`tinyssm eval --layers`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    pub path: PathBuf,
+    pub reference: PathBuf,
+    pub streams: usize,
+    pub steps: usize,
+    /// Each layer's recurrent state after every step, against the reference's.
+    pub layer_state_snr_db: Vec<f64>,
+    /// The outputs of every step.
+    pub output_snr_db: f64,
+}
+
+/// Both models step through the same streams in lockstep; the SNR accumulates over every
+/// step of every stream. The models must have the same architecture and sizes.
+pub fn layer_snr(
+    reference: &Model<'_>,
+    ref_path: &Path,
+    model: &Model<'_>,
+    path: &Path,
+    streams: &[Vec<f32>],
+) -> Result<LayerReport, ToolError> {
+    if reference.config().arch != model.config().arch
+        || reference.state_len() != model.state_len()
+        || reference.front_end().is_some() != model.front_end().is_some()
+    {
+        return Err(usage(format!(
+            "{} and {}: --layers compares a model with its own re-encoding (same architecture and sizes)",
+            ref_path.display(),
+            path.display()
+        )));
+    }
+    let layers = model.config().n_layers as usize;
+    let mut st_snr = vec![Snr::default(); layers];
+    let mut out_snr = Snr::default();
+    let mut steps = 0;
+    for inputs in streams {
+        let (mut sa, mut sb) = (vec![0f32; model.state_len()], vec![0f32; model.state_len()]);
+        let (mut ca, mut cb) = (
+            vec![0f32; model.scratch_len()],
+            vec![0f32; reference.scratch_len()],
+        );
+        let (mut oa, mut ob) = (vec![0f32; model.d_output()], vec![0f32; model.d_output()]);
+        model.reset(&mut sa).map_err(usage)?;
+        reference.reset(&mut sb).map_err(usage)?;
+        let mut record = |sa: &[f32], sb: &[f32], oa: &[f32], ob: &[f32]| {
+            for ((s, a), b) in st_snr
+                .iter_mut()
+                .zip(layer_states(model, sa))
+                .zip(layer_states(reference, sb))
+            {
+                s.add(&a, &b);
+            }
+            out_snr.add(oa, ob);
+            steps += 1;
+        };
+        if model.front_end().is_some() {
+            for &x in inputs {
+                let a = model
+                    .step_sample(x, &mut sa, &mut ca, &mut oa)
+                    .map_err(usage)?;
+                let b = reference
+                    .step_sample(x, &mut sb, &mut cb, &mut ob)
+                    .map_err(usage)?;
+                if a && b {
+                    record(&sa, &sb, &oa, &ob);
+                }
+            }
+        } else {
+            for row in inputs.chunks_exact(model.d_input().max(1)) {
+                model
+                    .step_vector(row, &mut sa, &mut ca, &mut oa)
+                    .map_err(usage)?;
+                reference
+                    .step_vector(row, &mut sb, &mut cb, &mut ob)
+                    .map_err(usage)?;
+                record(&sa, &sb, &oa, &ob);
+            }
+        }
+    }
+    Ok(LayerReport {
+        path: path.to_path_buf(),
+        reference: ref_path.to_path_buf(),
+        streams: streams.len(),
+        steps,
+        layer_state_snr_db: st_snr.iter().map(|s| s.db).collect(),
+        output_snr_db: out_snr.db,
+    })
+}
+
+/// The input streams of a dataset for `--layers` (at most `max`).
+pub fn dataset_streams(
+    model: &Model<'_>,
+    path: &Path,
+    dataset: &str,
+    split: Split,
+    max: usize,
+) -> Result<Vec<Vec<f32>>, ToolError> {
+    Ok(match dataset {
+        "fsdd" => fsdd_cases(model, path, split, max)?
+            .into_iter()
+            .map(|c| c.0)
+            .collect(),
+        "basicmotions" => basicmotions_cases(model, path, split, max)?
+            .into_iter()
+            .map(|c| c.0)
+            .collect(),
+        "ecg" => vec![ecg_test()?.0],
+        d => return Err(usage(format!("unknown dataset {d}"))),
+    })
+}
+
+/// One stream's outputs through both models (`--plot`).
+pub fn stream_outputs(models: &[&Model<'_>], inputs: &[f32]) -> Result<Vec<Vec<f32>>, ToolError> {
+    models
+        .iter()
+        .map(|m| Ok(core_stream(m, inputs)?.0))
+        .collect()
+}

@@ -459,3 +459,92 @@ fn s4d_with_front_end_runs_on_audio() {
         .arg(tmp.path().join("b.tssm")));
     fails_with(&o, "front_end");
 }
+
+fn data_dir() -> Option<PathBuf> {
+    let d = std::env::var_os("TINYSSM_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    if d.join("imu").is_dir() {
+        Some(d)
+    } else if std::env::var_os("CI").is_some() {
+        panic!("{} is missing: CI must have the shared data", d.display());
+    } else {
+        println!("skipped: {} absent", d.display());
+        None
+    }
+}
+
+/// Quantize a shipped model, then compare it with its float original: side-by-side eval,
+/// per-layer SNR (finite, and higher for int8 than int4) and the output plot.
+#[test]
+fn quantize_then_eval_layers_and_plot() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let float = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/basicmotions-s4d.tssm");
+    let (q8, q4) = (tmp.path().join("q8.tssm"), tmp.path().join("q4.tssm"));
+    ok(&run(bin()
+        .args(["convert"])
+        .arg(&float)
+        .arg("-o")
+        .arg(&q8)
+        .args(["--weights", "int8", "--compute", "w8a8"])));
+    ok(&run(bin()
+        .args(["convert"])
+        .arg(&float)
+        .arg("-o")
+        .arg(&q4)
+        .args(["--weights", "int4"])));
+    let s = ok(&run(bin().arg("inspect").arg(&q8)));
+    assert!(
+        s.contains("compute        w8a8") && s.contains("int8 "),
+        "{s}"
+    );
+    // A mode that needs int8 weights says so and writes nothing.
+    let bad = tmp.path().join("bad.tssm");
+    let o = run(bin()
+        .args(["convert"])
+        .arg(&float)
+        .arg("-o")
+        .arg(&bad)
+        .args(["--weights", "int4", "--compute", "w8a8"]));
+    assert!(!o.status.success() && !bad.exists());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--weights int8"));
+    let j = ok(&run(bin()
+        .env("TINYSSM_DATA", &data)
+        .arg("eval")
+        .arg(&float)
+        .arg(&q8)
+        .arg(&q4)
+        .args(["--dataset", "basicmotions", "--json"])));
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    let ms = v["models"].as_array().unwrap();
+    assert_eq!(ms.len(), 3);
+    let wb = |i: usize| ms[i]["weight_bytes"].as_u64().unwrap();
+    assert!(wb(2) < wb(1) && wb(1) < wb(0), "{j}");
+    assert_eq!(ms[1]["compute"], "w8a8");
+    let png = tmp.path().join("out.png");
+    let j = ok(&run(bin()
+        .env("TINYSSM_DATA", &data)
+        .arg("eval")
+        .arg(&float)
+        .arg(&q8)
+        .arg(&q4)
+        .args(["--dataset", "basicmotions", "--layers", "--json", "--plot"])
+        .arg(&png)));
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    let l = v["layers"].as_array().unwrap();
+    let snr = |i: usize| l[i]["output_snr_db"].as_f64().unwrap();
+    println!(
+        "basicmotions output SNR: int8 w8a8 {:.1} dB, int4 {:.1} dB",
+        snr(0),
+        snr(1)
+    );
+    assert!(snr(0) > snr(1) && snr(1) > 5.0, "{j}");
+    assert_eq!(
+        l[0]["layer_state_snr_db"].as_array().unwrap().len(),
+        2,
+        "one SNR per layer"
+    );
+    let b = std::fs::read(&png).unwrap();
+    assert_eq!(&b[1..4], b"PNG");
+}

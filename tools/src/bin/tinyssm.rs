@@ -116,7 +116,8 @@ enum Cmd {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// Run models through the core, step by step, on a dataset split and report accuracy.
+    /// Run models through the core, step by step, on a dataset split and report accuracy
+    /// (or F1), weight bytes and state bytes, side by side.
     Eval {
         #[arg(required = true)]
         models: Vec<PathBuf>,
@@ -126,6 +127,16 @@ enum Cmd {
         split: SplitKind,
         #[arg(long)]
         json: bool,
+        /// Per-layer SNR of every model's recurrent states (and outputs) against the first
+        /// model's, stepping both over the split's streams (at most --streams of them).
+        #[arg(long)]
+        layers: bool,
+        /// Streams used by --layers and --plot.
+        #[arg(long, default_value_t = 50)]
+        streams: usize,
+        /// Draw the first stream's outputs through every model into this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Run a model on a backend over many streams at once and check every step's outputs
     /// and the final states against the core stepping each stream; non-zero exit if not ok.
@@ -436,11 +447,84 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             dataset,
             split,
             json,
+            layers,
+            streams,
+            plot,
         } => {
             let split = match split {
                 SplitKind::Train => tinyssm_cuda::data::Split::Train,
                 SplitKind::Test => tinyssm_cuda::data::Split::Test,
             };
+            if layers || plot.is_some() {
+                let ds = match dataset {
+                    DatasetKind::Fsdd => "fsdd",
+                    DatasetKind::Ecg => "ecg",
+                    DatasetKind::Basicmotions => "basicmotions",
+                };
+                let files: Vec<ModelFile> = models
+                    .iter()
+                    .map(ModelFile::open)
+                    .collect::<Result<_, _>>()?;
+                let ms: Vec<_> = files.iter().map(|f| f.model()).collect();
+                let inputs = tinyssm_tools::eval::dataset_streams(
+                    &ms[0],
+                    &models[0],
+                    ds,
+                    split,
+                    streams.max(1),
+                )?;
+                if let Some(png) = &plot {
+                    let refs: Vec<_> = ms.iter().collect();
+                    let first = inputs.first().ok_or_else(|| {
+                        ToolError::Usage("the dataset split has no streams".into())
+                    })?;
+                    let traces = tinyssm_tools::eval::stream_outputs(&refs, first)?;
+                    let names: Vec<String> =
+                        models.iter().map(|p| p.display().to_string()).collect();
+                    tinyssm_cuda::plot::output_traces(
+                        png,
+                        &format!(
+                            "{ds}: first {} stream, outputs per step",
+                            match split {
+                                tinyssm_cuda::data::Split::Train => "train",
+                                tinyssm_cuda::data::Split::Test => "test",
+                            }
+                        ),
+                        &names,
+                        &traces,
+                        ms[0].d_output(),
+                    )
+                    .map_err(ToolError::Usage)?;
+                    eprintln!("wrote {}", png.display());
+                }
+                if layers {
+                    let mut reports = Vec::new();
+                    for (m, p) in ms.iter().zip(&models).skip(1) {
+                        let r = tinyssm_tools::eval::layer_snr(&ms[0], &models[0], m, p, &inputs)?;
+                        if !json {
+                            println!(
+                                "{} vs {} ({} streams, {} steps): output SNR {:.1} dB; layer state SNR {}",
+                                p.display(),
+                                models[0].display(),
+                                r.streams,
+                                r.steps,
+                                r.output_snr_db,
+                                r.layer_state_snr_db
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, d)| format!("L{i} {d:.1} dB"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            );
+                        }
+                        reports.push(r);
+                    }
+                    if json {
+                        println!("{}", serde_json::json!({ "layers": reports }));
+                    }
+                    return Ok(());
+                }
+            }
             let mut results = Vec::new();
             for p in &models {
                 let mf = ModelFile::open(p)?;
