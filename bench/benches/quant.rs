@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tinyssm_bench::{mamba1_small, s4d_sensor};
+use tinyssm_bench::{mamba1_small, mamba_130m, s4d_sensor};
 use tinyssm_core::{
     kernels, ActQuant, Compute, DType, Input, Kernels, Model, QuantI4, QuantI8, Role, TensorSpec,
     Weights,
