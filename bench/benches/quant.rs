@@ -88,8 +88,13 @@ fn steps(c: &mut Criterion) {
     for (group, cfg) in [
         ("step_mamba1_d256_l4", mamba1_small()),
         ("step_s4d_h64_n64_l4", s4d_sensor()),
+        // Weights far larger than the caches: the step reads every weight once.
+        ("step_mamba_130m", mamba_130m()),
     ] {
         let mut g = c.benchmark_group(group);
+        if group == "step_mamba_130m" {
+            g.sample_size(10);
+        }
         g.throughput(Throughput::Elements(1));
         for (name, dt, compute) in modes {
             let buf = tinyssm_tests::random_blob_mode(&cfg, 0x5eed, (dt, compute)).unwrap();

@@ -242,6 +242,7 @@ fn s4d_config(d_input: u32, h: u32, ns: u32, prenorm: bool, glu: bool, final_nor
     Config {
         n_layers: 3,
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         arch: Arch::S4d(S4dConfig {
             d_input,
             d_model: h,
@@ -260,6 +261,7 @@ fn mamba_config(d_conv: u32, in_bias: bool, conv_bias: bool, out_bias: bool) -> 
     Config {
         n_layers: 2,
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         arch: Arch::MambaSensor(MambaSensorConfig {
             d_input: 3,
             d_output: 4,
@@ -620,6 +622,7 @@ fn bad_inputs_are_errors() {
     let lm = Config {
         n_layers: 1,
         front_end: None,
+        compute: tinyssm_core::Compute::Float,
         arch: Arch::Mamba1(tinyssm_core::Mamba1Config {
             d_model: 8,
             d_inner: 16,

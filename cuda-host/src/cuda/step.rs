@@ -114,10 +114,20 @@ impl Packer<'_> {
                 layer.map_or(String::new(), |l| format!(" in layer {l}"))
             ))
         })?;
-        // f16 → f32 is exact: the core's f16 dot multiplies the converted value.
+        // f16/bf16 → f32 is exact: the core's f16/bf16 dots multiply the converted value.
+        // int8/int4 rows are `scale · Σ q·x` in the core (and w8a8 quantizes activations),
+        // which this path does not compute yet.
         let v: Vec<f32> = match t.weights {
             Weights::F32(w) => w.to_vec(),
             Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
+            Weights::Bf16(w) => w.iter().map(|x| x.to_f32()).collect(),
+            Weights::I8(_) | Weights::I4(_) => {
+                return Err(BackendError::Unavailable(format!(
+                    "the step path runs models with f32/f16/bf16 matrices; {} is {}",
+                    role.name(),
+                    t.dtype.name()
+                )))
+            }
         };
         if v.len() != want {
             return Err(shape(format!(
