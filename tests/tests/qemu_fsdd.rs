@@ -1,12 +1,14 @@
-//! Firmware on QEMU: `firmware/apps/stream` (Cortex-M4F, board mps2-an386) streams an FSDD
-//! recording through the shipped model with `Kernels::Reference`; the host core steps the
-//! same samples the same way. Outputs of the last frame, the checksums of every frame's
-//! outputs and of the final state must agree bit for bit.
+//! Firmware on QEMU: the `firmware/apps/stream` images (Cortex-M4F, board mps2-an386)
+//! stream an FSDD recording through each shipped FSDD model (`fsdd-s4d`, `fsdd-mamba` and
+//! their int8 w8a8 versions) with `Kernels::Reference`; the host core steps the same
+//! samples the same way. Outputs of the last frame, the checksums of every frame's outputs
+//! and of the final state must agree bit for bit.
 //!
 //! The firmware is built here (`cargo build --release` in `firmware/`, its own workspace, so
 //! that `firmware/.cargo/config.toml` applies) and run under `qemu-system-arm` with the
-//! runner line of that config, killed after [`QEMU_TIMEOUT`]. The `.size` of the image
-//! (text/data/bss) is checked against `firmware/size/stream-mps2-an386.txt`.
+//! runner line of that config, killed after [`QEMU_TIMEOUT`]. The `.size` (text/data/bss)
+//! of each image is checked against `firmware/size/stream-mps2-an386.txt`. The selftest
+//! images check that a HardFault and a panic end the run with a non-zero exit.
 //!
 //! Needs `$TINYSSM_DATA/fsdd/recordings` (skipped with one line when absent) and
 //! `qemu-system-arm` (skipped when absent unless `TINYSSM_REQUIRE_QEMU=1`, which
@@ -24,7 +26,8 @@ use tinyssm_tests::{data_dir, repo_root};
 
 const TARGET: &str = "thumbv7em-none-eabihf";
 const BOARD: &str = "mps2-an386";
-const MODEL: &str = "models/fsdd-s4d.tssm";
+/// The stream images, each named after the shipped model it embeds (`models/<name>.tssm`).
+const IMAGES: &[&str] = &["fsdd-s4d", "fsdd-s4d-int8", "fsdd-mamba", "fsdd-mamba-int8"];
 const CLIP: &str = "7_theo_0";
 /// Host-side limit on one QEMU run (the run itself takes well under a second).
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
@@ -54,11 +57,15 @@ fn clip_path() -> Option<PathBuf> {
     }
 }
 
-/// Builds the stream app once per test run; the path of its ELF.
-fn firmware_elf() -> &'static PathBuf {
-    static ELF: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match ELF.get_or_init(build_firmware) {
-        Ok(p) => p,
+/// Builds the firmware workspace once per test run; the path of the ELF of `bin`.
+fn firmware_elf(bin: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BUILT.get_or_init(build_firmware) {
+        Ok(dir) => {
+            let elf = dir.join(bin);
+            assert!(elf.is_file(), "{}: not built", elf.display());
+            elf
+        }
         Err(e) => panic!("{e}"),
     }
 }
@@ -71,14 +78,13 @@ fn build_firmware() -> Result<PathBuf, String> {
     // with nothing from the host build's environment that would override that config.
     let out = Command::new(cargo)
         .current_dir(&dir)
-        .args(["build", "--release", "--locked", "--bin", "stream"])
+        .args(["build", "--release", "--locked"])
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env("TINYSSM_BOARD", BOARD)
-        .env("TINYSSM_FW_MODEL", MODEL)
         .env("TINYSSM_FW_CLIP", CLIP)
         .env("TINYSSM_DATA", &data)
         .output()
@@ -89,15 +95,7 @@ fn build_firmware() -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let elf = dir
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join("stream");
-    if !elf.is_file() {
-        return Err(format!("{}: not built", elf.display()));
-    }
-    Ok(elf)
+    Ok(dir.join("target").join(TARGET).join("release"))
 }
 
 /// The QEMU command line: the runner of `firmware/.cargo/config.toml`, so that the test
@@ -312,34 +310,55 @@ fn parse_report(text: &str) -> Result<Report, String> {
     })
 }
 
-#[test]
-fn qemu_stream_fsdd_s4d_matches_host_bit_for_bit() {
+/// Runs one stream image under QEMU and compares its report with the host core's.
+fn check_image(name: &str) {
     let Some(clip) = clip_path() else { return };
-    let elf = firmware_elf();
+    let elf = firmware_elf(name);
     if !have_qemu() {
         return;
     }
-    let (code, text) = run_qemu(elf);
+    let (code, text) = run_qemu(&elf);
     assert_eq!(
         code,
         Some(0),
-        "firmware exited with {code:?} under QEMU; output:\n{text}"
+        "{name}: firmware exited with {code:?} under QEMU; output:\n{text}"
     );
-    let device = parse_report(&text).unwrap_or_else(|e| panic!("{e}; output:\n{text}"));
-    let host = host_report(&repo_root().join(MODEL), &clip);
+    let device = parse_report(&text).unwrap_or_else(|e| panic!("{name}: {e}; output:\n{text}"));
+    let model = repo_root().join("models").join(format!("{name}.tssm"));
+    let host = host_report(&model, &clip);
     if device != host {
         let f32s = |b: &[u32]| b.iter().map(|&x| f32::from_bits(x)).collect::<Vec<_>>();
         panic!(
-            "Cortex-M4F (QEMU) and host differ\n device {device:x?}\n host   {host:x?}\n \
+            "{name}: Cortex-M4F (QEMU) and host differ\n device {device:x?}\n host   {host:x?}\n \
              last frame device {:?}\n last frame host   {:?}",
             f32s(&device.last),
             f32s(&host.last)
         );
     }
     println!(
-        "bit-exact: {} frames of {CLIP} through {MODEL}, argmax {}, checksum {:#010x}",
+        "{name}: bit-exact, {} frames of {CLIP}, argmax {}, checksum {:#010x}",
         host.frames, host.argmax, host.checksum
     );
+}
+
+#[test]
+fn qemu_fsdd_s4d_matches_host_bit_for_bit() {
+    check_image("fsdd-s4d");
+}
+
+#[test]
+fn qemu_fsdd_s4d_int8_matches_host_bit_for_bit() {
+    check_image("fsdd-s4d-int8");
+}
+
+#[test]
+fn qemu_fsdd_mamba_matches_host_bit_for_bit() {
+    check_image("fsdd-mamba");
+}
+
+#[test]
+fn qemu_fsdd_mamba_int8_matches_host_bit_for_bit() {
+    check_image("fsdd-mamba-int8");
 }
 
 /// Berkeley-style sizes of an ELF32 little-endian image, as `size` prints them: text =
@@ -378,46 +397,62 @@ fn elf_sizes(bytes: &[u8]) -> Result<[u64; 3], String> {
     Ok(s)
 }
 
+/// `.size` of every stream image against the snapshot, one `<image> <text> <data> <bss>`
+/// row each.
 #[test]
 fn qemu_stream_size_snapshot() {
     if clip_path().is_none() {
         return;
     }
-    let elf = firmware_elf();
-    let bytes = std::fs::read(elf).expect("read ELF");
-    let [text, data, bss] = elf_sizes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", elf.display()));
-    let snap = repo_root().join(SIZE_SNAPSHOT);
     let regen =
         "regenerate with TINYSSM_UPDATE_SIZES=1 cargo test -p tinyssm-tests --test qemu_fsdd";
-    let body = format!(
-        "# .size of firmware/apps/stream (bin stream, board {BOARD}, {TARGET}, release) with\n\
-         # {MODEL}: checked by tests/tests/qemu_fsdd.rs, which fails when a section changes\n\
-         # by more than {}% (and {SIZE_SLACK_BYTES} bytes); {regen}\n\
-         text {text}\ndata {data}\nbss {bss}\n",
-        SIZE_TOLERANCE * 100.0
-    );
+    let mut rows = Vec::new();
+    for name in IMAGES {
+        let elf = firmware_elf(name);
+        let bytes = std::fs::read(&elf).expect("read ELF");
+        let sizes = elf_sizes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", elf.display()));
+        rows.push((name.to_string(), sizes));
+    }
+    let snap = repo_root().join(SIZE_SNAPSHOT);
     if std::env::var_os("TINYSSM_UPDATE_SIZES").is_some_and(|v| v == "1") {
-        std::fs::write(&snap, body).expect("write size snapshot");
-        println!(
-            "wrote {}: text {text} data {data} bss {bss}",
-            snap.display()
+        let mut body = format!(
+            "# .size (bytes) of the firmware/apps/stream images (board {BOARD}, {TARGET}, release),\n\
+             # each embedding models/<image>.tssm and the FSDD clip {CLIP}. Checked by\n\
+             # tests/tests/qemu_fsdd.rs, which fails when a section changes by more than {}%\n\
+             # (and {SIZE_SLACK_BYTES} bytes); {regen}\n\
+             # image text data bss\n",
+            SIZE_TOLERANCE * 100.0
         );
+        for (name, [t, d, b]) in &rows {
+            body += &format!("{name} {t} {d} {b}\n");
+        }
+        std::fs::write(&snap, body).expect("write size snapshot");
+        println!("wrote {}", snap.display());
         return;
     }
     let old = std::fs::read_to_string(&snap)
         .unwrap_or_else(|e| panic!("{}: {e}; {regen}", snap.display()));
-    let get = |k: &str| -> u64 {
-        old.lines()
-            .find_map(|l| l.strip_prefix(k)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{}: no `{k}` line; {regen}", snap.display()))
-    };
     let mut bad = Vec::new();
-    for (name, new) in [("text", text), ("data", data), ("bss", bss)] {
-        let was = get(name);
-        let d = new.abs_diff(was);
-        if d > SIZE_SLACK_BYTES && d as f64 > SIZE_TOLERANCE * was as f64 {
-            bad.push(format!("{name} {was} -> {new}"));
+    for (name, new) in &rows {
+        let was: Vec<u64> = old
+            .lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(name.as_str()))
+                    .then(|| w.filter_map(|x| x.parse().ok()).collect())
+            })
+            .unwrap_or_default();
+        let [t, d, b] = was[..] else {
+            bad.push(format!("{name}: no row"));
+            continue;
+        };
+        for (sec, was, new) in [("text", t, new[0]), ("data", d, new[1]), ("bss", b, new[2])] {
+            let diff = new.abs_diff(was);
+            if diff > SIZE_SLACK_BYTES && diff as f64 > SIZE_TOLERANCE * was as f64 {
+                bad.push(format!("{name} {sec} {was} -> {new}"));
+            }
         }
+        println!("{name}: text {} data {} bss {}", new[0], new[1], new[2]);
     }
     assert!(
         bad.is_empty(),
@@ -426,7 +461,37 @@ fn qemu_stream_size_snapshot() {
         SIZE_TOLERANCE * 100.0,
         bad.join(", ")
     );
-    println!("size: text {text} data {data} bss {bss} (snapshot {SIZE_SNAPSHOT})");
+}
+
+/// The board's handlers end every failure with a non-zero exit: a HardFault (an undefined
+/// instruction) and a panic each print their line and QEMU exits 1, well inside the timeout.
+#[test]
+fn qemu_fault_and_panic_exit_nonzero() {
+    if clip_path().is_none() {
+        return; // the workspace build embeds the clip in the stream app
+    }
+    let elfs = [
+        ("selftest-fault", "HardFault: pc "),
+        ("selftest-panic", "panic: panicked at "),
+    ]
+    .map(|(bin, want)| (firmware_elf(bin), want));
+    if !have_qemu() {
+        return;
+    }
+    for (elf, want) in elfs {
+        let (code, text) = run_qemu(&elf);
+        assert_eq!(
+            code,
+            Some(1),
+            "{}: exit {code:?}; output:\n{text}",
+            elf.display()
+        );
+        assert!(
+            text.contains(want),
+            "{}: no `{want}` in:\n{text}",
+            elf.display()
+        );
+    }
 }
 
 /// The firmware workspace has its own Cargo.lock: the crates that decide the core's

@@ -1,0 +1,6 @@
+//! `models/fsdd-mamba.tssm` on the embedded FSDD clip (see the crate docs).
+
+#![no_std]
+#![no_main]
+
+tinyssm_fw_stream::stream_app!("fsdd-mamba");
