@@ -313,61 +313,52 @@ pub mod fast {
         acc[3] += x[3] * y[3];
     }
 
-    /// Dot product with f16 weights, converted in blocks.
-    #[inline]
-    pub fn dot_f16(a: &[f16], b: &[f32]) -> f32 {
-        use half::slice::HalfFloatSliceExt;
+    /// Dot product of `n` weights, converted to f32 in blocks of 64 by `fill(start, block)`,
+    /// with `b`.
+    #[inline(always)]
+    fn dot_blocks(n: usize, b: &[f32], fill: impl Fn(usize, &mut [f32])) -> f32 {
         const BLK: usize = 64;
-        let n = a.len().min(b.len());
+        let n = n.min(b.len());
         let mut buf = [0.0f32; BLK];
         let mut total = 0.0f32;
         let mut i = 0;
         while i < n {
             let m = (n - i).min(BLK);
-            a[i..i + m].convert_to_f32_slice(&mut buf[..m]);
+            fill(i, &mut buf[..m]);
             total += dot(&buf[..m], &b[i..i + m]);
             i += m;
         }
         total
+    }
+
+    /// Dot product with f16 weights, converted in blocks.
+    #[inline]
+    pub fn dot_f16(a: &[f16], b: &[f32]) -> f32 {
+        use half::slice::HalfFloatSliceExt;
+        dot_blocks(a.len(), b, |i, buf| {
+            a[i..i + buf.len()].convert_to_f32_slice(buf)
+        })
     }
 
     /// Dot product with bf16 weights, converted in blocks.
     #[inline]
     pub fn dot_bf16(a: &[bf16], b: &[f32]) -> f32 {
-        const BLK: usize = 64;
-        let n = a.len().min(b.len());
-        let mut buf = [0.0f32; BLK];
-        let mut total = 0.0f32;
-        let mut i = 0;
-        while i < n {
-            let m = (n - i).min(BLK);
-            for (o, x) in buf[..m].iter_mut().zip(&a[i..i + m]) {
+        dot_blocks(a.len(), b, |i, buf| {
+            for (o, x) in buf.iter_mut().zip(&a[i..]) {
                 // bf16 is the upper half of an f32.
                 *o = f32::from_bits((x.to_bits() as u32) << 16);
             }
-            total += dot(&buf[..m], &b[i..i + m]);
-            i += m;
-        }
-        total
+        })
     }
 
     /// `scale · Σ q·x` for an int8 row, converted to f32 in blocks.
     #[inline]
     pub fn dot_i8(q: &[i8], scale: f32, b: &[f32]) -> f32 {
-        const BLK: usize = 64;
-        let n = q.len().min(b.len());
-        let mut buf = [0.0f32; BLK];
-        let mut total = 0.0f32;
-        let mut i = 0;
-        while i < n {
-            let m = (n - i).min(BLK);
-            for (o, &x) in buf[..m].iter_mut().zip(&q[i..i + m]) {
+        dot_blocks(q.len(), b, |i, buf| {
+            for (o, &x) in buf.iter_mut().zip(&q[i..]) {
                 *o = x as f32;
             }
-            total += dot(&buf[..m], &b[i..i + m]);
-            i += m;
-        }
-        total * scale
+        }) * scale
     }
 
     /// An int4 row: each group unpacked to f32 and dotted with 16 accumulators.

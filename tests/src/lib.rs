@@ -103,6 +103,18 @@ pub fn random_blob_mode(
     Ok(AlignedBuf::from_bytes(&blob))
 }
 
+/// Normalised mean squared error `Σ (got − want)² / Σ want²`.
+pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| ((g - w) as f64).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
+    num / den.max(1e-30)
+}
+
 /// Every storage dtype of weight matrices with the compute modes it runs in.
 pub const MODES: [(DType, Compute); 6] = [
     (DType::F32, Compute::Float),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tinyssm_core::{Kernels, Model};
 use tinyssm_host::{io, AlignedBuf, Runner};
-use tinyssm_tests::fixtures;
+use tinyssm_tests::{fixtures, nmse};
 use tinyssm_tools::{convert_dir, WeightDtype};
 
 fn dirs(sub: &str) -> Vec<PathBuf> {
@@ -41,16 +41,6 @@ fn max_scaled_err(got: &[f32], want: &[f32]) -> f32 {
             (g - w).abs() / w.abs().max(1.0)
         })
         .fold(0.0, f32::max)
-}
-
-fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| ((g - w) as f64).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
-    num / den.max(1e-30)
 }
 
 fn run_tokens(m: Model<'_>, tokens: &[u32]) -> Vec<f32> {

@@ -8,20 +8,9 @@ use std::path::Path;
 use proptest::prelude::*;
 use tinyssm_core::{Compute, DType, Model, Role, TensorSpec};
 use tinyssm_host::{io, tensor_f32, AlignedBuf, Runner, TensorData};
-use tinyssm_tests::{data_dir, fixtures};
+use tinyssm_tests::{data_dir, fixtures, nmse};
 use tinyssm_tools::quantize::{requantize_blob, QuantSpec};
 use tinyssm_tools::{convert_dir, WeightDtype};
-
-fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| ((g - w) as f64).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
-    num / den.max(1e-30)
-}
 
 fn run_tokens(m: Model<'_>, tokens: &[u32]) -> Vec<f32> {
     let mut r = Runner::new(m);
