@@ -84,8 +84,10 @@ fn build_firmware() -> Result<PathBuf, String> {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env("TINYSSM_BOARD", BOARD)
-        .env("TINYSSM_FW_CLIP", CLIP)
+        // The build's defaults are this test's BOARD and CLIP; unset, as in scripts/test.sh's
+        // firmware step, so that the build here finds that one up to date.
+        .env_remove("TINYSSM_BOARD")
+        .env_remove("TINYSSM_FW_CLIP")
         .env("TINYSSM_DATA", &data)
         .output()
         .map_err(|e| format!("cannot run cargo in {}: {e}", dir.display()))?;
@@ -322,6 +324,11 @@ fn check_image(name: &str) {
         code,
         Some(0),
         "{name}: firmware exited with {code:?} under QEMU; output:\n{text}"
+    );
+    let header = format!("tinyssm stream on {BOARD}: {name}.tssm (");
+    assert!(
+        text.contains(&header) && text.contains(&format!(" on {CLIP} (")),
+        "{name}: not the {BOARD} image of {name} on {CLIP}; output:\n{text}"
     );
     let device = parse_report(&text).unwrap_or_else(|e| panic!("{name}: {e}; output:\n{text}"));
     let model = repo_root().join("models").join(format!("{name}.tssm"));
