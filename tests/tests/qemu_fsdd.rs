@@ -18,7 +18,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
 
 use tinyssm_core::Kernels;
 use tinyssm_host::ModelFile;
@@ -168,17 +170,14 @@ fn run_qemu(elf: &Path) -> (Option<i32>, String) {
             })
         })
         .collect();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait for qemu") {
-            break Some(st);
-        }
-        if start.elapsed() > QEMU_TIMEOUT {
+    // A hang guard, not a speed check: a run that never ends is killed and fails.
+    let status = match child.wait_timeout(QEMU_TIMEOUT).expect("wait for qemu") {
+        Some(st) => Some(st),
+        None => {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            None
         }
-        std::thread::sleep(Duration::from_millis(20));
     };
     let text: String = readers
         .into_iter()
