@@ -779,6 +779,86 @@ fn ssd_in<T>(v: &[T]) -> SsdIn<'_, T> {
     }
 }
 
+/// The SSD backward on the backend (from its forward checkpoints `st`) against the CPU's
+/// (from `s_c`): every input gradient on NaN-poisoned outputs, and the per-head parameter
+/// gradients accumulated onto the same starting values `acc0` (dA, dD, dbias).
+#[allow(clippy::too_many_arguments, clippy::ptr_arg)]
+fn ssd_bwd_vs_cpu<B: Backend>(
+    be: &B,
+    dims: SsdDims,
+    h: &[Vec<f32>],
+    s_c: &Vec<f32>,
+    dev: &[B::Buf],
+    st: &B::Buf,
+    dy: &Vec<f32>,
+    acc0: &[Vec<f32>],
+    tag: &str,
+) {
+    let bt = dims.batch * dims.time;
+    let (hp, heads, gn) = (dims.heads * dims.head_dim, dims.heads, dims.groups * dims.n);
+    let mut c = [
+        vec![0f32; bt * hp],
+        vec![0f32; bt * heads],
+        vec![0f32; bt * gn],
+        vec![0f32; bt * gn],
+    ];
+    let (mut ca, mut cd, mut cb) = (acc0[0].clone(), acc0[1].clone(), acc0[2].clone());
+    {
+        let [dx, ddt, dbm, dcm] = &mut c;
+        let g = SsdGrads {
+            dx,
+            ddt,
+            dbm,
+            dcm,
+            da: &mut ca,
+            dskip: &mut cd,
+            dbias: &mut cb,
+        };
+        Cpu.ssd_scan_bwd(dims, ssd_in(h), s_c, dy, g).unwrap();
+    }
+    let mut o = [
+        poisoned(be, bt * hp),
+        poisoned(be, bt * heads),
+        poisoned(be, bt * gn),
+        poisoned(be, bt * gn),
+    ];
+    let (mut ga, mut gd, mut gb) = (
+        be.upload(&acc0[0]).unwrap(),
+        be.upload(&acc0[1]).unwrap(),
+        be.upload(&acc0[2]).unwrap(),
+    );
+    {
+        let [dx, ddt, dbm, dcm] = &mut o;
+        let g = SsdGrads {
+            dx,
+            ddt,
+            dbm,
+            dcm,
+            da: &mut ga,
+            dskip: &mut gd,
+            dbias: &mut gb,
+        };
+        be.ssd_scan_bwd(dims, ssd_in(dev), st, &be.upload(dy).unwrap(), g)
+            .unwrap();
+    }
+    for (k, name) in ["dx", "ddt", "dB", "dC"].iter().enumerate() {
+        close(
+            &format!("{tag} {name}"),
+            &be.download(&o[k]).unwrap(),
+            &c[k],
+            SCAN,
+        );
+    }
+    close(&format!("{tag} dA"), &be.download(&ga).unwrap(), &ca, SCAN);
+    close(&format!("{tag} dD"), &be.download(&gd).unwrap(), &cd, SCAN);
+    close(
+        &format!("{tag} dbias"),
+        &be.download(&gb).unwrap(),
+        &cb,
+        SCAN,
+    );
+}
+
 fn ssd_scan<B: Backend>(be: &B, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let cpu = Cpu;
@@ -841,72 +921,8 @@ fn ssd_scan<B: Backend>(be: &B, seed: u64) {
             .unwrap();
         close(&format!("{tag} state_at {steps:?}"), &got, &want, SCAN);
 
-        let acc0 = [
-            rnd(&mut rng, heads, -1.0, 1.0),
-            rnd(&mut rng, heads, -1.0, 1.0),
-            rnd(&mut rng, heads, -1.0, 1.0),
-        ];
-        let mut c = [
-            vec![0f32; bt * hp],
-            vec![0f32; bt * heads],
-            vec![0f32; bt * groups * n],
-            vec![0f32; bt * groups * n],
-        ];
-        let (mut ca, mut cd, mut cb) = (acc0[0].clone(), acc0[1].clone(), acc0[2].clone());
-        {
-            let [dx, ddt, dbm, dcm] = &mut c;
-            let g = SsdGrads {
-                dx,
-                ddt,
-                dbm,
-                dcm,
-                da: &mut ca,
-                dskip: &mut cd,
-                dbias: &mut cb,
-            };
-            cpu.ssd_scan_bwd(dims, ssd_in(&h), &s_c, &dy, g).unwrap();
-        }
-        let mut o = [
-            poisoned(be, bt * hp),
-            poisoned(be, bt * heads),
-            poisoned(be, bt * groups * n),
-            poisoned(be, bt * groups * n),
-        ];
-        let (mut ga, mut gd, mut gb) = (
-            be.upload(&acc0[0]).unwrap(),
-            be.upload(&acc0[1]).unwrap(),
-            be.upload(&acc0[2]).unwrap(),
-        );
-        {
-            let [dx, ddt, dbm, dcm] = &mut o;
-            let g = SsdGrads {
-                dx,
-                ddt,
-                dbm,
-                dcm,
-                da: &mut ga,
-                dskip: &mut gd,
-                dbias: &mut gb,
-            };
-            be.ssd_scan_bwd(dims, ssd_in(&dev), &st, &be.upload(&dy).unwrap(), g)
-                .unwrap();
-        }
-        for (k, name) in ["dx", "ddt", "dB", "dC"].iter().enumerate() {
-            close(
-                &format!("{tag} {name}"),
-                &be.download(&o[k]).unwrap(),
-                &c[k],
-                SCAN,
-            );
-        }
-        close(&format!("{tag} dA"), &be.download(&ga).unwrap(), &ca, SCAN);
-        close(&format!("{tag} dD"), &be.download(&gd).unwrap(), &cd, SCAN);
-        close(
-            &format!("{tag} dbias"),
-            &be.download(&gb).unwrap(),
-            &cb,
-            SCAN,
-        );
+        let acc0: Vec<Vec<f32>> = (0..3).map(|_| rnd(&mut rng, heads, -1.0, 1.0)).collect();
+        ssd_bwd_vs_cpu(be, dims, &h, &s_c, &dev, &st, &dy, &acc0, &tag);
     }
 }
 
@@ -1136,76 +1152,16 @@ fn ssd_chunked<D: Device>(be: &CudaBackend<D>, seed: u64) {
         // Backward from the chunked kernel's checkpoints.
         let dy = rnd(&mut rng, bt * hp, -1.0, 1.0);
         let acc0: Vec<Vec<f32>> = (0..3).map(|_| rnd(&mut rng, heads, -1.0, 1.0)).collect();
-        let mut c = [
-            vec![0f32; bt * hp],
-            vec![0f32; bt * heads],
-            vec![0f32; bt * groups * n],
-            vec![0f32; bt * groups * n],
-        ];
-        let (mut ca, mut cd, mut cb) = (acc0[0].clone(), acc0[1].clone(), acc0[2].clone());
-        {
-            let [dx, ddt, dbm, dcm] = &mut c;
-            let g = SsdGrads {
-                dx,
-                ddt,
-                dbm,
-                dcm,
-                da: &mut ca,
-                dskip: &mut cd,
-                dbias: &mut cb,
-            };
-            cpu.ssd_scan_bwd(dims, ssd_in(&h), &s_c, &dy, g).unwrap();
-        }
-        let mut o = [
-            poisoned(be, bt * hp),
-            poisoned(be, bt * heads),
-            poisoned(be, bt * groups * n),
-            poisoned(be, bt * groups * n),
-        ];
-        let (mut ga, mut gd, mut gb) = (
-            be.upload(&acc0[0]).unwrap(),
-            be.upload(&acc0[1]).unwrap(),
-            be.upload(&acc0[2]).unwrap(),
-        );
-        {
-            let [dx, ddt, dbm, dcm] = &mut o;
-            let g = SsdGrads {
-                dx,
-                ddt,
-                dbm,
-                dcm,
-                da: &mut ga,
-                dskip: &mut gd,
-                dbias: &mut gb,
-            };
-            be.ssd_scan_bwd(dims, ssd_in(&dev), &st, &be.upload(&dy).unwrap(), g)
-                .unwrap();
-        }
-        for (k, name) in ["dx", "ddt", "dB", "dC"].iter().enumerate() {
-            close(
-                &format!("{tag} bwd {name}"),
-                &be.download(&o[k]).unwrap(),
-                &c[k],
-                SCAN,
-            );
-        }
-        close(
-            &format!("{tag} bwd dA"),
-            &be.download(&ga).unwrap(),
-            &ca,
-            SCAN,
-        );
-        close(
-            &format!("{tag} bwd dD"),
-            &be.download(&gd).unwrap(),
-            &cd,
-            SCAN,
-        );
-        close(
-            &format!("{tag} bwd dbias"),
-            &be.download(&gb).unwrap(),
-            &cb,
-            SCAN,
+        ssd_bwd_vs_cpu(
+            be,
+            dims,
+            &h,
+            &s_c,
+            &dev,
+            &st,
+            &dy,
+            &acc0,
+            &format!("{tag} bwd"),
         );
     }
 

@@ -509,13 +509,19 @@ fn quantize_then_eval_layers_and_plot() {
         .args(["--weights", "int4", "--compute", "w8a8"]));
     assert!(!o.status.success() && !bad.exists());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--weights int8"));
-    let j = ok(&run(bin()
-        .env("TINYSSM_DATA", &data)
-        .arg("eval")
-        .arg(&float)
-        .arg(&q8)
-        .arg(&q4)
-        .args(["--dataset", "basicmotions", "--json"])));
+    // `tinyssm eval` of the three models on basicmotions with `extra` flags.
+    let eval = |extra: &[&str]| {
+        let mut c = bin();
+        c.env("TINYSSM_DATA", &data)
+            .arg("eval")
+            .arg(&float)
+            .arg(&q8)
+            .arg(&q4)
+            .args(["--dataset", "basicmotions", "--json"])
+            .args(extra);
+        ok(&run(&mut c))
+    };
+    let j = eval(&[]);
     let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
     let ms = v["models"].as_array().unwrap();
     assert_eq!(ms.len(), 3);
@@ -523,14 +529,7 @@ fn quantize_then_eval_layers_and_plot() {
     assert!(wb(2) < wb(1) && wb(1) < wb(0), "{j}");
     assert_eq!(ms[1]["compute"], "w8a8");
     let png = tmp.path().join("out.png");
-    let j = ok(&run(bin()
-        .env("TINYSSM_DATA", &data)
-        .arg("eval")
-        .arg(&float)
-        .arg(&q8)
-        .arg(&q4)
-        .args(["--dataset", "basicmotions", "--layers", "--json", "--plot"])
-        .arg(&png)));
+    let j = eval(&["--layers", "--plot", png.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
     let l = v["layers"].as_array().unwrap();
     let snr = |i: usize| l[i]["output_snr_db"].as_f64().unwrap();
