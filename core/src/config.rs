@@ -221,6 +221,14 @@ pub enum Compute {
     /// zero) with i32 accumulation; matrices in other dtypes, and everything outside the
     /// matrix-vector products, stay f32.
     W8a8,
+    /// Integer only (format 1.3; S4D and Mamba sensor models): no floating-point operation
+    /// in the step. Activations are `i16` in per-site Q formats chosen by calibration,
+    /// recurrent states `i32`, weight matrices [`DType::I8R`] (int8 with per-row integer
+    /// requantization), every other tensor [`DType::I16`] / [`DType::I32`] in the Q
+    /// formats recorded in the model's integer plans ([`Role::IntPlan`],
+    /// [`Role::IntLayerPlan`]). Stepped by [`crate::Model::step_int`] /
+    /// [`crate::Model::step_sample_int`]; see `crate::int_step` for every format.
+    Int,
 }
 
 impl Compute {
@@ -228,6 +236,7 @@ impl Compute {
         match self {
             Compute::Float => "float",
             Compute::W8a8 => "w8a8",
+            Compute::Int => "int",
         }
     }
 }
@@ -244,6 +253,13 @@ impl Compute {
 ///   nibble of byte `i`, `q ∈ [-7, 7]`; all rows' groups first, then one f16 scale per
 ///   group (row-major): `w[r][c] = q · scale[r][c / 32]`.
 /// - [`DType::Bf16`]: bfloat16 values.
+/// - [`DType::I16`], [`DType::I32`] (format 1.3, integer-only models): plain little-endian
+///   integers in the Q format that the model's integer plan records for the tensor.
+/// - [`DType::I8R`] (format 1.3, integer-only models' matrices): `rows × cols` signed bytes,
+///   zero padding to a multiple of 4 bytes, then per row two i32, `(multiplier, rshift)`:
+///   output `r` is `round(acc_r · multiplier · 2^-rshift)` (ties away from zero),
+///   `acc_r = Σ_c q[r][c] · x[c] + bias[r]`, which maps the accumulator straight into the
+///   output's Q format (each row may have its own).
 ///
 /// `rows` is the product of all dimensions but the last, `cols` the last dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +270,9 @@ pub enum DType {
     Bf16,
     I8,
     I4,
+    I16,
+    I32,
+    I8R,
 }
 
 /// Columns per scale group of [`DType::I4`].
@@ -267,6 +286,9 @@ impl DType {
             DType::Bf16 => 2,
             DType::I8 => 3,
             DType::I4 => 4,
+            DType::I16 => 5,
+            DType::I32 => 6,
+            DType::I8R => 7,
         }
     }
     pub const fn from_code(code: u8) -> Option<DType> {
@@ -276,6 +298,9 @@ impl DType {
             2 => Some(DType::Bf16),
             3 => Some(DType::I8),
             4 => Some(DType::I4),
+            5 => Some(DType::I16),
+            6 => Some(DType::I32),
+            7 => Some(DType::I8R),
             _ => None,
         }
     }
@@ -283,9 +308,9 @@ impl DType {
     /// tensors also hold scales: see [`Self::tensor_bytes`]).
     pub const fn size(self) -> usize {
         match self {
-            DType::F32 => 4,
-            DType::F16 | DType::Bf16 => 2,
-            DType::I8 | DType::I4 => 1,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::Bf16 | DType::I16 => 2,
+            DType::I8 | DType::I4 | DType::I8R => 1,
         }
     }
     pub const fn name(self) -> &'static str {
@@ -295,11 +320,18 @@ impl DType {
             DType::Bf16 => "bf16",
             DType::I8 => "int8",
             DType::I4 => "int4",
+            DType::I16 => "i16",
+            DType::I32 => "i32",
+            DType::I8R => "int8r",
         }
     }
     /// Whether values carry scales (int8, int4).
     pub const fn is_quantized(self) -> bool {
         matches!(self, DType::I8 | DType::I4)
+    }
+    /// The integer-only model dtypes (format 1.3, [`Compute::Int`] only).
+    pub const fn is_integer_mode(self) -> bool {
+        matches!(self, DType::I16 | DType::I32 | DType::I8R)
     }
     /// Bytes of a `rows × cols` tensor of this type, scales included (checked).
     pub const fn tensor_bytes(self, rows: u64, cols: u64) -> Option<u64> {
@@ -307,8 +339,12 @@ impl DType {
             return None;
         };
         match self {
-            DType::F32 => n.checked_mul(4),
-            DType::F16 | DType::Bf16 => n.checked_mul(2),
+            DType::F32 | DType::I32 => n.checked_mul(4),
+            DType::F16 | DType::Bf16 | DType::I16 => n.checked_mul(2),
+            DType::I8R => match (n.checked_add(3), rows.checked_mul(8)) {
+                (Some(q), Some(s)) => (q & !3).checked_add(s),
+                _ => None,
+            },
             DType::I8 => match (n.checked_add(3), rows.checked_mul(4)) {
                 (Some(q), Some(s)) => (q & !3).checked_add(s),
                 _ => None,
@@ -430,6 +466,13 @@ roles! {
     DecayW2 = 69, "att.time_decay_w2", false;
     /// Mel filterbank of the audio front end: [n_mels, n_fft/2 + 1].
     MelFilters = 70, "frontend.mel_filters", false;
+    /// Integer-only models: the model-global integer plan (Q formats and constants), i32
+    /// [`crate::int_step::GLOBAL_PLAN_LEN`].
+    IntPlan = 71, "int.plan", false;
+    /// Integer-only models: one layer's integer plan, i32 [`crate::int_step::LAYER_PLAN_LEN`].
+    IntLayerPlan = 72, "int.layer_plan", false;
+    /// Integer-only audio models: the analysis window in Q15, i16 [frame_len].
+    Window = 73, "frontend.window", false;
 }
 
 /// Where a tensor belongs: `None` = model-global.
@@ -458,6 +501,17 @@ impl TensorSpec {
         match dtype {
             DType::F32 => true,
             DType::F16 | DType::Bf16 | DType::I8 | DType::I4 => self.role.is_matrix(),
+            DType::I16 | DType::I32 | DType::I8R => false,
+        }
+    }
+    /// The one dtype each role has in an integer-only model: matrices [`DType::I8R`];
+    /// norm weights, conv weights, the filterbank and the window [`DType::I16`];
+    /// everything else (biases, S4D modes, A, D, plans) [`DType::I32`].
+    pub fn int_dtype(&self) -> DType {
+        match self.role {
+            r if r.is_matrix() => DType::I8R,
+            Role::Norm | Role::NormF | Role::ConvW | Role::MelFilters | Role::Window => DType::I16,
+            _ => DType::I32,
         }
     }
     /// `(rows, cols)`: the last dimension is `cols`, the others multiply into `rows`.
@@ -519,6 +573,16 @@ fn s3(a: u32, b: u32, c: u32) -> (u8, [u32; 4]) {
 }
 
 impl Config {
+    /// Whether tensor `spec` of this model may be stored in `dtype`: an integer-only model
+    /// has exactly one dtype per role ([`TensorSpec::int_dtype`]).
+    pub fn allows(&self, spec: &TensorSpec, dtype: DType) -> bool {
+        if self.compute == Compute::Int {
+            dtype == spec.int_dtype()
+        } else {
+            spec.allows(dtype)
+        }
+    }
+
     /// Checks every configuration value; run by the parser and the writer.
     pub fn validate(&self) -> Result<(), FormatError> {
         if self.n_layers == 0 || self.n_layers > MAX_LAYERS {
@@ -662,6 +726,9 @@ impl Config {
                 eps(c.norm_eps)?;
             }
         }
+        if self.compute == Compute::Int {
+            crate::int_step::validate_config(self)?;
+        }
         if let Some(fe) = &self.front_end {
             fe.validate()?;
             if self.d_input() != fe.n_mels as usize {
@@ -676,7 +743,10 @@ impl Config {
 
     pub(crate) fn global_roles(&self) -> RoleList {
         let mut l = RoleList::new();
+        let int = self.compute == Compute::Int;
         l.push_if(self.front_end.is_some(), Role::MelFilters);
+        l.push_if(int && self.front_end.is_some(), Role::Window);
+        l.push_if(int, Role::IntPlan);
         match &self.arch {
             Arch::Mamba1(Mamba1Config {
                 tied_embeddings, ..
@@ -889,6 +959,7 @@ impl Config {
                 }
             }
         }
+        l.push_if(self.compute == Compute::Int, Role::IntLayerPlan);
         l
     }
 
@@ -939,9 +1010,15 @@ impl Config {
 
     fn shape_of(&self, role: Role) -> Option<(u8, [u32; 4])> {
         use Role::*;
-        if role == MelFilters {
-            let fe = self.front_end.as_ref()?;
-            return Some(s2(fe.n_mels, fe.n_fft / 2 + 1));
+        match role {
+            MelFilters => {
+                let fe = self.front_end.as_ref()?;
+                return Some(s2(fe.n_mels, fe.n_fft / 2 + 1));
+            }
+            Window => return Some(s1(self.front_end.as_ref()?.frame_len)),
+            IntPlan => return Some(s1(crate::int_step::GLOBAL_PLAN_LEN as u32)),
+            IntLayerPlan => return Some(s1(crate::int_step::LAYER_PLAN_LEN as u32)),
+            _ => {}
         }
         // Checked u32 arithmetic: a corrupt config must give None, never overflow.
         fn add(a: u32, b: u32) -> Option<u32> {
@@ -1191,6 +1268,12 @@ impl Config {
                 (state, scratch)
             }
         };
+        let int = self.compute == Compute::Int;
+        let scratch = if int {
+            crate::int_step::int_scratch_len(self).ok_or(ov)? as u64
+        } else {
+            scratch
+        };
         let model_state = m(state_per_layer, l)?;
         let model_scratch = scratch;
         let mut state = model_state;
@@ -1198,8 +1281,13 @@ impl Config {
         if let Some(fe) = &self.front_end {
             // The front end's ring and counters follow the model state; its FFT buffer and
             // the feature vector follow the model scratch.
-            state = a(state, fe.frame_len as u64 + 2)?;
-            scratch = a(scratch, a(fe.n_fft as u64, fe.n_mels as u64)?)?;
+            if int {
+                state = a(state, crate::int_step::fe_state_len(fe) as u64)?;
+                scratch = a(scratch, crate::int_step::fe_scratch_len(fe) as u64)?;
+            } else {
+                state = a(state, fe.frame_len as u64 + 2)?;
+                scratch = a(scratch, a(fe.n_fft as u64, fe.n_mels as u64)?)?;
+            }
         }
         // Sizes must be addressable as f32 slices on a 32-bit target too.
         let lim = (u32::MAX / 8) as u64;
@@ -1226,7 +1314,8 @@ impl Config {
     }
 }
 
-/// Buffer sizes in f32 elements.
+/// Buffer sizes in elements: f32 for float and w8a8 models, i32 for integer-only ones
+/// (whose scratch packs its `i16` vectors two to an element).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizes {
     /// Whole state: the model's, then the front end's (if any).

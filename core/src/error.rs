@@ -159,6 +159,9 @@ pub enum StepError {
     TokenOutOfRange { token: u32, vocab: u32 },
     /// A token was given to a model that takes vectors, or the other way round.
     WrongInputKind,
+    /// A float step on an integer-only model, or an integer step on a float model
+    /// ([`crate::Compute::Int`] models step with [`crate::Model::step_int`]).
+    WrongCompute,
     /// An internal invariant failed (a bug; reported, never a panic).
     Internal,
 }
@@ -168,13 +171,22 @@ impl fmt::Display for StepError {
         use StepError::*;
         match *self {
             StateTooShort { needed, got } => {
-                write!(f, "state buffer too short: needs {needed} f32, has {got}")
+                write!(
+                    f,
+                    "state buffer too short: needs {needed} elements, has {got}"
+                )
             }
             ScratchTooShort { needed, got } => {
-                write!(f, "scratch buffer too short: needs {needed} f32, has {got}")
+                write!(
+                    f,
+                    "scratch buffer too short: needs {needed} elements, has {got}"
+                )
             }
             OutputTooShort { needed, got } => {
-                write!(f, "output buffer too short: needs {needed} f32, has {got}")
+                write!(
+                    f,
+                    "output buffer too short: needs {needed} elements, has {got}"
+                )
             }
             InputLength { expected, got } => {
                 write!(
@@ -186,6 +198,10 @@ impl fmt::Display for StepError {
                 write!(f, "token {token} out of range for vocabulary of {vocab}")
             }
             WrongInputKind => write!(f, "wrong input kind for this model (tokens vs vectors)"),
+            WrongCompute => write!(
+                f,
+                "wrong step for this model's compute mode (integer-only models step with step_int)"
+            ),
             Internal => write!(f, "internal error in tinyssm-core"),
         }
     }
@@ -206,6 +222,7 @@ impl defmt::Format for StepError {
             InputLength { expected, got } => defmt::write!(f, "input len {} != {}", got, expected),
             TokenOutOfRange { token, vocab } => defmt::write!(f, "token {} >= {}", token, vocab),
             WrongInputKind => defmt::write!(f, "wrong input kind"),
+            WrongCompute => defmt::write!(f, "wrong compute mode"),
             Internal => defmt::write!(f, "internal"),
         }
     }

@@ -41,7 +41,12 @@ pub const VERSION_MAJOR: u16 = 1;
 ///   `Compute::Float` and hold only f32/f16 tensors, so they step exactly as before; a
 ///   1.1 reader refuses 1.2 blobs by their minor version (re-convert with `--weights f32`
 ///   or `f16` for an older reader).
-pub const VERSION_MINOR: u16 = 2;
+/// - 1.3: integer-only models: [`crate::Compute::Int`], the dtypes [`crate::DType::I16`],
+///   [`crate::DType::I32`] and [`crate::DType::I8R`], and the roles `int.plan`,
+///   `int.layer_plan` and `frontend.window` that only such models have. Migration: nothing
+///   changes for float and w8a8 models (1.0–1.2 blobs read as before); a 1.2 reader
+///   refuses 1.3 blobs by their minor version.
+pub const VERSION_MINOR: u16 = 3;
 /// Size of the fixed preamble.
 pub const PREAMBLE_LEN: usize = 32;
 /// Alignment of the blob and of every tensor.
@@ -283,6 +288,9 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
     }
     let (header, rest) = decode_header(minor, header_region)?;
     let config = header.config;
+    if minor < 3 && config.compute == crate::config::Compute::Int {
+        return Err(FormatError::BadHeader);
+    }
     config.validate()?;
     let sizes = config.sizes()?;
     let n_expected = config.n_tensors();
@@ -319,7 +327,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
             index,
             code: rec.dtype,
         })?;
-        if !spec.allows(dtype) {
+        if !config.allows(&spec, dtype) {
             return Err(FormatError::DtypeNotAllowed {
                 index,
                 code: rec.dtype,
@@ -328,7 +336,9 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         if rec.quant != u32::MAX {
             return Err(FormatError::ReservedNotEmpty);
         }
-        if minor < 2 && !matches!(dtype, DType::F32 | DType::F16) {
+        if (minor < 2 && !matches!(dtype, DType::F32 | DType::F16))
+            || (minor < 3 && dtype.is_integer_mode())
+        {
             return Err(FormatError::DtypeNotAllowed {
                 index,
                 code: rec.dtype,

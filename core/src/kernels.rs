@@ -28,6 +28,32 @@ pub enum Weights<'a> {
     I8(QuantI8<'a>),
     /// int4 in groups of 32 with f16 scales (layout: [`crate::DType::I4`]).
     I4(QuantI4<'a>),
+    /// A tensor of an integer-only model (format 1.3); the float kernels never see one
+    /// (a float step on such a model is refused before any kernel runs).
+    Int(IntWeights<'a>),
+}
+
+/// The tensors of integer-only models ([`crate::Compute::Int`]).
+#[derive(Debug, Clone, Copy)]
+pub enum IntWeights<'a> {
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I8R(QuantI8R<'a>),
+}
+
+/// An int8 matrix with per-row integer requantization ([`crate::DType::I8R`]):
+/// `rq[2r]` is row `r`'s multiplier, `rq[2r + 1]` its right shift.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantI8R<'a> {
+    pub q: &'a [i8],
+    pub rq: &'a [i32],
+    pub cols: usize,
+}
+
+impl QuantI8R<'_> {
+    pub fn rows(&self) -> usize {
+        self.rq.len() / 2
+    }
 }
 
 /// How a matrix-vector product treats its input vector.
@@ -95,6 +121,10 @@ impl<'a> Weights<'a> {
                     && rows.checked_mul(g) == Some(w.scale.len())
                     && w.scale.len().checked_mul(16) == Some(w.q.len())
             }
+            Weights::Int(IntWeights::I8R(w)) => {
+                w.cols == cols && w.rq.len() == 2 * rows && w.q.len() == n
+            }
+            Weights::Int(_) => false,
         }
     }
     /// Number of weight values (rows × cols; scales not counted).
@@ -105,6 +135,9 @@ impl<'a> Weights<'a> {
             Weights::Bf16(w) => w.len(),
             Weights::I8(w) => w.scale.len() * w.cols,
             Weights::I4(w) => w.rows() * w.cols,
+            Weights::Int(IntWeights::I16(w)) => w.len(),
+            Weights::Int(IntWeights::I32(w)) => w.len(),
+            Weights::Int(IntWeights::I8R(w)) => w.q.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -142,6 +175,7 @@ impl<'a> Weights<'a> {
                     cols: w.cols,
                 })
             }
+            Weights::Int(_) => return None,
         })
     }
     /// Dequantizes row `row` of a `cols`-column matrix into `out` (`out.len() == cols`).
@@ -186,6 +220,8 @@ impl<'a> Weights<'a> {
                     *o = i4_at(grp, c % crate::config::I4_GROUP) as f32 * sc[gi].to_f32();
                 }
             }
+            // Integer-only tensors have no float value without their model's plan.
+            Weights::Int(_) => return None,
         }
         Some(())
     }
@@ -463,6 +499,8 @@ pub fn dot_row(k: Kernels, w: Weights<'_>, row: usize, cols: usize, x: &[f32]) -
                 fast::dot_i4(q, s, &x[..cols])
             }
         }
+        // Unreachable: float steps refuse integer-only models before any kernel runs.
+        Weights::Int(_) => 0.0,
     }
 }
 

@@ -52,6 +52,7 @@ pub(crate) fn lora(
 /// `hist` holds, per channel, the previous `d_conv - 1` inputs oldest first; weight row
 /// `w[c*d_conv .. (c+1)*d_conv]` multiplies `[hist..., x]` (the newest input last, as a
 /// rolled conv state does).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_silu_step(
     k: Kernels,
     x: &mut [f32],
@@ -59,6 +60,8 @@ pub(crate) fn conv_silu_step(
     w: &[f32],
     bias: Option<&[f32]>,
     d_conv: usize,
+    probe: &mut impl crate::probe::Probe,
+    layer: Option<u16>,
 ) -> Result<(), StepError> {
     let ch = x.len();
     let h = d_conv.checked_sub(1).ok_or(StepError::Internal)?;
@@ -71,6 +74,11 @@ pub(crate) fn conv_silu_step(
             if let Some(b) = bias {
                 acc += b[c];
             }
+            probe.observe(
+                layer,
+                crate::probe::Site::MambaConvPre,
+                core::slice::from_ref(&acc),
+            );
             *xc = kernels::silu(k, acc);
         }
         return Ok(());
@@ -90,6 +98,11 @@ pub(crate) fn conv_silu_step(
         }
         hc.copy_within(1.., 0);
         hc[h - 1] = *xc;
+        probe.observe(
+            layer,
+            crate::probe::Site::MambaConvPre,
+            core::slice::from_ref(&acc),
+        );
         *xc = kernels::silu(k, acc);
     }
     Ok(())

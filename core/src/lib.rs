@@ -53,11 +53,13 @@ mod error;
 pub mod fixed;
 pub mod format;
 pub mod frontend;
+pub mod int_step;
 pub mod kernels;
 mod layers;
 mod mamba1;
 mod mamba2;
 mod model;
+pub mod probe;
 mod rwkv4;
 mod rwkv5;
 mod rwkv6;
@@ -70,7 +72,7 @@ pub use config::{
     TensorSpec, I4_GROUP, MAX_D_CONV, MAX_LAYERS,
 };
 pub use error::{FormatError, StepError};
-pub use kernels::{ActQuant, Kernels, QuantI4, QuantI8, Weights};
+pub use kernels::{ActQuant, IntWeights, Kernels, QuantI4, QuantI8, QuantI8R, Weights};
 pub use model::{Input, Model, TensorView, WeightStats};
 
 /// 16-byte aligned wrapper for embedding a model blob (see the crate docs).

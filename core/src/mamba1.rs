@@ -5,6 +5,7 @@ use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::{conv_silu_step, linear};
 use crate::model::{embed, take, Model};
+use crate::probe::{NoProbe, Probe, Site};
 
 pub(crate) fn step(
     m: &Model<'_>,
@@ -33,13 +34,14 @@ pub(crate) fn step(
     let dbc = take(&mut s, r + 2 * n)?;
     let emb = m.w(None, Role::Embedding)?;
     embed(emb, token as usize, dm, resid)?;
-    blocks(m, c, state, resid, normed, xz, dbc)?;
+    blocks(m, c, state, resid, normed, xz, dbc, &mut NoProbe)?;
     crate::layers::lm_head(m, resid, normed, c.norm_eps, c.tied_embeddings, out)
 }
 
 /// The Mamba-1 blocks over the residual stream `resid` (shared by the language model and
 /// the sensor model).
-fn blocks(
+#[allow(clippy::too_many_arguments)]
+fn blocks<P: Probe>(
     m: &Model<'_>,
     c: &Mamba1Config,
     state: &mut [f32],
@@ -47,6 +49,7 @@ fn blocks(
     normed: &mut [f32],
     xz: &mut [f32],
     dbc: &mut [f32],
+    probe: &mut P,
 ) -> Result<(), StepError> {
     let k = m.kernels();
     let (di, n, r, dc) = (
@@ -60,14 +63,21 @@ fn blocks(
         let li = Some(l as u16);
         let (hist, ssm) = st.split_at_mut(di * (dc - 1));
         kernels::rms_norm(k, resid, m.f32s(li, Role::Norm)?, c.norm_eps, normed);
+        probe.observe(li, Site::NormOut, normed);
         let b = m.opt_f32s(c.in_proj_bias, li, Role::InProjBias)?;
         linear(k, m.w(li, Role::InProj)?, normed, b, xz)?;
         let (x, z) = xz.split_at_mut(di);
+        probe.observe(li, Site::MambaX, x);
+        probe.observe(li, Site::MambaZ, z);
         let cb = m.opt_f32s(c.conv_bias, li, Role::ConvB)?;
-        conv_silu_step(k, x, hist, m.f32s(li, Role::ConvW)?, cb, dc)?;
+        conv_silu_step(k, x, hist, m.f32s(li, Role::ConvW)?, cb, dc, probe, li)?;
+        probe.observe(li, Site::MambaConvOut, x);
         linear(k, m.w(li, Role::XProj)?, x, None, dbc)?;
         let (dt_in, bc) = dbc.split_at(r);
         let (bm, cm) = bc.split_at(n);
+        probe.observe(li, Site::MambaDtIn, dt_in);
+        probe.observe(li, Site::MambaB, bm);
+        probe.observe(li, Site::MambaC, cm);
         ssm_update(
             k,
             x,
@@ -80,24 +90,30 @@ fn blocks(
             m.f32s(li, Role::DtProjBias)?,
             m.f32s(li, Role::A)?,
             m.f32s(li, Role::D)?,
+            probe,
+            li,
         )?;
+        probe.observe(li, Site::MambaGated, x);
         let ob = m.opt_f32s(c.out_proj_bias, li, Role::OutProjBias)?;
         linear(k, m.w(li, Role::OutProj)?, x, ob, normed)?;
+        probe.observe(li, Site::MambaOutProj, normed);
         for (r, o) in resid.iter_mut().zip(normed.iter()) {
             *r += *o;
         }
+        probe.observe(None, Site::Resid, resid);
     }
     Ok(())
 }
 
 /// The sensor model: encoder, the Mamba-1 blocks, final RMSNorm, decoder.
-pub(crate) fn step_sensor(
+pub(crate) fn step_sensor<P: Probe>(
     m: &Model<'_>,
     c: &MambaSensorConfig,
     input: &[f32],
     state: &mut [f32],
     scratch: &mut [f32],
     out: &mut [f32],
+    probe: &mut P,
 ) -> Result<(), StepError> {
     if input.len() != c.d_input as usize {
         return Err(StepError::InputLength {
@@ -118,6 +134,7 @@ pub(crate) fn step_sensor(
     let normed = take(&mut s, dm)?;
     let xz = take(&mut s, 2 * di)?;
     let dbc = take(&mut s, r + 2 * n)?;
+    probe.observe(None, Site::Input, input);
     linear(
         k,
         m.w(None, Role::Encoder)?,
@@ -125,15 +142,19 @@ pub(crate) fn step_sensor(
         Some(m.f32s(None, Role::EncoderBias)?),
         resid,
     )?;
-    blocks(m, &b, state, resid, normed, xz, dbc)?;
+    probe.observe(None, Site::Resid, resid);
+    blocks(m, &b, state, resid, normed, xz, dbc, probe)?;
     kernels::rms_norm(k, resid, m.f32s(None, Role::NormF)?, b.norm_eps, normed);
+    probe.observe(None, Site::FinalNorm, normed);
     linear(
         k,
         m.w(None, Role::Decoder)?,
         normed,
         Some(m.f32s(None, Role::DecoderBias)?),
         out,
-    )
+    )?;
+    probe.observe(None, Site::Output, out);
+    Ok(())
 }
 
 /// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),
@@ -151,6 +172,8 @@ fn ssm_update(
     dt_b: &[f32],
     a: &[f32],
     d: &[f32],
+    probe: &mut impl Probe,
+    li: Option<u16>,
 ) -> Result<(), StepError> {
     let (di, n, r) = (x.len(), bm.len(), dt_in.len());
     if ssm.len() != di * n
@@ -169,7 +192,9 @@ fn ssm_update(
         .zip(a.chunks_exact(n))
         .enumerate()
     {
-        let dt = kernels::softplus(k, kernels::dot_row(k, dt_w, ch, r, dt_in) + dt_b[ch]);
+        let sp = kernels::dot_row(k, dt_w, ch, r, dt_in) + dt_b[ch];
+        probe.observe(li, Site::MambaSoftplusIn, core::slice::from_ref(&sp));
+        let dt = kernels::softplus(k, sp);
         let u = *xc;
         let y = match k {
             Kernels::Reference => {
@@ -187,7 +212,9 @@ fn ssm_update(
                 kernels::fast::dot(hrow, cm)
             }
         };
+        probe.observe(li, Site::State, hrow);
         let y = y + u * d[ch];
+        probe.observe(li, Site::MambaY, core::slice::from_ref(&y));
         *xc = y * kernels::silu(k, z[ch]);
     }
     Ok(())

@@ -47,7 +47,16 @@ pub(crate) fn step(
         let (z, rest) = proj.split_at_mut(di);
         let (xbc, dt_raw) = rest.split_at_mut(conv_dim);
         let cb = m.opt_f32s(c.conv_bias, li, Role::ConvB)?;
-        conv_silu_step(k, xbc, hist, m.f32s(li, Role::ConvW)?, cb, dc)?;
+        conv_silu_step(
+            k,
+            xbc,
+            hist,
+            m.f32s(li, Role::ConvW)?,
+            cb,
+            dc,
+            &mut crate::probe::NoProbe,
+            li,
+        )?;
         let (x, bc) = xbc.split_at_mut(di);
         let (bm, cm) = bc.split_at(g * n);
         let dt_bias = m.f32s(li, Role::DtBias)?;

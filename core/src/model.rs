@@ -5,7 +5,7 @@ use half::{bf16, f16};
 use crate::config::{Arch, Compute, Config, DType, LayerIndex, Role, Sizes, TensorSpec};
 use crate::error::{FormatError, StepError};
 use crate::format::{self, TensorRecord};
-use crate::kernels::{ActQuant, Kernels, QuantI4, QuantI8, Weights};
+use crate::kernels::{ActQuant, IntWeights, Kernels, QuantI4, QuantI8, QuantI8R, Weights};
 
 /// A validated model borrowed from its blob (flash, `include_bytes!`, or a host buffer).
 ///
@@ -158,6 +158,24 @@ impl<'a> Model<'a> {
                     cols,
                 })
             }
+            DType::I16 => Weights::Int(IntWeights::I16(
+                bytemuck::try_cast_slice::<u8, i16>(bytes).ok()?,
+            )),
+            DType::I32 => Weights::Int(IntWeights::I32(
+                bytemuck::try_cast_slice::<u8, i32>(bytes).ok()?,
+            )),
+            DType::I8R => {
+                let (rows, cols) = spec.rows_cols()?;
+                let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
+                let n = rows.checked_mul(cols)?;
+                let q = bytes.get(..n)?;
+                let rq = bytes.get(n.checked_add(3)? & !3..)?;
+                Weights::Int(IntWeights::I8R(QuantI8R {
+                    q: bytemuck::try_cast_slice::<u8, i8>(q).ok()?,
+                    rq: bytemuck::try_cast_slice::<u8, i32>(rq).ok()?,
+                    cols,
+                }))
+            }
         };
         Some(TensorView {
             spec,
@@ -181,6 +199,40 @@ impl<'a> Model<'a> {
         match self.w(layer, role)? {
             Weights::F32(w) => Ok(w),
             _ => Err(StepError::Internal),
+        }
+    }
+
+    pub(crate) fn i16s(&self, layer: LayerIndex, role: Role) -> Result<&'a [i16], StepError> {
+        match self.w(layer, role)? {
+            Weights::Int(IntWeights::I16(w)) => Ok(w),
+            _ => Err(StepError::Internal),
+        }
+    }
+
+    pub(crate) fn i32s(&self, layer: LayerIndex, role: Role) -> Result<&'a [i32], StepError> {
+        match self.w(layer, role)? {
+            Weights::Int(IntWeights::I32(w)) => Ok(w),
+            _ => Err(StepError::Internal),
+        }
+    }
+
+    pub(crate) fn i8r(&self, layer: LayerIndex, role: Role) -> Result<QuantI8R<'a>, StepError> {
+        match self.w(layer, role)? {
+            Weights::Int(IntWeights::I8R(w)) => Ok(w),
+            _ => Err(StepError::Internal),
+        }
+    }
+
+    pub(crate) fn opt_i32s(
+        &self,
+        present: bool,
+        layer: LayerIndex,
+        role: Role,
+    ) -> Result<Option<&'a [i32]>, StepError> {
+        if present {
+            self.i32s(layer, role).map(Some)
+        } else {
+            Ok(None)
         }
     }
 
@@ -226,6 +278,19 @@ impl<'a> Model<'a> {
         scratch: &mut [f32],
         out: &mut [f32],
     ) -> Result<(), StepError> {
+        self.step_probed(input, state, scratch, out, &mut crate::probe::NoProbe)
+    }
+
+    /// [`Self::step`], handing named intermediate values to `probe` (calibration; see
+    /// [`crate::probe`]). Outputs and states are those of [`Self::step`], bit for bit.
+    pub fn step_probed<P: crate::probe::Probe>(
+        &self,
+        input: Input<'_>,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+        probe: &mut P,
+    ) -> Result<(), StepError> {
         let (ns, nc, no) = (
             self.sizes.model_state,
             self.sizes.model_scratch,
@@ -243,6 +308,9 @@ impl<'a> Model<'a> {
         let out = out
             .get_mut(..no)
             .ok_or(StepError::OutputTooShort { needed: no, got })?;
+        if self.config.compute == Compute::Int {
+            return Err(StepError::WrongCompute);
+        }
         match (&self.config.arch, input) {
             (Arch::Mamba1(c), Input::Token(t)) => {
                 crate::mamba1::step(self, c, t, state, scratch, out)
@@ -250,9 +318,11 @@ impl<'a> Model<'a> {
             (Arch::Mamba2(c), Input::Token(t)) => {
                 crate::mamba2::step(self, c, t, state, scratch, out)
             }
-            (Arch::S4d(c), Input::Vector(x)) => crate::s4d::step(self, c, x, state, scratch, out),
+            (Arch::S4d(c), Input::Vector(x)) => {
+                crate::s4d::step(self, c, x, state, scratch, out, probe)
+            }
             (Arch::MambaSensor(c), Input::Vector(x)) => {
-                crate::mamba1::step_sensor(self, c, x, state, scratch, out)
+                crate::mamba1::step_sensor(self, c, x, state, scratch, out, probe)
             }
             (Arch::Rwkv7(c), Input::Token(t)) => {
                 crate::rwkv7::step(self, c, t, state, scratch, out)
@@ -292,6 +362,18 @@ impl<'a> Model<'a> {
         scratch: &mut [f32],
         out: &mut [f32],
     ) -> Result<bool, StepError> {
+        self.step_sample_probed(x, state, scratch, out, &mut crate::probe::NoProbe)
+    }
+
+    /// [`Self::step_sample`] with a [`crate::probe::Probe`] on the model step.
+    pub fn step_sample_probed<P: crate::probe::Probe>(
+        &self,
+        x: f32,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+        probe: &mut P,
+    ) -> Result<bool, StepError> {
         let fe = self.front_end().ok_or(StepError::WrongInputKind)?;
         let (ms, mc, nm) = (
             self.sizes.model_state,
@@ -318,8 +400,78 @@ impl<'a> Model<'a> {
         if !fe.push(x, fe_state, fft, feats)? {
             return Ok(false);
         }
-        self.step(Input::Vector(feats), model_state, model_scratch, out)?;
+        self.step_probed(Input::Vector(feats), model_state, model_scratch, out, probe)?;
         Ok(true)
+    }
+
+    /// The fixed-point formats of an integer-only model's input vectors and outputs
+    /// (`None` for float and w8a8 models).
+    pub fn int_io(&self) -> Option<crate::int_step::IntIo> {
+        if self.config.compute != Compute::Int {
+            return None;
+        }
+        let g = self.i32s(None, Role::IntPlan).ok()?;
+        let f = |i: usize| g.get(i).map(|&v| v.clamp(0, 31) as u32);
+        Some(crate::int_step::IntIo {
+            input_frac: f(crate::int_step::plan::G_IN_FRAC)?,
+            output_frac: f(crate::int_step::plan::G_OUT_FRAC)?,
+        })
+    }
+
+    /// Sets an integer-only stream's state to its initial state (all zeros).
+    pub fn reset_int(&self, state: &mut [i32]) -> Result<(), StepError> {
+        let got = state.len();
+        state
+            .get_mut(..self.sizes.state)
+            .ok_or(StepError::StateTooShort {
+                needed: self.sizes.state,
+                got,
+            })?
+            .fill(0);
+        Ok(())
+    }
+
+    /// One step of an integer-only model ([`Compute::Int`]): `input` in the model's input
+    /// format ([`Self::int_io`]), `state` (≥ [`Self::state_len`] i32), `scratch` (≥
+    /// [`Self::scratch_len`] i32), `out` (≥ [`Self::d_output`]) in the output format. No
+    /// floating-point operation runs (see `int_step`).
+    pub fn step_int(
+        &self,
+        input: &[i16],
+        state: &mut [i32],
+        scratch: &mut [i32],
+        out: &mut [i32],
+    ) -> Result<(), StepError> {
+        let (ns, nc, no) = (
+            self.sizes.model_state,
+            self.sizes.model_scratch,
+            self.d_output(),
+        );
+        let got = state.len();
+        let state = state
+            .get_mut(..ns)
+            .ok_or(StepError::StateTooShort { needed: ns, got })?;
+        let got = scratch.len();
+        let scratch = scratch
+            .get_mut(..nc)
+            .ok_or(StepError::ScratchTooShort { needed: nc, got })?;
+        let got = out.len();
+        let out = out
+            .get_mut(..no)
+            .ok_or(StepError::OutputTooShort { needed: no, got })?;
+        crate::int_step::step(self, input, state, scratch, out)
+    }
+
+    /// Feeds one 16-bit PCM sample to an integer-only model with a front end (the integer
+    /// front end, then [`Self::step_int`] whenever a frame completes: `Ok(true)`).
+    pub fn step_sample_int(
+        &self,
+        _pcm: i16,
+        _state: &mut [i32],
+        _scratch: &mut [i32],
+        _out: &mut [i32],
+    ) -> Result<bool, StepError> {
+        Err(StepError::WrongInputKind)
     }
 
     /// [`Self::step`] with a token.
@@ -359,6 +511,9 @@ impl<'a> Model<'a> {
                     DType::Bf16 => s.bf16_bytes += bytes,
                     DType::I8 => s.int8_bytes += bytes,
                     DType::I4 => s.int4_bytes += bytes,
+                    DType::I8R => s.int8r_bytes += bytes,
+                    DType::I16 => s.i16_bytes += bytes,
+                    DType::I32 => s.i32_bytes += bytes,
                 }
             }
         }
@@ -428,6 +583,10 @@ pub struct WeightStats {
     pub bf16_bytes: u64,
     pub int8_bytes: u64,
     pub int4_bytes: u64,
+    /// Integer-only models: int8 matrices with their requantization, i16 and i32 tensors.
+    pub int8r_bytes: u64,
+    pub i16_bytes: u64,
+    pub i32_bytes: u64,
     /// All tensor bytes (alignment padding not counted).
     pub total_bytes: u64,
 }

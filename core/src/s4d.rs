@@ -9,14 +9,16 @@ use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::linear;
 use crate::model::{take, Model};
+use crate::probe::{Probe, Site};
 
-pub(crate) fn step(
+pub(crate) fn step<P: Probe>(
     m: &Model<'_>,
     c: &S4dConfig,
     input: &[f32],
     state: &mut [f32],
     scratch: &mut [f32],
     out: &mut [f32],
+    probe: &mut P,
 ) -> Result<(), StepError> {
     if input.len() != c.d_input as usize {
         return Err(StepError::InputLength {
@@ -31,6 +33,7 @@ pub(crate) fn step(
     let x = take(&mut s, h)?;
     let z = take(&mut s, h)?;
     let o = take(&mut s, if c.glu { 2 * h } else { h })?;
+    probe.observe(None, Site::Input, input);
     linear(
         k,
         m.w(None, Role::Encoder)?,
@@ -38,6 +41,7 @@ pub(crate) fn step(
         Some(m.f32s(None, Role::EncoderBias)?),
         x,
     )?;
+    probe.observe(None, Site::Resid, x);
     for (l, st) in state.chunks_exact_mut(h * half * 2).enumerate() {
         let li = Some(l as u16);
         let nw = m.f32s(li, Role::Norm)?;
@@ -47,6 +51,7 @@ pub(crate) fn step(
         } else {
             z.copy_from_slice(x);
         }
+        probe.observe(li, Site::NormOut, z);
         let da = m.f32s(li, Role::DA)?;
         let cb = m.f32s(li, Role::CB)?;
         let d = m.f32s(li, Role::D)?;
@@ -73,29 +78,39 @@ pub(crate) fn step(
                 hm[1] = ni;
                 y += cm[0] * nr - cm[1] * ni;
             }
-            *zc = kernels::gelu(2.0 * y + d[ch] * u);
+            probe.observe(li, Site::State, hs);
+            let pre = 2.0 * y + d[ch] * u;
+            probe.observe(li, Site::S4dPreGelu, core::slice::from_ref(&pre));
+            *zc = kernels::gelu(pre);
         }
+        probe.observe(li, Site::S4dGeluOut, z);
         let ob = m.f32s(li, Role::OutLinearBias)?;
         linear(k, m.w(li, Role::OutLinear)?, z, Some(ob), o)?;
         if c.glu {
             let (a, g) = o.split_at(h);
+            probe.observe(li, Site::S4dGlu, a);
+            probe.observe(li, Site::S4dGate, g);
             for ((xv, &av), &gv) in x.iter_mut().zip(a).zip(g) {
                 *xv += av * kernels::sigmoid(k, gv);
             }
         } else {
+            probe.observe(li, Site::S4dGlu, o);
             for (xv, &av) in x.iter_mut().zip(o.iter()) {
                 *xv += av;
             }
         }
+        probe.observe(None, Site::Resid, x);
         if !c.prenorm {
             z.copy_from_slice(x);
             kernels::layer_norm(z, nw, nb, c.norm_eps, x);
+            probe.observe(None, Site::Resid, x);
         }
     }
     let feat: &[f32] = if c.final_norm {
         let w = m.f32s(None, Role::NormF)?;
         let b = m.f32s(None, Role::NormFBias)?;
         kernels::layer_norm(x, w, b, c.norm_eps, z);
+        probe.observe(None, Site::FinalNorm, z);
         z
     } else {
         x
@@ -106,5 +121,7 @@ pub(crate) fn step(
         feat,
         Some(m.f32s(None, Role::DecoderBias)?),
         out,
-    )
+    )?;
+    probe.observe(None, Site::Output, out);
+    Ok(())
 }

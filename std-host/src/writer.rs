@@ -27,6 +27,14 @@ pub enum TensorData {
         scale: Vec<f16>,
         cols: usize,
     },
+    /// Integer-only models ([`DType::I16`], [`DType::I32`]).
+    I16(Vec<i16>),
+    I32(Vec<i32>),
+    /// int8 values (row-major) and per row `(multiplier, rshift)` ([`DType::I8R`]).
+    I8R {
+        q: Vec<i8>,
+        rq: Vec<i32>,
+    },
 }
 
 /// Symmetric int8 quantization of one row: `scale = max|w| / 127`, `q = round(w / scale)`.
@@ -69,6 +77,9 @@ impl TensorData {
             TensorData::Bf16(_) => DType::Bf16,
             TensorData::I8 { .. } => DType::I8,
             TensorData::I4 { .. } => DType::I4,
+            TensorData::I16(_) => DType::I16,
+            TensorData::I32(_) => DType::I32,
+            TensorData::I8R { .. } => DType::I8R,
         }
     }
     /// Number of values (scales not counted).
@@ -82,6 +93,9 @@ impl TensorData {
                 let g = cols.div_ceil(I4_GROUP).max(1);
                 scale.len() / g * cols
             }
+            TensorData::I16(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+            TensorData::I8R { q, .. } => q.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -103,6 +117,14 @@ impl TensorData {
             TensorData::I4 { q, scale, .. } => {
                 let mut b = q.clone();
                 b.extend_from_slice(bytemuck::cast_slice(scale));
+                Cow::Owned(b)
+            }
+            TensorData::I16(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
+            TensorData::I32(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
+            TensorData::I8R { q, rq } => {
+                let mut b: Vec<u8> = bytemuck::cast_slice(q).to_vec();
+                b.resize(q.len().div_ceil(4) * 4, 0);
+                b.extend_from_slice(bytemuck::cast_slice(rq));
                 Cow::Owned(b)
             }
         }
@@ -210,7 +232,7 @@ where
         })?;
         // The front end's filterbank follows from its configuration.
         let data = match (spec.role, &config.front_end) {
-            (Role::MelFilters, Some(fe)) => {
+            (Role::MelFilters, Some(fe)) if config.compute != tinyssm_core::Compute::Int => {
                 let mut fb = vec![0f32; fe.filterbank_len()];
                 tinyssm_core::frontend::mel_filterbank(fe, &mut fb).map_err(HostError::Invalid)?;
                 TensorData::F32(fb)
@@ -230,7 +252,7 @@ where
             }
             .into());
         }
-        if !spec.allows(data.dtype()) {
+        if !config.allows(&spec, data.dtype()) {
             return Err(HostError::Tensor {
                 name,
                 msg: format!(

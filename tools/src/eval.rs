@@ -62,6 +62,17 @@ fn result(
 /// and the final state. `inputs` are samples for a model with a front end (one output per
 /// completed frame), otherwise input vectors of `d_input` (one output per vector).
 fn core_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ToolError> {
+    if model.config().compute == tinyssm_core::Compute::Int {
+        let (ys, st) = int_stream(model, inputs)?;
+        let io = model
+            .int_io()
+            .ok_or_else(|| usage("integer-only model without a plan"))?;
+        let s = 2f32.powi(-(io.output_frac as i32));
+        return Ok((
+            ys.iter().map(|&v| v as f32 * s).collect(),
+            st.iter().map(|&v| v as f32).collect(),
+        ));
+    }
     let mut st = vec![0f32; model.state_len()];
     let mut sc = vec![0f32; model.scratch_len()];
     let mut o = vec![0f32; model.d_output()];
@@ -87,9 +98,54 @@ fn core_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<f32>, Vec<f32>)
     Ok((ys, st))
 }
 
+/// `x · 2^frac` rounded (ties away from zero) and saturated to `i16`: a float input in an
+/// integer-only model's input format. Audio samples (`pcm / 32768`) map back to their PCM.
+pub fn to_i16(x: f32, frac: u32) -> i16 {
+    (x as f64 * 2f64.powi(frac as i32))
+        .round()
+        .clamp(-32768.0, 32767.0) as i16
+}
+
+/// One stream through an integer-only model: raw outputs and the final raw state.
+/// Audio models take the samples as 16-bit PCM (`round(x · 32768)`), vector models their
+/// inputs in the model's input format ([`Model::int_io`]).
+pub fn int_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<i32>, Vec<i32>), ToolError> {
+    let io = model
+        .int_io()
+        .ok_or_else(|| usage("not an integer-only model"))?;
+    let mut st = vec![0i32; model.state_len()];
+    let mut sc = vec![0i32; model.scratch_len()];
+    let mut o = vec![0i32; model.d_output()];
+    model.reset_int(&mut st).map_err(usage)?;
+    let mut ys = Vec::new();
+    if model.config().front_end.is_some() {
+        for &s in inputs {
+            if model
+                .step_sample_int(to_i16(s, 15), &mut st, &mut sc, &mut o)
+                .map_err(usage)?
+            {
+                ys.extend_from_slice(&o);
+            }
+        }
+    } else {
+        let d = model.d_input().max(1);
+        let mut q = vec![0i16; d];
+        for row in inputs.chunks_exact(d) {
+            for (qv, &x) in q.iter_mut().zip(row) {
+                *qv = to_i16(x, io.input_frac);
+            }
+            model
+                .step_int(&q, &mut st, &mut sc, &mut o)
+                .map_err(usage)?;
+            ys.extend_from_slice(&o);
+        }
+    }
+    Ok((ys, st))
+}
+
 /// The model's part of a state, one vector per layer (the front end's ring follows it).
 fn layer_states(model: &Model<'_>, st: &[f32]) -> Vec<Vec<f32>> {
-    let fe = model.front_end().map_or(0, |f| f.config().state_len());
+    let fe = model.state_len() - model.config().sizes().map_or(0, |s| s.model_state);
     let layers = model.config().n_layers as usize;
     let per = (st.len() - fe) / layers.max(1);
     st[..per * layers]
@@ -125,7 +181,7 @@ fn fsdd_cases(
     split: Split,
     max: usize,
 ) -> Result<Vec<(Vec<f32>, u32)>, ToolError> {
-    let fe = model.front_end().ok_or_else(|| {
+    let fe = model.config().front_end.ok_or_else(|| {
         usage(format!(
             "{}: the fsdd dataset needs a model with an audio front end",
             path.display()
@@ -135,7 +191,7 @@ fn fsdd_cases(
     files.truncate(max);
     files
         .iter()
-        .map(|(p, d)| Ok((data::fsdd_clip(p, fe.config()).map_err(usage)?, *d)))
+        .map(|(p, d)| Ok((data::fsdd_clip(p, &fe).map_err(usage)?, *d)))
         .collect()
 }
 
@@ -145,7 +201,7 @@ fn basicmotions_cases(
     split: Split,
     max: usize,
 ) -> Result<Vec<(Vec<f32>, u32)>, ToolError> {
-    if model.d_input() != 6 || model.d_output() != 4 || model.front_end().is_some() {
+    if model.d_input() != 6 || model.d_output() != 4 || model.config().front_end.is_some() {
         return Err(usage(format!(
             "{}: basicmotions needs a vector model with 6 inputs and 4 outputs",
             path.display()
@@ -188,7 +244,7 @@ fn ecg_test() -> Result<(Vec<f32>, Vec<usize>), ToolError> {
 /// sample at a time from the initial state, the detector's decision rule
 /// ([`tinyssm_cuda::train::ecg_decide`]) and the standard 150 ms matching tolerance.
 pub fn ecg(model: &Model<'_>, path: &Path) -> Result<EvalResult, ToolError> {
-    if model.d_input() != 1 || model.d_output() != 1 || model.front_end().is_some() {
+    if model.d_input() != 1 || model.d_output() != 1 || model.config().front_end.is_some() {
         return Err(usage(format!(
             "{}: the ecg dataset needs a model with one input and one output per step",
             path.display()

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod generate;
 pub mod import;
 pub mod inspect;
+pub mod intq;
 pub mod quantize;
 
 pub use error::ToolError;

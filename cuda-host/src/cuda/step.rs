@@ -121,7 +121,7 @@ impl Packer<'_> {
             Weights::F32(w) => w.to_vec(),
             Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
             Weights::Bf16(w) => w.iter().map(|x| x.to_f32()).collect(),
-            Weights::I8(_) | Weights::I4(_) => {
+            Weights::I8(_) | Weights::I4(_) | Weights::Int(_) => {
                 return Err(BackendError::Unavailable(format!(
                     "the step path runs models with f32/f16/bf16 matrices; {} is {}",
                     role.name(),

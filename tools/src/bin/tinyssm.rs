@@ -35,7 +35,8 @@ enum ComputeArg {
     Float,
     /// int8 weights × int8 activations (dynamic per-vector scale), i32 accumulation.
     W8a8,
-    /// Integer-only step (no floating point): not implemented yet.
+    /// Integer-only step (no floating point: i16 activations, i32 states, int8 matrices;
+    /// S4D and Mamba sensor models); needs --calibrate.
     Int,
 }
 
@@ -56,6 +57,12 @@ enum Cmd {
         /// The step's arithmetic.
         #[arg(long, value_enum, default_value = "float")]
         compute: ComputeArg,
+        /// Calibration set for --compute int (activation ranges → Q formats), taken from
+        /// the training split: `fsdd[:N]` (N clips, default 300), `ecg[:N]` (N samples of
+        /// record 100's training region, default 72000), `basicmotions[:N]`, or a .wav
+        /// (audio models) or .csv (vector models) file.
+        #[arg(long)]
+        calibrate: Option<String>,
     },
     /// Stream an input through a model one step at a time; write a [T, d_out] f32 .npy.
     Run {
@@ -273,7 +280,46 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             out,
             weights,
             compute,
+            calibrate,
         } => {
+            if compute == ComputeArg::Int {
+                if !matches!(weights, Weights::F32 | Weights::Int8) {
+                    return Err(ToolError::Usage(
+                        "--compute int stores its matrices as int8 (with integer requantization): use --weights int8 or leave --weights out".into(),
+                    ));
+                }
+                let Some(spec) = calibrate else {
+                    return Err(ToolError::Usage(
+                        "--compute int needs a calibration set to choose its fixed-point formats: add --calibrate fsdd[:N] | ecg[:N] | basicmotions[:N] | <file.wav|file.csv>".into(),
+                    ));
+                };
+                let float_blob = if tinyssm_tools::intq::is_tssm(&src) {
+                    std::fs::read(&src).map_err(|e| ToolError::io(&src, e))?
+                } else {
+                    convert_dir(&src, WeightDtype::F32)?
+                };
+                let buf = tinyssm_host::AlignedBuf::from_bytes(&float_blob);
+                let fm = tinyssm_core::Model::parse(buf.as_bytes())
+                    .map_err(tinyssm_host::HostError::Invalid)?;
+                let streams = tinyssm_tools::intq::calibration_streams(&fm, &spec)?;
+                let ranges = tinyssm_tools::intq::calibrate(&fm, &streams)?;
+                let blob = tinyssm_tools::intq::to_int(&fm, &ranges)?;
+                io::atomic_write(&out, |f| std::io::Write::write_all(f, &blob))?;
+                eprintln!(
+                    "wrote {} ({} bytes): integer-only, calibrated on {} streams ({} steps)",
+                    out.display(),
+                    blob.len(),
+                    streams.len(),
+                    ranges.steps
+                );
+                return Ok(());
+            }
+            if calibrate.is_some() {
+                return Err(ToolError::Usage(
+                    "--calibrate is for --compute int (w8a8 scales its activations dynamically)"
+                        .into(),
+                ));
+            }
             let dtype = match weights {
                 Weights::F32 => DType::F32,
                 Weights::F16 => DType::F16,
@@ -284,10 +330,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let compute = match compute {
                 ComputeArg::Float => Compute::Float,
                 ComputeArg::W8a8 => Compute::W8a8,
-                ComputeArg::Int => return Err(ToolError::Usage(
-                    "--compute int (integer-only step) is not implemented yet; use float or w8a8"
-                        .into(),
-                )),
+                ComputeArg::Int => Compute::Int,
             };
             let spec = QuantSpec {
                 weights: dtype,

@@ -1,0 +1,632 @@
+//! Integer-only conversion (`tinyssm convert --compute int --calibrate …`): calibration of
+//! a float model's activation ranges through the core's own float step
+//! ([`tinyssm_core::Model::step_probed`]), the choice of every site's Q format, and the
+//! encoding of the integer tensors and plans (layouts: `tinyssm_core::int_step`).
+//!
+//! Formats: an `i16` site holding values up to `max` gets `f = floor(log2(32767 / max))`
+//! fraction bits (clamped to `0..=15`); a recurrent state (`i32`) the same against
+//! `2^31 − 1` with 2× headroom; `C·dB` and `D` are stored below `2^22`, Mamba's `A` below
+//! `2^30`. Matrices: int8 per output row (`scale = max|w| / 127`), the row's requantization
+//! folding its scale, the input's and the output's formats into one multiplier and shift.
+
+use std::collections::BTreeMap;
+
+use tinyssm_core::int_step::{self, plan, DA_FRAC, GLOBAL_PLAN_LEN, LAYER_PLAN_LEN};
+use tinyssm_core::probe::{Probe, Site};
+use tinyssm_core::{Arch, Compute, Config, DType, Input, Model, Role, TensorSpec};
+use tinyssm_host::writer::{quantize_row_i8, spec_name};
+use tinyssm_host::{tensor_f32, write_blob, TensorData};
+
+use crate::error::ToolError;
+
+/// Largest |value| seen at each site of each layer (`None` = model-global).
+#[derive(Debug, Clone, Default)]
+pub struct Ranges {
+    pub max: BTreeMap<(Option<u16>, Site), f32>,
+    /// Steps observed.
+    pub steps: usize,
+}
+
+impl Probe for Ranges {
+    fn observe(&mut self, layer: Option<u16>, site: Site, values: &[f32]) {
+        let m = values
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0f32, |m, v| m.max(v.abs()));
+        let e = self.max.entry((layer, site)).or_insert(0.0);
+        *e = e.max(m);
+        if site == Site::Input {
+            self.steps += 1;
+        }
+    }
+}
+
+impl Ranges {
+    fn get(&self, layer: Option<u16>, site: Site) -> f32 {
+        self.max.get(&(layer, site)).copied().unwrap_or(0.0)
+    }
+}
+
+/// Runs `streams` through the float model from its initial state, one stream at a time,
+/// recording every site's range. Streams are samples for models with a front end,
+/// otherwise `d_input`-vectors back to back.
+pub fn calibrate(model: &Model<'_>, streams: &[Vec<f32>]) -> Result<Ranges, ToolError> {
+    let usage = |e: tinyssm_core::StepError| ToolError::Usage(format!("calibration: {e}"));
+    let mut r = Ranges::default();
+    let mut st = vec![0f32; model.state_len()];
+    let mut sc = vec![0f32; model.scratch_len()];
+    let mut o = vec![0f32; model.d_output()];
+    for s in streams {
+        model.reset(&mut st).map_err(usage)?;
+        if model.front_end().is_some() {
+            for &x in s {
+                model
+                    .step_sample_probed(x, &mut st, &mut sc, &mut o, &mut r)
+                    .map_err(usage)?;
+            }
+        } else {
+            for row in s.chunks_exact(model.d_input().max(1)) {
+                model
+                    .step_probed(Input::Vector(row), &mut st, &mut sc, &mut o, &mut r)
+                    .map_err(usage)?;
+            }
+        }
+    }
+    if r.steps == 0 {
+        return Err(ToolError::Usage(
+            "calibration: the calibration set produced no model step".into(),
+        ));
+    }
+    Ok(r)
+}
+
+/// Fraction bits for values up to `max` below `limit`, clamped to `lo..=hi`.
+fn frac_for(max: f64, limit: f64, lo: i32, hi: i32) -> i32 {
+    if max <= 0.0 || !max.is_finite() {
+        return hi;
+    }
+    ((limit / max).log2().floor() as i32).clamp(lo, hi)
+}
+
+fn f16site(max: f32) -> i32 {
+    frac_for(max as f64, 32767.0, 0, 15)
+}
+
+fn amax(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+fn q16(v: &[f32], f: i32) -> TensorData {
+    TensorData::I16(
+        v.iter()
+            .map(|&x| (x as f64 * 2f64.powi(f)).round().clamp(-32768.0, 32767.0) as i16)
+            .collect(),
+    )
+}
+
+fn q32(v: &[f32], f: i32) -> Vec<i32> {
+    v.iter()
+        .map(|&x| {
+            (x as f64 * 2f64.powi(f))
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+        })
+        .collect()
+}
+
+/// `(multiplier, rshift)` with `multiplier · 2^-rshift ≈ scale`, multiplier in
+/// `[2^30, 2^31)`.
+pub fn requant_params(scale: f64) -> Option<(i32, i32)> {
+    if scale == 0.0 {
+        return Some((0, 0));
+    }
+    if !(scale > 0.0 && scale.is_finite()) {
+        return None;
+    }
+    let e = scale.log2().floor() as i32;
+    let mut rshift = 30 - e;
+    let mut mult = (scale * 2f64.powi(rshift)).round();
+    if mult >= 2f64.powi(31) {
+        mult /= 2.0;
+        rshift -= 1;
+    }
+    if rshift < 0 {
+        return None;
+    }
+    if rshift > 63 {
+        return Some((0, 0));
+    }
+    Some((mult as i32, rshift))
+}
+
+/// An int8 matrix with per-row requantization from input format `fin` into the row's
+/// output format `fout(r)`, and its bias in accumulator units.
+fn i8r(
+    name: &str,
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    bias: Option<&[f32]>,
+    fin: i32,
+    fout: impl Fn(usize) -> i32,
+) -> Result<(TensorData, Option<Vec<i32>>), ToolError> {
+    let bad = |msg: String| ToolError::BadValues {
+        name: name.into(),
+        msg,
+    };
+    if w.len() != rows * cols || cols == 0 {
+        return Err(bad("inconsistent shape".into()));
+    }
+    let mut q = vec![0i8; w.len()];
+    let mut rq = Vec::with_capacity(2 * rows);
+    let mut bq = bias.map(|_| Vec::with_capacity(rows));
+    for r in 0..rows {
+        let row = &w[r * cols..(r + 1) * cols];
+        let sw = quantize_row_i8(row, &mut q[r * cols..(r + 1) * cols]) as f64;
+        let (mult, rshift) = requant_params(sw * 2f64.powi(fout(r) - fin))
+            .ok_or_else(|| bad(format!("row {r}: no integer requantization")))?;
+        rq.extend_from_slice(&[mult, rshift]);
+        let sum_q: i64 = q[r * cols..(r + 1) * cols]
+            .iter()
+            .map(|&v| (v as i64).abs())
+            .sum();
+        let mut b_abs = 0i64;
+        if let (Some(b), Some(bq)) = (bias, bq.as_mut()) {
+            let v = if sw == 0.0 {
+                0.0
+            } else {
+                (b[r] as f64 / (sw * 2f64.powi(-fin))).round()
+            };
+            if v.abs() >= 2f64.powi(31) {
+                return Err(bad(format!(
+                    "row {r}: bias {} does not fit the i32 accumulator",
+                    b[r]
+                )));
+            }
+            b_abs = (v as i64).abs();
+            bq.push(v as i32);
+        }
+        if sum_q * 32768 + b_abs >= 1 << 31 {
+            return Err(bad(format!(
+                "row {r}: Σ|q|·2^15 + |bias| reaches 2^31 (the i32 accumulator could wrap)"
+            )));
+        }
+    }
+    Ok((TensorData::I8R { q, rq }, bq))
+}
+
+/// Per-tensor data of the integer model, keyed by (layer, role).
+type Tensors = BTreeMap<(Option<u16>, u8), TensorData>;
+
+fn put(t: &mut Tensors, layer: Option<u16>, role: Role, d: TensorData) {
+    t.insert((layer, role.code()), d);
+}
+
+/// A tensor of the float model as f32.
+fn f32_of(m: &Model<'_>, layer: Option<u16>, role: Role) -> Result<Vec<f32>, ToolError> {
+    let name = match layer {
+        Some(l) => format!("layers.{l}.{}", role.name()),
+        None => role.name().to_string(),
+    };
+    let t = m.find(layer, role).ok_or_else(|| ToolError::BadValues {
+        name: name.clone(),
+        msg: "missing in the source model".into(),
+    })?;
+    tensor_f32(&t).ok_or(ToolError::BadValues {
+        name,
+        msg: "has no float values (already an integer-only model?)".into(),
+    })
+}
+
+fn eps_q(eps: f32, fin: i32) -> i32 {
+    (eps as f64 * 2f64.powi(2 * fin + 16))
+        .round()
+        .clamp(0.0, i32::MAX as f64) as i32
+}
+
+/// Builds the integer-only blob of a float (or w8a8) model from its calibration ranges.
+pub fn to_int(m: &Model<'_>, ranges: &Ranges) -> Result<Vec<u8>, ToolError> {
+    let cfg = *m.config();
+    let mut out_cfg = cfg;
+    out_cfg.compute = Compute::Int;
+    out_cfg
+        .validate()
+        .map_err(tinyssm_host::HostError::Invalid)?;
+    let mut t = Tensors::new();
+    let mut g = vec![0i32; GLOBAL_PLAN_LEN];
+    g[plan::G_VERSION] = int_step::PLAN_VERSION;
+    let fin = f16site(ranges.get(None, Site::Input));
+    let fr = f16site(ranges.get(None, Site::Resid));
+    g[plan::G_IN_FRAC] = fin;
+    g[plan::G_RESID_FRAC] = fr;
+    let out_max = ranges.get(None, Site::Output) as f64;
+    let fout = frac_for(out_max * 2.0, 2f64.powi(31), 0, 24);
+    g[plan::G_OUT_FRAC] = fout;
+    let n_layers = cfg.n_layers as u16;
+    if let Some(fe) = &cfg.front_end {
+        front_end_tensors(m, fe, &mut t, &mut g)?;
+    }
+    let linear = |t: &mut Tensors,
+                  layer: Option<u16>,
+                  role: Role,
+                  bias_role: Option<Role>,
+                  fin: i32,
+                  fout: &dyn Fn(usize) -> i32|
+     -> Result<(), ToolError> {
+        let spec = cfg
+            .tensor_spec(
+                cfg.tensor_index(layer, role)
+                    .ok_or_else(|| ToolError::BadValues {
+                        name: role.name().into(),
+                        msg: "no such tensor".into(),
+                    })?,
+            )
+            .ok_or_else(|| ToolError::BadValues {
+                name: role.name().into(),
+                msg: "no spec".into(),
+            })?;
+        let (rows, cols) = spec.rows_cols().unwrap_or((0, 0));
+        let w = f32_of(m, layer, role)?;
+        let b = bias_role.map(|br| f32_of(m, layer, br)).transpose()?;
+        let (d, bq) = i8r(
+            &spec_name(&spec),
+            &w,
+            rows as usize,
+            cols as usize,
+            b.as_deref(),
+            fin,
+            fout,
+        )?;
+        put(t, layer, role, d);
+        if let (Some(br), Some(bq)) = (bias_role, bq) {
+            put(t, layer, br, TensorData::I32(bq));
+        }
+        Ok(())
+    };
+    let mut layer_plans = Vec::new();
+    match &cfg.arch {
+        Arch::S4d(c) => {
+            let h = c.d_model as usize;
+            linear(
+                &mut t,
+                None,
+                Role::Encoder,
+                Some(Role::EncoderBias),
+                fin,
+                &|_| fr,
+            )?;
+            for l in 0..n_layers {
+                let li = Some(l);
+                let mut p = vec![0i32; LAYER_PLAN_LEN];
+                let fnorm = if c.prenorm {
+                    f16site(ranges.get(li, Site::NormOut))
+                } else {
+                    fr
+                };
+                let nw = f32_of(m, li, Role::Norm)?;
+                let fnw = f16site(amax(&nw));
+                p[plan::L_NORM_FRAC] = fnorm;
+                p[plan::L_NORM_EPS] = eps_q(c.norm_eps, fr);
+                p[plan::L_NORM_W_FRAC] = fnw;
+                put(&mut t, li, Role::Norm, q16(&nw, fnw));
+                let nb = f32_of(m, li, Role::NormBias)?;
+                put(&mut t, li, Role::NormBias, TensorData::I32(q32(&nb, fnorm)));
+                let fh = frac_for(
+                    ranges.get(li, Site::State) as f64 * 2.0,
+                    2f64.powi(31) - 1.0,
+                    0,
+                    40,
+                );
+                let cb = f32_of(m, li, Role::CB)?;
+                let fcb = frac_for(amax(&cb) as f64, 2f64.powi(22), 0, 40);
+                let d = f32_of(m, li, Role::D)?;
+                let fd = frac_for(amax(&d) as f64, 2f64.powi(22), 0, 40);
+                let fg = f16site(
+                    ranges
+                        .get(li, Site::S4dPreGelu)
+                        .max(ranges.get(li, Site::S4dGeluOut)),
+                );
+                let fgate = f16site(ranges.get(li, Site::S4dGate));
+                p[plan::S4D_H_FRAC] = fh;
+                p[plan::S4D_CB_FRAC] = fcb;
+                p[plan::S4D_D_FRAC] = fd;
+                p[plan::S4D_GELU_FRAC] = fg;
+                p[plan::S4D_GATE_FRAC] = fgate;
+                let da = f32_of(m, li, Role::DA)?;
+                put(&mut t, li, Role::DA, TensorData::I32(q32(&da, DA_FRAC)));
+                put(&mut t, li, Role::CB, TensorData::I32(q32(&cb, fcb)));
+                put(&mut t, li, Role::D, TensorData::I32(q32(&d, fd)));
+                let glu = c.glu;
+                linear(
+                    &mut t,
+                    li,
+                    Role::OutLinear,
+                    Some(Role::OutLinearBias),
+                    fg,
+                    &|r| if glu && r >= h { fgate } else { fr },
+                )?;
+                layer_plans.push(p);
+            }
+            let feat = if c.final_norm {
+                let w = f32_of(m, None, Role::NormF)?;
+                let fw = f16site(amax(&w));
+                let fnf = f16site(ranges.get(None, Site::FinalNorm));
+                g[plan::G_NORMF_FRAC] = fnf;
+                g[plan::G_NORMF_EPS] = eps_q(c.norm_eps, fr);
+                g[plan::G_NORMF_W_FRAC] = fw;
+                put(&mut t, None, Role::NormF, q16(&w, fw));
+                let b = f32_of(m, None, Role::NormFBias)?;
+                put(&mut t, None, Role::NormFBias, TensorData::I32(q32(&b, fnf)));
+                fnf
+            } else {
+                fr
+            };
+            linear(
+                &mut t,
+                None,
+                Role::Decoder,
+                Some(Role::DecoderBias),
+                feat,
+                &|_| fout,
+            )?;
+        }
+        Arch::MambaSensor(c) => {
+            let (di, n, r) = (c.d_inner as usize, c.d_state as usize, c.dt_rank as usize);
+            linear(
+                &mut t,
+                None,
+                Role::Encoder,
+                Some(Role::EncoderBias),
+                fin,
+                &|_| fr,
+            )?;
+            for l in 0..n_layers {
+                let li = Some(l);
+                let mut p = vec![0i32; LAYER_PLAN_LEN];
+                let nw = f32_of(m, li, Role::Norm)?;
+                let fnw = f16site(amax(&nw));
+                let fnorm = f16site(ranges.get(li, Site::NormOut));
+                p[plan::L_NORM_FRAC] = fnorm;
+                p[plan::L_NORM_EPS] = eps_q(c.norm_eps, fr);
+                p[plan::L_NORM_W_FRAC] = fnw;
+                put(&mut t, li, Role::Norm, q16(&nw, fnw));
+                let fx = f16site(ranges.get(li, Site::MambaX));
+                let fz = f16site(ranges.get(li, Site::MambaZ));
+                let ib = c.in_proj_bias.then_some(Role::InProjBias);
+                linear(&mut t, li, Role::InProj, ib, fnorm, &|row| {
+                    if row < di {
+                        fx
+                    } else {
+                        fz
+                    }
+                })?;
+                let cw = f32_of(m, li, Role::ConvW)?;
+                let fcw = f16site(amax(&cw));
+                put(&mut t, li, Role::ConvW, q16(&cw, fcw));
+                if c.conv_bias {
+                    let cb = f32_of(m, li, Role::ConvB)?;
+                    put(&mut t, li, Role::ConvB, TensorData::I32(q32(&cb, fx + fcw)));
+                }
+                let fs = f16site(
+                    ranges
+                        .get(li, Site::MambaConvPre)
+                        .max(ranges.get(li, Site::MambaConvOut)),
+                );
+                let fdt = f16site(ranges.get(li, Site::MambaDtIn));
+                let fb = f16site(ranges.get(li, Site::MambaB));
+                let fc = f16site(ranges.get(li, Site::MambaC));
+                linear(&mut t, li, Role::XProj, None, fs, &|row| {
+                    if row < r {
+                        fdt
+                    } else if row < r + n {
+                        fb
+                    } else {
+                        fc
+                    }
+                })?;
+                let fsp = f16site(ranges.get(li, Site::MambaSoftplusIn));
+                linear(
+                    &mut t,
+                    li,
+                    Role::DtProj,
+                    Some(Role::DtProjBias),
+                    fdt,
+                    &|_| fsp,
+                )?;
+                let a = f32_of(m, li, Role::A)?;
+                let fa = frac_for(amax(&a) as f64, 2f64.powi(30), 0, 40);
+                put(&mut t, li, Role::A, TensorData::I32(q32(&a, fa)));
+                let d = f32_of(m, li, Role::D)?;
+                let fd = frac_for(amax(&d) as f64, 2f64.powi(22), 0, 40);
+                put(&mut t, li, Role::D, TensorData::I32(q32(&d, fd)));
+                let fh = frac_for(
+                    ranges.get(li, Site::State) as f64 * 2.0,
+                    2f64.powi(31) - 1.0,
+                    0,
+                    40,
+                );
+                let fy = frac_for(
+                    ranges.get(li, Site::MambaY) as f64 * 2.0,
+                    2f64.powi(31) - 1.0,
+                    0,
+                    30,
+                );
+                let fo = f16site(ranges.get(li, Site::MambaGated));
+                p[plan::M_X_FRAC] = fx;
+                p[plan::M_Z_FRAC] = fz;
+                p[plan::M_CONVW_FRAC] = fcw;
+                p[plan::M_SILU_FRAC] = fs;
+                p[plan::M_DTIN_FRAC] = fdt;
+                p[plan::M_B_FRAC] = fb;
+                p[plan::M_C_FRAC] = fc;
+                p[plan::M_SP_FRAC] = fsp;
+                p[plan::M_A_FRAC] = fa;
+                p[plan::M_H_FRAC] = fh;
+                p[plan::M_D_FRAC] = fd;
+                p[plan::M_Y_FRAC] = fy;
+                p[plan::M_O_FRAC] = fo;
+                let ob = c.out_proj_bias.then_some(Role::OutProjBias);
+                linear(&mut t, li, Role::OutProj, ob, fo, &|_| fr)?;
+                layer_plans.push(p);
+            }
+            let w = f32_of(m, None, Role::NormF)?;
+            let fw = f16site(amax(&w));
+            let fnf = f16site(ranges.get(None, Site::FinalNorm));
+            g[plan::G_NORMF_FRAC] = fnf;
+            g[plan::G_NORMF_EPS] = eps_q(c.norm_eps, fr);
+            g[plan::G_NORMF_W_FRAC] = fw;
+            put(&mut t, None, Role::NormF, q16(&w, fw));
+            linear(
+                &mut t,
+                None,
+                Role::Decoder,
+                Some(Role::DecoderBias),
+                fnf,
+                &|_| fout,
+            )?;
+            let _ = di;
+        }
+        _ => {
+            return Err(ToolError::Usage(
+                "--compute int supports S4D and Mamba sensor models".into(),
+            ))
+        }
+    }
+    put(&mut t, None, Role::IntPlan, TensorData::I32(g));
+    for (l, p) in layer_plans.into_iter().enumerate() {
+        put(
+            &mut t,
+            Some(l as u16),
+            Role::IntLayerPlan,
+            TensorData::I32(p),
+        );
+    }
+    write_blob(
+        &out_cfg,
+        |ts: &TensorSpec| -> Result<TensorData, ToolError> {
+            t.remove(&(ts.layer, ts.role.code()))
+                .ok_or_else(|| ToolError::BadValues {
+                    name: spec_name(ts),
+                    msg: "not produced by the integer conversion".into(),
+                })
+        },
+    )
+}
+
+/// Whether `path` starts with the model magic.
+pub fn is_tssm(path: &std::path::Path) -> bool {
+    std::fs::File::open(path)
+        .and_then(|mut f| {
+            let mut m = [0u8; 4];
+            std::io::Read::read_exact(&mut f, &mut m).map(|_| m == tinyssm_core::format::MAGIC)
+        })
+        .unwrap_or(false)
+}
+
+/// `n` indices spread evenly over `0..len` (all of them when `n ≥ len`).
+fn spread(len: usize, n: usize) -> Vec<usize> {
+    if n >= len {
+        return (0..len).collect();
+    }
+    (0..n).map(|i| i * len / n).collect()
+}
+
+/// The calibration streams of a `--calibrate` spec (training data only).
+pub fn calibration_streams(model: &Model<'_>, spec: &str) -> Result<Vec<Vec<f32>>, ToolError> {
+    use tinyssm_cuda::data::{self, Split};
+    let usage = |e: String| ToolError::Usage(format!("--calibrate {spec}: {e}"));
+    let (name, count) = match spec.split_once(':') {
+        Some((a, b)) => (
+            a,
+            Some(
+                b.parse::<usize>()
+                    .map_err(|_| usage(format!("`{b}` is not a count")))?,
+            ),
+        ),
+        None => (spec, None),
+    };
+    let root = data::data_dir();
+    let streams = match name {
+        "fsdd" => {
+            let fe = model
+                .config()
+                .front_end
+                .ok_or_else(|| usage("fsdd needs a model with an audio front end".into()))?;
+            let files = data::fsdd_files(&root, Split::Train).map_err(|e| usage(e.to_string()))?;
+            spread(files.len(), count.unwrap_or(300))
+                .into_iter()
+                .map(|i| data::fsdd_clip(&files[i].0, &fe).map_err(|e| usage(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        "ecg" => {
+            if model.d_input() != 1 || model.config().front_end.is_some() {
+                return Err(usage("ecg needs a model with one input per step".into()));
+            }
+            let (sig, _, _) =
+                tinyssm_cuda::ecg::record_100(&root).map_err(|e| usage(e.to_string()))?;
+            let train = &sig[..sig.len() * 8 / 10];
+            let n = count.unwrap_or(72_000).min(train.len());
+            vec![train[..n].to_vec()]
+        }
+        "basicmotions" => {
+            let cases =
+                data::basicmotions(&root, Split::Train).map_err(|e| usage(e.to_string()))?;
+            spread(cases.len(), count.unwrap_or(usize::MAX))
+                .into_iter()
+                .map(|i| cases[i].feats.clone())
+                .collect()
+        }
+        _ => {
+            let p = std::path::Path::new(spec);
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("wav") => {
+                    let (_, ch, x) = tinyssm_host::io::read_wav(p)?;
+                    if ch != 1 && model.config().front_end.is_some() {
+                        return Err(usage("an audio model calibrates on mono audio".into()));
+                    }
+                    vec![x]
+                }
+                Some("csv") => {
+                    let (cols, x) = tinyssm_host::io::read_csv(p)?;
+                    if cols != model.d_input() {
+                        return Err(usage(format!(
+                            "{cols} columns, the model takes {} inputs",
+                            model.d_input()
+                        )));
+                    }
+                    vec![x]
+                }
+                _ => {
+                    return Err(usage(
+                        "expected fsdd[:N], ecg[:N], basicmotions[:N], a .wav or a .csv file"
+                            .into(),
+                    ))
+                }
+            }
+        }
+    };
+    if streams.is_empty() {
+        return Err(usage("empty calibration set".into()));
+    }
+    Ok(streams)
+}
+
+/// The integer front end's window and filterbank.
+fn front_end_tensors(
+    _m: &Model<'_>,
+    _fe: &tinyssm_core::frontend::FrontEndConfig,
+    _t: &mut Tensors,
+    _g: &mut [i32],
+) -> Result<(), ToolError> {
+    Err(ToolError::Usage("integer front end: pending".into()))
+}
+
+/// The dtype an integer-only model stores for `spec` (for messages and checks).
+pub fn int_dtype(spec: &TensorSpec) -> DType {
+    spec.int_dtype()
+}
+
+/// Whether `cfg` can be converted to integer-only.
+pub fn supports(cfg: &Config) -> bool {
+    matches!(cfg.arch, Arch::S4d(_) | Arch::MambaSensor(_))
+}
