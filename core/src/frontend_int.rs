@@ -981,4 +981,268 @@ mod tests {
         assert!(wi.near <= 0.002, "int vs f64: {}", wi.near);
         assert!(wif.near <= 0.02, "int vs f32: {}", wif.near);
     }
+
+    /// Silence gives exactly `round(ln(log_eps) · 2^feat_frac)`, for several `log_eps`.
+    #[test]
+    fn silence_is_ln_eps() {
+        for eps in [1e-6f32, 1e-10, 0.5, 3.0, 1e-40 /* subnormal */] {
+            let mut cfg = shipped();
+            cfg.log_eps = eps;
+            let t = tables(cfg);
+            for frac in [0u32, 8, 11, 15] {
+                let fe = IntFrontEnd::new(cfg, &t.win, &t.qf, t.frac, frac).unwrap();
+                let mut st = vec![0i32; IntFrontEnd::state_len(&cfg)];
+                let mut sc = vec![0i32; IntFrontEnd::scratch_len(&cfg)];
+                let mut o = vec![0i16; 40];
+                let mut q = vec![0i32; 40];
+                let want = ((eps as f64).ln() * (1u64 << frac) as f64).round();
+                let want = want.clamp(-32768.0, 32767.0) as i16;
+                let want24 = ((eps as f64).ln() * (1u64 << 24) as f64).round() as i32;
+                let mut frames = 0;
+                for _ in 0..600 {
+                    if fe.push(0, &mut st, &mut sc, &mut o).unwrap() {
+                        assert!(
+                            o.iter().all(|&v| v == want),
+                            "{eps} {frac}: {o:?} vs {want}"
+                        );
+                        frames += 1;
+                    }
+                }
+                fe.reset(&mut st);
+                for _ in 0..200 {
+                    if fe.push_q24(0, &mut st, &mut sc, &mut q).unwrap() {
+                        // ln_u64 is within 0.6 LSB of Q24, plus the rounding of e·ln 2.
+                        assert!(q.iter().all(|&v| (v - want24).abs() <= 1), "{q:?} {want24}");
+                    }
+                }
+                assert_eq!(frames, 6);
+            }
+        }
+    }
+
+    /// Frames appear at the same sample indices as in the float front end, for several
+    /// framings (and the features agree there too).
+    #[test]
+    fn streaming_matches_float_indices() {
+        let mut seed = 99u64;
+        let pcm: Vec<i16> = (0..3000)
+            .map(|_| (lcg(&mut seed) as i32 % 20000 - 10000) as i16)
+            .collect();
+        for (fl, hop, nf, nm) in [
+            (200, 80, 256, 40),
+            (256, 256, 256, 20),
+            (17, 5, 32, 6),
+            (16, 1, 16, 4),
+            (400, 160, 512, 64),
+            (1024, 300, 1024, 80),
+        ] {
+            let mut cfg = shipped();
+            cfg.frame_len = fl;
+            cfg.hop = hop;
+            cfg.n_fft = nf;
+            cfg.n_mels = nm;
+            cfg.window = Window::Hamming;
+            let t = tables(cfg);
+            let fi = run_int(&t, &t.win, &pcm);
+            let ff = run_float(&t, &pcm);
+            let ii: Vec<usize> = fi.iter().map(|f| f.0).collect();
+            let fidx: Vec<usize> = ff.iter().map(|f| f.0).collect();
+            assert_eq!(ii, fidx, "fl {fl} hop {hop}");
+            assert_eq!(ii.first().copied(), Some(fl as usize - 1));
+            let mut worst = 0f64;
+            for (a, b) in fi.iter().zip(&ff) {
+                for (x, y) in a.1.iter().zip(&b.1) {
+                    worst = worst.max((x - y).abs());
+                }
+            }
+            println!(
+                "framing fl {fl} hop {hop} n_fft {nf} n_mels {nm}: int vs f32 max |Δ| {worst:.2e}"
+            );
+            assert!(worst <= 0.01, "{worst}");
+        }
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        let cfg = shipped();
+        let t = tables(cfg);
+        let fe = IntFrontEnd::new(cfg, &t.win, &t.qf, t.frac, FEAT_FRAC).unwrap();
+        let (sl, scl) = (IntFrontEnd::state_len(&cfg), IntFrontEnd::scratch_len(&cfg));
+        assert_eq!((sl, scl), (202, 258));
+        let mut st = vec![0i32; sl];
+        let mut sc = vec![0i32; scl];
+        let mut o = vec![0i16; 40];
+        assert_eq!(
+            fe.push(1, &mut st[..sl - 1], &mut sc, &mut o),
+            Err(StepError::StateTooShort {
+                needed: sl,
+                got: sl - 1
+            })
+        );
+        assert_eq!(
+            fe.push(1, &mut st, &mut sc[..scl - 1], &mut o),
+            Err(StepError::ScratchTooShort {
+                needed: scl,
+                got: scl - 1
+            })
+        );
+        assert_eq!(
+            fe.push(1, &mut st, &mut sc, &mut o[..39]),
+            Err(StepError::OutputTooShort {
+                needed: 40,
+                got: 39
+            })
+        );
+        assert!(st.iter().all(|&v| v == 0), "a refused push changes nothing");
+        // Longer buffers are fine.
+        let mut st2 = vec![0i32; sl + 5];
+        let mut sc2 = vec![0i32; scl + 5];
+        let mut o2 = vec![0i16; 45];
+        assert_eq!(fe.push(1, &mut st2, &mut sc2, &mut o2), Ok(false));
+        // Construction.
+        let bad = |r: Result<IntFrontEnd<'_>, FormatError>| assert!(r.is_err());
+        bad(IntFrontEnd::new(cfg, &t.win[1..], &t.qf, t.frac, 11));
+        bad(IntFrontEnd::new(cfg, &t.win, &t.qf[1..], t.frac, 11));
+        bad(IntFrontEnd::new(cfg, &t.win, &t.qf, 32, 11));
+        bad(IntFrontEnd::new(cfg, &t.win, &t.qf, t.frac, 25));
+        let mut neg = t.qf.clone();
+        neg[5] = -1;
+        bad(IntFrontEnd::new(cfg, &t.win, &neg, t.frac, 11));
+        for eps in [0.0f32, -1.0, f32::NAN, f32::INFINITY, -0.0] {
+            let mut c = cfg;
+            c.log_eps = eps;
+            bad(IntFrontEnd::new(c, &t.win, &t.qf, t.frac, 11));
+        }
+        for (fl, hop, nf, nm) in [
+            (200, 80, 250, 40),
+            (300, 80, 256, 40),
+            (200, 0, 256, 40),
+            (200, 201, 256, 40),
+            (200, 80, 256, 0),
+            (1, 1, 16, 1),
+            (200, 80, 2048, 40),
+        ] {
+            let mut c = cfg;
+            (c.frame_len, c.hop, c.n_fft, c.n_mels) = (fl, hop, nf, nm);
+            assert!(check_config(&c).is_err(), "{fl} {hop} {nf} {nm}");
+        }
+        // Conversion helpers.
+        assert!(window_q31(&cfg, &mut [0i32; 199]).is_err());
+        assert!(quantize_filters(&[0.5, 1.0], &mut [0i16; 1]).is_err());
+        assert!(quantize_filters(&[0.5, -1.0], &mut [0i16; 2]).is_err());
+        assert!(quantize_filters(&[0.5, f32::NAN], &mut [0i16; 2]).is_err());
+        let mut q = [0i16; 3];
+        assert_eq!(quantize_filters(&[0.5, 1.0, 0.0], &mut q), Ok(14));
+        assert_eq!(q, [8192, 16384, 0]);
+        assert_eq!(quantize_filters(&[0.99, 0.0, 0.25], &mut q), Ok(15));
+        assert_eq!(quantize_filters(&[3.0, 0.0, 0.25], &mut q), Ok(13));
+        let mut w = vec![0i32; 200];
+        window_q31(&cfg, &mut w).unwrap();
+        assert_eq!((w[0], w[100]), (0, i32::MAX));
+    }
+
+    /// The same pipeline with the window rounded to Q15: the error it adds (the reason the
+    /// window table is Q0.31).
+    #[test]
+    fn q15_window_costs_accuracy() {
+        let t = tables(shipped());
+        let w15: Vec<i32> = t
+            .win
+            .iter()
+            .map(|&w| (round_shr_i64(w as i64, 16).min(32767) as i32) << 16)
+            .collect();
+        let (mut e31, mut e15) = (0f64, 0f64);
+        for (name, pcm) in signals() {
+            let refs = run_f64(&t, &pcm);
+            let rf: Vec<Vec<f64>> = refs.iter().map(|r| r.0.clone()).collect();
+            let a = compare(&run_int(&t, &t.win, &pcm), &rf, &refs).all;
+            let b = compare(&run_int(&t, &w15, &pcm), &rf, &refs).all;
+            println!("window Q31 vs Q15, {name:26}: max |Δ| vs f64 {a:.2e} / {b:.2e}");
+            e31 = e31.max(a);
+            e15 = e15.max(b);
+        }
+        println!("window Q31 vs Q15: worst {e31:.2e} / {e15:.2e}");
+        assert!(e15 > e31);
+    }
+
+    /// A valid configuration with random tables and parameters (for the panic-freedom test).
+    fn arb_case() -> impl Strategy<Value = (FrontEndConfig, Vec<i32>, Vec<i16>, u32, u32)> {
+        (
+            4u32..=10,
+            any::<u32>(),
+            any::<u32>(),
+            1u32..=6,
+            1u32..0x7f80_0000,
+        )
+            .prop_flat_map(|(lg, a, b, nm, eps)| {
+                let nf = 1u32 << lg;
+                let fl = 2 + a % (nf - 1);
+                let hop = 1 + b % fl;
+                let mut cfg = shipped();
+                (cfg.n_fft, cfg.frame_len, cfg.hop, cfg.n_mels) = (nf, fl, hop, nm);
+                cfg.log_eps = f32::from_bits(eps);
+                (
+                    Just(cfg),
+                    proptest::collection::vec(
+                        prop_oneof![Just(i32::MIN), Just(i32::MAX), any::<i32>()],
+                        fl as usize,
+                    ),
+                    proptest::collection::vec(
+                        prop_oneof![Just(0i16), Just(i16::MAX), 0i16..=i16::MAX],
+                        cfg.filterbank_len(),
+                    ),
+                    0u32..=31,
+                    0u32..=24,
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Random (valid) configurations, extreme tables, random state and samples: never a
+        /// panic or an arithmetic overflow (tests run with overflow checks).
+        #[test]
+        fn never_panics((cfg, win, filt, ff, fq) in arb_case(),
+                        state in proptest::collection::vec(any::<i32>(), 1026),
+                        pcm in proptest::collection::vec(
+                            prop_oneof![Just(i16::MIN), Just(i16::MAX), any::<i16>()], 1..1200)) {
+            let fe = IntFrontEnd::new(cfg, &win, &filt, ff, fq).unwrap();
+            let mut st = state[..IntFrontEnd::state_len(&cfg)].to_vec();
+            let mut sc = vec![0i32; IntFrontEnd::scratch_len(&cfg)];
+            let mut o = vec![0i16; cfg.n_mels as usize];
+            let mut q = vec![0i32; cfg.n_mels as usize];
+            let mut frames = 0usize;
+            for (i, &s) in pcm.iter().enumerate() {
+                let r = if i % 2 == 0 {
+                    fe.push(s, &mut st, &mut sc, &mut o)
+                } else {
+                    fe.push_q24(s, &mut st, &mut sc, &mut q)
+                };
+                frames += r.unwrap() as usize;
+            }
+            // After a corrupt state, frames still come every `hop` samples once the ring
+            // has filled.
+            let fl = cfg.frame_len as usize;
+            if pcm.len() >= 2 * fl {
+                prop_assert!(frames >= 1);
+            }
+        }
+
+        /// The shipped configuration with a corrupt state: no panic, counters clamped.
+        #[test]
+        fn corrupt_state_is_clamped(state in proptest::collection::vec(any::<i32>(), 202),
+                                    pcm in proptest::collection::vec(any::<i16>(), 1..300)) {
+            let t = tables(shipped());
+            let fe = IntFrontEnd::new(t.cfg, &t.win, &t.qf, t.frac, FEAT_FRAC).unwrap();
+            let mut st = state.clone();
+            let mut sc = vec![0i32; 258];
+            let mut o = vec![0i16; 40];
+            for &s in &pcm {
+                fe.push(s, &mut st, &mut sc, &mut o).unwrap();
+                prop_assert!((0..200).contains(&st[200]));
+                prop_assert!((0..200).contains(&st[201]));
+            }
+        }
+    }
 }
