@@ -53,6 +53,7 @@ mod error;
 pub mod fixed;
 pub mod format;
 pub mod frontend;
+pub mod frontend_int;
 pub mod int_step;
 pub mod kernels;
 mod layers;
