@@ -471,7 +471,7 @@ roles! {
     IntPlan = 71, "int.plan", false;
     /// Integer-only models: one layer's integer plan, i32 [`crate::int_step::LAYER_PLAN_LEN`].
     IntLayerPlan = 72, "int.layer_plan", false;
-    /// Integer-only audio models: the analysis window in Q15, i16 [frame_len].
+    /// Integer-only audio models: the analysis window in Q0.31, i32 [frame_len].
     Window = 73, "frontend.window", false;
 }
 
@@ -505,12 +505,12 @@ impl TensorSpec {
         }
     }
     /// The one dtype each role has in an integer-only model: matrices [`DType::I8R`];
-    /// norm weights, conv weights, the filterbank and the window [`DType::I16`];
-    /// everything else (biases, S4D modes, A, D, plans) [`DType::I32`].
+    /// norm weights, conv weights and the filterbank [`DType::I16`]; everything else
+    /// (biases, S4D modes, A, D, plans, the window in Q0.31) [`DType::I32`].
     pub fn int_dtype(&self) -> DType {
         match self.role {
             r if r.is_matrix() => DType::I8R,
-            Role::Norm | Role::NormF | Role::ConvW | Role::MelFilters | Role::Window => DType::I16,
+            Role::Norm | Role::NormF | Role::ConvW | Role::MelFilters => DType::I16,
             _ => DType::I32,
         }
     }

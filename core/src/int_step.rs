@@ -146,12 +146,28 @@ pub(crate) fn int_scratch_len(c: &Config) -> Option<usize> {
 
 /// State elements (i32) of the integer front end.
 pub(crate) fn fe_state_len(fe: &FrontEndConfig) -> usize {
-    fe.frame_len as usize + 2
+    crate::frontend_int::IntFrontEnd::state_len(fe)
 }
 
-/// Scratch elements (i32) of the integer front end (its FFT buffer and the feature vector).
+/// Scratch elements (i32) of the integer front end (its FFT buffer) and the packed `i16`
+/// feature vector.
 pub(crate) fn fe_scratch_len(fe: &FrontEndConfig) -> usize {
-    2 * fe.n_fft as usize + half(fe.n_mels as usize)
+    crate::frontend_int::IntFrontEnd::scratch_len(fe) + half(fe.n_mels as usize)
+}
+
+/// Splits the feature vector (packed `i16`) off the end of the front end's scratch.
+pub(crate) fn fe_split<'s>(
+    fe: &FrontEndConfig,
+    rest: &'s mut [i32],
+) -> Result<(&'s mut [i32], &'s mut [i16]), StepError> {
+    let k = crate::frontend_int::IntFrontEnd::scratch_len(fe);
+    if rest.len() < k {
+        return Err(StepError::Internal);
+    }
+    let (fft, feats) = rest.split_at_mut(k);
+    let f: &mut [i16] = bytemuck::cast_slice_mut(feats);
+    let nm = fe.n_mels as usize;
+    Ok((fft, f.get_mut(..nm).ok_or(StepError::Internal)?))
 }
 
 /// The fixed-point formats of an integer-only model's input and output.

@@ -466,12 +466,55 @@ impl<'a> Model<'a> {
     /// front end, then [`Self::step_int`] whenever a frame completes: `Ok(true)`).
     pub fn step_sample_int(
         &self,
-        _pcm: i16,
-        _state: &mut [i32],
-        _scratch: &mut [i32],
-        _out: &mut [i32],
+        pcm: i16,
+        state: &mut [i32],
+        scratch: &mut [i32],
+        out: &mut [i32],
     ) -> Result<bool, StepError> {
-        Err(StepError::WrongInputKind)
+        let fe = self.front_end_int().ok_or(StepError::WrongInputKind)?;
+        let (ms, mc) = (self.sizes.model_state, self.sizes.model_scratch);
+        let got = state.len();
+        let state = state
+            .get_mut(..self.sizes.state)
+            .ok_or(StepError::StateTooShort {
+                needed: self.sizes.state,
+                got,
+            })?;
+        let got = scratch.len();
+        let scratch = scratch
+            .get_mut(..self.sizes.scratch)
+            .ok_or(StepError::ScratchTooShort {
+                needed: self.sizes.scratch,
+                got,
+            })?;
+        let (model_state, fe_state) = state.split_at_mut(ms);
+        let (model_scratch, rest) = scratch.split_at_mut(mc);
+        let (fft, feats) = crate::int_step::fe_split(fe.config(), rest)?;
+        if !fe.push(pcm, fe_state, fft, feats)? {
+            return Ok(false);
+        }
+        self.step_int(feats, model_state, model_scratch, out)?;
+        Ok(true)
+    }
+
+    /// The integer front end of an integer-only audio model.
+    pub fn front_end_int(&self) -> Option<crate::frontend_int::IntFrontEnd<'a>> {
+        if self.config.compute != Compute::Int {
+            return None;
+        }
+        let cfg = self.config.front_end?;
+        let g = self.i32s(None, Role::IntPlan).ok()?;
+        let f = |i: usize| g.get(i).map(|&v| v.clamp(0, 31) as u32);
+        let window = self.i32s(None, Role::Window).ok()?;
+        let filters = self.i16s(None, Role::MelFilters).ok()?;
+        crate::frontend_int::IntFrontEnd::new(
+            cfg,
+            window,
+            filters,
+            f(crate::int_step::plan::G_FILTER_FRAC)?,
+            f(crate::int_step::plan::G_IN_FRAC)?,
+        )
+        .ok()
     }
 
     /// [`Self::step`] with a token.

@@ -525,8 +525,120 @@ pub struct LayerReport {
     pub output_snr_db: f64,
 }
 
+/// One stream through a float, w8a8 or integer-only model, one input at a time, with its
+/// outputs and per-layer states in real units (integer states scaled by their formats).
+struct Streamer<'m> {
+    model: &'m Model<'m>,
+    int: bool,
+    st: Vec<f32>,
+    sc: Vec<f32>,
+    o: Vec<f32>,
+    sti: Vec<i32>,
+    sci: Vec<i32>,
+    oi: Vec<i32>,
+    qin: Vec<i16>,
+}
+
+impl<'m> Streamer<'m> {
+    fn new(model: &'m Model<'m>) -> Result<Self, ToolError> {
+        let int = model.config().compute == tinyssm_core::Compute::Int;
+        let (nf, ni) = if int { (0, 1) } else { (1, 0) };
+        let mut s = Streamer {
+            model,
+            int,
+            st: vec![0f32; model.state_len() * nf],
+            sc: vec![0f32; model.scratch_len() * nf],
+            o: vec![0f32; model.d_output()],
+            sti: vec![0i32; model.state_len() * ni],
+            sci: vec![0i32; model.scratch_len() * ni],
+            oi: vec![0i32; model.d_output() * ni],
+            qin: vec![0i16; model.d_input()],
+        };
+        s.reset()?;
+        Ok(s)
+    }
+    fn reset(&mut self) -> Result<(), ToolError> {
+        if self.int {
+            self.model.reset_int(&mut self.sti).map_err(usage)
+        } else {
+            self.model.reset(&mut self.st).map_err(usage)
+        }
+    }
+    /// Feeds one sample (audio models) or one input vector; `true` when outputs are new.
+    fn feed(&mut self, x: &[f32]) -> Result<bool, ToolError> {
+        let m = self.model;
+        if self.int {
+            let io = m
+                .int_io()
+                .ok_or_else(|| usage("integer-only model without a plan"))?;
+            let fresh = if m.config().front_end.is_some() {
+                m.step_sample_int(to_i16(x[0], 15), &mut self.sti, &mut self.sci, &mut self.oi)
+                    .map_err(usage)?
+            } else {
+                for (q, &v) in self.qin.iter_mut().zip(x) {
+                    *q = to_i16(v, io.input_frac);
+                }
+                m.step_int(&self.qin, &mut self.sti, &mut self.sci, &mut self.oi)
+                    .map_err(usage)?;
+                true
+            };
+            if fresh {
+                let s = 2f32.powi(-(io.output_frac as i32));
+                for (o, &v) in self.o.iter_mut().zip(&self.oi) {
+                    *o = v as f32 * s;
+                }
+            }
+            Ok(fresh)
+        } else if m.front_end().is_some() {
+            m.step_sample(x[0], &mut self.st, &mut self.sc, &mut self.o)
+                .map_err(usage)
+        } else {
+            m.step_vector(x, &mut self.st, &mut self.sc, &mut self.o)
+                .map_err(usage)?;
+            Ok(true)
+        }
+    }
+    /// Each layer's recurrent state in real units.
+    fn layer_states(&self) -> Vec<Vec<f32>> {
+        if !self.int {
+            return layer_states(self.model, &self.st);
+        }
+        use tinyssm_core::int_step::plan;
+        let m = self.model;
+        let raw: Vec<f32> = self.sti.iter().map(|&v| v as f32).collect();
+        let mut layers = layer_states(m, &raw);
+        for (l, v) in layers.iter_mut().enumerate() {
+            let p = match m
+                .find(Some(l as u16), tinyssm_core::Role::IntLayerPlan)
+                .map(|t| t.weights)
+            {
+                Some(tinyssm_core::Weights::Int(tinyssm_core::IntWeights::I32(p))) => p,
+                _ => continue,
+            };
+            let scale = |f: usize| 2f32.powi(-p.get(f).copied().unwrap_or(0));
+            match &m.config().arch {
+                tinyssm_core::Arch::S4d(_) => {
+                    let s = scale(plan::S4D_H_FRAC);
+                    v.iter_mut().for_each(|x| *x *= s);
+                }
+                tinyssm_core::Arch::MambaSensor(c) => {
+                    let hist = c.d_inner as usize * (c.d_conv as usize).saturating_sub(1);
+                    let (sx, sh) = (scale(plan::M_X_FRAC), scale(plan::M_H_FRAC));
+                    for (i, x) in v.iter_mut().enumerate() {
+                        *x *= if i < hist { sx } else { sh };
+                    }
+                }
+                _ => {}
+            }
+        }
+        layers
+    }
+}
+
 /// Both models step through the same streams in lockstep; the SNR accumulates over every
-/// step of every stream. The models must have the same architecture and sizes.
+/// step of every stream. The models must have the same architecture and sizes (a model
+/// and its re-encodings, the integer-only one included: its states and outputs are
+/// compared in real units).
 pub fn layer_snr(
     reference: &Model<'_>,
     ref_path: &Path,
@@ -535,8 +647,7 @@ pub fn layer_snr(
     streams: &[Vec<f32>],
 ) -> Result<LayerReport, ToolError> {
     if reference.config().arch != model.config().arch
-        || reference.state_len() != model.state_len()
-        || reference.front_end().is_some() != model.front_end().is_some()
+        || reference.config().front_end != model.config().front_end
     {
         return Err(usage(format!(
             "{} and {}: --layers compares a model with its own re-encoding (same architecture and sizes)",
@@ -548,47 +659,26 @@ pub fn layer_snr(
     let mut st_snr = vec![Snr::default(); layers];
     let mut out_snr = Snr::default();
     let mut steps = 0;
+    let mut a = Streamer::new(model)?;
+    let mut b = Streamer::new(reference)?;
+    let audio = model.config().front_end.is_some();
     for inputs in streams {
-        let (mut sa, mut sb) = (vec![0f32; model.state_len()], vec![0f32; model.state_len()]);
-        let (mut ca, mut cb) = (
-            vec![0f32; model.scratch_len()],
-            vec![0f32; reference.scratch_len()],
-        );
-        let (mut oa, mut ob) = (vec![0f32; model.d_output()], vec![0f32; model.d_output()]);
-        model.reset(&mut sa).map_err(usage)?;
-        reference.reset(&mut sb).map_err(usage)?;
-        let mut record = |sa: &[f32], sb: &[f32], oa: &[f32], ob: &[f32]| {
-            for ((s, a), b) in st_snr
-                .iter_mut()
-                .zip(layer_states(model, sa))
-                .zip(layer_states(reference, sb))
-            {
-                s.add(&a, &b);
-            }
-            out_snr.add(oa, ob);
-            steps += 1;
-        };
-        if model.front_end().is_some() {
-            for &x in inputs {
-                let a = model
-                    .step_sample(x, &mut sa, &mut ca, &mut oa)
-                    .map_err(usage)?;
-                let b = reference
-                    .step_sample(x, &mut sb, &mut cb, &mut ob)
-                    .map_err(usage)?;
-                if a && b {
-                    record(&sa, &sb, &oa, &ob);
+        a.reset()?;
+        b.reset()?;
+        let width = if audio { 1 } else { model.d_input().max(1) };
+        for row in inputs.chunks_exact(width) {
+            let fa = a.feed(row)?;
+            let fb = b.feed(row)?;
+            if fa && fb {
+                for ((s, x), y) in st_snr
+                    .iter_mut()
+                    .zip(a.layer_states())
+                    .zip(b.layer_states())
+                {
+                    s.add(&x, &y);
                 }
-            }
-        } else {
-            for row in inputs.chunks_exact(model.d_input().max(1)) {
-                model
-                    .step_vector(row, &mut sa, &mut ca, &mut oa)
-                    .map_err(usage)?;
-                reference
-                    .step_vector(row, &mut sb, &mut cb, &mut ob)
-                    .map_err(usage)?;
-                record(&sa, &sb, &oa, &ob);
+                out_snr.add(&a.o, &b.o);
+                steps += 1;
             }
         }
     }

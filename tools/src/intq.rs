@@ -611,14 +611,24 @@ pub fn calibration_streams(model: &Model<'_>, spec: &str) -> Result<Vec<Vec<f32>
     Ok(streams)
 }
 
-/// The integer front end's window and filterbank.
+/// The integer front end's window (Q0.31) and filterbank (i16, its own fraction bits).
 fn front_end_tensors(
-    _m: &Model<'_>,
-    _fe: &tinyssm_core::frontend::FrontEndConfig,
-    _t: &mut Tensors,
-    _g: &mut [i32],
+    m: &Model<'_>,
+    fe: &tinyssm_core::frontend::FrontEndConfig,
+    t: &mut Tensors,
+    g: &mut [i32],
 ) -> Result<(), ToolError> {
-    Err(ToolError::Usage("integer front end: pending".into()))
+    let mut win = vec![0i32; fe.frame_len as usize];
+    tinyssm_core::frontend_int::window_q31(fe, &mut win)
+        .map_err(tinyssm_host::HostError::Invalid)?;
+    put(t, None, Role::Window, TensorData::I32(win));
+    let fb = f32_of(m, None, Role::MelFilters)?;
+    let mut q = vec![0i16; fb.len()];
+    let ff = tinyssm_core::frontend_int::quantize_filters(&fb, &mut q)
+        .map_err(tinyssm_host::HostError::Invalid)?;
+    g[plan::G_FILTER_FRAC] = ff as i32;
+    put(t, None, Role::MelFilters, TensorData::I16(q));
+    Ok(())
 }
 
 /// The dtype an integer-only model stores for `spec` (for messages and checks).
