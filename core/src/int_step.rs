@@ -415,10 +415,12 @@ pub(crate) fn s4d_step(
                 let (ar, ai) = (am[0] as i64, am[1] as i64);
                 let nr =
                     fixed::saturate_i32(shift_round(ar * hr - ai * hi, DA_FRAC).saturating_add(uh));
-                let ni = fixed::saturate_i32(shift_round(ar * hi + ai * hr, DA_FRAC));
+                let ni = fixed::saturate_i32(shift_round((ar * hi).wrapping_add(ai * hr), DA_FRAC));
                 hm[0] = nr;
                 hm[1] = ni;
-                acc = acc.wrapping_add(cm[0] as i64 * nr as i64 - cm[1] as i64 * ni as i64);
+                acc = acc.wrapping_add(
+                    (cm[0] as i64 * nr as i64).wrapping_sub(cm[1] as i64 * ni as i64),
+                );
             }
             // y = 2·Re(Σ C̃·h) + D·u at fh + fcb, then to the GELU input format.
             let du = shift_round(d[ch] as i64 * u, fd + fu - (fh + fcb));

@@ -20,6 +20,17 @@ fuzz_target!(|data: &[u8]| {
             if m.state_len() > 1 << 20 || m.scratch_len() > 1 << 20 {
                 continue;
             }
+            if m.int_io().is_some() {
+                let mut st = vec![0i32; m.state_len()];
+                let mut sc = vec![0i32; m.scratch_len()];
+                let mut out = vec![0i32; m.d_output()];
+                let x = vec![1000i16; m.d_input()];
+                for t in 0..2i16 {
+                    let _ = m.step_int(&x, &mut st, &mut sc, &mut out);
+                    let _ = m.step_sample_int(t * 9000, &mut st, &mut sc, &mut out);
+                }
+                continue;
+            }
             let mut st = vec![0f32; m.state_len()];
             let mut sc = vec![0f32; m.scratch_len()];
             let mut out = vec![0f32; m.d_output()];

@@ -10,6 +10,25 @@ use tinyssm_tests::configs;
 fn exercise(bytes: &[u8]) {
     let buf = AlignedBuf::from_bytes(bytes);
     if let Ok(m) = Model::parse(buf.as_bytes()) {
+        if m.int_io().is_some() {
+            let mut st = vec![0i32; m.state_len()];
+            let mut sc = vec![0i32; m.scratch_len()];
+            let mut out = vec![0i32; m.d_output()];
+            let x = vec![3000i16; m.d_input()];
+            for _ in 0..3 {
+                let _ = m.step_int(&x, &mut st, &mut sc, &mut out);
+            }
+            // Enough samples for a frame of the shipped front ends (200-sample window).
+            for t in 0..240i16 {
+                let _ = m.step_sample_int(t.wrapping_mul(977), &mut st, &mut sc, &mut out);
+            }
+            // A hostile state too.
+            st.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i as i32).wrapping_mul(0x9E37_79B9u32 as i32));
+            let _ = m.step_int(&x, &mut st, &mut sc, &mut out);
+            return;
+        }
         let mut st = vec![0f32; m.state_len()];
         let mut sc = vec![0f32; m.scratch_len()];
         let mut out = vec![0f32; m.d_output()];
@@ -81,6 +100,27 @@ proptest! {
             }
         }
         exercise(&v);
+    }
+
+    /// The shipped integer-only models, mutated anywhere (their plans and requantization
+    /// parameters included), never make parsing or the integer step panic (overflow
+    /// checks are on in tests).
+    #[test]
+    fn mutated_integer_only_models_never_panic(
+        which in 0usize..3,
+        muts in proptest::collection::vec(mutation(), 1..6),
+        refix in any::<bool>(),
+    ) {
+        let name = ["ecg-rpeak-int.tssm", "fsdd-s4d-int.tssm", "fsdd-mamba-int.tssm"][which];
+        let mut b = std::fs::read(tinyssm_tests::repo_root().join("models").join(name)).unwrap();
+        for m in &muts {
+            apply(&mut b, m);
+        }
+        if refix && b.len() >= 28 {
+            let c = blob_crc(&b);
+            b[24..28].copy_from_slice(&c.to_le_bytes());
+        }
+        exercise(&b);
     }
 
     #[test]

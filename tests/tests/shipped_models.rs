@@ -279,3 +279,64 @@ fn int8_models_are_their_float_models_requantized_and_hold_the_accuracy() {
         }
     }
 }
+
+/// The shipped integer-only models are exactly `tinyssm convert models/<name>.tssm
+/// --compute int --calibrate fsdd|ecg` of the float models (calibration included, so the
+/// conversion is reproducible), hold no float tensor at all, and keep the issue's bounds
+/// against the float model (spoken digits: ≤ 2 accuracy points lost; ECG: F1 drop ≤ 0.005).
+#[test]
+fn integer_only_models_are_their_float_models_converted_and_hold_the_accuracy() {
+    use tinyssm_core::Compute;
+    use tinyssm_tools::intq;
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    for (name, cal) in [
+        ("fsdd-s4d", "fsdd"),
+        ("fsdd-mamba", "fsdd"),
+        ("ecg-rpeak", "ecg"),
+    ] {
+        let present = if cal == "ecg" {
+            ecg_present()
+        } else {
+            fsdd_present()
+        };
+        if !present {
+            continue;
+        }
+        let (pf, ff) = model(&format!("{name}.tssm"));
+        let (pi, fi) = model(&format!("{name}-int.tssm"));
+        let (mf, mi) = (ff.model(), fi.model());
+        assert_eq!(mi.config().compute, Compute::Int, "{name}");
+        let ws = mi.weight_stats();
+        assert_eq!(
+            ws.f32_bytes + ws.f16_bytes + ws.bf16_bytes + ws.int8_bytes + ws.int4_bytes,
+            0,
+            "{name}: an integer-only model holds no float tensor"
+        );
+        let streams = intq::calibration_streams(&mf, cal).unwrap();
+        let ranges = intq::calibrate(&mf, &streams).unwrap();
+        let again = intq::to_int(&mf, &ranges).unwrap();
+        assert!(
+            again == std::fs::read(&pi).unwrap(),
+            "{name}-int.tssm is not `tinyssm convert models/{name}.tssm --compute int --calibrate {cal}`: \
+             regenerate it with that command"
+        );
+        if cal == "ecg" {
+            let a = tinyssm_tools::eval::ecg(&mf, &pf)
+                .unwrap()
+                .detection
+                .unwrap();
+            let b = tinyssm_tools::eval::ecg(&mi, &pi)
+                .unwrap()
+                .detection
+                .unwrap();
+            println!("{name}: F1 float {:.4}, integer-only {:.4}", a.f1, b.f1);
+            assert!(a.f1 - b.f1 <= 0.005, "{name}: F1 {} -> {}", a.f1, b.f1);
+        } else {
+            let a = tinyssm_tools::eval::fsdd(&mf, &pf, Split::Test).unwrap();
+            let b = tinyssm_tools::eval::fsdd(&mi, &pi, Split::Test).unwrap();
+            let (a, b) = (a.accuracy.unwrap(), b.accuracy.unwrap());
+            println!("{name}: accuracy float {a:.4}, integer-only {b:.4}");
+            assert!(a - b <= 0.02 + 1e-9, "{name}: accuracy {a} -> {b}");
+        }
+    }
+}
