@@ -758,6 +758,85 @@ mod tests {
         std::println!("norm_int: max error beyond the mean's rounding {worst:.3} LSB");
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The integer matrix-vector product against its real-valued definition: each
+        /// output is `acc · mult · 2^-rshift` rounded once (error ≤ 0.5 LSB, exactly
+        /// computable here in f64 since `|acc · mult| < 2^62` is formed exactly in i128).
+        #[test]
+        fn matvec_i8r_is_the_rounded_exact_product(
+            rows in 1usize..12,
+            cols in 1usize..70,
+            seed in any::<u64>(),
+            rshift in 20i32..50,
+        ) {
+            let mut s = seed | 1;
+            let mut rnd = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let q: Vec<i8> = (0..rows * cols).map(|_| (rnd() % 255) as i8).map(|v| v.max(-127)).collect();
+            let x: Vec<i16> = (0..cols).map(|_| rnd() as i16).collect();
+            let bias: Vec<i32> = (0..rows).map(|_| (rnd() % 2_000_001) as i32 - 1_000_000).collect();
+            let mut rq = Vec::new();
+            for _ in 0..rows {
+                rq.push((1 << 30) + (rnd() % (1 << 30)) as i32);
+                rq.push(rshift);
+            }
+            let w = QuantI8R { q: &q, rq: &rq, cols };
+            let mut out = std::vec![0i64; rows];
+            matvec_i8r(&w, &x, Some(&bias), |r, v| out[r] = v).unwrap();
+            for r in 0..rows {
+                let acc: i128 = q[r * cols..(r + 1) * cols].iter().zip(&x).map(|(&a, &b)| a as i128 * b as i128).sum::<i128>() + bias[r] as i128;
+                let p = acc * rq[2 * r] as i128;
+                let d = 1i128 << rshift;
+                // round half away from zero
+                let want = if p >= 0 { (p + d / 2) / d } else { -((-p + d / 2) / d) };
+                prop_assert_eq!(out[r] as i128, want);
+            }
+        }
+
+        /// LayerNorm / RMSNorm against f64 within 1 LSB plus the mean's rounding share.
+        #[test]
+        fn norm_int_within_its_bound(
+            n in 1usize..200,
+            seed in any::<u64>(),
+            fx in 6i32..14,
+            amp in 1u64..32767,
+            layer in any::<bool>(),
+        ) {
+            let mut s = seed | 1;
+            let mut rnd = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let x: Vec<i16> = (0..n).map(|_| ((rnd() % (2 * amp + 1)) as i64 - amp as i64) as i16).collect();
+            let w: Vec<i16> = (0..n).map(|_| (rnd() % 16384) as i16 - 4096).collect();
+            let b: Vec<i32> = (0..n).map(|_| (rnd() % 4001) as i32 - 2000).collect();
+            let (fw, fo) = (12, 11);
+            let eps_real = 1e-5f64;
+            let eps = (eps_real * 2f64.powi(2 * fx + 16)).round() as i32;
+            let mut out = std::vec![0i16; n];
+            norm_int(&x, &w, layer.then_some(&b[..]), eps, fx, fw, fo, &mut out).unwrap();
+            let xr: Vec<f64> = x.iter().map(|&v| v as f64 / 2f64.powi(fx)).collect();
+            let mean = if layer { xr.iter().sum::<f64>() / n as f64 } else { 0.0 };
+            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+            let inv = 1.0 / (var + eps_real).sqrt();
+            for i in 0..n {
+                let wr = w[i] as f64 / 2f64.powi(fw);
+                let mut want = (xr[i] - mean) * inv * wr;
+                if layer { want += b[i] as f64 / 2f64.powi(fo); }
+                let want = (want * 2f64.powi(fo)).clamp(-32768.0, 32767.0);
+                let share = if layer { 0.5 / 2f64.powi(fx) * inv * wr.abs() * 2f64.powi(fo) } else { 0.0 };
+                prop_assert!((out[i] as f64 - want).abs() <= 1.0 + share, "i {}: {} vs {}", i, out[i], want);
+            }
+        }
+
+        /// Any plan values, tensors and states: the helpers never panic (overflow checks on).
+        #[test]
+        fn helpers_are_total(v in any::<i64>(), s in any::<i32>(), x in any::<i16>(), f in any::<u32>()) {
+            let _ = shift_round(v, s);
+            let _ = softplus_q24(x, f);
+        }
+    }
+
     #[test]
     fn matvec_i8r_rounds_once() {
         // 2 rows × 3 cols, multiplier 2^30 with rshift 31 = scale 0.5.

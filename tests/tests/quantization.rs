@@ -228,3 +228,64 @@ fn rwkv_tiny_quantized_vs_float_over_1000_bytes() {
         }
     }
 }
+
+/// The integer-only step tracks the float step it was converted from, layer by layer, on
+/// real streams (states and outputs compared in real units), and it is deterministic:
+/// the same stream twice gives the same bits. The numbers go to QUANTIZATION.md.
+#[test]
+fn integer_only_step_tracks_the_float_step_per_layer() {
+    use tinyssm_host::ModelFile;
+    let root = tinyssm_tests::repo_root().join("models");
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    for (name, dataset, min_db) in [
+        ("fsdd-s4d", "fsdd", 30.0),
+        ("fsdd-mamba", "fsdd", 30.0),
+        ("ecg-rpeak", "ecg", 40.0),
+    ] {
+        let probe = if dataset == "ecg" {
+            data_dir().join("ecg")
+        } else {
+            data_dir().join("fsdd/recordings")
+        };
+        if !probe.is_dir() {
+            assert!(std::env::var_os("CI").is_none(), "{} missing", probe.display());
+            println!("skipped: {} absent", probe.display());
+            continue;
+        }
+        let (pf, pi) = (
+            root.join(format!("{name}.tssm")),
+            root.join(format!("{name}-int.tssm")),
+        );
+        let (ff, fi) = (ModelFile::open(&pf).unwrap(), ModelFile::open(&pi).unwrap());
+        let (mf, mi) = (ff.model(), fi.model());
+        let mut streams = tinyssm_tools::eval::dataset_streams(
+            &mf,
+            &pf,
+            dataset,
+            tinyssm_cuda::data::Split::Test,
+            20,
+        )
+        .unwrap();
+        if dataset == "ecg" {
+            streams[0].truncate(20_000);
+        }
+        let r = tinyssm_tools::eval::layer_snr(&mf, &pf, &mi, &pi, &streams).unwrap();
+        println!(
+            "{name}-int vs float: {} steps, output SNR {:.1} dB, layer state SNR {:?} dB",
+            r.steps,
+            r.output_snr_db,
+            r.layer_state_snr_db
+                .iter()
+                .map(|v| (v * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
+        assert!(r.steps > 100, "{name}");
+        assert!(r.output_snr_db >= min_db, "{name}: {}", r.output_snr_db);
+        for (l, &db) in r.layer_state_snr_db.iter().enumerate() {
+            assert!(db >= min_db - 5.0, "{name} layer {l}: {db} dB");
+        }
+        let a = tinyssm_tools::eval::int_stream(&mi, &streams[0]).unwrap();
+        let b = tinyssm_tools::eval::int_stream(&mi, &streams[0]).unwrap();
+        assert_eq!(a, b, "{name}: the integer step is deterministic");
+    }
+}

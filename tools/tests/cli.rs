@@ -547,3 +547,95 @@ fn quantize_then_eval_layers_and_plot() {
     let b = std::fs::read(&png).unwrap();
     assert_eq!(&b[1..4], b"PNG");
 }
+
+/// `--compute int`: the calibration set is required and checked, impossible combinations
+/// are one-line errors that write nothing, and the converted model evaluates side by side
+/// with its float original (accuracy, per-layer SNR in real units).
+#[test]
+fn integer_only_convert_needs_calibration_and_evaluates() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let float = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/basicmotions-s4d.tssm");
+    let out = tmp.path().join("int.tssm");
+    let convert = |extra: &[&str]| {
+        let mut c = bin();
+        c.env("TINYSSM_DATA", &data)
+            .arg("convert")
+            .arg(&float)
+            .arg("-o")
+            .arg(&out)
+            .args(extra);
+        run(&mut c)
+    };
+    for (args, needle) in [
+        (&["--compute", "int"][..], "needs a calibration set"),
+        (
+            &[
+                "--compute",
+                "int",
+                "--weights",
+                "int4",
+                "--calibrate",
+                "basicmotions",
+            ][..],
+            "--weights int8",
+        ),
+        (
+            &[
+                "--compute",
+                "w8a8",
+                "--weights",
+                "int8",
+                "--calibrate",
+                "basicmotions",
+            ][..],
+            "--calibrate is for --compute int",
+        ),
+        (
+            &["--compute", "int", "--calibrate", "nonsense"][..],
+            "expected fsdd",
+        ),
+        (
+            &["--compute", "int", "--calibrate", "fsdd"][..],
+            "audio front end",
+        ),
+        (
+            &["--compute", "int", "--calibrate", "basicmotions:x"][..],
+            "not a count",
+        ),
+    ] {
+        let o = convert(args);
+        fails_with(&o, needle);
+        assert!(!out.exists(), "{args:?} left a file");
+    }
+    ok(&convert(&[
+        "--compute",
+        "int",
+        "--calibrate",
+        "basicmotions",
+    ]));
+    let s = ok(&run(bin().arg("inspect").arg(&out)));
+    assert!(
+        s.contains("compute        int") && s.contains("int8r "),
+        "{s}"
+    );
+    assert!(
+        !s.contains("f32 "),
+        "an integer-only model has no f32 tensor: {s}"
+    );
+    let mut c = bin();
+    c.env("TINYSSM_DATA", &data)
+        .arg("eval")
+        .arg(&float)
+        .arg(&out)
+        .args(["--dataset", "basicmotions", "--json", "--layers"]);
+    let j = ok(&run(&mut c));
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    let l = &v["layers"][0];
+    let snr = l["output_snr_db"].as_f64().unwrap();
+    println!(
+        "basicmotions integer-only: output SNR {snr:.1} dB, layer states {}",
+        l["layer_state_snr_db"]
+    );
+    assert!(snr > 20.0, "{j}");
+}
