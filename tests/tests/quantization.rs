@@ -248,7 +248,11 @@ fn integer_only_step_tracks_the_float_step_per_layer() {
             data_dir().join("fsdd/recordings")
         };
         if !probe.is_dir() {
-            assert!(std::env::var_os("CI").is_none(), "{} missing", probe.display());
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{} missing",
+                probe.display()
+            );
             println!("skipped: {} absent", probe.display());
             continue;
         }

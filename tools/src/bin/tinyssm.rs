@@ -387,7 +387,36 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let mut runner = Runner::new(m);
             let id = runner.open();
             let d = m.d_output();
-            let (steps, y) = if let Some(p) = tokens {
+            let int = m.int_io().is_some();
+            // Integer-only models: inputs in the model's fixed-point formats (PCM for audio),
+            // outputs scaled back to real units.
+            let int_run = |x: &[f32]| -> Result<Vec<f32>, ToolError> {
+                Ok(tinyssm_tools::eval::stream_outputs(&[&m], x)?.remove(0))
+            };
+            let (steps, y) = if int && (tokens.is_some() || text.is_some()) {
+                return Err(ToolError::Usage(
+                    "integer-only models take vectors or audio (--csv or --wav)".into(),
+                ));
+            } else if let (true, Some(p)) = (int, &csv) {
+                let (cols, x) = io::read_csv(p)?;
+                check_vectors(&m, cols, p)?;
+                (x.len() / cols, int_run(&x)?)
+            } else if let (true, Some(p)) = (int, &wav) {
+                let (rate, ch, x) = io::read_wav(p)?;
+                match m.config().front_end {
+                    Some(c) if ch != 1 || rate != c.sample_rate => {
+                        return Err(ToolError::Usage(format!(
+                            "{}: this model's front end takes mono audio at {} Hz, the file has {ch} channel(s) at {rate} Hz",
+                            p.display(),
+                            c.sample_rate
+                        )));
+                    }
+                    Some(_) => {}
+                    None => check_vectors(&m, ch, p)?,
+                }
+                let y = int_run(&x)?;
+                (y.len() / d.max(1), y)
+            } else if let Some(p) = tokens {
                 let t = io::read_tokens_npy(&p)?;
                 check_tokens(&m, &t, &p)?;
                 (t.len(), runner.feed_tokens(id, &t)?)
