@@ -37,9 +37,17 @@
 //! buffers are part of `state_len` / `scratch_len`.
 //!
 //! ## Numerics
-//! f32 compute; weights f32 or f16 (matrices only — norms, biases, conv, A, D and dt stay
-//! f32). Math functions are `libm`'s, called explicitly. [`Kernels::Reference`] keeps the
-//! plain scalar kernels; [`Kernels::Fast`] (default) is tested against it.
+//! f32 compute ([`Compute::Float`]) or int8 × int8 matrix products ([`Compute::W8a8`]);
+//! weights f32, f16, bf16, int8 or int4 (matrices only — norms, biases, conv, A, D and dt
+//! stay f32). Math functions are `libm`'s, called explicitly. [`Kernels::Reference`] keeps
+//! the plain scalar kernels; [`Kernels::Fast`] (default) is tested against it.
+//!
+//! ## Integer-only models
+//! [`Compute::Int`] models (S4D and Mamba sensor, format 1.3) step with no floating-point
+//! operation at all, for cores without an FPU: [`Model::step_int`] /
+//! [`Model::step_sample_int`] with `i16` inputs (16-bit PCM for audio models) and `i32`
+//! state, scratch and outputs; [`Model::int_io`] gives the input and output Q formats.
+//! Formats and arithmetic: [`int_step`], [`frontend_int`], [`fixed`].
 
 #![no_std]
 #![forbid(unsafe_code)]

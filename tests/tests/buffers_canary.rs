@@ -151,3 +151,82 @@ fn short_buffers_are_rejected() {
         }
     }
 }
+
+/// The same for the shipped integer-only models (audio through `step_sample_int`, ECG
+/// through `step_int`): nothing past `state_len` / `scratch_len` / `d_output` is touched,
+/// and a buffer one element short is a `StepError`.
+#[test]
+fn integer_step_touches_exactly_its_buffers() {
+    const C: i32 = 0x5A5A_5A5A;
+    for name in [
+        "fsdd-s4d-int.tssm",
+        "fsdd-mamba-int.tssm",
+        "ecg-rpeak-int.tssm",
+    ] {
+        let f = tinyssm_host::ModelFile::open(tinyssm_tests::repo_root().join("models").join(name))
+            .unwrap();
+        let m = f.model();
+        let (ns, nc, no) = (m.state_len(), m.scratch_len(), m.d_output());
+        let mut st = vec![C; ns + MARGIN];
+        let mut sc = vec![C; nc + MARGIN];
+        let mut out = vec![C; no + MARGIN];
+        m.reset_int(&mut st).unwrap();
+        let audio = m.config().front_end.is_some();
+        let mut rng = Rng::new(3);
+        let mut frames = 0;
+        for _ in 0..if audio { 2_000 } else { 50 } {
+            if audio {
+                let pcm = (rng.uniform() * 20_000.0) as i16;
+                frames += m.step_sample_int(pcm, &mut st, &mut sc, &mut out).unwrap() as usize;
+            } else {
+                let x: Vec<i16> = (0..m.d_input())
+                    .map(|_| (rng.uniform() * 4_000.0) as i16)
+                    .collect();
+                m.step_int(&x, &mut st, &mut sc, &mut out).unwrap();
+                frames += 1;
+            }
+            assert!(
+                st[ns..].iter().all(|&x| x == C),
+                "{name}: wrote past state_len"
+            );
+            assert!(
+                sc[nc..].iter().all(|&x| x == C),
+                "{name}: wrote past scratch_len"
+            );
+            assert!(
+                out[no..].iter().all(|&x| x == C),
+                "{name}: wrote past d_output"
+            );
+        }
+        assert!(frames > 10, "{name}");
+        let short = |n: usize| n.saturating_sub(1);
+        let x = vec![0i16; m.d_input()];
+        let r = if audio {
+            m.step_sample_int(0, &mut st[..short(ns)], &mut sc, &mut out)
+                .map(|_| ())
+        } else {
+            m.step_int(&x, &mut st[..short(ns)], &mut sc, &mut out)
+        };
+        assert!(
+            matches!(r, Err(StepError::StateTooShort { .. })),
+            "{name}: {r:?}"
+        );
+        let r = if audio {
+            m.step_sample_int(0, &mut st, &mut sc[..short(nc)], &mut out)
+                .map(|_| ())
+        } else {
+            m.step_int(&x, &mut st, &mut sc[..short(nc)], &mut out)
+        };
+        assert!(
+            matches!(r, Err(StepError::ScratchTooShort { .. })),
+            "{name}: {r:?}"
+        );
+        // A float step on an integer-only model is refused.
+        let (mut fs, mut fc, mut fo) = (vec![0f32; ns], vec![0f32; nc], vec![0f32; no]);
+        let xf = vec![0f32; m.d_input()];
+        assert_eq!(
+            m.step(Input::Vector(&xf), &mut fs, &mut fc, &mut fo),
+            Err(StepError::WrongCompute)
+        );
+    }
+}
