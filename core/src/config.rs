@@ -471,7 +471,7 @@ roles! {
     IntPlan = 71, "int.plan", false;
     /// Integer-only models: one layer's integer plan, i32 [`crate::int_step::LAYER_PLAN_LEN`].
     IntLayerPlan = 72, "int.layer_plan", false;
-    /// Integer-only audio models: the analysis window in Q0.31, i32 [frame_len].
+    /// Integer-only audio models: the analysis window in Q0.31, i32 `[frame_len]`.
     Window = 73, "frontend.window", false;
 }
 
