@@ -452,7 +452,7 @@ roles! {
     KK = 61, "att.k_k", false;
     KA = 62, "att.k_a", false;
     RK = 63, "att.r_k", false;
-    /// RWKV v6 token-shift base mix `time_maa_x`: [D].
+    /// RWKV v6 token-shift base mix `time_maa_x`: `[D]`.
     MaaX = 64, "att.time_maa_x", false;
     /// RWKV v6 token-shift mixes `time_maa_{w,k,v,r,g}`: [5, D].
     MaaWkvrg = 65, "att.time_maa_wkvrg", false;
