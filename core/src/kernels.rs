@@ -247,11 +247,23 @@ pub mod reference {
         total
     }
 
-    /// Integer dot product of two int8 vectors (exact in i32 for up to 133,152 terms).
+    /// Integer dot product of two int8 vectors (exact in i32 for up to 131,071 terms,
+    /// 133,144 when both stay in −127..=127).
     pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
         let mut acc = 0i32;
         for (&x, &y) in a.iter().zip(b) {
             acc += x as i32 * y as i32;
+        }
+        acc
+    }
+
+    /// Integer dot product of int8 weights and int16 activations, wrapping i32 adds
+    /// (exact for up to 511 terms; 516 when the weights stay in −127..=127 and the
+    /// activations in −32767..=32767).
+    pub fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
+        let mut acc = 0i32;
+        for (&a, &b) in w.iter().zip(x) {
+            acc = acc.wrapping_add(a as i32 * b as i32);
         }
         acc
     }
@@ -380,12 +392,54 @@ pub mod fast {
         total
     }
 
-    /// Integer dot product of two int8 vectors (exact: the same value as the reference).
-    /// Adjacent products are paired before widening — each pair is at most
-    /// 2·127² < 2¹⁵ — which is the shape of a 16-bit multiply-add-pairs instruction
-    /// (x86 `pmaddwd`, Arm `smlad`), into 8 independent i32 accumulators.
+    /// Integer dot product of two int8 vectors: the same value as the reference (the sum
+    /// of exact products, wrapping in i32). SIMD (`crate::simd`: SSE2/AVX2 on x86-64,
+    /// `SMLAD` on Arm cores with the DSP extension) where the build has it, else
+    /// [`dot_i8_i8_portable`].
     #[inline]
     pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        #[cfg(any(target_arch = "x86_64", tinyssm_arm_dsp))]
+        {
+            crate::simd::dot_i8_i8(a, b)
+        }
+        #[cfg(not(any(target_arch = "x86_64", tinyssm_arm_dsp)))]
+        {
+            dot_i8_i8_portable(a, b)
+        }
+    }
+
+    /// Integer dot product of int8 weights and int16 activations (wrapping i32, as the
+    /// reference): SIMD where the build has it, else [`dot_i8_i16_portable`].
+    #[inline]
+    pub fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
+        #[cfg(any(target_arch = "x86_64", tinyssm_arm_dsp))]
+        {
+            crate::simd::dot_i8_i16(w, x)
+        }
+        #[cfg(not(any(target_arch = "x86_64", tinyssm_arm_dsp)))]
+        {
+            dot_i8_i16_portable(w, x)
+        }
+    }
+
+    /// The instruction set of [`dot_i8_i8`] / [`dot_i8_i16`] in this build.
+    pub const INT_DOT_PATH: &str = {
+        #[cfg(any(target_arch = "x86_64", tinyssm_arm_dsp))]
+        {
+            crate::simd::PATH
+        }
+        #[cfg(not(any(target_arch = "x86_64", tinyssm_arm_dsp)))]
+        {
+            "portable"
+        }
+    };
+
+    /// Portable int8 · int8 (no SIMD intrinsics; the fallback on other targets).
+    /// Adjacent products are paired before widening — each pair is at most
+    /// 2·128² = 2¹⁵ — which is the shape of a 16-bit multiply-add-pairs instruction,
+    /// into 16 independent i32 accumulators (wrapping, as the reference would).
+    #[inline]
+    pub fn dot_i8_i8_portable(a: &[i8], b: &[i8]) -> i32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
         let (a16, ta) = a.as_chunks::<16>();
@@ -393,14 +447,33 @@ pub mod fast {
         let mut acc = [0i32; 16];
         for (x, y) in a16.iter().zip(b16) {
             for j in 0..16 {
-                acc[j] += (x[j] as i16 * y[j] as i16) as i32;
+                acc[j] = acc[j].wrapping_add((x[j] as i16 * y[j] as i16) as i32);
             }
         }
         let mut t = 0i32;
         for (&x, &y) in ta.iter().zip(tb) {
-            t += x as i32 * y as i32;
+            t = t.wrapping_add(x as i32 * y as i32);
         }
-        acc.iter().sum::<i32>() + t
+        acc.iter().fold(t, |s, &v| s.wrapping_add(v))
+    }
+
+    /// Portable int8 · int16 with 8 independent accumulators (wrapping).
+    #[inline]
+    pub fn dot_i8_i16_portable(w: &[i8], x: &[i16]) -> i32 {
+        let n = w.len().min(x.len());
+        let (w8, tw) = w[..n].as_chunks::<8>();
+        let (x8, tx) = x[..n].as_chunks::<8>();
+        let mut acc = [0i32; 8];
+        for (a, b) in w8.iter().zip(x8) {
+            for j in 0..8 {
+                acc[j] = acc[j].wrapping_add(a[j] as i32 * b[j] as i32);
+            }
+        }
+        let mut t = 0i32;
+        for (&a, &b) in tw.iter().zip(tx) {
+            t = t.wrapping_add(a as i32 * b as i32);
+        }
+        acc.iter().fold(t, |s, &v| s.wrapping_add(v))
     }
 
     /// exp(x) by range reduction to [-ln2/2, ln2/2] and a degree-6 polynomial.
@@ -735,7 +808,136 @@ mod tests {
         assert_eq!(fast::exp(0.0), 1.0);
     }
 
+    /// i8 values with the extremes −128 and 127 (and 0) much more often than uniform.
+    fn i8_ext() -> impl Strategy<Value = i8> {
+        prop_oneof![
+            Just(-128i8),
+            Just(127i8),
+            Just(0i8),
+            Just(-127i8),
+            any::<i8>()
+        ]
+    }
+
+    fn i16_ext() -> impl Strategy<Value = i16> {
+        prop_oneof![Just(i16::MIN), Just(i16::MAX), Just(0i16), any::<i16>()]
+    }
+
+    /// Σ a·b in i64, then wrapped to i32 as the kernels' modular sum.
+    fn wrapped(p: impl Iterator<Item = i64>) -> i32 {
+        p.sum::<i64>() as i32
+    }
+
+    /// Every integer dot (reference, fast, portable) on `a`/`b` and their unaligned
+    /// sub-slices, against the exact sum.
+    fn check_int_dots(a: &[i8], b: &[i8], x: &[i16]) {
+        for off in [0usize, 1, 3, 7] {
+            let (a, b, x) = (
+                a.get(off..).unwrap_or(&[]),
+                b.get(off..).unwrap_or(&[]),
+                x.get(off..).unwrap_or(&[]),
+            );
+            let want = wrapped(a.iter().zip(b).map(|(&p, &q)| p as i64 * q as i64));
+            assert_eq!(reference::dot_i8_i8(a, b), want, "reference, n {}", a.len());
+            assert_eq!(fast::dot_i8_i8(a, b), want, "fast, n {}", a.len());
+            assert_eq!(
+                fast::dot_i8_i8_portable(a, b),
+                want,
+                "portable, n {}",
+                a.len()
+            );
+            let want = wrapped(a.iter().zip(x).map(|(&p, &q)| p as i64 * q as i64));
+            assert_eq!(
+                reference::dot_i8_i16(a, x),
+                want,
+                "reference i16, n {}",
+                a.len()
+            );
+            assert_eq!(fast::dot_i8_i16(a, x), want, "fast i16, n {}", a.len());
+            assert_eq!(
+                fast::dot_i8_i16_portable(a, x),
+                want,
+                "portable i16, n {}",
+                a.len()
+            );
+        }
+        // Unequal lengths: the shorter one counts.
+        if !a.is_empty() {
+            let short = &b[..b.len() - 1];
+            assert_eq!(fast::dot_i8_i8(a, short), reference::dot_i8_i8(a, short));
+            let xs = &x[..x.len() - 1];
+            assert_eq!(fast::dot_i8_i16(a, xs), reference::dot_i8_i16(a, xs));
+        }
+    }
+
+    #[test]
+    fn int_dots_every_length_to_300_at_the_extremes() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for n in 0..=300usize {
+            for (va, vb, vx) in [
+                (-128i8, -128i8, i16::MIN),
+                (-128, 127, i16::MAX),
+                (127, 127, -1),
+            ] {
+                check_int_dots(&std::vec![va; n], &std::vec![vb; n], &std::vec![vx; n]);
+            }
+            let a: Vec<i8> = (0..n).map(|_| rnd() as i8).collect();
+            let b: Vec<i8> = (0..n).map(|_| rnd() as i8).collect();
+            let x: Vec<i16> = (0..n).map(|_| rnd() as i16).collect();
+            check_int_dots(&a, &b, &x);
+        }
+    }
+
+    #[test]
+    fn int_dots_at_the_overflow_bound() {
+        // The longest i8·i8 sums that cannot wrap: 131,071 × (−128)² and 133,144 × 127².
+        for (n, v, w) in [
+            (131_071usize, -128i8, -128i8),
+            (133_144, 127, 127),
+            (133_144, -127, 127),
+        ] {
+            let (a, b) = (std::vec![v; n], std::vec![w; n]);
+            let want = n as i64 * v as i64 * w as i64;
+            assert!(want.unsigned_abs() <= i32::MAX as u64);
+            assert_eq!(reference::dot_i8_i8(&a, &b) as i64, want);
+            assert_eq!(fast::dot_i8_i8(&a, &b) as i64, want);
+            assert_eq!(fast::dot_i8_i8_portable(&a, &b) as i64, want);
+        }
+        // Past it the fast kernels wrap as an i32 sum does (the reference's `+=` would
+        // panic here in a debug build, so the exact sum is wrapped instead).
+        for n in [131_072usize, 131_073, 300_001] {
+            let a = std::vec![-128i8; n];
+            let want = (n as i64 * 16384) as i32;
+            assert_eq!(fast::dot_i8_i8(&a, &a), want, "n {n}");
+            assert_eq!(fast::dot_i8_i8_portable(&a, &a), want, "n {n}");
+        }
+        // i8·i16: exact up to 511 × 128·32768; wrapping (in every kernel) beyond.
+        for n in [511usize, 512, 513, 516, 517, 5000] {
+            let (w, x) = (std::vec![-128i8; n], std::vec![i16::MIN; n]);
+            let want = (n as i64 * 128 * 32768) as i32;
+            assert_eq!(reference::dot_i8_i16(&w, &x), want, "n {n}");
+            assert_eq!(fast::dot_i8_i16(&w, &x), want, "n {n}");
+            assert_eq!(fast::dot_i8_i16_portable(&w, &x), want, "n {n}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn int_dots_fast_match_reference(
+            v in proptest::collection::vec((i8_ext(), i8_ext(), i16_ext()), 0..=300),
+        ) {
+            let a: Vec<i8> = v.iter().map(|p| p.0).collect();
+            let b: Vec<i8> = v.iter().map(|p| p.1).collect();
+            let x: Vec<i16> = v.iter().map(|p| p.2).collect();
+            check_int_dots(&a, &b, &x);
+        }
+
         #[test]
         fn fast_dot_matches_reference(v in proptest::collection::vec((-10.0f32..10.0, -10.0f32..10.0), 0..200)) {
             let a: Vec<f32> = v.iter().map(|p| p.0).collect();

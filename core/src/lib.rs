@@ -42,7 +42,8 @@
 //! plain scalar kernels; [`Kernels::Fast`] (default) is tested against it.
 
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_debug_implementations)]
 
 #[cfg(test)]
@@ -63,6 +64,9 @@ mod rwkv5;
 mod rwkv6;
 mod rwkv7;
 mod s4d;
+// The one module with `unsafe` code: SIMD integer dot products (see its docs).
+#[allow(unsafe_code)]
+mod simd;
 
 pub use config::{
     Arch, Compute, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config,
