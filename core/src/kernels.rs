@@ -434,6 +434,37 @@ pub mod fast {
         }
     };
 
+    /// One column chunk of the w8a8 product: `out[r] += f32(Σ_c q[r·cols + c0 + c] · qx[c])`
+    /// for every row `r < out.len()` (the integer sums are exact, so this equals the
+    /// reference's row-by-row loop). On x86-64 four rows at a time against `qx` sign-extended
+    /// once (`crate::simd::dot_rows4_i8_i8`), else [`dot_i8_i8`] per row.
+    #[inline]
+    pub(crate) fn w8a8_chunk(q: &[i8], cols: usize, c0: usize, qx: &[i8], out: &mut [f32]) {
+        let m = qx.len();
+        let row = |r: usize| &q[r * cols + c0..r * cols + c0 + m];
+        #[cfg(target_arch = "x86_64")]
+        let out = {
+            let mut xs = [0i16; super::W8A8_CHUNK];
+            crate::simd::split_even_odd(qx, &mut xs);
+            let (out4, rest) = out.as_chunks_mut::<4>();
+            for (i, o4) in out4.iter_mut().enumerate() {
+                let r = 4 * i;
+                let rows = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+                let d = crate::simd::dot_rows4_i8_i8(rows, qx, &xs);
+                for (o, d) in o4.iter_mut().zip(d) {
+                    *o += d as f32;
+                }
+            }
+            (4 * out4.len(), rest)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let out = (0, out);
+        let (r0, rest) = out;
+        for (i, o) in rest.iter_mut().enumerate() {
+            *o += dot_i8_i8(row(r0 + i), qx) as f32;
+        }
+    }
+
     /// Portable int8 · int8 (no SIMD intrinsics; the fallback on other targets).
     /// Adjacent products are paired before widening — each pair is at most
     /// 2·128² = 2¹⁵ — which is the shape of a 16-bit multiply-add-pairs instruction,
@@ -588,13 +619,14 @@ fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out:
     while c0 < cols {
         let m = (cols - c0).min(W8A8_CHUNK);
         quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]);
-        for (r, o) in out.iter_mut().enumerate() {
-            let row = &w.q[r * cols + c0..r * cols + c0 + m];
-            let d = match k {
-                Kernels::Reference => reference::dot_i8_i8(row, &qx[..m]),
-                Kernels::Fast => fast::dot_i8_i8(row, &qx[..m]),
-            };
-            *o += d as f32;
+        match k {
+            Kernels::Reference => {
+                for (r, o) in out.iter_mut().enumerate() {
+                    let row = &w.q[r * cols + c0..r * cols + c0 + m];
+                    *o += reference::dot_i8_i8(row, &qx[..m]) as f32;
+                }
+            }
+            Kernels::Fast => fast::w8a8_chunk(w.q, cols, c0, &qx[..m], out),
         }
         c0 += m;
     }
@@ -936,6 +968,27 @@ mod tests {
             let b: Vec<i8> = v.iter().map(|p| p.1).collect();
             let x: Vec<i16> = v.iter().map(|p| p.2).collect();
             check_int_dots(&a, &b, &x);
+        }
+
+        #[test]
+        fn w8a8_chunk_matches_reference_rows(
+            rows in 0usize..11,
+            v in proptest::collection::vec(i8_ext(), 0..=300),
+            w in proptest::collection::vec(i8_ext(), 0..=3300),
+            c0 in 0usize..3,
+        ) {
+            let m = v.len().saturating_sub(c0);
+            let cols = c0 + m;
+            let q: Vec<i8> = (0..rows * cols).map(|i| w.get(i % w.len().max(1)).copied().unwrap_or(-128)).collect();
+            let qx = &v[c0.min(v.len())..];
+            let mut got: Vec<f32> = (0..rows).map(|r| r as f32 * 0.5).collect();
+            let mut want = got.clone();
+            fast::w8a8_chunk(&q, cols, c0, qx, &mut got);
+            for (r, o) in want.iter_mut().enumerate() {
+                *o += reference::dot_i8_i8(&q[r * cols + c0..(r + 1) * cols], qx) as f32;
+            }
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
         }
 
         #[test]

@@ -28,7 +28,7 @@
 //! like the others; nothing in this crate reads Q.
 
 #[cfg(target_arch = "x86_64")]
-pub use x86::{dot_i8_i16, dot_i8_i8, PATH};
+pub use x86::{dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, split_even_odd, PATH};
 
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
 pub use arm_dsp::{dot_i8_i16, dot_i8_i8, PATH};
@@ -95,7 +95,6 @@ mod x86 {
     }
 
     /// 8 i16 from `s`.
-    #[cfg(not(target_feature = "avx2"))]
     #[target_feature(enable = "sse2")]
     #[inline]
     fn load8x16(s: &[i16; 8]) -> __m128i {
@@ -240,6 +239,71 @@ mod x86 {
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16(load16(wb)), xv));
         }
         hsum256(acc).wrapping_add(super::tail_i8_i16(tw, tx))
+    }
+
+    /// Lays out `qx` for [`dot_rows4_i8_i8`]: per 16-value block, its 8 even-indexed values
+    /// then its 8 odd-indexed ones, as i16 (`xs.len() >= qx.len()`; the tail past the last
+    /// whole block is not used). Plain safe code: it runs once per input vector.
+    #[inline]
+    pub fn split_even_odd(qx: &[i8], xs: &mut [i16]) {
+        let (src, _) = qx.as_chunks::<16>();
+        let (dst, _) = xs.as_chunks_mut::<16>();
+        for (s, d) in src.iter().zip(dst) {
+            for k in 0..8 {
+                d[k] = s[2 * k] as i16;
+                d[8 + k] = s[2 * k + 1] as i16;
+            }
+        }
+    }
+
+    /// Four rows at once, each `row · qx` (wrapping), with `xs` from [`split_even_odd`]
+    /// (`qx` sign-extended once for all rows, so a row's 16 weights cost one load, three
+    /// shifts and two `pmaddwd`, and each activation load serves four rows).
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn dot_rows4_v(rows: [&[i8]; 4], qx: &[i8], xs: &[i16]) -> [i32; 4] {
+        let n = qx.len();
+        let [w0, w1, w2, w3] = rows.map(|r| &r[..n.min(r.len())]);
+        let (x8, _) = xs.as_chunks::<8>();
+        let (x16, _) = x8.as_chunks::<2>();
+        let blk = |w: &[i8; 16], xe: __m128i, xo: __m128i| {
+            let l = load16(w);
+            let even = _mm_srai_epi16::<8>(_mm_slli_epi16::<8>(l));
+            let odd = _mm_srai_epi16::<8>(l);
+            _mm_add_epi32(_mm_madd_epi16(even, xe), _mm_madd_epi16(odd, xo))
+        };
+        let mut acc = [_mm_setzero_si128(); 4];
+        let blocks = w0
+            .as_chunks::<16>()
+            .0
+            .iter()
+            .zip(w1.as_chunks::<16>().0)
+            .zip(w2.as_chunks::<16>().0)
+            .zip(w3.as_chunks::<16>().0)
+            .zip(x16);
+        let mut done = 0;
+        for ((((a, b), c), d), x) in blocks {
+            let (xe, xo) = (load8x16(&x[0]), load8x16(&x[1]));
+            acc[0] = _mm_add_epi32(acc[0], blk(a, xe, xo));
+            acc[1] = _mm_add_epi32(acc[1], blk(b, xe, xo));
+            acc[2] = _mm_add_epi32(acc[2], blk(c, xe, xo));
+            acc[3] = _mm_add_epi32(acc[3], blk(d, xe, xo));
+            done += 16;
+        }
+        let tail = &qx[done.min(n)..];
+        let mut out = [0i32; 4];
+        for ((o, a), w) in out.iter_mut().zip(acc).zip([w0, w1, w2, w3]) {
+            *o = hsum(a).wrapping_add(super::tail_i8_i8(w.get(done..).unwrap_or(&[]), tail));
+        }
+        out
+    }
+
+    /// `[row_j · qx; 4]` (wrapping, as [`dot_i8_i8`] on each row), `xs` from
+    /// [`split_even_odd`] of `qx`.
+    #[inline]
+    pub fn dot_rows4_i8_i8(rows: [&[i8]; 4], qx: &[i8], xs: &[i16]) -> [i32; 4] {
+        // SAFETY: SSE2 is part of every x86-64 CPU.
+        unsafe { dot_rows4_v(rows, qx, xs) }
     }
 
     /// int8 · int8 → i32, wrapping (see the module docs).
