@@ -434,6 +434,50 @@ pub mod fast {
         }
     };
 
+    /// [`super::act_absmax`] on the bit patterns: for finite floats, `|v|`'s bits
+    /// (`bits & 0x7fff_ffff`) order as the values do, and a pattern at or above
+    /// `0x7f80_0000` is inf or NaN, so one integer max over the vector (which vectorizes,
+    /// unlike `f32::max` with its NaN rule) decides both. The same result for every input.
+    #[inline]
+    pub fn act_absmax(x: &[f32]) -> Option<f32> {
+        let mut acc = [0i32; 8];
+        let (c, t) = x.as_chunks::<8>();
+        for ch in c {
+            for j in 0..8 {
+                acc[j] = acc[j].max((ch[j].to_bits() & 0x7fff_ffff) as i32);
+            }
+        }
+        let mut m = acc.iter().fold(0, |m, &a| m.max(a));
+        for &v in t {
+            m = m.max((v.to_bits() & 0x7fff_ffff) as i32);
+        }
+        if m == 0 || m >= 0x7f80_0000 {
+            return None;
+        }
+        Some(f32::from_bits(m as u32))
+    }
+
+    /// [`super::quantize_act`] without `roundf` and without float-to-int casts, so that it
+    /// vectorizes: the same bytes for every input. A NaN product becomes 0 (what the
+    /// reference's `as i8` makes of it); clamping first is the same as clamping the rounded
+    /// value (rounding is monotonic and keeps ±127). Adding 1.5·2²³ rounds half to even and
+    /// leaves the integer in the low mantissa bits; the exact remainder `t − n` is ±0.5
+    /// only at a tie, where half away from zero moves one further from zero.
+    #[inline]
+    pub fn quantize_act(x: &[f32], inv: f32, out: &mut [i8]) {
+        const MAGIC: f32 = 12_582_912.0;
+        for (o, &v) in out.iter_mut().zip(x) {
+            let t = v * inv;
+            let t = if t.is_nan() { 0.0 } else { t };
+            let t = t.clamp(-127.0, 127.0);
+            let k = t + MAGIC;
+            let d = t - (k - MAGIC);
+            let n = (k.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+            let r = n + (d == 0.5 && t > 0.0) as i32 - (d == -0.5 && t < 0.0) as i32;
+            *o = r as i8;
+        }
+    }
+
     /// One column chunk of the w8a8 product: `out[r] += f32(Σ_c q[r·cols + c0 + c] · qx[c])`
     /// for every row `r < out.len()` (the integer sums are exact, so this equals the
     /// reference's row-by-row loop). On x86-64 four rows at a time against `qx` sign-extended
@@ -603,7 +647,11 @@ pub fn quantize_act(x: &[f32], inv: f32, out: &mut [i8]) {
 /// The integer dot products are exact, so both kernel sets give identical results.
 fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let cols = w.cols;
-    let Some(amax) = act_absmax(x) else {
+    let amax = match k {
+        Kernels::Reference => act_absmax(x),
+        Kernels::Fast => fast::act_absmax(x),
+    };
+    let Some(amax) = amax else {
         // All zeros (exact result 0) or non-finite input (propagate through f32).
         for (r, o) in out.iter_mut().enumerate() {
             *o = dot_row(k, Weights::I8(w), r, cols, x) + bias.map_or(0.0, |b| b[r]);
@@ -618,7 +666,10 @@ fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out:
     let mut c0 = 0;
     while c0 < cols {
         let m = (cols - c0).min(W8A8_CHUNK);
-        quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]);
+        match k {
+            Kernels::Reference => quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]),
+            Kernels::Fast => fast::quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]),
+        }
         match k {
             Kernels::Reference => {
                 for (r, o) in out.iter_mut().enumerate() {
@@ -903,6 +954,92 @@ mod tests {
     }
 
     #[test]
+    fn fast_quantize_act_matches_reference() {
+        // Every f32 within 300 ulps of each integer and half-integer in −130..=130, the
+        // specials, and a sweep of scales.
+        let mut xs: Vec<f32> = std::vec![
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+        ];
+        for k in -260i32..=260 {
+            let c = k as f32 * 0.5;
+            let mut up = c;
+            let mut down = c;
+            for _ in 0..300 {
+                xs.push(up);
+                xs.push(down);
+                up = f32::from_bits(if up >= 0.0 {
+                    up.to_bits() + 1
+                } else {
+                    up.to_bits() - 1
+                });
+                down = if down == 0.0 {
+                    -1e-45
+                } else if down > 0.0 {
+                    f32::from_bits(down.to_bits() - 1)
+                } else {
+                    f32::from_bits(down.to_bits() + 1)
+                };
+            }
+        }
+        let (mut r, mut f) = (std::vec![0i8; xs.len()], std::vec![0i8; xs.len()]);
+        for inv in [1.0f32, 0.37, 3.1, 1e-30, 1e30, f32::INFINITY] {
+            quantize_act(&xs, inv, &mut r);
+            fast::quantize_act(&xs, inv, &mut f);
+            for ((a, b), x) in r.iter().zip(&f).zip(&xs) {
+                assert_eq!(a, b, "x {x:e} inv {inv:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_act_absmax_matches_reference() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            1e-45,
+            -1e-45,
+            f32::MIN_POSITIVE,
+            1.0,
+            -3.5,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..40usize {
+            for _ in 0..50 {
+                let x: Vec<f32> = (0..n)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        match s % 4 {
+                            0 => specials[(s >> 8) as usize % specials.len()],
+                            1 => f32::from_bits((s >> 16) as u32),
+                            _ => ((s >> 20) as f32 / (1u64 << 44) as f32) - 0.5,
+                        }
+                    })
+                    .collect();
+                let (r, f) = (act_absmax(&x), fast::act_absmax(&x));
+                assert_eq!(r.map(f32::to_bits), f.map(f32::to_bits), "{x:?}");
+            }
+        }
+    }
+
+    #[test]
     fn int_dots_every_length_to_300_at_the_extremes() {
         let mut s = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = || {
@@ -968,6 +1105,17 @@ mod tests {
             let b: Vec<i8> = v.iter().map(|p| p.1).collect();
             let x: Vec<i16> = v.iter().map(|p| p.2).collect();
             check_int_dots(&a, &b, &x);
+        }
+
+        #[test]
+        fn fast_quantize_act_matches_reference_random(
+            x in proptest::collection::vec(any::<f32>(), 0..64),
+            inv in any::<f32>(),
+        ) {
+            let (mut r, mut f) = (std::vec![0i8; x.len()], std::vec![0i8; x.len()]);
+            quantize_act(&x, inv, &mut r);
+            fast::quantize_act(&x, inv, &mut f);
+            prop_assert_eq!(r, f);
         }
 
         #[test]
