@@ -58,10 +58,11 @@ fn int_dot(c: &mut Criterion) {
         ] {
             g.bench_function(BenchmarkId::new(name, n), |bch| {
                 bch.iter(|| {
-                    let amax = kernels::act_absmax(black_box(&xf)).unwrap_or(1.0);
                     if fast {
+                        let amax = kernels::fast::act_absmax(black_box(&xf)).unwrap_or(1.0);
                         kernels::fast::quantize_act(&xf, 127.0 / amax, &mut qx);
                     } else {
+                        let amax = kernels::act_absmax(black_box(&xf)).unwrap_or(1.0);
                         kernels::quantize_act(&xf, 127.0 / amax, &mut qx);
                     }
                     black_box(&qx);
