@@ -58,7 +58,8 @@ fn tail_i8_i16(w: &[i8], x: &[i16]) -> i32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use core::arch::x86_64::{
-        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32,
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_madd_epi16,
+        _mm_setzero_si128, _mm_shuffle_epi32, _mm_slli_epi16, _mm_srai_epi16,
     };
     #[cfg(target_feature = "avx2")]
     use core::arch::x86_64::{
@@ -66,10 +67,7 @@ mod x86 {
         _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_setzero_si256,
     };
     #[cfg(not(target_feature = "avx2"))]
-    use core::arch::x86_64::{
-        _mm_loadl_epi64, _mm_madd_epi16, _mm_setzero_si128, _mm_slli_epi16, _mm_srai_epi16,
-        _mm_unpackhi_epi8, _mm_unpacklo_epi8,
-    };
+    use core::arch::x86_64::{_mm_loadl_epi64, _mm_unpackhi_epi8, _mm_unpacklo_epi8};
 
     /// The instruction set this build's integer dots use.
     #[cfg(not(target_feature = "avx2"))]
