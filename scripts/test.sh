@@ -65,6 +65,9 @@ step "no_std builds: thumbv7em-none-eabihf (Cortex-M4F/M7), thumbv8m.main-none-e
 cargo build -p tinyssm-core --target thumbv7em-none-eabihf --release --locked
 cargo build -p tinyssm-core --target thumbv8m.main-none-eabihf --release --locked
 cargo build -p tinyssm-core --target thumbv6m-none-eabi --release --locked
+# A Cortex-M33 with the DSP extension: the SMLAD kernels (core/build.rs reads the flag).
+RUSTFLAGS="-C target-feature=+dsp" cargo build -p tinyssm-core --target thumbv8m.main-none-eabihf \
+    --release --locked --target-dir target/thumbv8m-dsp
 
 step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy, release build"
 (cd firmware && cargo fmt --all -- --check \
@@ -72,7 +75,7 @@ step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy, r
     && cargo build --release --locked)
 
 step "tests"
-# The QEMU tests (tests/tests/qemu_fsdd.rs) fail, rather than skip, without qemu-system-arm.
+# The QEMU tests (tests/tests/qemu_fsdd.rs, qemu_dsp.rs) fail, rather than skip, without qemu-system-arm.
 export TINYSSM_REQUIRE_QEMU=1
 cargo test --workspace --locked
 

@@ -1,6 +1,7 @@
-//! Quantized kernels and steps against f32 (criterion): the matrix-vector product at
-//! square sizes (f32, int8 weights with f32 activations, int4, w8a8) and whole steps of
-//! the benchmark models in each mode. Results and commands: QUANTIZATION.md.
+//! Quantized kernels and steps against f32 (criterion): the integer dot products (SIMD,
+//! portable, reference), the matrix-vector product at square sizes (f32, int8 weights with
+//! f32 activations, int4, w8a8) and whole steps of the benchmark models in each mode.
+//! Results and commands: QUANTIZATION.md.
 
 use std::hint::black_box;
 
@@ -12,9 +13,69 @@ use tinyssm_core::{
 };
 use tinyssm_host::TensorData;
 
+type DotI8 = fn(&[i8], &[i8]) -> i32;
+type DotI16 = fn(&[i8], &[i16]) -> i32;
+
+fn int_dot(c: &mut Criterion) {
+    eprintln!("int_dot: fast kernels use {}", kernels::fast::INT_DOT_PATH);
+    let mut g = c.benchmark_group("int_dot");
+    for n in [256usize, 768] {
+        let a: Vec<i8> = (0..n).map(|i| ((i * 2654435761) % 255) as i8).collect();
+        let b: Vec<i8> = (0..n).map(|i| ((i * 40503 + 7) % 255) as i8).collect();
+        let x: Vec<i16> = (0..n).map(|i| ((i * 40503 + 7) % 65535) as i16).collect();
+        let fa: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+        let fb: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        let i8_cases: [(&str, DotI8); 3] = [
+            ("i8xi8-simd", kernels::fast::dot_i8_i8),
+            ("i8xi8-portable", kernels::fast::dot_i8_i8_portable),
+            ("i8xi8-reference", kernels::reference::dot_i8_i8),
+        ];
+        for (name, f) in i8_cases {
+            g.bench_function(BenchmarkId::new(name, n), |bch| {
+                bch.iter(|| f(black_box(&a), black_box(&b)))
+            });
+        }
+        let i16_cases: [(&str, DotI16); 3] = [
+            ("i8xi16-simd", kernels::fast::dot_i8_i16),
+            ("i8xi16-portable", kernels::fast::dot_i8_i16_portable),
+            ("i8xi16-reference", kernels::reference::dot_i8_i16),
+        ];
+        for (name, f) in i16_cases {
+            g.bench_function(BenchmarkId::new(name, n), |bch| {
+                bch.iter(|| f(black_box(&a), black_box(&x)))
+            });
+        }
+        g.bench_function(BenchmarkId::new("f32-fast", n), |bch| {
+            bch.iter(|| kernels::fast::dot(black_box(&fa), black_box(&fb)))
+        });
+        // The w8a8 product's per-vector work: max |x| and quantization to int8.
+        let xf: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut qx = vec![0i8; n];
+        for (name, fast) in [
+            ("act-quantize-fast", true),
+            ("act-quantize-reference", false),
+        ] {
+            g.bench_function(BenchmarkId::new(name, n), |bch| {
+                bch.iter(|| {
+                    if fast {
+                        let amax = kernels::fast::act_absmax(black_box(&xf)).unwrap_or(1.0);
+                        kernels::fast::quantize_act(&xf, 127.0 / amax, &mut qx);
+                    } else {
+                        let amax = kernels::act_absmax(black_box(&xf)).unwrap_or(1.0);
+                        kernels::quantize_act(&xf, 127.0 / amax, &mut qx);
+                    }
+                    black_box(&qx);
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn matvec(c: &mut Criterion) {
     let mut g = c.benchmark_group("matvec");
-    for n in [256usize, 512, 1024] {
+    for n in [256usize, 512, 768, 1024] {
         let w: Vec<f32> = (0..n * n)
             .map(|i| ((i * 2654435761) % 1000) as f32 / 500.0 - 1.0)
             .collect();
@@ -124,5 +185,5 @@ fn steps(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, matvec, steps);
+criterion_group!(benches, int_dot, matvec, steps);
 criterion_main!(benches);

@@ -283,11 +283,23 @@ pub mod reference {
         total
     }
 
-    /// Integer dot product of two int8 vectors (exact in i32 for up to 133,152 terms).
+    /// Integer dot product of two int8 vectors (exact in i32 for up to 131,071 terms,
+    /// 133,144 when both stay in −127..=127).
     pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
         let mut acc = 0i32;
         for (&x, &y) in a.iter().zip(b) {
             acc += x as i32 * y as i32;
+        }
+        acc
+    }
+
+    /// Integer dot product of int8 weights and int16 activations, wrapping i32 adds
+    /// (exact for up to 511 terms; 516 when the weights stay in −127..=127 and the
+    /// activations in −32767..=32767).
+    pub fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
+        let mut acc = 0i32;
+        for (&a, &b) in w.iter().zip(x) {
+            acc = acc.wrapping_add(a as i32 * b as i32);
         }
         acc
     }
@@ -416,12 +428,129 @@ pub mod fast {
         total
     }
 
-    /// Integer dot product of two int8 vectors (exact: the same value as the reference).
-    /// Adjacent products are paired before widening — each pair is at most
-    /// 2·127² < 2¹⁵ — which is the shape of a 16-bit multiply-add-pairs instruction
-    /// (x86 `pmaddwd`, Arm `smlad`), into 8 independent i32 accumulators.
+    /// Integer dot product of two int8 vectors: the same value as the reference (the sum
+    /// of exact products, wrapping in i32). SIMD (`crate::simd`: SSE2/AVX2 on x86-64,
+    /// `SMLAD` on Arm cores with the DSP extension) where the build has it, else
+    /// [`dot_i8_i8_portable`].
     #[inline]
     pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        #[cfg(any(target_arch = "x86_64", tinyssm_arm_dsp))]
+        {
+            crate::simd::dot_i8_i8(a, b)
+        }
+        #[cfg(not(any(target_arch = "x86_64", tinyssm_arm_dsp)))]
+        {
+            dot_i8_i8_portable(a, b)
+        }
+    }
+
+    /// Integer dot product of int8 weights and int16 activations (wrapping i32, as the
+    /// reference): SIMD where the build has it, else [`dot_i8_i16_portable`].
+    #[inline]
+    pub fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
+        #[cfg(any(target_arch = "x86_64", tinyssm_arm_dsp))]
+        {
+            crate::simd::dot_i8_i16(w, x)
+        }
+        #[cfg(not(any(target_arch = "x86_64", tinyssm_arm_dsp)))]
+        {
+            dot_i8_i16_portable(w, x)
+        }
+    }
+
+    /// The instruction set of [`dot_i8_i8`] / [`dot_i8_i16`] in this build.
+    pub const INT_DOT_PATH: &str = {
+        #[cfg(any(target_arch = "x86_64", tinyssm_arm_dsp))]
+        {
+            crate::simd::PATH
+        }
+        #[cfg(not(any(target_arch = "x86_64", tinyssm_arm_dsp)))]
+        {
+            "portable"
+        }
+    };
+
+    /// [`super::act_absmax`] on the bit patterns: for finite floats, `|v|`'s bits
+    /// (`bits & 0x7fff_ffff`) order as the values do, and a pattern at or above
+    /// `0x7f80_0000` is inf or NaN, so one integer max over the vector (which vectorizes,
+    /// unlike `f32::max` with its NaN rule) decides both. The same result for every input.
+    #[inline]
+    pub fn act_absmax(x: &[f32]) -> Option<f32> {
+        let mut acc = [0i32; 8];
+        let (c, t) = x.as_chunks::<8>();
+        for ch in c {
+            for j in 0..8 {
+                acc[j] = acc[j].max((ch[j].to_bits() & 0x7fff_ffff) as i32);
+            }
+        }
+        let mut m = acc.iter().fold(0, |m, &a| m.max(a));
+        for &v in t {
+            m = m.max((v.to_bits() & 0x7fff_ffff) as i32);
+        }
+        if m == 0 || m >= 0x7f80_0000 {
+            return None;
+        }
+        Some(f32::from_bits(m as u32))
+    }
+
+    /// [`super::quantize_act`] without `roundf` and without float-to-int casts, so that it
+    /// vectorizes: the same bytes for every input. A NaN product becomes 0 (what the
+    /// reference's `as i8` makes of it); clamping first is the same as clamping the rounded
+    /// value (rounding is monotonic and keeps ±127). Adding 1.5·2²³ rounds half to even and
+    /// leaves the integer in the low mantissa bits; the exact remainder `t − n` is ±0.5
+    /// only at a tie, where half away from zero moves one further from zero.
+    #[inline]
+    pub fn quantize_act(x: &[f32], inv: f32, out: &mut [i8]) {
+        const MAGIC: f32 = 12_582_912.0;
+        for (o, &v) in out.iter_mut().zip(x) {
+            let t = v * inv;
+            let t = if t.is_nan() { 0.0 } else { t };
+            let t = t.clamp(-127.0, 127.0);
+            let k = t + MAGIC;
+            let d = t - (k - MAGIC);
+            let n = (k.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+            let r = n + (d == 0.5 && t > 0.0) as i32 - (d == -0.5 && t < 0.0) as i32;
+            *o = r as i8;
+        }
+    }
+
+    /// One column chunk of the w8a8 product: `out[r] += f32(Σ_c q[r·cols + c0 + c] · qx[c])`
+    /// for every row `r < out.len()` (the integer sums are exact, so this equals the
+    /// reference's row-by-row loop). On x86-64 four rows at a time against `qx` sign-extended
+    /// once (`crate::simd::dot_rows4_i8_i8`), else [`dot_i8_i8`] per row.
+    #[inline]
+    pub(crate) fn w8a8_chunk(q: &[i8], cols: usize, c0: usize, qx: &[i8], out: &mut [f32]) {
+        let m = qx.len();
+        let row = |r: usize| &q[r * cols + c0..r * cols + c0 + m];
+        #[cfg(target_arch = "x86_64")]
+        let out = {
+            let mut xs = [0i16; super::W8A8_CHUNK];
+            crate::simd::split_even_odd(qx, &mut xs);
+            let (out4, rest) = out.as_chunks_mut::<4>();
+            for (i, o4) in out4.iter_mut().enumerate() {
+                let r = 4 * i;
+                let rows = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+                let d = crate::simd::dot_rows4_i8_i8(rows, qx, &xs);
+                for (o, d) in o4.iter_mut().zip(d) {
+                    *o += d as f32;
+                }
+            }
+            (4 * out4.len(), rest)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let out = (0, out);
+        let (r0, rest) = out;
+        for (i, o) in rest.iter_mut().enumerate() {
+            *o += dot_i8_i8(row(r0 + i), qx) as f32;
+        }
+    }
+
+    /// Portable int8 · int8 (no SIMD intrinsics; the fallback on other targets).
+    /// Adjacent products are paired before widening — each pair is at most
+    /// 2·128² = 2¹⁵ — which is the shape of a 16-bit multiply-add-pairs instruction,
+    /// into 16 independent i32 accumulators (wrapping, as the reference would).
+    #[inline]
+    pub fn dot_i8_i8_portable(a: &[i8], b: &[i8]) -> i32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
         let (a16, ta) = a.as_chunks::<16>();
@@ -429,14 +558,33 @@ pub mod fast {
         let mut acc = [0i32; 16];
         for (x, y) in a16.iter().zip(b16) {
             for j in 0..16 {
-                acc[j] += (x[j] as i16 * y[j] as i16) as i32;
+                acc[j] = acc[j].wrapping_add((x[j] as i16 * y[j] as i16) as i32);
             }
         }
         let mut t = 0i32;
         for (&x, &y) in ta.iter().zip(tb) {
-            t += x as i32 * y as i32;
+            t = t.wrapping_add(x as i32 * y as i32);
         }
-        acc.iter().sum::<i32>() + t
+        acc.iter().fold(t, |s, &v| s.wrapping_add(v))
+    }
+
+    /// Portable int8 · int16 with 8 independent accumulators (wrapping).
+    #[inline]
+    pub fn dot_i8_i16_portable(w: &[i8], x: &[i16]) -> i32 {
+        let n = w.len().min(x.len());
+        let (w8, tw) = w[..n].as_chunks::<8>();
+        let (x8, tx) = x[..n].as_chunks::<8>();
+        let mut acc = [0i32; 8];
+        for (a, b) in w8.iter().zip(x8) {
+            for j in 0..8 {
+                acc[j] = acc[j].wrapping_add(a[j] as i32 * b[j] as i32);
+            }
+        }
+        let mut t = 0i32;
+        for (&a, &b) in tw.iter().zip(tx) {
+            t = t.wrapping_add(a as i32 * b as i32);
+        }
+        acc.iter().fold(t, |s, &v| s.wrapping_add(v))
     }
 
     /// exp(x) by range reduction to [-ln2/2, ln2/2] and a degree-6 polynomial.
@@ -537,7 +685,11 @@ pub fn quantize_act(x: &[f32], inv: f32, out: &mut [i8]) {
 /// The integer dot products are exact, so both kernel sets give identical results.
 fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let cols = w.cols;
-    let Some(amax) = act_absmax(x) else {
+    let amax = match k {
+        Kernels::Reference => act_absmax(x),
+        Kernels::Fast => fast::act_absmax(x),
+    };
+    let Some(amax) = amax else {
         // All zeros (exact result 0) or non-finite input (propagate through f32).
         for (r, o) in out.iter_mut().enumerate() {
             *o = dot_row(k, Weights::I8(w), r, cols, x) + bias.map_or(0.0, |b| b[r]);
@@ -552,14 +704,18 @@ fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out:
     let mut c0 = 0;
     while c0 < cols {
         let m = (cols - c0).min(W8A8_CHUNK);
-        quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]);
-        for (r, o) in out.iter_mut().enumerate() {
-            let row = &w.q[r * cols + c0..r * cols + c0 + m];
-            let d = match k {
-                Kernels::Reference => reference::dot_i8_i8(row, &qx[..m]),
-                Kernels::Fast => fast::dot_i8_i8(row, &qx[..m]),
-            };
-            *o += d as f32;
+        match k {
+            Kernels::Reference => quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]),
+            Kernels::Fast => fast::quantize_act(&x[c0..c0 + m], inv, &mut qx[..m]),
+        }
+        match k {
+            Kernels::Reference => {
+                for (r, o) in out.iter_mut().enumerate() {
+                    let row = &w.q[r * cols + c0..r * cols + c0 + m];
+                    *o += reference::dot_i8_i8(row, &qx[..m]) as f32;
+                }
+            }
+            Kernels::Fast => fast::w8a8_chunk(w.q, cols, c0, &qx[..m], out),
         }
         c0 += m;
     }
@@ -773,7 +929,254 @@ mod tests {
         assert_eq!(fast::exp(0.0), 1.0);
     }
 
+    /// i8 values with the extremes −128 and 127 (and 0) much more often than uniform.
+    fn i8_ext() -> impl Strategy<Value = i8> {
+        prop_oneof![
+            Just(-128i8),
+            Just(127i8),
+            Just(0i8),
+            Just(-127i8),
+            any::<i8>()
+        ]
+    }
+
+    fn i16_ext() -> impl Strategy<Value = i16> {
+        prop_oneof![Just(i16::MIN), Just(i16::MAX), Just(0i16), any::<i16>()]
+    }
+
+    /// Σ a·b in i64, then wrapped to i32 as the kernels' modular sum.
+    fn wrapped(p: impl Iterator<Item = i64>) -> i32 {
+        p.sum::<i64>() as i32
+    }
+
+    /// Every integer dot (reference, fast, portable) on `a`/`b` and their unaligned
+    /// sub-slices, against the exact sum.
+    fn check_int_dots(a: &[i8], b: &[i8], x: &[i16]) {
+        for off in [0usize, 1, 3, 7] {
+            let (a, b, x) = (
+                a.get(off..).unwrap_or(&[]),
+                b.get(off..).unwrap_or(&[]),
+                x.get(off..).unwrap_or(&[]),
+            );
+            let want = wrapped(a.iter().zip(b).map(|(&p, &q)| p as i64 * q as i64));
+            assert_eq!(reference::dot_i8_i8(a, b), want, "reference, n {}", a.len());
+            assert_eq!(fast::dot_i8_i8(a, b), want, "fast, n {}", a.len());
+            assert_eq!(
+                fast::dot_i8_i8_portable(a, b),
+                want,
+                "portable, n {}",
+                a.len()
+            );
+            let want = wrapped(a.iter().zip(x).map(|(&p, &q)| p as i64 * q as i64));
+            assert_eq!(
+                reference::dot_i8_i16(a, x),
+                want,
+                "reference i16, n {}",
+                a.len()
+            );
+            assert_eq!(fast::dot_i8_i16(a, x), want, "fast i16, n {}", a.len());
+            assert_eq!(
+                fast::dot_i8_i16_portable(a, x),
+                want,
+                "portable i16, n {}",
+                a.len()
+            );
+        }
+        // Unequal lengths: the shorter one counts.
+        if !a.is_empty() {
+            let short = &b[..b.len() - 1];
+            assert_eq!(fast::dot_i8_i8(a, short), reference::dot_i8_i8(a, short));
+            let xs = &x[..x.len() - 1];
+            assert_eq!(fast::dot_i8_i16(a, xs), reference::dot_i8_i16(a, xs));
+        }
+    }
+
+    #[test]
+    fn fast_quantize_act_matches_reference() {
+        // Every f32 within 300 ulps of each integer and half-integer in −130..=130, the
+        // specials, and a sweep of scales.
+        let mut xs: Vec<f32> = std::vec![
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+        ];
+        for k in -260i32..=260 {
+            let c = k as f32 * 0.5;
+            let mut up = c;
+            let mut down = c;
+            for _ in 0..300 {
+                xs.push(up);
+                xs.push(down);
+                up = f32::from_bits(if up >= 0.0 {
+                    up.to_bits() + 1
+                } else {
+                    up.to_bits() - 1
+                });
+                down = if down == 0.0 {
+                    -1e-45
+                } else if down > 0.0 {
+                    f32::from_bits(down.to_bits() - 1)
+                } else {
+                    f32::from_bits(down.to_bits() + 1)
+                };
+            }
+        }
+        let (mut r, mut f) = (std::vec![0i8; xs.len()], std::vec![0i8; xs.len()]);
+        for inv in [1.0f32, 0.37, 3.1, 1e-30, 1e30, f32::INFINITY] {
+            quantize_act(&xs, inv, &mut r);
+            fast::quantize_act(&xs, inv, &mut f);
+            for ((a, b), x) in r.iter().zip(&f).zip(&xs) {
+                assert_eq!(a, b, "x {x:e} inv {inv:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_act_absmax_matches_reference() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            1e-45,
+            -1e-45,
+            f32::MIN_POSITIVE,
+            1.0,
+            -3.5,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..40usize {
+            for _ in 0..50 {
+                let x: Vec<f32> = (0..n)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        match s % 4 {
+                            0 => specials[(s >> 8) as usize % specials.len()],
+                            1 => f32::from_bits((s >> 16) as u32),
+                            _ => ((s >> 20) as f32 / (1u64 << 44) as f32) - 0.5,
+                        }
+                    })
+                    .collect();
+                let (r, f) = (act_absmax(&x), fast::act_absmax(&x));
+                assert_eq!(r.map(f32::to_bits), f.map(f32::to_bits), "{x:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn int_dots_every_length_to_300_at_the_extremes() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for n in 0..=300usize {
+            for (va, vb, vx) in [
+                (-128i8, -128i8, i16::MIN),
+                (-128, 127, i16::MAX),
+                (127, 127, -1),
+            ] {
+                check_int_dots(&std::vec![va; n], &std::vec![vb; n], &std::vec![vx; n]);
+            }
+            let a: Vec<i8> = (0..n).map(|_| rnd() as i8).collect();
+            let b: Vec<i8> = (0..n).map(|_| rnd() as i8).collect();
+            let x: Vec<i16> = (0..n).map(|_| rnd() as i16).collect();
+            check_int_dots(&a, &b, &x);
+        }
+    }
+
+    #[test]
+    fn int_dots_at_the_overflow_bound() {
+        // The longest i8·i8 sums that cannot wrap: 131,071 × (−128)² and 133,144 × 127².
+        for (n, v, w) in [
+            (131_071usize, -128i8, -128i8),
+            (133_144, 127, 127),
+            (133_144, -127, 127),
+        ] {
+            let (a, b) = (std::vec![v; n], std::vec![w; n]);
+            let want = n as i64 * v as i64 * w as i64;
+            assert!(want.unsigned_abs() <= i32::MAX as u64);
+            assert_eq!(reference::dot_i8_i8(&a, &b) as i64, want);
+            assert_eq!(fast::dot_i8_i8(&a, &b) as i64, want);
+            assert_eq!(fast::dot_i8_i8_portable(&a, &b) as i64, want);
+        }
+        // Past it the fast kernels wrap as an i32 sum does (the reference's `+=` would
+        // panic here in a debug build, so the exact sum is wrapped instead).
+        for n in [131_072usize, 131_073, 300_001] {
+            let a = std::vec![-128i8; n];
+            let want = (n as i64 * 16384) as i32;
+            assert_eq!(fast::dot_i8_i8(&a, &a), want, "n {n}");
+            assert_eq!(fast::dot_i8_i8_portable(&a, &a), want, "n {n}");
+        }
+        // i8·i16: exact up to 511 × 128·32768; wrapping (in every kernel) beyond.
+        for n in [511usize, 512, 513, 516, 517, 5000] {
+            let (w, x) = (std::vec![-128i8; n], std::vec![i16::MIN; n]);
+            let want = (n as i64 * 128 * 32768) as i32;
+            assert_eq!(reference::dot_i8_i16(&w, &x), want, "n {n}");
+            assert_eq!(fast::dot_i8_i16(&w, &x), want, "n {n}");
+            assert_eq!(fast::dot_i8_i16_portable(&w, &x), want, "n {n}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn int_dots_fast_match_reference(
+            v in proptest::collection::vec((i8_ext(), i8_ext(), i16_ext()), 0..=300),
+        ) {
+            let a: Vec<i8> = v.iter().map(|p| p.0).collect();
+            let b: Vec<i8> = v.iter().map(|p| p.1).collect();
+            let x: Vec<i16> = v.iter().map(|p| p.2).collect();
+            check_int_dots(&a, &b, &x);
+        }
+
+        #[test]
+        fn fast_quantize_act_matches_reference_random(
+            x in proptest::collection::vec(any::<f32>(), 0..64),
+            inv in any::<f32>(),
+        ) {
+            let (mut r, mut f) = (std::vec![0i8; x.len()], std::vec![0i8; x.len()]);
+            quantize_act(&x, inv, &mut r);
+            fast::quantize_act(&x, inv, &mut f);
+            prop_assert_eq!(r, f);
+        }
+
+        #[test]
+        fn w8a8_chunk_matches_reference_rows(
+            rows in 0usize..11,
+            v in proptest::collection::vec(i8_ext(), 0..=300),
+            w in proptest::collection::vec(i8_ext(), 0..=3300),
+            c0 in 0usize..3,
+        ) {
+            let m = v.len().saturating_sub(c0);
+            let cols = c0 + m;
+            let q: Vec<i8> = (0..rows * cols).map(|i| w.get(i % w.len().max(1)).copied().unwrap_or(-128)).collect();
+            let qx = &v[c0.min(v.len())..];
+            let mut got: Vec<f32> = (0..rows).map(|r| r as f32 * 0.5).collect();
+            let mut want = got.clone();
+            fast::w8a8_chunk(&q, cols, c0, qx, &mut got);
+            for (r, o) in want.iter_mut().enumerate() {
+                *o += reference::dot_i8_i8(&q[r * cols + c0..(r + 1) * cols], qx) as f32;
+            }
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+
         #[test]
         fn fast_dot_matches_reference(v in proptest::collection::vec((-10.0f32..10.0, -10.0f32..10.0), 0..200)) {
             let a: Vec<f32> = v.iter().map(|p| p.0).collect();

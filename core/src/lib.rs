@@ -50,7 +50,8 @@
 //! Formats and arithmetic: [`int_step`], [`frontend_int`], [`fixed`].
 
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_debug_implementations)]
 
 #[cfg(test)]
@@ -74,6 +75,9 @@ mod rwkv5;
 mod rwkv6;
 mod rwkv7;
 mod s4d;
+// The one module with `unsafe` code: SIMD integer dot products (see its docs).
+#[allow(unsafe_code)]
+mod simd;
 
 pub use config::{
     Arch, Compute, Config, DType, HeadKind, LayerIndex, Mamba1Config, Mamba2Config,

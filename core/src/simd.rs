@@ -1,0 +1,437 @@
+//! Integer dot products with SIMD instructions: the crate's one module with `unsafe` code
+//! (`lib.rs` denies it everywhere else, and every block here carries a `// SAFETY:` note).
+//!
+//! - **x86-64**: SSE2, which every x86-64 CPU has (no runtime detection). Bytes are
+//!   sign-extended to 16 bits by shifts and multiplied pairwise into 32-bit lanes with
+//!   `pmaddwd` (`_mm_madd_epi16`). With AVX2 enabled at compile time
+//!   (`-C target-feature=+avx2`, `-C target-cpu=x86-64-v3`) the same on 256-bit registers
+//!   with `vpmovsxbw` sign extension.
+//! - **Cortex-M4/M7 (`thumbv7em`), and M33/M35P/M55 built with `-C target-feature=+dsp`**
+//!   (`cfg(tinyssm_arm_dsp)`, set by `build.rs`): `SXTB16` sign-extends two bytes of a word
+//!   into two halfwords and `SMLAD` adds both 16×16 products to an accumulator, through
+//!   `asm!` (the `__smlad` intrinsics are unstable). Words are read with unaligned loads,
+//!   which these cores allow (an M0 does not, and has no DSP extension: it keeps the
+//!   portable kernel).
+//!
+//! Every variant computes the same value as the scalar reference in
+//! [`crate::kernels::reference`]: the sum of the exact products **modulo 2³²** (wrapping i32
+//! adds, which give one result in any order). The 16-bit multiply-adds cannot overflow
+//! (at most 2·128·128 = 2¹⁵ for i8·i8, 2·128·32768 = 2²³ for i8·i16), so the only wrapping is
+//! in the 32-bit accumulators, exactly where the reference's i32 sum would wrap. The sum is
+//! the exact integer (no wrapping at all) up to
+//! - `dot_i8_i8`: 131,071 terms for any input (|product| ≤ 128² = 2¹⁴), 133,144 when both
+//!   sides stay in −127..=127 (as w8a8 activations do);
+//! - `dot_i8_i16`: 511 terms for any input (|product| ≤ 128·32768 = 2²²), 516 when the
+//!   weights stay in −127..=127 and the activations in −32767..=32767.
+//!
+//! `SMLAD` sets the sticky Q flag when its 32-bit addition overflows, but its result wraps
+//! like the others; nothing in this crate reads Q.
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::{dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, split_even_odd, PATH};
+
+#[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+pub use arm_dsp::{dot_i8_i16, dot_i8_i8, PATH};
+
+/// Scalar tail of `dot_i8_i8`: wrapping, as the vector lanes.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "arm", tinyssm_arm_dsp)))]
+#[inline(always)]
+fn tail_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut t = 0i32;
+    for (&x, &y) in a.iter().zip(b) {
+        t = t.wrapping_add(x as i32 * y as i32);
+    }
+    t
+}
+
+/// Scalar tail of `dot_i8_i16`.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "arm", tinyssm_arm_dsp)))]
+#[inline(always)]
+fn tail_i8_i16(w: &[i8], x: &[i16]) -> i32 {
+    let mut t = 0i32;
+    for (&a, &b) in w.iter().zip(x) {
+        t = t.wrapping_add(a as i32 * b as i32);
+    }
+    t
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use core::arch::x86_64::{
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_madd_epi16,
+        _mm_setzero_si128, _mm_shuffle_epi32, _mm_slli_epi16, _mm_srai_epi16,
+    };
+    #[cfg(target_feature = "avx2")]
+    use core::arch::x86_64::{
+        __m256i, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16,
+        _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_setzero_si256,
+    };
+    #[cfg(not(target_feature = "avx2"))]
+    use core::arch::x86_64::{_mm_loadl_epi64, _mm_unpackhi_epi8, _mm_unpacklo_epi8};
+
+    /// The instruction set this build's integer dots use.
+    #[cfg(not(target_feature = "avx2"))]
+    pub const PATH: &str = "x86-64 SSE2";
+    #[cfg(target_feature = "avx2")]
+    pub const PATH: &str = "x86-64 AVX2";
+
+    /// 16 bytes from `s` (`s.len() == 16` by the `as_chunks` types at every call).
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn load16(s: &[i8; 16]) -> __m128i {
+        // SAFETY: `s` is 16 readable bytes; `loadu` has no alignment requirement.
+        unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+    }
+
+    /// 8 bytes from `s` into the low half.
+    #[cfg(not(target_feature = "avx2"))]
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn load8(s: &[i8; 8]) -> __m128i {
+        // SAFETY: `s` is 8 readable bytes, all that `movq` reads; no alignment requirement.
+        unsafe { _mm_loadl_epi64(s.as_ptr().cast()) }
+    }
+
+    /// 8 i16 from `s`.
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn load8x16(s: &[i16; 8]) -> __m128i {
+        // SAFETY: `s` is 16 readable bytes; `loadu` has no alignment requirement.
+        unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+    }
+
+    /// Wrapping sum of the four i32 lanes.
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn hsum(v: __m128i) -> i32 {
+        let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+        let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v));
+        _mm_cvtsi128_si32(v)
+    }
+
+    /// Σ a·b of one 16-byte block, as four i32 lanes. The even bytes (as the low halves of
+    /// 16-bit lanes, shifted up and back) and the odd bytes (the high halves, shifted
+    /// down) are sign-extended separately; the lanes pair products differently from the
+    /// reference, which modular addition does not see.
+    #[cfg(not(target_feature = "avx2"))]
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn block_i8_i8(a: __m128i, b: __m128i) -> __m128i {
+        let a_even = _mm_srai_epi16::<8>(_mm_slli_epi16::<8>(a));
+        let b_even = _mm_srai_epi16::<8>(_mm_slli_epi16::<8>(b));
+        let a_odd = _mm_srai_epi16::<8>(a);
+        let b_odd = _mm_srai_epi16::<8>(b);
+        _mm_add_epi32(_mm_madd_epi16(a_even, b_even), _mm_madd_epi16(a_odd, b_odd))
+    }
+
+    /// int8 · int8 → i32, wrapping (see the module docs): 32 bytes a step in two
+    /// accumulators, then one 16-byte block, then scalar.
+    #[cfg(not(target_feature = "avx2"))]
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn dot_i8_i8_v(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (a16, ta) = a[..n].as_chunks::<16>();
+        let (b16, tb) = b[..n].as_chunks::<16>();
+        let (mut acc0, mut acc1) = (_mm_setzero_si128(), _mm_setzero_si128());
+        let (a32, ra) = a16.as_chunks::<2>();
+        let (b32, rb) = b16.as_chunks::<2>();
+        for (x, y) in a32.iter().zip(b32) {
+            acc0 = _mm_add_epi32(acc0, block_i8_i8(load16(&x[0]), load16(&y[0])));
+            acc1 = _mm_add_epi32(acc1, block_i8_i8(load16(&x[1]), load16(&y[1])));
+        }
+        for (x, y) in ra.iter().zip(rb) {
+            acc0 = _mm_add_epi32(acc0, block_i8_i8(load16(x), load16(y)));
+        }
+        hsum(_mm_add_epi32(acc0, acc1)).wrapping_add(super::tail_i8_i8(ta, tb))
+    }
+
+    /// Eight int8 weights, each doubled into a 16-bit lane (`unpack(v, v)`), sign-extended
+    /// by an arithmetic shift of the high copy, times eight i16.
+    #[cfg(not(target_feature = "avx2"))]
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn block_i8_i16(w_doubled: __m128i, x: __m128i) -> __m128i {
+        _mm_madd_epi16(_mm_srai_epi16::<8>(w_doubled), x)
+    }
+
+    /// int8 weights · int16 activations → i32, wrapping: 16 a step (two accumulators),
+    /// then 8, then scalar.
+    #[cfg(not(target_feature = "avx2"))]
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn dot_i8_i16_v(w: &[i8], x: &[i16]) -> i32 {
+        let n = w.len().min(x.len());
+        let (w16, tw) = w[..n].as_chunks::<16>();
+        let (x8, tx) = x[..n].as_chunks::<8>();
+        let (x16, x8r) = x8.as_chunks::<2>();
+        let (mut acc0, mut acc1) = (_mm_setzero_si128(), _mm_setzero_si128());
+        for (wb, xb) in w16.iter().zip(x16) {
+            let v = load16(wb);
+            // Bytes interleaved with themselves: byte k fills 16-bit lane k (of lo or hi).
+            let lo = _mm_unpacklo_epi8(v, v);
+            let hi = _mm_unpackhi_epi8(v, v);
+            acc0 = _mm_add_epi32(acc0, block_i8_i16(lo, load8x16(&xb[0])));
+            acc1 = _mm_add_epi32(acc1, block_i8_i16(hi, load8x16(&xb[1])));
+        }
+        let mut tw = tw;
+        if let (Some((w8, rest)), Some(xb)) = (tw.split_first_chunk::<8>(), x8r.first()) {
+            let v = load8(w8);
+            acc0 = _mm_add_epi32(acc0, block_i8_i16(_mm_unpacklo_epi8(v, v), load8x16(xb)));
+            tw = rest;
+        }
+        hsum(_mm_add_epi32(acc0, acc1)).wrapping_add(super::tail_i8_i16(tw, tx))
+    }
+
+    /// Wrapping sum of the eight i32 lanes.
+    #[cfg(target_feature = "avx2")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn hsum256(v: __m256i) -> i32 {
+        hsum(_mm_add_epi32(
+            _mm256_castsi256_si128(v),
+            _mm256_extracti128_si256::<1>(v),
+        ))
+    }
+
+    /// AVX2 int8 · int8: 16 bytes of each side sign-extended to 16 × i16 (`vpmovsxbw`),
+    /// multiply-added into eight i32 lanes; 32 bytes a step in two accumulators.
+    #[cfg(target_feature = "avx2")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn dot_i8_i8_v(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (a16, ta) = a[..n].as_chunks::<16>();
+        let (b16, tb) = b[..n].as_chunks::<16>();
+        let (mut acc0, mut acc1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (a32, ra) = a16.as_chunks::<2>();
+        let (b32, rb) = b16.as_chunks::<2>();
+        let mac = |x: &[i8; 16], y: &[i8; 16]| {
+            _mm256_madd_epi16(
+                _mm256_cvtepi8_epi16(load16(x)),
+                _mm256_cvtepi8_epi16(load16(y)),
+            )
+        };
+        for (x, y) in a32.iter().zip(b32) {
+            acc0 = _mm256_add_epi32(acc0, mac(&x[0], &y[0]));
+            acc1 = _mm256_add_epi32(acc1, mac(&x[1], &y[1]));
+        }
+        for (x, y) in ra.iter().zip(rb) {
+            acc0 = _mm256_add_epi32(acc0, mac(x, y));
+        }
+        hsum256(_mm256_add_epi32(acc0, acc1)).wrapping_add(super::tail_i8_i8(ta, tb))
+    }
+
+    /// AVX2 int8 weights · int16 activations: 16 weights sign-extended, times 16 i16.
+    #[cfg(target_feature = "avx2")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn dot_i8_i16_v(w: &[i8], x: &[i16]) -> i32 {
+        let n = w.len().min(x.len());
+        let (w16, tw) = w[..n].as_chunks::<16>();
+        let (x16, tx) = x[..n].as_chunks::<16>();
+        let mut acc = _mm256_setzero_si256();
+        for (wb, xb) in w16.iter().zip(x16) {
+            // SAFETY: `xb` is 32 readable bytes; `loadu` has no alignment requirement.
+            let xv = unsafe { _mm256_loadu_si256(xb.as_ptr().cast()) };
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16(load16(wb)), xv));
+        }
+        hsum256(acc).wrapping_add(super::tail_i8_i16(tw, tx))
+    }
+
+    /// Lays out `qx` for [`dot_rows4_i8_i8`]: per 16-value block, its 8 even-indexed values
+    /// then its 8 odd-indexed ones, as i16 (`xs.len() >= qx.len()`; the tail past the last
+    /// whole block is not used). Plain safe code: it runs once per input vector.
+    #[inline]
+    pub fn split_even_odd(qx: &[i8], xs: &mut [i16]) {
+        let (src, _) = qx.as_chunks::<16>();
+        let (dst, _) = xs.as_chunks_mut::<16>();
+        for (s, d) in src.iter().zip(dst) {
+            for k in 0..8 {
+                d[k] = s[2 * k] as i16;
+                d[8 + k] = s[2 * k + 1] as i16;
+            }
+        }
+    }
+
+    /// Four rows at once, each `row · qx` (wrapping), with `xs` from [`split_even_odd`]
+    /// (`qx` sign-extended once for all rows, so a row's 16 weights cost one load, three
+    /// shifts and two `pmaddwd`, and each activation load serves four rows).
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn dot_rows4_v(rows: [&[i8]; 4], qx: &[i8], xs: &[i16]) -> [i32; 4] {
+        let n = qx.len();
+        let [w0, w1, w2, w3] = rows.map(|r| &r[..n.min(r.len())]);
+        let (x8, _) = xs.as_chunks::<8>();
+        let (x16, _) = x8.as_chunks::<2>();
+        let blk = |w: &[i8; 16], xe: __m128i, xo: __m128i| {
+            let l = load16(w);
+            let even = _mm_srai_epi16::<8>(_mm_slli_epi16::<8>(l));
+            let odd = _mm_srai_epi16::<8>(l);
+            _mm_add_epi32(_mm_madd_epi16(even, xe), _mm_madd_epi16(odd, xo))
+        };
+        let mut acc = [_mm_setzero_si128(); 4];
+        let blocks = w0
+            .as_chunks::<16>()
+            .0
+            .iter()
+            .zip(w1.as_chunks::<16>().0)
+            .zip(w2.as_chunks::<16>().0)
+            .zip(w3.as_chunks::<16>().0)
+            .zip(x16);
+        let mut done = 0;
+        for ((((a, b), c), d), x) in blocks {
+            let (xe, xo) = (load8x16(&x[0]), load8x16(&x[1]));
+            acc[0] = _mm_add_epi32(acc[0], blk(a, xe, xo));
+            acc[1] = _mm_add_epi32(acc[1], blk(b, xe, xo));
+            acc[2] = _mm_add_epi32(acc[2], blk(c, xe, xo));
+            acc[3] = _mm_add_epi32(acc[3], blk(d, xe, xo));
+            done += 16;
+        }
+        let tail = &qx[done.min(n)..];
+        let mut out = [0i32; 4];
+        for ((o, a), w) in out.iter_mut().zip(acc).zip([w0, w1, w2, w3]) {
+            *o = hsum(a).wrapping_add(super::tail_i8_i8(w.get(done..).unwrap_or(&[]), tail));
+        }
+        out
+    }
+
+    /// `[row_j · qx; 4]` (wrapping, as [`dot_i8_i8`] on each row), `xs` from
+    /// [`split_even_odd`] of `qx`.
+    #[inline]
+    pub fn dot_rows4_i8_i8(rows: [&[i8]; 4], qx: &[i8], xs: &[i16]) -> [i32; 4] {
+        // SAFETY: SSE2 is part of every x86-64 CPU.
+        unsafe { dot_rows4_v(rows, qx, xs) }
+    }
+
+    /// int8 · int8 → i32, wrapping (see the module docs).
+    #[inline]
+    pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: the vector code needs SSE2, part of every x86-64 CPU (and AVX2 only when
+        // this build enables it for every function: `cfg(target_feature = "avx2")`).
+        unsafe { dot_i8_i8_v(a, b) }
+    }
+
+    /// int8 weights · int16 activations → i32, wrapping (see the module docs).
+    #[inline]
+    pub fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
+        // SAFETY: as in `dot_i8_i8`.
+        unsafe { dot_i8_i16_v(w, x) }
+    }
+}
+
+#[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+mod arm_dsp {
+    use core::arch::asm;
+
+    /// The instruction set this build's integer dots use.
+    pub const PATH: &str = "Arm DSP (SMLAD)";
+
+    /// `SXTB16`: bytes 0 and 2 of `x`, sign-extended into the two halfwords.
+    #[inline(always)]
+    fn sxtb16(x: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a register-only instruction of the DSP extension, which
+        // `cfg(tinyssm_arm_dsp)` guarantees; it reads no memory and sets no flags.
+        unsafe {
+            asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+                 options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    /// `SXTB16 ..., ROR #8`: bytes 1 and 3 of `x`, sign-extended into the two halfwords.
+    #[inline(always)]
+    fn sxtb16_ror8(x: u32) -> u32 {
+        let r: u32;
+        // SAFETY: as `sxtb16`.
+        unsafe {
+            asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+                 options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    /// `SMLAD`: `acc + lo(a)·lo(b) + hi(a)·hi(b)` (signed halfwords), wrapping to 32 bits.
+    #[inline(always)]
+    fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let r: i32;
+        // SAFETY: a register-only DSP instruction (`cfg(tinyssm_arm_dsp)`); it reads no
+        // memory. It may set the sticky Q flag (so no `preserves_flags`), which no code reads.
+        unsafe {
+            asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 c = in(reg) acc, options(pure, nomem, nostack))
+        };
+        r
+    }
+
+    /// `PKHBT r, a, b, LSL #16`: the low halfword of `a` below the low halfword of `b`.
+    #[inline(always)]
+    fn pkhbt_lsl16(a: u32, b: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a register-only DSP instruction (`cfg(tinyssm_arm_dsp)`); no memory, no
+        // flags.
+        unsafe {
+            asm!("pkhbt {r}, {a}, {b}, lsl #16", r = lateout(reg) r, a = in(reg) a,
+                 b = in(reg) b, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    /// `PKHTB r, a, b, ASR #16`: the high halfword of `a` above the high halfword of `b`.
+    #[inline(always)]
+    fn pkhtb_asr16(a: u32, b: u32) -> u32 {
+        let r: u32;
+        // SAFETY: as `pkhbt_lsl16`.
+        unsafe {
+            asm!("pkhtb {r}, {a}, {b}, asr #16", r = lateout(reg) r, a = in(reg) a,
+                 b = in(reg) b, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    #[inline(always)]
+    fn word(b: &[i8; 4]) -> u32 {
+        u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
+    }
+
+    #[inline(always)]
+    fn pair(x: &[i16]) -> u32 {
+        (x[0] as u16 as u32) | ((x[1] as u16 as u32) << 16)
+    }
+
+    /// int8 · int8 → i32, wrapping: per word of each side, the even and the odd bytes
+    /// sign-extended to halfword pairs, two `SMLAD`s; 8 bytes a step in two accumulators.
+    #[inline]
+    pub fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (a4, ta) = a[..n].as_chunks::<4>();
+        let (b4, tb) = b[..n].as_chunks::<4>();
+        let (mut acc0, mut acc1) = (0i32, 0i32);
+        for (x, y) in a4.iter().zip(b4) {
+            let (x, y) = (word(x), word(y));
+            acc0 = smlad(sxtb16(x), sxtb16(y), acc0);
+            acc1 = smlad(sxtb16_ror8(x), sxtb16_ror8(y), acc1);
+        }
+        acc0.wrapping_add(acc1)
+            .wrapping_add(super::tail_i8_i8(ta, tb))
+    }
+
+    /// int8 weights · int16 activations → i32, wrapping: per word of weights (bytes 0..4)
+    /// and two words of activations, the pairs (w0, w2)·(x0, x2) and (w1, w3)·(x1, x3).
+    #[inline]
+    pub fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
+        let n = w.len().min(x.len());
+        let (w4, tw) = w[..n].as_chunks::<4>();
+        let (x4, tx) = x[..n].as_chunks::<4>();
+        let (mut acc0, mut acc1) = (0i32, 0i32);
+        for (wb, xb) in w4.iter().zip(x4) {
+            let wv = word(wb);
+            let (x01, x23) = (pair(&xb[..2]), pair(&xb[2..]));
+            acc0 = smlad(sxtb16(wv), pkhbt_lsl16(x01, x23), acc0);
+            acc1 = smlad(sxtb16_ror8(wv), pkhtb_asr16(x23, x01), acc1);
+        }
+        acc0.wrapping_add(acc1)
+            .wrapping_add(super::tail_i8_i16(tw, tx))
+    }
+}
