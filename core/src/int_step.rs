@@ -39,7 +39,7 @@ use crate::config::{Arch, Compute, Config, MambaSensorConfig, Role, S4dConfig};
 use crate::error::{FormatError, StepError};
 use crate::fixed;
 use crate::frontend::FrontEndConfig;
-use crate::kernels::QuantI8R;
+use crate::kernels::{Kernels, QuantI8R};
 use crate::model::Model;
 
 /// Length of the model-global integer plan.
@@ -206,19 +206,20 @@ fn nl(f: i32) -> u32 {
     f.clamp(0, 15) as u32
 }
 
-/// Scalar reference `Σ w·x` with wrapping `i32` accumulation.
+/// `Σ w·x` with wrapping `i32` accumulation in the chosen kernel set (the SIMD dots of
+/// [`crate::kernels::fast`] give the reference's exact sum).
 #[inline]
-pub fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
-    let mut acc = 0i32;
-    for (&a, &b) in w.iter().zip(x) {
-        acc = acc.wrapping_add(a as i32 * b as i32);
+fn dot(k: Kernels, w: &[i8], x: &[i16]) -> i32 {
+    match k {
+        Kernels::Reference => crate::kernels::reference::dot_i8_i16(w, x),
+        Kernels::Fast => crate::kernels::fast::dot_i8_i16(w, x),
     }
-    acc
 }
 
 /// The integer matrix-vector product: for each row `r`,
 /// `emit(r, round((Σ q·x + bias[r]) · mult_r · 2^-rshift_r))`.
 pub fn matvec_i8r(
+    k: Kernels,
     w: &QuantI8R<'_>,
     x: &[i16],
     bias: Option<&[i32]>,
@@ -233,7 +234,7 @@ pub fn matvec_i8r(
         return Err(StepError::Internal);
     }
     for (r, (row, rq)) in w.q.chunks_exact(cols).zip(w.rq.chunks_exact(2)).enumerate() {
-        let mut acc = dot_i8_i16(row, x);
+        let mut acc = dot(k, row, x);
         if let Some(b) = bias {
             acc = acc.wrapping_add(b[r]);
         }
@@ -244,6 +245,7 @@ pub fn matvec_i8r(
 
 /// [`matvec_i8r`] into `i16` outputs (saturated).
 fn linear16(
+    k: Kernels,
     w: &QuantI8R<'_>,
     x: &[i16],
     bias: Option<&[i32]>,
@@ -252,7 +254,7 @@ fn linear16(
     if out.len() != w.rows() {
         return Err(StepError::Internal);
     }
-    matvec_i8r(w, x, bias, |r, v| out[r] = fixed::saturate_i16(v))
+    matvec_i8r(k, w, x, bias, |r, v| out[r] = fixed::saturate_i16(v))
 }
 
 /// Integer LayerNorm (`bias = Some`) or RMSNorm (`bias = None`, no mean):
@@ -365,6 +367,7 @@ pub(crate) fn s4d_step(
     let z = take16(&mut s, h)?;
     let o = take16(&mut s, if c.glu { 2 * h } else { h })?;
     linear16(
+        m.kernels(),
         &m.i8r(None, Role::Encoder)?,
         input,
         Some(m.i32s(None, Role::EncoderBias)?),
@@ -429,7 +432,7 @@ pub(crate) fn s4d_step(
             *zc = fixed::gelu(gi, nl(fg));
         }
         let ob = m.i32s(li, Role::OutLinearBias)?;
-        linear16(&m.i8r(li, Role::OutLinear)?, z, Some(ob), o)?;
+        linear16(m.kernels(), &m.i8r(li, Role::OutLinear)?, z, Some(ob), o)?;
         if c.glu {
             let fgate = nl(frac(p, plan::S4D_GATE_FRAC, 15));
             let (a, gate) = o.split_at(h);
@@ -474,9 +477,13 @@ fn decode(m: &Model<'_>, feat: &[i16], out: &mut [i32]) -> Result<(), StepError>
     if out.len() != w.rows() {
         return Err(StepError::Internal);
     }
-    matvec_i8r(&w, feat, Some(m.i32s(None, Role::DecoderBias)?), |r, v| {
-        out[r] = fixed::saturate_i32(v)
-    })
+    matvec_i8r(
+        m.kernels(),
+        &w,
+        feat,
+        Some(m.i32s(None, Role::DecoderBias)?),
+        |r, v| out[r] = fixed::saturate_i32(v),
+    )
 }
 
 // ------------------------------------------------------------------------------------------
@@ -513,6 +520,7 @@ pub(crate) fn mamba_step(
     let xz = take16(&mut s, 2 * di)?;
     let dbc = take16(&mut s, r + 2 * n)?;
     linear16(
+        m.kernels(),
         &m.i8r(None, Role::Encoder)?,
         input,
         Some(m.i32s(None, Role::EncoderBias)?),
@@ -535,7 +543,7 @@ pub(crate) fn mamba_step(
             normed,
         )?;
         let ib = m.opt_i32s(b.in_proj_bias, li, Role::InProjBias)?;
-        linear16(&m.i8r(li, Role::InProj)?, normed, ib, xz)?;
+        linear16(m.kernels(), &m.i8r(li, Role::InProj)?, normed, ib, xz)?;
         let (x, z) = xz.split_at_mut(di);
         // Causal conv + SiLU.
         let fx = frac(p, plan::M_X_FRAC, 15);
@@ -565,7 +573,7 @@ pub(crate) fn mamba_step(
             let si = fixed::saturate_i16(shift_round(acc, fx + fcw - fs));
             *xc = fixed::silu(si, nl(fs));
         }
-        linear16(&m.i8r(li, Role::XProj)?, x, None, dbc)?;
+        linear16(m.kernels(), &m.i8r(li, Role::XProj)?, x, None, dbc)?;
         let (dt_in, bc) = dbc.split_at(r);
         let (bm, cm) = bc.split_at(n);
         // Selective scan.
@@ -598,7 +606,7 @@ pub(crate) fn mamba_step(
             .enumerate()
         {
             let row = &dtw.q[ch * r..(ch + 1) * r];
-            let acc = dot_i8_i16(row, dt_in).wrapping_add(dtb[ch]);
+            let acc = dot(m.kernels(), row, dt_in).wrapping_add(dtb[ch]);
             let spi = fixed::saturate_i16(shift_round(
                 acc as i64 * dtw.rq[2 * ch] as i64,
                 dtw.rq[2 * ch + 1],
@@ -624,7 +632,7 @@ pub(crate) fn mamba_step(
             *xc = fixed::saturate_i16(shift_round(y as i64 * gz, fy + fz - fo));
         }
         let ob = m.opt_i32s(b.out_proj_bias, li, Role::OutProjBias)?;
-        linear16(&m.i8r(li, Role::OutProj)?, x, ob, normed)?;
+        linear16(m.kernels(), &m.i8r(li, Role::OutProj)?, x, ob, normed)?;
         for (rv, &ov) in resid.iter_mut().zip(normed.iter()) {
             *rv = fixed::sat_add_i16(*rv, ov);
         }
@@ -785,7 +793,10 @@ mod tests {
             }
             let w = QuantI8R { q: &q, rq: &rq, cols };
             let mut out = std::vec![0i64; rows];
-            matvec_i8r(&w, &x, Some(&bias), |r, v| out[r] = v).unwrap();
+            matvec_i8r(Kernels::Fast, &w, &x, Some(&bias), |r, v| out[r] = v).unwrap();
+            let mut out_ref = std::vec![0i64; rows];
+            matvec_i8r(Kernels::Reference, &w, &x, Some(&bias), |r, v| out_ref[r] = v).unwrap();
+            prop_assert_eq!(&out, &out_ref);
             for r in 0..rows {
                 let acc: i128 = q[r * cols..(r + 1) * cols].iter().zip(&x).map(|(&a, &b)| a as i128 * b as i128).sum::<i128>() + bias[r] as i128;
                 let p = acc * rq[2 * r] as i128;
@@ -849,9 +860,9 @@ mod tests {
         };
         let x = [10i16, 20, 31];
         let mut out = [0i64; 2];
-        matvec_i8r(&w, &x, Some(&[1, 0]), |r, v| out[r] = v).unwrap();
+        matvec_i8r(Kernels::Reference, &w, &x, Some(&[1, 0]), |r, v| out[r] = v).unwrap();
         // row 0: 10+40+93+1 = 144 → 72; row 1: -143 · 1 = -143
         assert_eq!(out, [72, -143]);
-        assert!(matvec_i8r(&w, &x[..2], None, |_, _| {}).is_err());
+        assert!(matvec_i8r(Kernels::Fast, &w, &x[..2], None, |_, _| {}).is_err());
     }
 }

@@ -291,5 +291,11 @@ fn integer_only_step_tracks_the_float_step_per_layer() {
         let a = tinyssm_tools::eval::int_stream(&mi, &streams[0]).unwrap();
         let b = tinyssm_tools::eval::int_stream(&mi, &streams[0]).unwrap();
         assert_eq!(a, b, "{name}: the integer step is deterministic");
+        let r = tinyssm_tools::eval::int_stream(
+            &mi.with_kernels(tinyssm_core::Kernels::Reference),
+            &streams[0],
+        )
+        .unwrap();
+        assert_eq!(a, r, "{name}: SIMD and scalar reference kernels give the same bits");
     }
 }
