@@ -150,7 +150,11 @@ fn thumb_insns(code: &[u8]) -> Vec<u16> {
     while i + 2 <= code.len() {
         let hw = u16::from_le_bytes([code[i], code[i + 1]]);
         out.push(hw);
-        i += if matches!(hw >> 11, 0b11101..=0b11111) { 4 } else { 2 };
+        i += if matches!(hw >> 11, 0b11101..=0b11111) {
+            4
+        } else {
+            2
+        };
     }
     assert_eq!(i, code.len(), "code ends inside an instruction");
     out
@@ -225,10 +229,7 @@ fn run(plugin: &Path, elf: &Path, args: &str, tag: &str) -> Report {
 fn qemu_insn_count_plugin_counts_exactly() {
     if !have("gcc", "Debian: apt-get install gcc")
         || !have("nm", "Debian: apt-get install binutils")
-        || !have(
-            "qemu-system-arm",
-            "Debian: apt-get install qemu-system-arm",
-        )
+        || !have("qemu-system-arm", "Debian: apt-get install qemu-system-arm")
     {
         return;
     }
@@ -304,15 +305,17 @@ fn qemu_insn_count_plugin_counts_exactly() {
 #[test]
 fn qemu_insn_count_plugin_rejects_bad_arguments() {
     if !have("gcc", "Debian: apt-get install gcc")
-        || !have(
-            "qemu-system-arm",
-            "Debian: apt-get install qemu-system-arm",
-        )
+        || !have("qemu-system-arm", "Debian: apt-get install qemu-system-arm")
     {
         return;
     }
     let plugin = build_plugin();
-    for bad in ["range=x:0x10-0x8", "span=y:5", "frobnicate=1", "calls=maybe"] {
+    for bad in [
+        "range=x:0x10-0x8",
+        "span=y:5",
+        "frobnicate=1",
+        "calls=maybe",
+    ] {
         // Refused at load: QEMU exits at once (a run that starts would never end: no
         // image, so it is killed after a few seconds and fails).
         let mut child = Command::new("qemu-system-arm")
@@ -334,7 +337,10 @@ fn qemu_insn_count_plugin_rejects_bad_arguments() {
         if let Some(mut e) = child.stderr.take() {
             let _ = std::io::Read::read_to_string(&mut e, &mut err);
         }
-        assert!(status.is_some_and(|s| !s.success()), "{bad}: accepted ({err})");
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{bad}: accepted ({err})"
+        );
         assert!(err.contains("insn_count:"), "{bad}: {err}");
     }
 }

@@ -311,7 +311,10 @@ pub fn run_model(
         }
     };
     if model.crc32() != crc {
-        println!("error: model crc {:#010x}, built for {crc:#010x}", model.crc32());
+        println!(
+            "error: model crc {:#010x}, built for {crc:#010x}",
+            model.crc32()
+        );
         return false;
     }
     let words = state.len() + scratch.len() + out.len();
@@ -320,11 +323,12 @@ pub fn run_model(
         pass_int(&model, s, c, o).map(|r| [("int", r)])
     } else {
         let (s, c, o) = (as_f32(state), as_f32(scratch), as_f32(out));
-        let r = pass_float(&model.with_kernels(Kernels::Reference), &MARKS_REF, s, c, o)
-            .and_then(|r| {
+        let r = pass_float(&model.with_kernels(Kernels::Reference), &MARKS_REF, s, c, o).and_then(
+            |r| {
                 let f = pass_float(&model.with_kernels(Kernels::Fast), &MARKS_FAST, s, c, o)?;
                 Ok([("ref", r), ("fast", f)])
-            });
+            },
+        );
         match r {
             Ok([a, b]) => {
                 report_pass(a);

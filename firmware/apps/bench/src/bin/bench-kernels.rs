@@ -55,20 +55,25 @@ impl Lcg {
     }
 }
 
+/// Every buffer, in one static (zeroed at start-up, filled by `main`).
 struct Bufs {
-    wf: &'static mut [f32],
-    wq: &'static mut [i8],
-    scale: &'static mut [f32],
-    rq: &'static mut [i32],
-    x: &'static mut [f32],
-    x16: &'static mut [i16],
-    out: &'static mut [f32],
-    out32: &'static mut [i32],
+    wf: [f32; MAX * MAX],
+    wq: [i8; MAX * MAX],
+    scale: [f32; MAX],
+    rq: [i32; 2 * MAX],
+    x: [f32; MAX],
+    x16: [i16; MAX],
+    out: [f32; MAX],
+    out32: [i32; MAX],
 }
 
 /// Runs every kernel at `n × n` between its markers; a checksum of the outputs keeps the
-/// work observable.
+/// work observable. Size, kernel set and weights pass through `black_box`, so the kernel
+/// code is the general one a model runs (the dtype and shape come from the blob there),
+/// not one specialised for these constants.
+#[inline(never)]
 fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
+    let n = black_box(n);
     let mut sum = 0u32;
     let nn = n * n;
     let mut fold = |xs: &[f32]| {
@@ -76,14 +81,20 @@ fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
             sum = sum.rotate_left(5) ^ v.to_bits();
         }
     };
-    for (k, (begin, end)) in [Kernels::Reference, Kernels::Fast].into_iter().zip(&marks[..2]) {
+    for (k, (begin, end)) in [Kernels::Reference, Kernels::Fast]
+        .into_iter()
+        .zip(&marks[..2])
+    {
         let w = Weights::F32(&b.wf[..nn]);
         begin();
-        matvec(black_box(k), w, n, &b.x[..n], None, &mut b.out[..n]);
+        matvec(black_box(k), black_box(w), n, &b.x[..n], None, &mut b.out[..n]);
         end();
         fold(&b.out[..n]);
     }
-    for (k, (begin, end)) in [Kernels::Reference, Kernels::Fast].into_iter().zip(&marks[2..4]) {
+    for (k, (begin, end)) in [Kernels::Reference, Kernels::Fast]
+        .into_iter()
+        .zip(&marks[2..4])
+    {
         let w = Weights::I8(QuantI8 {
             q: &b.wq[..nn],
             scale: &b.scale[..n],
@@ -91,7 +102,7 @@ fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
             act: ActQuant::DynamicI8,
         });
         begin();
-        matvec(black_box(k), w, n, &b.x[..n], None, &mut b.out[..n]);
+        matvec(black_box(k), black_box(w), n, &b.x[..n], None, &mut b.out[..n]);
         end();
         fold(&b.out[..n]);
     }
@@ -103,6 +114,7 @@ fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
     let out32 = &mut b.out32[..n];
     let (begin, end) = marks[4];
     begin();
+    let w = black_box(w);
     let r = matvec_i8r(&w, &b.x16[..n], None, |i, v| {
         out32[i] = v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
     });
@@ -119,46 +131,40 @@ fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
 
 #[tinyssm_board::entry]
 fn main() -> ! {
-    static mut WF: [f32; MAX * MAX] = [0.0; MAX * MAX];
-    static mut WQ: [i8; MAX * MAX] = [0; MAX * MAX];
-    static mut SCALE: [f32; MAX] = [0.0; MAX];
-    static mut RQ: [i32; 2 * MAX] = [0; 2 * MAX];
-    static mut X: [f32; MAX] = [0.0; MAX];
-    static mut X16: [i16; MAX] = [0; MAX];
-    static mut OUT: [f32; MAX] = [0.0; MAX];
-    static mut OUT32: [i32; MAX] = [0; MAX];
+    // cortex-m-rt turns this into a `&'static mut` borrow, taken once.
+    static mut BUFS: Bufs = Bufs {
+        wf: [0.0; MAX * MAX],
+        wq: [0; MAX * MAX],
+        scale: [0.0; MAX],
+        rq: [0; 2 * MAX],
+        x: [0.0; MAX],
+        x16: [0; MAX],
+        out: [0.0; MAX],
+        out32: [0; MAX],
+    };
+    let b: &mut Bufs = BUFS;
     tinyssm_fw_bench::paint_stack();
     let mut rng = Lcg(12345);
-    for w in WF.iter_mut() {
+    for w in b.wf.iter_mut() {
         *w = rng.unit() * 0.1;
     }
-    for q in WQ.iter_mut() {
+    for q in b.wq.iter_mut() {
         *q = (rng.next() % 255) as i8;
     }
-    for (i, s) in SCALE.iter_mut().enumerate() {
+    for (i, s) in b.scale.iter_mut().enumerate() {
         *s = 1e-3 * (1.0 + (i % 7) as f32);
     }
-    for r in RQ.chunks_exact_mut(2) {
+    for r in b.rq.chunks_exact_mut(2) {
         r[0] = 1 << 30;
         r[1] = 40;
     }
-    for (x, x16) in X.iter_mut().zip(X16.iter_mut()) {
+    for (x, x16) in b.x.iter_mut().zip(b.x16.iter_mut()) {
         *x = rng.unit();
         *x16 = (*x * 16384.0) as i16;
     }
-    let mut b = Bufs {
-        wf: WF,
-        wq: WQ,
-        scale: SCALE,
-        rq: RQ,
-        x: X,
-        x16: X16,
-        out: OUT,
-        out32: OUT32,
-    };
     println!("tinyssm bench-kernels on {}", tinyssm_board::BOARD);
     let s256 = bench(
-        &mut b,
+        b,
         256,
         &[
             (b_f32_ref_256, e_f32_ref_256),
@@ -169,7 +175,7 @@ fn main() -> ! {
         ],
     );
     let s768 = bench(
-        &mut b,
+        b,
         768,
         &[
             (b_f32_ref_768, e_f32_ref_768),
@@ -180,7 +186,10 @@ fn main() -> ! {
         ],
     );
     println!("checksum {s256:#010x} {s768:#010x}");
-    println!("stack_high_water_bytes {}", tinyssm_fw_bench::stack_high_water());
+    println!(
+        "stack_high_water_bytes {}",
+        tinyssm_fw_bench::stack_high_water()
+    );
     println!("done");
     tinyssm_board::exit(true)
 }
