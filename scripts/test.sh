@@ -16,7 +16,10 @@ rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi thumbv8m.main-none-ea
 
 # Debian packages: a C++ compiler (the CUDA kernel emulator is built from the kernel
 # sources by g++), venv support for the NVRTC install below, and qemu-system-arm (the
-# firmware runs on an emulated Cortex-M4F board in tests/tests/qemu_fsdd.rs).
+# firmware runs on an emulated Cortex-M4F board in tests/tests/qemu_fsdd.rs). gcc (with
+# g++) and nm (binutils, with gcc) build and check the instruction-counting QEMU plugin
+# (tests/tests/qemu_insn_count.rs); its API declarations are in the repository
+# (firmware/qemu-plugin/qemu_plugin_api.h), so no QEMU development package is needed.
 apt_install() {
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
@@ -24,9 +27,11 @@ apt_install() {
         sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
     fi
 }
-step "system packages (g++, python3-venv, qemu-system-arm)"
+step "system packages (g++, gcc, binutils, python3-venv, qemu-system-arm)"
 need=()
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v nm >/dev/null 2>&1 || need+=(binutils)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
@@ -75,7 +80,8 @@ step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy, r
     && cargo build --release --locked)
 
 step "tests"
-# The QEMU tests (tests/tests/qemu_fsdd.rs, qemu_dsp.rs) fail, rather than skip, without qemu-system-arm.
+# The QEMU tests (tests/tests/qemu_*.rs) fail, rather than skip, without qemu-system-arm
+# (and, for the plugin test, gcc and nm).
 export TINYSSM_REQUIRE_QEMU=1
 cargo test --workspace --locked
 
