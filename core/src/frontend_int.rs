@@ -418,8 +418,26 @@ impl<'a> IntFrontEnd<'a> {
         if feat_frac > 24 {
             return Err(bad("front end: feat_frac must be <= 24"));
         }
+        Ok(Self::new_validated(
+            cfg,
+            window,
+            filters,
+            filter_frac,
+            feat_frac,
+        ))
+    }
+
+    /// [`Self::new`] without its checks, for tables that [`crate::Model::parse`] already
+    /// checked with [`Self::new`] (the per-sample path must not re-scan the filterbank).
+    pub(crate) fn new_validated(
+        cfg: FrontEndConfig,
+        window: &'a [i32],
+        filters: &'a [i16],
+        filter_frac: u32,
+        feat_frac: u32,
+    ) -> Self {
         let (eps_mant, eps_exp) = decode_f32(cfg.log_eps.to_bits());
-        Ok(IntFrontEnd {
+        IntFrontEnd {
             cfg,
             window,
             filters,
@@ -427,7 +445,7 @@ impl<'a> IntFrontEnd<'a> {
             feat_frac,
             eps_mant,
             eps_exp,
-        })
+        }
     }
 
     pub fn config(&self) -> &FrontEndConfig {

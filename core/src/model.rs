@@ -59,7 +59,7 @@ impl<'a> Model<'a> {
 
     fn parse_inner(blob: &'a [u8], verify_crc: bool) -> Result<Self, FormatError> {
         let p = format::parse(blob, verify_crc)?;
-        Ok(Model {
+        let m = Model {
             config: p.config,
             sizes: p.sizes,
             table: p.table,
@@ -69,7 +69,17 @@ impl<'a> Model<'a> {
             blob_len: blob.len(),
             crc: p.crc,
             kernels: Kernels::default(),
-        })
+        };
+        if m.config.compute == Compute::Int && m.config.front_end.is_some() {
+            // The integer front end's tables (window, non-negative filters, formats) are
+            // checked once here; the per-sample path trusts them.
+            m.int_front_end_parts()
+                .ok_or(FormatError::BadConfig("integer front end: missing tables"))
+                .and_then(|(cfg, w, f, ff, fe)| {
+                    crate::frontend_int::IntFrontEnd::new(cfg, w, f, ff, fe).map(|_| ())
+                })?;
+        }
+        Ok(m)
     }
 
     /// The same model stepping with another kernel set.
@@ -497,24 +507,39 @@ impl<'a> Model<'a> {
         Ok(true)
     }
 
-    /// The integer front end of an integer-only audio model.
+    /// The integer front end of an integer-only audio model (its tables were checked by
+    /// [`Self::parse`]).
     pub fn front_end_int(&self) -> Option<crate::frontend_int::IntFrontEnd<'a>> {
+        let (cfg, w, f, ff, fe) = self.int_front_end_parts()?;
+        Some(crate::frontend_int::IntFrontEnd::new_validated(
+            cfg, w, f, ff, fe,
+        ))
+    }
+
+    /// Configuration, window, filters, filter and feature fraction bits.
+    #[allow(clippy::type_complexity)]
+    fn int_front_end_parts(
+        &self,
+    ) -> Option<(
+        crate::frontend::FrontEndConfig,
+        &'a [i32],
+        &'a [i16],
+        u32,
+        u32,
+    )> {
         if self.config.compute != Compute::Int {
             return None;
         }
         let cfg = self.config.front_end?;
         let g = self.i32s(None, Role::IntPlan).ok()?;
         let f = |i: usize| g.get(i).map(|&v| v.clamp(0, 31) as u32);
-        let window = self.i32s(None, Role::Window).ok()?;
-        let filters = self.i16s(None, Role::MelFilters).ok()?;
-        crate::frontend_int::IntFrontEnd::new(
+        Some((
             cfg,
-            window,
-            filters,
+            self.i32s(None, Role::Window).ok()?,
+            self.i16s(None, Role::MelFilters).ok()?,
             f(crate::int_step::plan::G_FILTER_FRAC)?,
             f(crate::int_step::plan::G_IN_FRAC)?,
-        )
-        .ok()
+        ))
     }
 
     /// [`Self::step`] with a token.

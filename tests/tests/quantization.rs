@@ -296,6 +296,9 @@ fn integer_only_step_tracks_the_float_step_per_layer() {
             &streams[0],
         )
         .unwrap();
-        assert_eq!(a, r, "{name}: SIMD and scalar reference kernels give the same bits");
+        assert_eq!(
+            a, r,
+            "{name}: SIMD and scalar reference kernels give the same bits"
+        );
     }
 }
