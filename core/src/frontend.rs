@@ -208,6 +208,17 @@ fn rfft(buf: &mut [f32]) -> bool {
 pub struct FrontEnd<'a> {
     cfg: FrontEndConfig,
     filters: &'a [f32],
+    window: Option<&'a [f32]>,
+}
+
+/// The analysis window of one front-end configuration, computed once into a caller's
+/// buffer ([`FrontEnd::window_table`]) so that frames do not re-evaluate it (each window
+/// value is an f64 cosine: costly on cores without a double-precision FPU). Holds exactly
+/// [`FrontEndConfig::window_at`]'s values: features are bit-identical with and without it.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowTable<'b> {
+    cfg: FrontEndConfig,
+    values: &'b [f32],
 }
 
 impl<'a> FrontEnd<'a> {
@@ -219,7 +230,43 @@ impl<'a> FrontEnd<'a> {
                 "front end: filterbank length must be n_mels * (n_fft/2 + 1)",
             ));
         }
-        Ok(FrontEnd { cfg, filters })
+        Ok(FrontEnd {
+            cfg,
+            filters,
+            window: None,
+        })
+    }
+
+    /// Computes this configuration's window into `buf` (≥ `frame_len` values).
+    pub fn window_table<'b>(&self, buf: &'b mut [f32]) -> Result<WindowTable<'b>, StepError> {
+        let n = self.cfg.frame_len as usize;
+        let got = buf.len();
+        let b = buf
+            .get_mut(..n)
+            .ok_or(StepError::ScratchTooShort { needed: n, got })?;
+        for (i, v) in b.iter_mut().enumerate() {
+            *v = self.cfg.window_at(i);
+        }
+        Ok(WindowTable {
+            cfg: self.cfg,
+            values: b,
+        })
+    }
+
+    /// This front end using a window computed by [`Self::window_table`] (for the same
+    /// configuration; another configuration's table is refused).
+    pub fn with_window<'c>(self, w: &WindowTable<'c>) -> Result<FrontEnd<'c>, StepError>
+    where
+        'a: 'c,
+    {
+        if w.cfg != self.cfg {
+            return Err(StepError::WrongInputKind);
+        }
+        Ok(FrontEnd {
+            cfg: self.cfg,
+            filters: self.filters,
+            window: Some(w.values),
+        })
     }
 
     pub fn config(&self) -> &FrontEndConfig {
@@ -287,8 +334,17 @@ impl<'a> FrontEnd<'a> {
             .get_mut(..nm)
             .ok_or(StepError::OutputTooShort { needed: nm, got })?;
         let (older, newer) = ring.split_at(pos);
-        for (i, (b, &s)) in buf.iter_mut().zip(newer.iter().chain(older)).enumerate() {
-            *b = s * self.cfg.window_at(i);
+        match self.window {
+            Some(w) => {
+                for ((b, &s), &wv) in buf.iter_mut().zip(newer.iter().chain(older)).zip(w) {
+                    *b = s * wv;
+                }
+            }
+            None => {
+                for (i, (b, &s)) in buf.iter_mut().zip(newer.iter().chain(older)).enumerate() {
+                    *b = s * self.cfg.window_at(i);
+                }
+            }
         }
         buf[ring.len()..].fill(0.0);
         if !rfft(buf) {

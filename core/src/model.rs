@@ -375,6 +375,24 @@ impl<'a> Model<'a> {
         self.step_sample_probed(x, state, scratch, out, &mut crate::probe::NoProbe)
     }
 
+    /// [`Self::step_sample`] with the window computed once
+    /// ([`crate::frontend::FrontEnd::window_table`] of [`Self::front_end`]): the same
+    /// outputs bit for bit, without an f64 cosine per window sample and frame.
+    pub fn step_sample_windowed(
+        &self,
+        x: f32,
+        window: &crate::frontend::WindowTable<'_>,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<bool, StepError> {
+        let fe = self
+            .front_end()
+            .ok_or(StepError::WrongInputKind)?
+            .with_window(window)?;
+        self.step_sample_fe(fe, x, state, scratch, out, &mut crate::probe::NoProbe)
+    }
+
     /// [`Self::step_sample`] with a [`crate::probe::Probe`] on the model step.
     pub fn step_sample_probed<P: crate::probe::Probe>(
         &self,
@@ -385,6 +403,18 @@ impl<'a> Model<'a> {
         probe: &mut P,
     ) -> Result<bool, StepError> {
         let fe = self.front_end().ok_or(StepError::WrongInputKind)?;
+        self.step_sample_fe(fe, x, state, scratch, out, probe)
+    }
+
+    fn step_sample_fe<P: crate::probe::Probe>(
+        &self,
+        fe: crate::frontend::FrontEnd<'_>,
+        x: f32,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+        probe: &mut P,
+    ) -> Result<bool, StepError> {
         let (ms, mc, nm) = (
             self.sizes.model_state,
             self.sizes.model_scratch,

@@ -280,3 +280,61 @@ fn model_with_front_end_steps_on_samples() {
         .is_err());
     assert!(pm.step_sample(0.0, &mut mst, &mut msc, &mut mout).is_err());
 }
+
+/// A window computed once (`FrontEnd::window_table`, `Model::step_sample_windowed`) gives
+/// the same features and outputs, bit for bit, as the per-frame window of `step_sample`;
+/// another configuration's table is refused.
+#[test]
+fn windowed_step_sample_is_bit_identical() {
+    let root = tinyssm_tests::repo_root().join("models");
+    let f = tinyssm_host::ModelFile::open(root.join("fsdd-s4d.tssm")).unwrap();
+    let m = f.model();
+    let fe = m.front_end().unwrap();
+    let mut wbuf = vec![0f32; fe.config().frame_len as usize];
+    let table = fe.window_table(&mut wbuf).unwrap();
+    let mut rng = tinyssm_tests::Rng::new(9);
+    let x: Vec<f32> = (0..4000)
+        .map(|i| 0.3 * (i as f32 * 0.07).sin() + 0.05 * rng.uniform())
+        .collect();
+    let run = |windowed: bool| {
+        let mut st = vec![0f32; m.state_len()];
+        let mut sc = vec![0f32; m.scratch_len()];
+        let mut o = vec![0f32; m.d_output()];
+        m.reset(&mut st).unwrap();
+        let mut ys = Vec::new();
+        for &s in &x {
+            let fresh = if windowed {
+                m.step_sample_windowed(s, &table, &mut st, &mut sc, &mut o)
+                    .unwrap()
+            } else {
+                m.step_sample(s, &mut st, &mut sc, &mut o).unwrap()
+            };
+            if fresh {
+                ys.extend(o.iter().map(|v| v.to_bits()));
+            }
+        }
+        (ys, st.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+    };
+    let (a, b) = (run(false), run(true));
+    assert!(a.0.len() > 100);
+    assert_eq!(a, b);
+    // A table for another frame length is refused.
+    let mut cfg = *fe.config();
+    cfg.frame_len -= 8;
+    let other = tinyssm_core::frontend::FrontEnd::new(cfg, {
+        let mut fb = vec![0f32; cfg.filterbank_len()];
+        tinyssm_core::frontend::mel_filterbank(&cfg, &mut fb).unwrap();
+        Box::leak(fb.into_boxed_slice())
+    })
+    .unwrap();
+    let mut wb2 = vec![0f32; cfg.frame_len as usize];
+    let t2 = other.window_table(&mut wb2).unwrap();
+    let (mut st, mut sc, mut o) = (
+        vec![0f32; m.state_len()],
+        vec![0f32; m.scratch_len()],
+        vec![0f32; m.d_output()],
+    );
+    assert!(m
+        .step_sample_windowed(0.0, &t2, &mut st, &mut sc, &mut o)
+        .is_err());
+}

@@ -217,12 +217,18 @@ fn pass_float(
     out: &mut [f32],
 ) -> Result<(u32, usize), tinyssm_core::StepError> {
     model.reset(state)?;
+    // The window computed once (bit-identical features; see `Model::step_sample_windowed`).
+    let mut wbuf = [0f32; 256];
+    let table = model
+        .front_end()
+        .ok_or(tinyssm_core::StepError::WrongInputKind)?
+        .window_table(&mut wbuf)?;
     let mut frames = 0;
     (m.clip.0)();
     for c in INPUT_F32.0.chunks_exact(4) {
         let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         (m.step)();
-        let r = model.step_sample(x, state, scratch, out);
+        let r = model.step_sample_windowed(x, &table, state, scratch, out);
         match r {
             Ok(true) => {
                 (m.frame)();

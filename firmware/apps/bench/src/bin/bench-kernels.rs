@@ -87,7 +87,14 @@ fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
     {
         let w = Weights::F32(&b.wf[..nn]);
         begin();
-        matvec(black_box(k), black_box(w), n, &b.x[..n], None, &mut b.out[..n]);
+        matvec(
+            black_box(k),
+            black_box(w),
+            n,
+            &b.x[..n],
+            None,
+            &mut b.out[..n],
+        );
         end();
         fold(&b.out[..n]);
     }
@@ -102,7 +109,14 @@ fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
             act: ActQuant::DynamicI8,
         });
         begin();
-        matvec(black_box(k), black_box(w), n, &b.x[..n], None, &mut b.out[..n]);
+        matvec(
+            black_box(k),
+            black_box(w),
+            n,
+            &b.x[..n],
+            None,
+            &mut b.out[..n],
+        );
         end();
         fold(&b.out[..n]);
     }
