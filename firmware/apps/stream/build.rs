@@ -215,9 +215,20 @@ fn ecg(data: &Path, out: &Path, frac: u32) {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'));
     let bad = || -> ! { fail(&format!("{}: unexpected header", hea.display())) };
-    let rec: Vec<&str> = lines.next().unwrap_or_else(|| bad()).split_whitespace().collect();
-    let total: usize = rec.get(3).and_then(|v| v.parse().ok()).unwrap_or_else(|| bad());
-    let sig: Vec<&str> = lines.next().unwrap_or_else(|| bad()).split_whitespace().collect();
+    let rec: Vec<&str> = lines
+        .next()
+        .unwrap_or_else(|| bad())
+        .split_whitespace()
+        .collect();
+    let total: usize = rec
+        .get(3)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| bad());
+    let sig: Vec<&str> = lines
+        .next()
+        .unwrap_or_else(|| bad())
+        .split_whitespace()
+        .collect();
     let num = |i: usize| -> f64 {
         sig.get(i)
             .and_then(|v| v.split(['(', '/']).next())
@@ -234,7 +245,9 @@ fn ecg(data: &Path, out: &Path, frac: u32) {
     let baseline = num(4) as i32;
     let start = total * 8 / 10;
     if start + n > total {
-        fail(&format!("TINYSSM_FW_ECG_SAMPLES={n}: past the end of record 100"));
+        fail(&format!(
+            "TINYSSM_FW_ECG_SAMPLES={n}: past the end of record 100"
+        ));
     }
     let bytes = fs::read(&dat).unwrap_or_else(|e| fail(&format!("{}: {e}", dat.display())));
     let pairs = bytes

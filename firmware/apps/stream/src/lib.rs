@@ -261,7 +261,12 @@ fn done(ok: bool) -> bool {
 }
 
 /// Every FSDD clip through a float or w8a8 model ([`Model::step_sample`]).
-pub fn run_fsdd(model: &Model<'_>, state: &mut [f32], scratch: &mut [f32], out: &mut [f32]) -> bool {
+pub fn run_fsdd(
+    model: &Model<'_>,
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+) -> bool {
     let (ns, no) = (model.state_len(), model.d_output());
     for (name, start, n) in clips(4) {
         if let Err(e) = model.reset(state) {
