@@ -54,6 +54,8 @@ pub(crate) const fn half_of_u24(v: u32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     fn specials() -> Vec<f32> {
         let mut v = vec![
@@ -100,7 +102,10 @@ mod tests {
 
     #[test]
     fn half_of_u24_matches_the_float_expression() {
-        for v in (1..1 << 24).step_by(997).chain([1, 2, 3, 8000, 16000, (1 << 24) - 1]) {
+        for v in (1..1 << 24)
+            .step_by(997)
+            .chain([1, 2, 3, 8000, 16000, (1 << 24) - 1])
+        {
             assert_eq!(half_of_u24(v).to_bits(), (v as f32 / 2.0).to_bits(), "{v}");
         }
     }
