@@ -16,9 +16,9 @@ rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi thumbv8m.main-none-ea
 
 # Debian packages: a C++ compiler (the CUDA kernel emulator is built from the kernel
 # sources by g++), venv support for the NVRTC install below, and qemu-system-arm (the
-# firmware runs on an emulated Cortex-M4F board in tests/tests/qemu_fsdd.rs). gcc (with
-# g++) and nm (binutils, with gcc) build and check the instruction-counting QEMU plugin
-# (tests/tests/qemu_insn_count.rs); its API declarations are in the repository
+# firmware runs on emulated Cortex-M4F, M7, M33 and M0 boards in tests/tests/qemu_fsdd.rs).
+# gcc (with g++) and nm (binutils, with gcc) build and check the instruction-counting QEMU
+# plugin (tests/tests/qemu_insn_count.rs); its API declarations are in the repository
 # (firmware/qemu-plugin/qemu_plugin_api.h), so no QEMU development package is needed.
 apt_install() {
     if [ "$(id -u)" = 0 ]; then
@@ -74,9 +74,15 @@ cargo build -p tinyssm-core --target thumbv6m-none-eabi --release --locked
 RUSTFLAGS="-C target-feature=+dsp" cargo build -p tinyssm-core --target thumbv8m.main-none-eabihf \
     --release --locked --target-dir target/thumbv8m-dsp
 
-step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy, release build"
+step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy per target, release build"
+# clippy once per target (the board only changes the linker script); the default board's
+# build here is the one tests/tests/qemu_fsdd.rs reuses, which builds the other boards itself.
 (cd firmware && cargo fmt --all -- --check \
     && cargo clippy --release --all-targets --locked -- -D warnings \
+    && TINYSSM_BOARD=mps2-an505 cargo clippy --release --all-targets --locked \
+        --target thumbv8m.main-none-eabihf -- -D warnings \
+    && TINYSSM_BOARD=microbit cargo clippy --release --all-targets --locked \
+        --target thumbv6m-none-eabi -- -D warnings \
     && cargo build --release --locked)
 
 step "tests"

@@ -596,7 +596,8 @@ impl Config {
             }
         }
         fn eps(e: f32) -> Result<(), FormatError> {
-            if e.is_finite() && e > 0.0 && e < 1.0 {
+            // Bit-pattern comparisons (crate::fbits): parsing runs no float instruction.
+            if crate::fbits::is_finite(e) && crate::fbits::lt(0.0, e) && crate::fbits::lt(e, 1.0) {
                 Ok(())
             } else {
                 Err(FormatError::BadConfig(
@@ -657,7 +658,10 @@ impl Config {
                 }
                 eps(c.norm_eps)?;
                 // NaN fails both comparisons.
-                if !(c.dt_min >= 0.0 && c.dt_min.is_finite() && c.dt_max >= c.dt_min) {
+                if !(crate::fbits::le(0.0, c.dt_min)
+                    && crate::fbits::is_finite(c.dt_min)
+                    && crate::fbits::le(c.dt_min, c.dt_max))
+                {
                     return Err(FormatError::BadConfig(
                         "dt limits must satisfy 0 <= dt_min <= dt_max",
                     ));

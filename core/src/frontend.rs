@@ -81,12 +81,14 @@ impl FrontEndConfig {
         if self.n_mels == 0 || self.n_mels > 512 {
             return Err(bad("front end: n_mels must be in 1..=512"));
         }
-        let nyq = self.sample_rate as f32 / 2.0;
-        // NaN fails every comparison.
-        if !(self.f_min >= 0.0 && self.f_min < self.f_max && self.f_max <= nyq) {
+        // Bit-pattern comparisons (crate::fbits), so that parsing runs no float instruction;
+        // NaN fails every comparison. sample_rate <= 10^6 < 2^24: its half is exact.
+        use crate::fbits::{half_of_u24, is_finite, le, lt};
+        let nyq = half_of_u24(self.sample_rate);
+        if !(le(0.0, self.f_min) && lt(self.f_min, self.f_max) && le(self.f_max, nyq)) {
             return Err(bad("front end: need 0 <= f_min < f_max <= sample_rate / 2"));
         }
-        if !(self.log_eps > 0.0 && self.log_eps.is_finite()) {
+        if !(lt(0.0, self.log_eps) && is_finite(self.log_eps)) {
             return Err(bad("front end: log_eps must be finite and > 0"));
         }
         Ok(())

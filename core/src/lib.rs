@@ -59,6 +59,7 @@ extern crate std;
 
 mod config;
 mod error;
+mod fbits;
 pub mod fixed;
 pub mod format;
 pub mod frontend;

@@ -8,7 +8,16 @@ use std::fs;
 use std::path::PathBuf;
 
 /// Boards with a memory layout, and the target each one needs.
-const BOARDS: &[(&str, &str)] = &[("mps2-an386", "thumbv7em-none-eabihf")];
+const BOARDS: &[(&str, &str)] = &[
+    // Cortex-M4F
+    ("mps2-an386", "thumbv7em-none-eabihf"),
+    // Cortex-M7 (single-precision FPU)
+    ("mps2-an500", "thumbv7em-none-eabihf"),
+    // Cortex-M33 (FPU, Secure state)
+    ("mps2-an505", "thumbv8m.main-none-eabihf"),
+    // Cortex-M0 (nRF51822, no FPU)
+    ("microbit", "thumbv6m-none-eabi"),
+];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=TINYSSM_BOARD");

@@ -1,17 +1,27 @@
-//! Host side of the `stream` images' build. Checks each shipped FSDD model and the FSDD
-//! clip, and writes into `$OUT_DIR`:
+//! Host side of the `stream` images' build. Checks each shipped model and the inputs, and
+//! writes into `$OUT_DIR`:
 //! - `<model>.rs` per image: `BLOB` (the blob, 16-byte aligned through
 //!   `tinyssm_core::include_model!`) and the buffer sizes (the constants `tinyssm codegen`
-//!   emits: `MODEL_CRC32`, `STATE_LEN`, `SCRATCH_LEN`, `D_OUTPUT`);
-//! - `input.f32`: the clip as little-endian f32 samples, read with tinyssm-host's
-//!   `read_wav` (the host tools' own conversion) and zero-padded to one frame, as
-//!   `tinyssm eval` does.
+//!   emits: `MODEL_CRC32`, `STATE_LEN`, `SCRATCH_LEN`, `D_OUTPUT`; elements of f32 for the
+//!   float and w8a8 models, of i32 for the integer-only ones);
+//! - `fsdd.f32`, `fsdd.i16`, `fsdd.rs`: the FSDD clips, read with tinyssm-host's
+//!   `read_wav` (the host tools' own conversion to f32), each zero-padded to one frame as
+//!   `tinyssm eval` does, as little-endian f32 and as 16-bit PCM (`round(x · 2^15)`,
+//!   saturated: what `tinyssm eval` feeds an integer-only audio model), and the clips'
+//!   names and lengths;
+//! - `ecg.f32`, `ecg.i16`, `ecg.rs`: a stretch of MIT-BIH record 100's first signal (MLII)
+//!   from the start of its test region (the last 20% of the record), in mV
+//!   (`(adu − baseline) / gain`, as the host's reader), and in the input format of
+//!   `ecg-rpeak-int` (`round(mV · 2^input_frac)`, saturated).
 //!
 //! Inputs (environment, optional):
-//! - `TINYSSM_FW_CLIP`: the recording's name, default `7_theo_0`;
+//! - `TINYSSM_FW_CLIPS`: comma-separated FSDD recordings, default
+//!   `7_theo_0,3_jackson_1,0_nicolas_2` (test split: index ≤ 4);
+//! - `TINYSSM_FW_ECG_SAMPLES`: length of the ECG stretch, default 720 (2 s at 360 Hz);
 //! - `TINYSSM_DATA`: the data folder, default `../shared/data` beside the repository
-//!   (a relative path is taken from `firmware/`, where cargo runs). The clip is
-//!   `$TINYSSM_DATA/fsdd/recordings/<clip>.wav`; nothing is copied into the repository.
+//!   (a relative path is taken from `firmware/`, where cargo runs). The clips are
+//!   `$TINYSSM_DATA/fsdd/recordings/<clip>.wav`, the record `$TINYSSM_DATA/ecg/100.*`;
+//!   nothing is copied into the repository.
 
 use std::env;
 use std::fmt::Write as _;
@@ -19,10 +29,24 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The images: one per model, named after `models/<name>.tssm` (and the `[[bin]]`s).
-const MODELS: &[&str] = &["fsdd-s4d", "fsdd-s4d-int8", "fsdd-mamba", "fsdd-mamba-int8"];
+const MODELS: &[&str] = &[
+    "fsdd-s4d",
+    "fsdd-s4d-int8",
+    "fsdd-mamba",
+    "fsdd-mamba-int8",
+    "fsdd-s4d-int",
+    "fsdd-mamba-int",
+    "ecg-rpeak",
+    "ecg-rpeak-int8",
+    "ecg-rpeak-int",
+];
+/// The integer-only ECG model, whose input format the `ecg.i16` samples are in.
+const ECG_INT: &str = "ecg-rpeak-int";
+const DEFAULT_CLIPS: &str = "7_theo_0,3_jackson_1,0_nicolas_2";
+const DEFAULT_ECG_SAMPLES: usize = 720;
 
 fn main() {
-    for v in ["TINYSSM_FW_CLIP", "TINYSSM_DATA"] {
+    for v in ["TINYSSM_FW_CLIPS", "TINYSSM_FW_ECG_SAMPLES", "TINYSSM_DATA"] {
         println!("cargo:rerun-if-env-changed={v}");
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -32,28 +56,43 @@ fn main() {
 
     let mut sample_rate = None;
     let mut frame_len = 0;
+    let mut ecg_frac = None;
     for name in MODELS {
         let path = repo.join("models").join(format!("{name}.tssm"));
         let path = path.canonicalize().unwrap_or(path);
         println!("cargo:rerun-if-changed={}", path.display());
         let mf = tinyssm_host::ModelFile::open(&path).unwrap_or_else(|e| fail(&e.to_string()));
         let model = mf.model();
-        let Some(fe) = model.front_end() else {
+        let is_int = model.int_io().is_some();
+        if name.starts_with("fsdd-") {
+            let Some(fe) = model.config().front_end else {
+                fail(&format!(
+                    "{}: the FSDD images need a model with an audio front end",
+                    path.display()
+                ));
+            };
+            if *sample_rate.get_or_insert(fe.sample_rate) != fe.sample_rate {
+                fail(&format!(
+                    "{}: {} Hz, the other models take {} Hz",
+                    path.display(),
+                    fe.sample_rate,
+                    sample_rate.unwrap_or_default()
+                ));
+            }
+            frame_len = frame_len.max(fe.frame_len as usize);
+        } else if model.d_input() != 1
+            || model.d_output() != 1
+            || model.config().front_end.is_some()
+        {
             fail(&format!(
-                "{}: the stream images need a model with an audio front end",
+                "{}: the ECG images need one input and one output per step",
                 path.display()
             ));
-        };
-        let fe = *fe.config();
-        if *sample_rate.get_or_insert(fe.sample_rate) != fe.sample_rate {
-            fail(&format!(
-                "{}: {} Hz, the other models take {} Hz",
-                path.display(),
-                fe.sample_rate,
-                sample_rate.unwrap_or_default()
-            ));
         }
-        frame_len = frame_len.max(fe.frame_len as usize);
+        if *name == ECG_INT {
+            ecg_frac = model.int_io().map(|io| io.input_frac);
+        }
+        let elem = if is_int { "i32" } else { "f32" };
         let mut cfg = String::new();
         let _ = writeln!(
             cfg,
@@ -68,9 +107,9 @@ fn main() {
         );
         let _ = writeln!(cfg, "/// CRC-32 of the model blob these sizes belong to.");
         let _ = writeln!(cfg, "pub const MODEL_CRC32: u32 = {:#010x};", model.crc32());
-        let _ = writeln!(cfg, "/// f32 elements of recurrent state per stream.");
+        let _ = writeln!(cfg, "/// {elem} elements of recurrent state per stream.");
         let _ = writeln!(cfg, "pub const STATE_LEN: usize = {};", model.state_len());
-        let _ = writeln!(cfg, "/// f32 elements of scratch per step.");
+        let _ = writeln!(cfg, "/// {elem} elements of scratch per step.");
         let _ = writeln!(
             cfg,
             "pub const SCRATCH_LEN: usize = {};",
@@ -81,36 +120,163 @@ fn main() {
         fs::write(out.join(format!("{name}.rs")), cfg).expect("write config");
     }
 
-    let clip = env::var("TINYSSM_FW_CLIP").unwrap_or_else(|_| "7_theo_0".to_string());
     let data = match env::var_os("TINYSSM_DATA") {
         Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
         Some(d) => firmware.join(d),
         None => repo.join("../shared/data"),
     };
-    let wav = data.join("fsdd/recordings").join(format!("{clip}.wav"));
-    println!("cargo:rerun-if-changed={}", wav.display());
-    if !wav.is_file() {
+    fsdd(&data, &out, sample_rate.unwrap_or_default(), frame_len);
+    let Some(frac) = ecg_frac else {
+        fail(&format!("models/{ECG_INT}.tssm: not an integer-only model"));
+    };
+    ecg(&data, &out, frac);
+}
+
+/// `round(x · 2^frac)` saturated to i16, in f64: the host's `tinyssm eval` conversion.
+fn to_i16(x: f32, frac: u32) -> i16 {
+    (x as f64 * 2f64.powi(frac as i32))
+        .round()
+        .clamp(-32768.0, 32767.0) as i16
+}
+
+fn write_samples(out: &Path, stem: &str, xs: &[f32], frac: u32) {
+    let f: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+    fs::write(out.join(format!("{stem}.f32")), f).expect("write f32 input");
+    let q: Vec<u8> = xs
+        .iter()
+        .flat_map(|&x| to_i16(x, frac).to_le_bytes())
+        .collect();
+    fs::write(out.join(format!("{stem}.i16")), q).expect("write i16 input");
+}
+
+fn fsdd(data: &Path, out: &Path, want_rate: u32, frame_len: usize) {
+    let clips = env::var("TINYSSM_FW_CLIPS").unwrap_or_else(|_| DEFAULT_CLIPS.to_string());
+    let mut all = Vec::new();
+    let mut table = String::from(
+        "// Generated by build.rs. Do not edit.\n\
+         /// The embedded FSDD clips, in order: (name, samples).\n\
+         pub const FSDD_CLIPS: &[(&str, usize)] = &[\n",
+    );
+    for clip in clips.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let wav = data.join("fsdd/recordings").join(format!("{clip}.wav"));
+        println!("cargo:rerun-if-changed={}", wav.display());
+        if !wav.is_file() {
+            fail(&format!(
+                "{}: FSDD recording not found (Free Spoken Digit Dataset, \
+                 github.com/Jakobovski/free-spoken-digit-dataset; set TINYSSM_DATA)",
+                wav.display()
+            ));
+        }
+        let (rate, channels, mut samples) =
+            tinyssm_host::io::read_wav(&wav).unwrap_or_else(|e| fail(&e.to_string()));
+        if channels != 1 || rate != want_rate {
+            fail(&format!(
+                "{}: {channels} channel(s) at {rate} Hz, the models take mono at {want_rate} Hz",
+                wav.display()
+            ));
+        }
+        if samples.len() < frame_len {
+            samples.resize(frame_len, 0.0);
+        }
+        let _ = writeln!(table, "    ({clip:?}, {}),", samples.len());
+        all.extend_from_slice(&samples);
+    }
+    if all.is_empty() {
+        fail("TINYSSM_FW_CLIPS names no clip");
+    }
+    table += "];\n";
+    write_samples(out, "fsdd", &all, 15);
+    fs::write(out.join("fsdd.rs"), table).expect("write fsdd.rs");
+}
+
+/// Record 100's first signal, samples `[start, start + n)` in mV, read from the WFDB
+/// header and the format-212 signal file (two signals interleaved, 12 bits each).
+fn ecg(data: &Path, out: &Path, frac: u32) {
+    let n: usize = match env::var("TINYSSM_FW_ECG_SAMPLES") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("TINYSSM_FW_ECG_SAMPLES={v}: not a count"))),
+        Err(_) => DEFAULT_ECG_SAMPLES,
+    };
+    let dir = data.join("ecg");
+    let (hea, dat) = (dir.join("100.hea"), dir.join("100.dat"));
+    for p in [&hea, &dat] {
+        println!("cargo:rerun-if-changed={}", p.display());
+        if !p.is_file() {
+            fail(&format!(
+                "{}: not found (MIT-BIH Arrhythmia Database, PhysioNet; set TINYSSM_DATA)",
+                p.display()
+            ));
+        }
+    }
+    let text = fs::read_to_string(&hea).unwrap_or_else(|e| fail(&format!("{e}")));
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let bad = || -> ! { fail(&format!("{}: unexpected header", hea.display())) };
+    let rec: Vec<&str> = lines
+        .next()
+        .unwrap_or_else(|| bad())
+        .split_whitespace()
+        .collect();
+    let total: usize = rec
+        .get(3)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| bad());
+    let sig: Vec<&str> = lines
+        .next()
+        .unwrap_or_else(|| bad())
+        .split_whitespace()
+        .collect();
+    let num = |i: usize| -> f64 {
+        sig.get(i)
+            .and_then(|v| v.split(['(', '/']).next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| bad())
+    };
+    if sig.get(1) != Some(&"212") || rec.get(1) != Some(&"2") {
+        bad();
+    }
+    let gain = match num(2) as f32 {
+        0.0 => 200.0,
+        g => g,
+    };
+    let baseline = num(4) as i32;
+    let start = total * 8 / 10;
+    if start + n > total {
         fail(&format!(
-            "{}: FSDD recording not found (Free Spoken Digit Dataset, \
-             github.com/Jakobovski/free-spoken-digit-dataset; set TINYSSM_DATA)",
-            wav.display()
+            "TINYSSM_FW_ECG_SAMPLES={n}: past the end of record 100"
         ));
     }
-    let (rate, channels, mut samples) =
-        tinyssm_host::io::read_wav(&wav).unwrap_or_else(|e| fail(&e.to_string()));
-    let want = sample_rate.unwrap_or_default();
-    if channels != 1 || rate != want {
-        fail(&format!(
-            "{}: {channels} channel(s) at {rate} Hz, the models take mono at {want} Hz",
-            wav.display()
-        ));
-    }
-    if samples.len() < frame_len {
-        samples.resize(frame_len, 0.0);
-    }
-    let bytes: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
-    fs::write(out.join("input.f32"), bytes).expect("write input.f32");
-    println!("cargo:rustc-env=TINYSSM_FW_CLIP={clip}");
+    let bytes = fs::read(&dat).unwrap_or_else(|e| fail(&format!("{}: {e}", dat.display())));
+    let pairs = bytes
+        .get(start * 3..(start + n) * 3)
+        .unwrap_or_else(|| fail(&format!("{}: truncated", dat.display())));
+    let mv: Vec<f32> = pairs
+        .chunks_exact(3)
+        .map(|c| {
+            let v = c[0] as i32 | ((c[1] as i32 & 0x0F) << 8);
+            let v = if v & 0x800 != 0 { v - 0x1000 } else { v };
+            (v - baseline) as f32 / gain
+        })
+        .collect();
+    write_samples(out, "ecg", &mv, frac);
+    fs::write(
+        out.join("ecg.rs"),
+        format!(
+            "// Generated by build.rs. Do not edit.\n\
+             /// First sample of the stretch in record 100 (the start of its test region).\n\
+             pub const ECG_START: usize = {start};\n\
+             /// Samples in the stretch.\n\
+             pub const ECG_LEN: usize = {n};\n\
+             /// Fraction bits of the i16 samples (`ecg-rpeak-int`'s input format).\n\
+             pub const ECG_INPUT_FRAC: u32 = {frac};\n\
+             /// The stretch's name in the report.\n\
+             pub const NAME: &str = \"ecg100@{start}\";\n"
+        ),
+    )
+    .expect("write ecg.rs");
 }
 
 /// Fails the build with one line (cargo prints it as `error: ...`).

@@ -7,6 +7,9 @@
 //! - a HardFault handler, a default handler for every other exception and interrupt, and a
 //!   panic handler: each prints one line and exits non-zero, so no failure can hang a run.
 //!
+//! - [`init`], the first call of every image's `main`: on the cores with an FPU it makes
+//!   sure the FPU is on and puts FPSCR (and FPDSCR) in the IEEE defaults the host has.
+//!
 //! An app links this crate with `use tinyssm_board as _;` (or any item from it).
 //! Output is plain semihosting text on one stream (no defmt on the same channel).
 
@@ -23,6 +26,63 @@ pub use cortex_m_rt::entry;
 
 /// The board this image was linked for (`TINYSSM_BOARD` at build time).
 pub const BOARD: &str = env!("TINYSSM_BOARD");
+
+/// Start-up, called first thing in every image's `main`. On cores with an FPU (targets
+/// `*-eabihf`: Cortex-M4F, M7, M33) it grants full access to CP10/CP11 in CPACR
+/// (cortex-m-rt's reset handler does too; this does not rely on it) and writes 0 to FPSCR
+/// and FPDSCR (the FPSCR of exception handlers): round to nearest even, no flush to zero
+/// (FZ = 0), NaNs propagated (DN = 0), IEEE half precision (AHP = 0). The float paths
+/// then compute what the host computes whatever the FPSCR reset value (which the
+/// architecture leaves open). Cortex-M0 (`thumbv6m-none-eabi`): nothing to do.
+pub fn init() {
+    #[cfg(target_abi = "eabihf")]
+    fpu::init();
+}
+
+/// FPSCR after [`init`] (`None` on cores without an FPU), for the report.
+pub fn fpscr() -> Option<u32> {
+    #[cfg(target_abi = "eabihf")]
+    return Some(fpu::fpscr());
+    #[cfg(not(target_abi = "eabihf"))]
+    None
+}
+
+#[cfg(target_abi = "eabihf")]
+mod fpu {
+    use core::ptr::{read_volatile, write_volatile};
+
+    /// Coprocessor Access Control Register (SCB).
+    const CPACR: *mut u32 = 0xE000_ED88 as *mut u32;
+    /// Floating-point Default Status Control Register (FPU block).
+    const FPDSCR: *mut u32 = 0xE000_EF3C as *mut u32;
+    /// CP10 and CP11: full access.
+    const CP10_CP11_FULL: u32 = 0xF << 20;
+
+    pub(crate) fn init() {
+        // SAFETY: CPACR and FPDSCR are architecturally defined System Control Space
+        // registers of every Armv7-M/Armv8-M core with an FPU (the targets this module is
+        // built for); word-aligned volatile accesses in privileged Thread mode, where the
+        // reset handler leaves `main`. Writing 0 to FPDSCR only changes the FPSCR value
+        // that exception entries load.
+        unsafe {
+            let v = read_volatile(CPACR);
+            write_volatile(CPACR, v | CP10_CP11_FULL);
+            cortex_m::asm::dsb();
+            cortex_m::asm::isb();
+            write_volatile(FPDSCR, 0);
+        }
+        // SAFETY: CP10/CP11 are enabled just above, so VMSR does not fault; FPSCR = 0 is
+        // round to nearest, FZ/DN/AHP clear, no sticky exception flags.
+        unsafe { core::arch::asm!("vmsr fpscr, {}", in(reg) 0u32, options(nostack)) };
+    }
+
+    pub(crate) fn fpscr() -> u32 {
+        let v: u32;
+        // SAFETY: reads FPSCR; the FPU was enabled by `init` (and by cortex-m-rt's reset).
+        unsafe { core::arch::asm!("vmrs {}, fpscr", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+}
 
 /// Prints one line on the semihosting console (QEMU routes it to the host's stderr or
 /// stdout, depending on its version). Takes `format!` arguments.

@@ -1,37 +1,72 @@
-//! The `stream` images: a shipped spoken-digit model hears one FSDD recording, sample by
-//! sample, on the device.
+//! The `stream` images: a shipped model hears its embedded inputs, one sample at a time, on
+//! the device.
 //!
-//! Each binary (`fsdd-s4d`, `fsdd-s4d-int8`, `fsdd-mamba`, `fsdd-mamba-int8`) embeds its
-//! model blob (16-byte aligned, [`tinyssm_core::include_model!`], buffer sizes from
-//! `build.rs`) and the clip (f32 samples, read at build time). Every sample goes through
-//! [`Model::step_sample`] with [`Kernels::Reference`]; at the end [`run`] prints, over
-//! semihosting, the bits of every output of the last frame and FNV-1a checksums of the
-//! input, of every frame's outputs and of the final state, and the image exits 0. Any
-//! error, panic or fault exits non-zero. `tests/tests/qemu_fsdd.rs` compares all of it,
-//! bit for bit, with the host core.
+//! - `fsdd-s4d`, `fsdd-s4d-int8`, `fsdd-mamba`, `fsdd-mamba-int8` (float and w8a8): every
+//!   FSDD clip through [`Model::step_sample`] with [`Kernels::Reference`];
+//! - `fsdd-s4d-int`, `fsdd-mamba-int` (integer-only): every clip as 16-bit PCM through
+//!   [`Model::step_sample_int`];
+//! - `ecg-rpeak`, `ecg-rpeak-int8`: the ECG stretch (mV) through [`Model::step`]
+//!   with [`Kernels::Reference`], one value per step;
+//! - `ecg-rpeak-int` (integer-only): the stretch in the model's input format through
+//!   [`Model::step_int`].
+//!
+//! Each binary embeds its model blob (16-byte aligned, [`tinyssm_core::include_model!`],
+//! buffer sizes from `build.rs`) and the inputs (read at build time). Each input runs from
+//! the initial state; the image prints, over semihosting, one `run` line per input (bits of
+//! the last step's outputs, argmax, count of positive outputs, FNV-1a checksums of the
+//! input, of every output and of the final state) and exits 0. Any error, panic or fault
+//! exits non-zero. `tests/tests/qemu_fsdd.rs` compares all of it, bit for bit, with the
+//! host core. The integer images format no float, so that on a Cortex-M0 they link no
+//! soft-float routine.
 
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use tinyssm_board::println;
-use tinyssm_core::{include_model, Aligned, Kernels, Model};
+use tinyssm_core::{include_model, Aligned, Input, Kernels, Model};
 
 pub use tinyssm_board;
 pub use tinyssm_core;
 
-/// The FSDD clip as little-endian f32 samples (see `build.rs`).
-static INPUT: &Aligned<[u8]> = include_model!(concat!(env!("OUT_DIR"), "/input.f32"));
+mod fsdd {
+    include!(concat!(env!("OUT_DIR"), "/fsdd.rs"));
+}
+mod ecg {
+    include!(concat!(env!("OUT_DIR"), "/ecg.rs"));
+}
+pub use ecg::{ECG_INPUT_FRAC, ECG_LEN, ECG_START};
+pub use fsdd::FSDD_CLIPS;
 
-/// Name of the embedded FSDD recording.
-pub const CLIP: &str = env!("TINYSSM_FW_CLIP");
+/// The FSDD clips, concatenated, as little-endian f32 samples (see `build.rs`).
+static FSDD_F32: &Aligned<[u8]> = include_model!(concat!(env!("OUT_DIR"), "/fsdd.f32"));
+/// The same samples as little-endian 16-bit PCM.
+static FSDD_I16: &Aligned<[u8]> = include_model!(concat!(env!("OUT_DIR"), "/fsdd.i16"));
+/// The ECG stretch in mV, little-endian f32.
+static ECG_F32: &Aligned<[u8]> = include_model!(concat!(env!("OUT_DIR"), "/ecg.f32"));
+/// The ECG stretch in `ecg-rpeak-int`'s input format, little-endian i16.
+static ECG_I16: &Aligned<[u8]> = include_model!(concat!(env!("OUT_DIR"), "/ecg.i16"));
 
-/// One image: `stream_app!("fsdd-s4d")` embeds `models/fsdd-s4d.tssm`, declares its
-/// state, scratch and output buffers (sizes computed by `build.rs` from the blob, as
-/// `tinyssm codegen` prints them) and an entry point that calls [`run`] and exits with its
-/// result.
+/// One image. `stream_app!("fsdd-s4d")` (float or w8a8 FSDD), `stream_app!(int
+/// "fsdd-s4d-int")` (integer-only FSDD), `stream_app!(ecg "ecg-rpeak")` and
+/// `stream_app!(ecg_int "ecg-rpeak-int")` embed `models/<name>.tssm`, declare its state,
+/// scratch and output buffers (sizes computed by `build.rs` from the blob, as `tinyssm
+/// codegen` prints them) and an entry point that calls [`tinyssm_board::init`], then the
+/// runner, and exits with its result.
 #[macro_export]
 macro_rules! stream_app {
     ($name:literal) => {
+        $crate::stream_app!(@app $name, f32, 0.0, run_fsdd);
+    };
+    (int $name:literal) => {
+        $crate::stream_app!(@app $name, i32, 0, run_fsdd_int);
+    };
+    (ecg $name:literal) => {
+        $crate::stream_app!(@app $name, f32, 0.0, run_ecg);
+    };
+    (ecg_int $name:literal) => {
+        $crate::stream_app!(@app $name, i32, 0, run_ecg_int);
+    };
+    (@app $name:literal, $t:ty, $zero:expr, $run:ident) => {
         mod config {
             include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
         }
@@ -40,23 +75,20 @@ macro_rules! stream_app {
         fn main() -> ! {
             // cortex-m-rt turns these into `&'static mut` borrows, taken once before
             // anything else runs: no `static mut` is touched directly.
-            static mut STATE: [f32; config::STATE_LEN] = [0.0; config::STATE_LEN];
-            static mut SCRATCH: [f32; config::SCRATCH_LEN] = [0.0; config::SCRATCH_LEN];
-            static mut OUT: [f32; config::D_OUTPUT] = [0.0; config::D_OUTPUT];
-            let ok = $crate::run(
-                $name,
-                &config::BLOB.0,
-                config::MODEL_CRC32,
-                STATE,
-                SCRATCH,
-                OUT,
-            );
+            static mut STATE: [$t; config::STATE_LEN] = [$zero; config::STATE_LEN];
+            static mut SCRATCH: [$t; config::SCRATCH_LEN] = [$zero; config::SCRATCH_LEN];
+            static mut OUT: [$t; config::D_OUTPUT] = [$zero; config::D_OUTPUT];
+            $crate::tinyssm_board::init();
+            let ok = match $crate::open($name, &config::BLOB.0, config::MODEL_CRC32) {
+                Some(model) => $crate::$run(&model, STATE, SCRATCH, OUT),
+                None => false,
+            };
             $crate::tinyssm_board::exit(ok)
         }
     };
 }
 
-/// FNV-1a (32-bit) over the little-endian bytes of f32 bit patterns.
+/// FNV-1a (32-bit) over little-endian bytes.
 #[derive(Clone, Copy)]
 struct Fnv(u32);
 
@@ -64,36 +96,62 @@ impl Fnv {
     const fn new() -> Self {
         Fnv(0x811c_9dc5)
     }
-    fn f32s(mut self, xs: &[f32]) -> Self {
-        for x in xs {
-            for b in x.to_bits().to_le_bytes() {
-                self.0 = (self.0 ^ b as u32).wrapping_mul(0x0100_0193);
-            }
+    fn bytes(mut self, bs: &[u8]) -> Self {
+        for &b in bs {
+            self.0 = (self.0 ^ b as u32).wrapping_mul(0x0100_0193);
         }
         self
     }
+    fn words(self, xs: impl IntoIterator<Item = u32>) -> Self {
+        xs.into_iter().fold(self, |h, w| h.bytes(&w.to_le_bytes()))
+    }
 }
 
-/// Streams the clip through `blob` and prints the report; `false` on any error.
-pub fn run(
-    name: &str,
-    blob: &[u8],
-    crc: u32,
-    state: &mut [f32],
-    scratch: &mut [f32],
-    out: &mut [f32],
-) -> bool {
+/// A value the report can print: its bits, and whether it is positive / greater.
+trait Value: Copy {
+    fn bits(self) -> u32;
+    fn gt(self, other: Self) -> bool;
+    fn positive(self) -> bool;
+}
+
+impl Value for f32 {
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+    fn gt(self, other: Self) -> bool {
+        self > other
+    }
+    fn positive(self) -> bool {
+        self > 0.0
+    }
+}
+
+impl Value for i32 {
+    fn bits(self) -> u32 {
+        self as u32
+    }
+    fn gt(self, other: Self) -> bool {
+        self > other
+    }
+    fn positive(self) -> bool {
+        self > 0
+    }
+}
+
+/// Parses the blob, checks it is the one the buffers were sized for, and prints the header.
+pub fn open<'m>(name: &str, blob: &'m [u8], crc: u32) -> Option<Model<'m>> {
+    let fpscr = tinyssm_board::fpscr();
     println!(
-        "tinyssm stream on {}: {name}.tssm ({} bytes) on {CLIP} ({} samples)",
+        "tinyssm stream on {}: {name}.tssm ({} bytes), fpscr {}",
         tinyssm_board::BOARD,
         blob.len(),
-        INPUT.0.len() / 4
+        Hex(fpscr)
     );
     let model = match Model::parse(blob) {
         Ok(m) => m.with_kernels(Kernels::Reference),
         Err(e) => {
             println!("error: model: {e}");
-            return false;
+            return None;
         }
     };
     if model.crc32() != crc {
@@ -101,47 +159,217 @@ pub fn run(
             "error: model crc {:#010x}, built for {crc:#010x}",
             model.crc32()
         );
-        return false;
+        return None;
     }
+    println!("crc32 {:#010x}", model.crc32());
+    Some(model)
+}
+
+/// `0x…` or `none`.
+struct Hex(Option<u32>);
+
+impl core::fmt::Display for Hex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v:#010x}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// What one input's run accumulates.
+struct Run {
+    input: Fnv,
+    outputs: Fnv,
+    steps: u32,
+    positive: u32,
+}
+
+impl Run {
+    fn new() -> Self {
+        Run {
+            input: Fnv::new(),
+            outputs: Fnv::new(),
+            steps: 0,
+            positive: 0,
+        }
+    }
+    fn output<T: Value>(&mut self, out: &[T]) {
+        self.steps += 1;
+        self.positive += out.iter().filter(|y| y.positive()).count() as u32;
+        self.outputs = self.outputs.words(out.iter().map(|y| y.bits()));
+    }
+    /// The report line: `run <input> samples <n> steps <s> input_fnv <h> outputs_fnv <h>
+    /// state_fnv <h> checksum <h> argmax <i> positive <p> last <h>,<h>,...`
+    fn print<T: Value>(self, input: &str, samples: usize, out: &[T], state: &[T]) {
+        let best = out
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, y)| if y.gt(out[b]) { i } else { b });
+        let state_bits = state.iter().map(|y| y.bits());
+        println!(
+            "run {input} samples {samples} steps {} input_fnv {:#010x} outputs_fnv {:#010x} \
+             state_fnv {:#010x} checksum {:#010x} argmax {best} positive {} last {}",
+            self.steps,
+            self.input.0,
+            self.outputs.0,
+            Fnv::new().words(state_bits.clone()).0,
+            self.outputs.words(state_bits).0,
+            self.positive,
+            Bits(out),
+        );
+    }
+}
+
+/// Comma-separated output bits.
+struct Bits<'a, T>(&'a [T]);
+
+impl<T: Value> core::fmt::Display for Bits<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, y) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{:#010x}", y.bits())?;
+        }
+        Ok(())
+    }
+}
+
+fn f32_at(b: &[u8]) -> f32 {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn i16_at(b: &[u8]) -> i16 {
+    i16::from_le_bytes([b[0], b[1]])
+}
+
+/// The embedded clips as (name, byte range of their f32 samples).
+fn clips(elem: usize) -> impl Iterator<Item = (&'static str, usize, usize)> {
+    FSDD_CLIPS.iter().scan(0usize, move |at, &(name, n)| {
+        let start = *at;
+        *at += n * elem;
+        Some((name, start, n))
+    })
+}
+
+fn done(ok: bool) -> bool {
+    if ok {
+        println!("done");
+    }
+    ok
+}
+
+/// Every FSDD clip through a float or w8a8 model ([`Model::step_sample`]).
+pub fn run_fsdd(
+    model: &Model<'_>,
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+) -> bool {
+    let (ns, no) = (model.state_len(), model.d_output());
+    for (name, start, n) in clips(4) {
+        if let Err(e) = model.reset(state) {
+            println!("error: reset: {e}");
+            return false;
+        }
+        let mut run = Run::new();
+        for b in FSDD_F32.0[start..start + 4 * n].chunks_exact(4) {
+            run.input = run.input.bytes(b);
+            match model.step_sample(f32_at(b), state, scratch, out) {
+                Ok(true) => run.output(&out[..no]),
+                Ok(false) => {}
+                Err(e) => {
+                    println!("error: step: {e}");
+                    return false;
+                }
+            }
+        }
+        run.print(name, n, &out[..no], &state[..ns]);
+    }
+    done(true)
+}
+
+/// Every FSDD clip, as 16-bit PCM, through an integer-only model
+/// ([`Model::step_sample_int`]).
+pub fn run_fsdd_int(
+    model: &Model<'_>,
+    state: &mut [i32],
+    scratch: &mut [i32],
+    out: &mut [i32],
+) -> bool {
+    let (ns, no) = (model.state_len(), model.d_output());
+    for (name, start, n) in clips(2) {
+        if let Err(e) = model.reset_int(state) {
+            println!("error: reset: {e}");
+            return false;
+        }
+        let mut run = Run::new();
+        for b in FSDD_I16.0[start..start + 2 * n].chunks_exact(2) {
+            run.input = run.input.bytes(b);
+            match model.step_sample_int(i16_at(b), state, scratch, out) {
+                Ok(true) => run.output(&out[..no]),
+                Ok(false) => {}
+                Err(e) => {
+                    println!("error: step: {e}");
+                    return false;
+                }
+            }
+        }
+        run.print(name, n, &out[..no], &state[..ns]);
+    }
+    done(true)
+}
+
+/// The ECG stretch (mV) through a float or w8a8 model, one value per [`Model::step`].
+pub fn run_ecg(model: &Model<'_>, state: &mut [f32], scratch: &mut [f32], out: &mut [f32]) -> bool {
+    let (ns, no) = (model.state_len(), model.d_output());
     if let Err(e) = model.reset(state) {
         println!("error: reset: {e}");
         return false;
     }
-    let mut input = Fnv::new();
-    let mut outputs = Fnv::new();
-    let mut frames = 0u32;
-    for chunk in INPUT.0.chunks_exact(4) {
-        let x = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        input = input.f32s(&[x]);
-        match model.step_sample(x, state, scratch, out) {
-            Ok(true) => {
-                frames += 1;
-                outputs = outputs.f32s(&out[..model.d_output()]);
-            }
-            Ok(false) => {}
-            Err(e) => {
-                println!("error: step: {e}");
-                return false;
-            }
+    let mut run = Run::new();
+    for b in ECG_F32.0.chunks_exact(4) {
+        run.input = run.input.bytes(b);
+        if let Err(e) = model.step(Input::Vector(&[f32_at(b)]), state, scratch, out) {
+            println!("error: step: {e}");
+            return false;
+        }
+        run.output(&out[..no]);
+    }
+    run.print(ecg::NAME, ECG_LEN, &out[..no], &state[..ns]);
+    done(true)
+}
+
+/// The ECG stretch, in the model's input format, through an integer-only model
+/// ([`Model::step_int`]).
+pub fn run_ecg_int(
+    model: &Model<'_>,
+    state: &mut [i32],
+    scratch: &mut [i32],
+    out: &mut [i32],
+) -> bool {
+    let (ns, no) = (model.state_len(), model.d_output());
+    match model.int_io() {
+        Some(io) if io.input_frac == ECG_INPUT_FRAC => {}
+        io => {
+            println!("error: input format {io:?}, the samples are Q{ECG_INPUT_FRAC}");
+            return false;
         }
     }
-    let state = &state[..model.state_len()];
-    let out = &out[..model.d_output()];
-    println!("crc32 {:#010x}", model.crc32());
-    println!("samples {}", INPUT.0.len() / 4);
-    println!("frames {frames}");
-    println!("input_fnv {:#010x}", input.0);
-    for (i, y) in out.iter().enumerate() {
-        println!("out {i} {:#010x} {y}", y.to_bits());
+    if let Err(e) = model.reset_int(state) {
+        println!("error: reset: {e}");
+        return false;
     }
-    let best = out
-        .iter()
-        .enumerate()
-        .fold(0, |b, (i, y)| if *y > out[b] { i } else { b });
-    println!("argmax {best}");
-    println!("outputs_fnv {:#010x}", outputs.0);
-    println!("state_fnv {:#010x}", Fnv::new().f32s(state).0);
-    println!("checksum {:#010x}", outputs.f32s(state).0);
-    println!("done");
-    true
+    let mut run = Run::new();
+    for b in ECG_I16.0.chunks_exact(2) {
+        run.input = run.input.bytes(b);
+        if let Err(e) = model.step_int(&[i16_at(b)], state, scratch, out) {
+            println!("error: step: {e}");
+            return false;
+        }
+        run.output(&out[..no]);
+    }
+    run.print(ecg::NAME, ECG_LEN, &out[..no], &state[..ns]);
+    done(true)
 }

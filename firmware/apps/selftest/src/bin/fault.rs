@@ -9,6 +9,7 @@ use tinyssm_board::{entry, println};
 
 #[entry]
 fn main() -> ! {
+    tinyssm_board::init();
     println!("selftest: undefined instruction next");
     cortex_m::asm::udf()
 }

@@ -7,6 +7,7 @@ use tinyssm_board::{entry, println};
 
 #[entry]
 fn main() -> ! {
+    tinyssm_board::init();
     println!("selftest: panic next");
     let n = core::hint::black_box(3usize);
     panic!("selftest panic {n}")
