@@ -168,7 +168,11 @@ impl<I2C: I2c> Lsm9ds1<I2C> {
 
     /// Checks `WHO_AM_I` at `address` and configures the part: block data update and
     /// address auto-increment, all axes on, `config`'s rate and full scales.
-    pub fn new(mut i2c: I2C, address: u8, config: Lsm9ds1Config) -> Result<Self, Error<I2C::Error>> {
+    pub fn new(
+        mut i2c: I2C,
+        address: u8,
+        config: Lsm9ds1Config,
+    ) -> Result<Self, Error<I2C::Error>> {
         let mut id = [0u8];
         i2c.write_read(address, &[WHO_AM_I], &mut id)
             .map_err(Error::Bus)?;

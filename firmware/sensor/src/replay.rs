@@ -19,7 +19,7 @@ impl<'a, const N: usize> Replay<'a, N> {
     /// A replay of `bytes`, or `None` when its length is not a whole number of samples
     /// (`4 * N` bytes each) or `N` is 0.
     pub fn new(bytes: &'a [u8]) -> Option<Self> {
-        if N == 0 || bytes.len() % (4 * N) != 0 {
+        if N == 0 || !bytes.len().is_multiple_of(4 * N) {
             return None;
         }
         Some(Replay { bytes, pos: 0 })
