@@ -36,6 +36,13 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 
+# defmt-print decodes the defmt output of the imu image under QEMU (tests/tests/qemu_imu.rs);
+# a pinned version, installed once (about two minutes) and then found on PATH.
+step "defmt-print (cargo install, pinned)"
+command -v defmt-print >/dev/null 2>&1 \
+    || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/defmt-print" ] \
+    || cargo install defmt-print --version 1.2.0 --locked
+
 # NVRTC 13.0 (no GPU needed) so the nvrtc test compiles every CUDA kernel for sm_90; the
 # test fails, rather than skips, when NVRTC cannot be loaded (TINYSSM_REQUIRE_NVRTC=1).
 step "NVRTC 13.0 (pip nvidia-cuda-nvrtc) in target/nvrtc-venv"
@@ -85,9 +92,17 @@ step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy pe
         --target thumbv6m-none-eabi -- -D warnings \
     && cargo build --release --locked)
 
+# The real-board image (Arduino Nano 33 BLE, nRF52840): its own workspace, so that its
+# HAL's cortex-m-rt `device` feature stays out of the QEMU images. Built, not run (that
+# needs the board and a debug probe; see firmware/README.md).
+step "firmware/apps/nano33ble (own workspace): fmt, clippy, release build"
+(cd firmware/apps/nano33ble && cargo fmt -- --check \
+    && cargo clippy --release --all-targets --locked -- -D warnings \
+    && cargo build --release --locked)
+
 step "tests"
 # The QEMU tests (tests/tests/qemu_*.rs) fail, rather than skip, without qemu-system-arm
-# (and, for the plugin test, gcc and nm).
+# (and, for the plugin test, gcc and nm; for qemu_imu, defmt-print).
 export TINYSSM_REQUIRE_QEMU=1
 cargo test --workspace --locked
 
