@@ -7,10 +7,10 @@
 #
 # `run` finds libcuda (driver), libnvrtc.so.13 and libcublas.so.13 (pip nvidia-* packages of
 # the machine's Python), then: the CUDA-backend test suite (every op vs the CPU reference
-# on the GPU and on the emulator), the nvrtc test, the step-path tests, `tinyssm verify
-# --backend cuda` (scan path, then --path step) on every shipped model whose data is
-# reachable (TINYSSM_DATA), and the kernel benchmarks; logs
-# and the benchmark JSON go to $OUT (or gpu-out/).
+# on the GPU and on the emulator), the nvrtc test, the step-path tests (float and integer),
+# `tinyssm verify --backend cuda` (scan path, then --path step) on every shipped model whose
+# data is reachable (TINYSSM_DATA), --path step on the integer-only models (exact), and the
+# kernel benchmarks; logs and the benchmark JSON go to $OUT (or gpu-out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
@@ -19,7 +19,7 @@ build)
     rm -rf gpu-carry && mkdir -p gpu-carry
     cargo build --release -p tinyssm-tools -p tinyssm-cuda --bins
     cp target/release/tinyssm target/release/tinyssm-cuda-bench gpu-carry/
-    for t in cuda_backend nvrtc grad_check mamba_model s4d_model step_path; do
+    for t in cuda_backend nvrtc grad_check mamba_model s4d_model step_path step_int; do
         exe=$(cargo test --release -p tinyssm-cuda --test "$t" --no-run --message-format=json 2>/dev/null |
             python3 -c 'import json,sys
 for l in sys.stdin:
@@ -57,6 +57,10 @@ PY
         for m in fsdd-s4d:fsdd fsdd-mamba:fsdd ecg-rpeak:ecg basicmotions-s4d:basicmotions; do
             ./tinyssm verify "../models/${m%%:*}.tssm" --dataset "${m##*:}" --streams 64 --backend cuda 2>&1 | tee -a "$out/verify.log" || status=1
             # The step kernels, within the step tier of the core's reference step.
+            ./tinyssm verify "../models/${m%%:*}.tssm" --dataset "${m##*:}" --streams 64 --backend cuda --path step 2>&1 | tee -a "$out/verify.log" || status=1
+        done
+        # Integer-only models: the integer step kernels, bit for bit against the core.
+        for m in fsdd-s4d-int:fsdd fsdd-mamba-int:fsdd ecg-rpeak-int:ecg; do
             ./tinyssm verify "../models/${m%%:*}.tssm" --dataset "${m##*:}" --streams 64 --backend cuda --path step 2>&1 | tee -a "$out/verify.log" || status=1
         done
     else

@@ -794,6 +794,23 @@ pub fn rsqrt_q(v: u64, frac_in: u32, frac_out: u32) -> u32 {
 }
 
 // ------------------------------------------------------------------------------------------
+// The tables, for bit-exact ports
+// ------------------------------------------------------------------------------------------
+
+/// The compile-time lookup tables of this module, for ports of these functions that must
+/// reproduce them bit for bit (the verification step kernels of the CUDA crate upload them
+/// rather than re-derive them): `exp2` is `2^(k/64)` in Q1.31 (`k` in `0..64`, used by
+/// [`exp_neg`], [`exp_neg_q31`], [`sigmoid`], [`silu`], [`softplus`]), `phi` is `Φ(k/64)`
+/// in Q0.31 (`k` in `0..=384`, [`gelu`]), `rsqrt_seed` the 32 Q1.31 seeds of [`rsqrt`].
+pub fn tables() -> (
+    &'static [u32; 64],
+    &'static [u32; PHI_LEN],
+    &'static [u32; 32],
+) {
+    (&EXP2_TABLE, &PHI_TABLE, &RSQRT_SEED)
+}
+
+// ------------------------------------------------------------------------------------------
 // Probe for the soft-float symbol check
 // ------------------------------------------------------------------------------------------
 

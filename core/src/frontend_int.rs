@@ -150,6 +150,13 @@ const fn sin_entry(i: i128) -> i32 {
     }
 }
 
+/// The quarter-wave sine table of the integer FFT, `sin(2π i / MAX_N_FFT)` in Q1.30 for
+/// `i = 0..=MAX_N_FFT/4` (computed at compile time), for ports that must reproduce the
+/// front end bit for bit (the verification step kernels of the CUDA crate upload it).
+pub fn sin_q30_table() -> &'static [i32; QUARTER + 1] {
+    &SIN_Q30
+}
+
 /// `sin(2π t / MAX_N_FFT)` in Q30, any `t`.
 #[inline]
 fn sin_q30(t: usize) -> i32 {
@@ -455,6 +462,27 @@ impl<'a> IntFrontEnd<'a> {
     /// Fraction bits of the `i16` features.
     pub fn feat_frac(&self) -> u32 {
         self.feat_frac
+    }
+
+    /// Fraction bits of the `i16` filterbank weights.
+    pub fn filter_frac(&self) -> u32 {
+        self.filter_frac
+    }
+
+    /// `log_eps` as the exact `(mantissa, exponent)` pair the log adds to every mel energy
+    /// (`log_eps = mantissa · 2^exponent`, decoded from its `f32` bits).
+    pub fn log_eps_exact(&self) -> (u64, i32) {
+        (self.eps_mant, self.eps_exp)
+    }
+
+    /// The `i16` filterbank, `[n_mels, n_fft/2 + 1]` row-major.
+    pub fn filters(&self) -> &'a [i16] {
+        self.filters
+    }
+
+    /// The Q0.31 window, `frame_len` values.
+    pub fn window(&self) -> &'a [i32] {
+        self.window
     }
 
     /// State `i32` elements: the last `frame_len` samples (a ring), the ring position and

@@ -531,3 +531,121 @@ pub fn step_blob_forward<D: crate::cuda::Device>(
         .collect();
     Ok((outs, finals))
 }
+
+/// Where an integer backend and the core first disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntDivergence {
+    pub stream: usize,
+    /// Output row (a model step), or `None` for a final-state difference.
+    pub step: Option<usize>,
+    pub index: usize,
+    pub backend: i64,
+    pub core: i64,
+}
+
+/// The report of an integer-only model's verification (`tinyssm verify --json` on a
+/// `compute int` model): every output of every step and every final state value compared
+/// for equality; `ok` only when none differs.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntReport {
+    pub ok: bool,
+    pub backend: String,
+    pub path: String,
+    pub streams: usize,
+    /// Output rows (model steps) over all streams.
+    pub steps: usize,
+    /// Values compared (outputs and final states).
+    pub values: usize,
+    /// Values that differ (a length mismatch counts every missing value).
+    pub differing: usize,
+    /// Largest |backend − core| in LSB of the value's format.
+    pub max_abs_lsb: u64,
+    pub first_divergence: Option<IntDivergence>,
+}
+
+/// Compares integer outputs (`[stream][rows × d]`) and final states (`[stream][…]`) for
+/// equality.
+pub fn compare_int(
+    backend: String,
+    path: &str,
+    out_be: &[Vec<i32>],
+    out_core: &[Vec<i32>],
+    d: usize,
+    st_be: &[Vec<i32>],
+    st_core: &[Vec<i32>],
+) -> IntReport {
+    let d = d.max(1);
+    let (mut values, mut differing, mut max_lsb, mut steps) = (0usize, 0usize, 0u64, 0usize);
+    let mut first: Option<IntDivergence> = None;
+    let mut pairs = |s: usize, a: &[i32], b: &[i32], rows: bool| {
+        values += a.len().max(b.len());
+        differing += a.len().abs_diff(b.len());
+        if a.len() != b.len() && first.is_none() {
+            let i = a.len().min(b.len());
+            first = Some(IntDivergence {
+                stream: s,
+                step: rows.then_some(i / d),
+                index: if rows { i % d } else { i },
+                backend: a.get(i).map_or(i64::MIN, |&v| v as i64),
+                core: b.get(i).map_or(i64::MIN, |&v| v as i64),
+            });
+        }
+        for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+            if x != y {
+                differing += 1;
+                max_lsb = max_lsb.max((x as i64).abs_diff(y as i64));
+                if first.is_none() {
+                    first = Some(IntDivergence {
+                        stream: s,
+                        step: rows.then_some(i / d),
+                        index: if rows { i % d } else { i },
+                        backend: x as i64,
+                        core: y as i64,
+                    });
+                }
+            }
+        }
+    };
+    for (s, (a, b)) in out_be.iter().zip(out_core).enumerate() {
+        steps += b.len() / d;
+        pairs(s, a, b, true);
+    }
+    for (s, (a, b)) in st_be.iter().zip(st_core).enumerate() {
+        pairs(s, a, b, false);
+    }
+    if out_be.len() != out_core.len() || st_be.len() != st_core.len() {
+        differing += 1;
+    }
+    IntReport {
+        ok: differing == 0,
+        backend,
+        path: path.to_string(),
+        streams: out_core.len(),
+        steps,
+        values,
+        differing,
+        max_abs_lsb: max_lsb,
+        first_divergence: first,
+    }
+}
+
+/// Runs an integer-only blob through the **integer step path** ([`crate::cuda::step_int`])
+/// over whole streams of `i16` inputs (audio models: PCM samples; vector models: `d_input`
+/// values per step in the model's input format), from the initial state: each stream's
+/// outputs (one row per model step) and its final state (the core's whole state vector).
+#[allow(clippy::type_complexity)]
+pub fn int_step_forward<D: crate::cuda::Device>(
+    dev: &D,
+    m: &Model<'_>,
+    streams: &[Vec<i16>],
+) -> BResult<(Vec<Vec<i32>>, Vec<Vec<i32>>)> {
+    use crate::cuda::step_int::StepIntRunner;
+    if streams.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut run = StepIntRunner::new(dev, m, streams.len())?;
+    let outs = run.run_streams(streams)?;
+    let st = run.states()?;
+    let per = run.model().state_len();
+    Ok((outs, st.chunks(per.max(1)).map(|c| c.to_vec()).collect()))
+}

@@ -117,3 +117,38 @@ fn nvrtc_ssd_chunk_runs_on_tensor_cores() {
         );
     }
 }
+
+/// The integer step kernels (`step_int.cu`) execute no floating-point instruction: their
+/// PTX names no f16/bf16/f32/f64 type at all (no float register, operation or conversion).
+#[test]
+fn nvrtc_step_int_has_no_floating_point() {
+    if !have_nvrtc() {
+        return;
+    }
+    let m = MODULES
+        .iter()
+        .find(|m| m.name == "step_int")
+        .expect("module");
+    let ptx = kernels::compile_module_in(m, "sm_90", None)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .ptx;
+    let mut lines = 0;
+    for l in ptx.lines() {
+        let code = l.split("//").next().unwrap_or("");
+        for ty in [".f16", ".bf16", ".f32", ".f64"] {
+            assert!(
+                !code.contains(ty),
+                "step_int: a floating-point type in the PTX: {l}"
+            );
+        }
+        lines += 1;
+    }
+    assert!(ptx.contains(".entry step_int_s4d"), "no step_int_s4d entry");
+    println!("step_int: {lines} PTX lines, no .f16/.bf16/.f32/.f64");
+    // The check can fail: the float step kernels' PTX is full of .f32.
+    let f = MODULES.iter().find(|m| m.name == "step").expect("module");
+    let fptx = kernels::compile_module_in(f, "sm_90", None)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .ptx;
+    assert!(fptx.contains(".f32"), "the float step PTX has no .f32");
+}

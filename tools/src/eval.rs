@@ -8,8 +8,8 @@ use tinyssm_core::{Kernels, Model};
 use tinyssm_cuda::cuda::Device;
 use tinyssm_cuda::data::{self, Split};
 use tinyssm_cuda::verify::{
-    compare, front_end_frames, mamba_blob_forward, s4d_blob_forward, step_blob_forward, Report,
-    Tier,
+    compare, compare_int, front_end_frames, int_step_forward, mamba_blob_forward, s4d_blob_forward,
+    step_blob_forward, IntReport, Report, Tier,
 };
 
 use crate::error::ToolError;
@@ -485,6 +485,82 @@ fn basicmotions_on(
         .collect::<Result<Vec<_>, _>>()?;
     let vectors: Vec<Vec<f32>> = cases.into_iter().map(|(x, _)| x).collect();
     verify_batch(run, model, &vectors, 6, core)
+}
+
+/// The datasets `tinyssm verify` streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyData {
+    Fsdd,
+    Ecg,
+    Basicmotions,
+}
+
+/// `tinyssm verify` on an **integer-only** model (`compute int`), on the integer step path
+/// of a CUDA device or the emulator ([`tinyssm_cuda::cuda::step_int`]): the same streams
+/// as the float verification (FSDD clips as 16-bit PCM through the integer front end, the
+/// ECG test region cut into `streams` equal streams, BasicMotions cases; vectors in the
+/// model's input format, exactly as [`int_stream`] feeds the core) against the core's
+/// `step_int` / `step_sample_int`. Every output and final state value must be equal.
+pub fn verify_int_step<D: Device>(
+    dev: &D,
+    model: &Model<'_>,
+    data: VerifyData,
+    split: Split,
+    streams: usize,
+) -> Result<IntReport, ToolError> {
+    let io = model
+        .int_io()
+        .ok_or_else(|| usage("not an integer-only model"))?;
+    let raw: Vec<Vec<f32>> = match data {
+        VerifyData::Fsdd => fsdd_cases(model, Path::new("model"), split, streams.max(1))?
+            .into_iter()
+            .map(|(x, _)| x)
+            .collect(),
+        VerifyData::Ecg => {
+            if model.d_input() != 1 || model.config().front_end.is_some() {
+                return Err(usage(
+                    "the ecg dataset needs a model with one input per step",
+                ));
+            }
+            let (test, _) = ecg_test()?;
+            let n = streams.clamp(1, test.len());
+            test.chunks_exact(test.len() / n)
+                .take(n)
+                .map(|c| c.to_vec())
+                .collect()
+        }
+        VerifyData::Basicmotions => {
+            basicmotions_cases(model, Path::new("model"), split, streams.max(1))?
+                .into_iter()
+                .map(|(x, _)| x)
+                .collect()
+        }
+    };
+    let frac = if model.config().front_end.is_some() {
+        15
+    } else {
+        io.input_frac
+    };
+    let q: Vec<Vec<i16>> = raw
+        .iter()
+        .map(|x| x.iter().map(|&v| to_i16(v, frac)).collect())
+        .collect();
+    let (out_core, st_core): (Vec<_>, Vec<_>) = raw
+        .iter()
+        .map(|x| int_stream(model, x))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
+    let (out_be, st_be) = int_step_forward(dev, model, &q).map_err(usage)?;
+    Ok(compare_int(
+        dev.describe(),
+        "step-int",
+        &out_be,
+        &out_core,
+        model.d_output(),
+        &st_be,
+        &st_core,
+    ))
 }
 
 /// Signal-to-noise ratio of one model's values against a reference's, in dB

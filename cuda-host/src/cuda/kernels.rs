@@ -26,6 +26,11 @@ pub const MODULES: &[Module] = &[
         kernels: &["step_s4d", "step_mamba", "step_math_probe"],
     },
     Module {
+        name: "step_int",
+        source: include_str!("../../kernels/step_int.cu"),
+        kernels: &["step_int_s4d", "step_int_mamba", "step_int_probe"],
+    },
+    Module {
         name: "elementwise",
         source: include_str!("../../kernels/elementwise.cu"),
         kernels: &[

@@ -9,6 +9,7 @@ pub mod emu;
 pub mod kernels;
 pub mod params;
 pub mod step;
+pub mod step_int;
 
 pub use backend::{
     scan_chunk, scan_lanes, ssd_chunk_smem, CudaBackend, DevBuf, ScanOp, SsdFwdKernel, Tf32Mode,

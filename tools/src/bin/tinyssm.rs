@@ -161,6 +161,10 @@ enum Cmd {
         /// tier; `step`: the step kernels (the core's reference step for every stream, one
         /// launch per time step; `--backend cuda` or `cuda-emu`), against the core's
         /// reference kernels within the step tier (exp, log1p and erf are the device's own).
+        /// Integer-only models (`--compute int`) take `--path step` with `--backend cuda`
+        /// or `cuda-emu`: the integer step kernels, compared with the core's integer step
+        /// for equality (every output and final state value; max |Δ| in LSB and the count
+        /// of differing values, which must be 0).
         #[arg(long, value_enum, default_value = "scan")]
         path: PathKind,
         #[arg(long)]
@@ -672,6 +676,43 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let mf = ModelFile::open(&model)?;
             use tinyssm_tools::eval;
             let m = mf.model();
+            if m.config().compute == tinyssm_core::Compute::Int {
+                // Integer-only models: the integer step kernels against the core's integer
+                // step, bit for bit. `cpu` would compare the core with itself, and the scan
+                // (training) ops are float: both are refused with what to use instead.
+                if path != PathKind::Step || matches!(backend, BackendKind::Cpu) {
+                    return Err(ToolError::Usage(
+                        "integer-only models are verified by the integer step kernels, bit for bit against the core: use --path step with --backend cuda (GPU) or --backend cuda-emu (the same kernel source built for and run on the host CPU)".into(),
+                    ));
+                }
+                let data = match dataset {
+                    DatasetKind::Fsdd => eval::VerifyData::Fsdd,
+                    DatasetKind::Ecg => eval::VerifyData::Ecg,
+                    DatasetKind::Basicmotions => eval::VerifyData::Basicmotions,
+                };
+                let r = with_device!(backend, dev => eval::verify_int_step(dev, &m, data, split, streams)?);
+                if json {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                } else {
+                    println!(
+                        "{}: {} streams, {} steps on {} ({} path, exact): {} values compared, {} differ, max |Δ| {} LSB — {}",
+                        model.display(),
+                        r.streams,
+                        r.steps,
+                        r.backend,
+                        r.path,
+                        r.values,
+                        r.differing,
+                        r.max_abs_lsb,
+                        if r.ok { "ok".to_string() } else { format!("FAILED: first divergence {:?}", r.first_divergence) }
+                    );
+                }
+                return if r.ok {
+                    Ok(())
+                } else {
+                    Err(ToolError::Usage("verification failed".into()))
+                };
+            }
             let r = match path {
                 PathKind::Scan => with_backend!(backend, be => match dataset {
                     DatasetKind::Fsdd => eval::verify_fsdd(be, &m, split, streams)?,
