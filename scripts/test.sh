@@ -82,14 +82,15 @@ RUSTFLAGS="-C target-feature=+dsp" cargo build -p tinyssm-core --target thumbv8m
     --release --locked --target-dir target/thumbv8m-dsp
 
 step "firmware workspace (firmware/, its own .cargo/config.toml): fmt, clippy per target, release build"
-# clippy once per target (the board only changes the linker script); the default board's
+# clippy once per target (the board only changes the linker script; the imu image is for
+# mps2-an386 only, so the other targets skip it); the default board's
 # build here is the one tests/tests/qemu_fsdd.rs reuses, which builds the other boards itself.
 (cd firmware && cargo fmt --all -- --check \
     && cargo clippy --release --all-targets --locked -- -D warnings \
     && TINYSSM_BOARD=mps2-an505 cargo clippy --release --all-targets --locked \
-        --target thumbv8m.main-none-eabihf -- -D warnings \
+        --target thumbv8m.main-none-eabihf --workspace --exclude tinyssm-fw-imu -- -D warnings \
     && TINYSSM_BOARD=microbit cargo clippy --release --all-targets --locked \
-        --target thumbv6m-none-eabi -- -D warnings \
+        --target thumbv6m-none-eabi --workspace --exclude tinyssm-fw-imu -- -D warnings \
     && cargo build --release --locked)
 
 # The real-board image (Arduino Nano 33 BLE, nRF52840): its own workspace, so that its
