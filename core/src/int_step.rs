@@ -233,12 +233,72 @@ pub fn matvec_i8r(
     if cols == 0 {
         return Err(StepError::Internal);
     }
+    #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+    if k == Kernels::Fast && cols <= 2 * PACK_WORDS {
+        return matvec_i8r_packed(w, x, bias, emit);
+    }
     for (r, (row, rq)) in w.q.chunks_exact(cols).zip(w.rq.chunks_exact(2)).enumerate() {
         let mut acc = dot(k, row, x);
         if let Some(b) = bias {
             acc = acc.wrapping_add(b[r]);
         }
         emit(r, shift_round(acc as i64 * rq[0] as i64, rq[1]));
+    }
+    Ok(())
+}
+
+/// Packed activation words on the stack of [`matvec_i8r_packed`] (up to 512 columns).
+#[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+const PACK_WORDS: usize = 256;
+
+/// [`matvec_i8r`]'s `Kernels::Fast` path on Cortex-M with the DSP extension: `x` put in
+/// `SMLAD` pair order once, three rows a pass (`crate::simd::dot_rows3_packed`); the
+/// same sums as the reference (exact wrapping i32), so the same outputs.
+#[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+fn matvec_i8r_packed(
+    w: &QuantI8R<'_>,
+    x: &[i16],
+    bias: Option<&[i32]>,
+    mut emit: impl FnMut(usize, i64),
+) -> Result<(), StepError> {
+    let cols = x.len();
+    let mut xs = [0u32; PACK_WORDS];
+    let groups = crate::simd::pack_i16(x, &mut xs);
+    let (xs, tail) = (&xs[..2 * groups], &x[4 * groups..]);
+    // The columns past the last whole group (none when `cols` is a multiple of 4).
+    let tail_dot = |row: &[i8]| {
+        let mut t = 0i32;
+        if !tail.is_empty() {
+            for (&a, &b) in row[4 * groups..].iter().zip(tail) {
+                t = t.wrapping_add(a as i32 * b as i32);
+            }
+        }
+        t
+    };
+    let rows = w.rows();
+    let mut finish = |r: usize, row: &[i8], d: i32| {
+        let mut acc = d.wrapping_add(tail_dot(row));
+        if let Some(b) = bias {
+            acc = acc.wrapping_add(b[r]);
+        }
+        emit(
+            r,
+            shift_round(acc as i64 * w.rq[2 * r] as i64, w.rq[2 * r + 1]),
+        );
+    };
+    let mut r = 0;
+    while r + 3 <= rows {
+        let d = crate::simd::dot_rows3_packed(&w.q[r * cols..], cols, xs, groups);
+        for (j, d) in d.into_iter().enumerate() {
+            let i = r + j;
+            finish(i, &w.q[i * cols..(i + 1) * cols], d);
+        }
+        r += 3;
+    }
+    while r < rows {
+        let row = &w.q[r * cols..(r + 1) * cols];
+        finish(r, row, crate::simd::dot_row_packed(row, xs, groups));
+        r += 1;
     }
     Ok(())
 }

@@ -537,12 +537,131 @@ pub mod fast {
             }
             (4 * out4.len(), rest)
         };
-        #[cfg(not(target_arch = "x86_64"))]
+        // Cortex-M with the DSP extension: `qx` sign-extended once into `SMLAD` pair order,
+        // then three rows a pass (`crate::simd::dot_rows3_packed`), the column tail and
+        // the rows left over in plain code.
+        #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+        let out = {
+            let mut xs = [0u32; super::W8A8_CHUNK / 2];
+            let groups = crate::simd::pack_i8(qx, &mut xs);
+            let (xs, tail) = (&xs[..2 * groups], &qx[4 * groups..]);
+            // The columns past the last whole group (none when `m` is a multiple of 4).
+            let tail_of = |r: usize| match tail.is_empty() {
+                true => 0,
+                false => tail_dot(&row(r)[4 * groups..], tail),
+            };
+            let (out3, rest) = out.as_chunks_mut::<3>();
+            for (i, o3) in out3.iter_mut().enumerate() {
+                let r = 3 * i;
+                let d = crate::simd::dot_rows3_packed(&q[r * cols + c0..], cols, xs, groups);
+                for (j, (o, d)) in o3.iter_mut().zip(d).enumerate() {
+                    *o += d.wrapping_add(tail_of(r + j)) as f32;
+                }
+            }
+            for (i, o) in rest.iter_mut().enumerate() {
+                let r = 3 * out3.len() + i;
+                let d = crate::simd::dot_row_packed(row(r), xs, groups);
+                *o += d.wrapping_add(tail_of(r)) as f32;
+            }
+            let none: &mut [f32] = &mut [];
+            (0, none)
+        };
+        #[cfg(not(any(target_arch = "x86_64", all(target_arch = "arm", tinyssm_arm_dsp))))]
         let out = (0, out);
         let (r0, rest) = out;
         for (i, o) in rest.iter_mut().enumerate() {
             *o += dot_i8_i8(row(r0 + i), qx) as f32;
         }
+    }
+
+    /// One activation quantized as [`super::quantize_act`] does
+    /// (`clamp(round_half_away(v · inv), -127, 127)`, NaN → 0), from `inv16 = inv · 2¹⁶`,
+    /// without `roundf`: `(v · inv16) as i32` truncates `v · inv · 2¹⁶` toward zero (the
+    /// power-of-two factor is exact; `as` saturates and sends NaN to 0, one `VCVT` on
+    /// Arm), so `|v · inv|` rounds half away from zero to `(|t| + 2¹⁵) >> 16`. A product
+    /// too small to be normal truncates to 0 either way. The same byte as the reference
+    /// for every `v` whenever `inv16` is finite (tested); callers check that.
+    #[inline(always)]
+    pub fn quantize_one(v: f32, inv16: f32) -> i32 {
+        let t = (v * inv16) as i32;
+        let r = ((t.unsigned_abs() + (1 << 15)) >> 16).min(127) as i32;
+        if t < 0 {
+            -r
+        } else {
+            r
+        }
+    }
+
+    /// The w8a8 product of one chunk (`cols ≤ W8A8_CHUNK`) on Cortex-M with the DSP
+    /// extension: the input quantized ([`quantize_one`]) straight into `SMLAD` pair
+    /// order, three rows a pass (`crate::simd::dot_rows3_packed`), and each row finished
+    /// at once: `f32(Σ) · (scale[r] · sx) (+ bias[r])` — with one chunk the reference's
+    /// `0 + f32(Σ)` is `f32(Σ)`, so the bits are the reference's.
+    #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+    pub(crate) fn w8a8_dsp(
+        w: super::QuantI8<'_>,
+        x: &[f32],
+        inv: f32,
+        sx: f32,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let cols = w.cols;
+        let x = &x[..cols.min(x.len())];
+        let inv16 = inv * 65536.0;
+        let mut xs = [0u32; super::W8A8_CHUNK / 2];
+        let (g4, tail_x) = x.as_chunks::<4>();
+        let groups = g4.len().min(xs.len() / 2);
+        for (g, d) in g4.iter().zip(xs.as_chunks_mut::<2>().0) {
+            let q = g.map(|v| quantize_one(v, inv16));
+            d[0] = (q[0] as u32 & 0xffff) | ((q[2] as u32) << 16);
+            d[1] = (q[1] as u32 & 0xffff) | ((q[3] as u32) << 16);
+        }
+        let mut tail = [0i8; 3];
+        for (t, &v) in tail.iter_mut().zip(tail_x) {
+            *t = quantize_one(v, inv16) as i8;
+        }
+        let tail = &tail[..tail_x.len()];
+        let xs = &xs[..2 * groups];
+        let finish = |r: usize, d: i32| {
+            let d = if tail.is_empty() {
+                d
+            } else {
+                let lo = r * cols + 4 * groups;
+                d.wrapping_add(tail_dot(&w.q[lo..lo + tail.len()], tail))
+            };
+            let y = d as f32 * (w.scale[r] * sx);
+            match bias {
+                Some(b) => y + b[r],
+                None => y,
+            }
+        };
+        let rows = w.scale.len().min(out.len());
+        let (out3, rest) = out[..rows].as_chunks_mut::<3>();
+        for (i, o3) in out3.iter_mut().enumerate() {
+            let r = 3 * i;
+            let d = crate::simd::dot_rows3_packed(&w.q[r * cols..], cols, xs, groups);
+            o3[0] = finish(r, d[0]);
+            o3[1] = finish(r + 1, d[1]);
+            o3[2] = finish(r + 2, d[2]);
+        }
+        let r0 = 3 * out3.len();
+        for (i, o) in rest.iter_mut().enumerate() {
+            let r = r0 + i;
+            let d = crate::simd::dot_row_packed(&w.q[r * cols..(r + 1) * cols], xs, groups);
+            *o = finish(r, d);
+        }
+    }
+
+    /// Wrapping `Σ a·b` of a few leftover columns.
+    #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+    #[inline(always)]
+    fn tail_dot(a: &[i8], b: &[i8]) -> i32 {
+        let mut t = 0i32;
+        for (&x, &y) in a.iter().zip(b) {
+            t = t.wrapping_add(x as i32 * y as i32);
+        }
+        t
     }
 
     /// Portable int8 · int8 (no SIMD intrinsics; the fallback on other targets).
@@ -697,6 +816,10 @@ fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out:
         return;
     };
     let (sx, inv) = (amax / 127.0, 127.0 / amax);
+    #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+    if k == Kernels::Fast && cols <= W8A8_CHUNK && (inv * 65536.0).is_finite() {
+        return fast::w8a8_dsp(w, x, inv, sx, bias, out);
+    }
     let mut qx = [0i8; W8A8_CHUNK];
     for o in out.iter_mut() {
         *o = 0.0;
@@ -1035,6 +1158,12 @@ mod tests {
             fast::quantize_act(&xs, inv, &mut f);
             for ((a, b), x) in r.iter().zip(&f).zip(&xs) {
                 assert_eq!(a, b, "x {x:e} inv {inv:e}");
+                // The truncating form the Cortex-M DSP path uses (where `inv · 2¹⁶` is
+                // finite, as that path requires).
+                if (inv * 65536.0).is_finite() {
+                    let t = fast::quantize_one(*x, inv * 65536.0);
+                    assert_eq!(*a as i32, t, "quantize_one: x {x:e} inv {inv:e}");
+                }
             }
         }
     }
@@ -1153,6 +1282,11 @@ mod tests {
             let (mut r, mut f) = (std::vec![0i8; x.len()], std::vec![0i8; x.len()]);
             quantize_act(&x, inv, &mut r);
             fast::quantize_act(&x, inv, &mut f);
+            if (inv * 65536.0).is_finite() {
+                for (a, v) in r.iter().zip(&x) {
+                    prop_assert_eq!(*a as i32, fast::quantize_one(*v, inv * 65536.0));
+                }
+            }
             prop_assert_eq!(r, f);
         }
 

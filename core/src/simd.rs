@@ -31,7 +31,9 @@
 pub use x86::{dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, split_even_odd, PATH};
 
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
-pub use arm_dsp::{dot_i8_i16, dot_i8_i8, PATH};
+pub use arm_dsp::{
+    dot_i8_i16, dot_i8_i8, dot_row_packed, dot_rows3_packed, pack_i16, pack_i8, PATH,
+};
 
 /// Scalar tail of `dot_i8_i8`: wrapping, as the vector lanes.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "arm", tinyssm_arm_dsp)))]
@@ -324,6 +326,33 @@ mod x86 {
 mod arm_dsp {
     use core::arch::asm;
 
+    /// One group of four columns for three rows (`{wp}` row 0, `{wp} + {s}` row 1,
+    /// `{wp} + 2·{s}` row 2; row 0's load advances `{wp}` last): `LDRD` of the packed
+    /// activation pair words, then per row `LDR`, `SXTB16`, `SMLAD`, `SXTB16 ROR #8`,
+    /// `SMLAD`. 16 instructions, 12 multiply-accumulates.
+    macro_rules! g3 {
+        () => {
+            concat!(
+                "ldrd {x0}, {x1}, [{xp}], #8\n",
+                "ldr {w}, [{wp}, {s}]\n",
+                "sxtb16 {t}, {w}\n",
+                "smlad {a1}, {t}, {x0}, {a1}\n",
+                "sxtb16 {t}, {w}, ror #8\n",
+                "smlad {a1}, {t}, {x1}, {a1}\n",
+                "ldr {w}, [{wp}, {s}, lsl #1]\n",
+                "sxtb16 {t}, {w}\n",
+                "smlad {a2}, {t}, {x0}, {a2}\n",
+                "sxtb16 {t}, {w}, ror #8\n",
+                "smlad {a2}, {t}, {x1}, {a2}\n",
+                "ldr {w}, [{wp}], #4\n",
+                "sxtb16 {t}, {w}\n",
+                "smlad {a0}, {t}, {x0}, {a0}\n",
+                "sxtb16 {t}, {w}, ror #8\n",
+                "smlad {a0}, {t}, {x1}, {a0}\n",
+            )
+        };
+    }
+
     /// The instruction set this build's integer dots use.
     pub const PATH: &str = "Arm DSP (SMLAD)";
 
@@ -433,5 +462,143 @@ mod arm_dsp {
         }
         acc0.wrapping_add(acc1)
             .wrapping_add(super::tail_i8_i16(tw, tx))
+    }
+
+    /// Two halfwords as one word: `lo` in bits 0..16, `hi` in 16..32.
+    #[inline(always)]
+    fn halves(lo: i16, hi: i16) -> u32 {
+        (lo as u16 as u32) | ((hi as u16 as u32) << 16)
+    }
+
+    /// Lays out int8 activations for [`dot_rows3_packed`] / [`dot_row_packed`]: per group
+    /// of four values `x0..x3`, the words `(x0, x2)` and `(x1, x3)` as sign-extended
+    /// halfwords — the pairs `SXTB16` and `SXTB16 ROR #8` make of four weight bytes — so
+    /// the activations are extended once per vector instead of once per row. Fills
+    /// `2·⌊n/4⌋` words (`n = min(x.len(), 2·xs.len())` rounded down to groups) and returns
+    /// the number of groups; the `x.len() % 4` tail is the caller's.
+    #[inline]
+    pub fn pack_i8(x: &[i8], xs: &mut [u32]) -> usize {
+        let (g, _) = x.as_chunks::<4>();
+        let (d, _) = xs.as_chunks_mut::<2>();
+        let mut n = 0;
+        for (g, d) in g.iter().zip(d) {
+            d[0] = halves(g[0] as i16, g[2] as i16);
+            d[1] = halves(g[1] as i16, g[3] as i16);
+            n += 1;
+        }
+        n
+    }
+
+    /// [`pack_i8`] for int16 activations (the integer-only step's).
+    #[inline]
+    pub fn pack_i16(x: &[i16], xs: &mut [u32]) -> usize {
+        let (g, _) = x.as_chunks::<4>();
+        let (d, _) = xs.as_chunks_mut::<2>();
+        let mut n = 0;
+        for (g, d) in g.iter().zip(d) {
+            d[0] = halves(g[0], g[2]);
+            d[1] = halves(g[1], g[3]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Three rows at once: `[Σ_c w[j·stride + c] · x[c]; j = 0, 1, 2]` over the first
+    /// `4·groups` columns, wrapping (the same value as the scalar reference's sum: see
+    /// the module docs), with `xs` from [`pack_i8`] / [`pack_i16`]. Per four columns: one
+    /// `LDRD` of the packed activations, shared by the three rows, and per row one `LDR`
+    /// of four weight bytes, two `SXTB16` and two `SMLAD` — 16 instructions for 12
+    /// multiply-accumulates (`g3!`), in a loop unrolled eight times. Returns zeros (and reads
+    /// nothing) when the slices are too short for `groups`.
+    #[inline]
+    pub fn dot_rows3_packed(w: &[i8], stride: usize, xs: &[u32], groups: usize) -> [i32; 3] {
+        let mut acc = [0i32; 3];
+        let cols = 4 * groups;
+        let fits = stride
+            .checked_mul(2)
+            .and_then(|s| s.checked_add(cols))
+            .is_some_and(|need| need <= w.len())
+            && 2 * groups <= xs.len()
+            && stride <= i32::MAX as usize / 2;
+        if groups == 0 || !fits {
+            return acc;
+        }
+        let [mut a0, mut a1, mut a2] = acc;
+        let mut wp = w.as_ptr();
+        let mut xp = xs.as_ptr();
+        let big = groups / 8;
+        if big > 0 {
+            // SAFETY: the loop reads `8·big` groups: words `xp[0 .. 16·big]` (inside `xs`,
+            // checked above: 2·groups ≤ xs.len()) with word-aligned `LDRD` (`xs` is a
+            // `u32` slice), and for each row j ∈ {0, 1, 2} the bytes
+            // `w[j·stride .. j·stride + 32·big]` (inside `w`: 2·stride + 4·groups ≤
+            // w.len()) with `LDR`, which the Cortex-M3/M4/M7/M33 allow unaligned. The
+            // pointers only move forward by what was read; registers and flags only.
+            unsafe {
+                let xend = xp.add(16 * big);
+                core::arch::asm!(
+                    concat!("2:\n", g3!(), g3!(), g3!(), g3!(), g3!(), g3!(), g3!(), g3!(),
+                        "cmp {xp}, {xend}\n", "blo 2b"),
+                    xp = inout(reg) xp,
+                    wp = inout(reg) wp,
+                    s = in(reg) stride,
+                    xend = in(reg) xend,
+                    a0 = inout(reg) a0,
+                    a1 = inout(reg) a1,
+                    a2 = inout(reg) a2,
+                    x0 = out(reg) _,
+                    x1 = out(reg) _,
+                    w = out(reg) _,
+                    t = out(reg) _,
+                    options(readonly, nostack),
+                );
+            }
+        }
+        let rest = groups % 8;
+        if rest > 0 {
+            // SAFETY: as above, for the `rest` groups after the `8·big` already read
+            // (8·big + rest = groups, so every access stays inside the checked bounds).
+            unsafe {
+                let xend = xp.add(2 * rest);
+                core::arch::asm!(
+                    concat!("2:\n", g3!(), "cmp {xp}, {xend}\n", "blo 2b"),
+                    xp = inout(reg) xp,
+                    wp = inout(reg) wp,
+                    s = in(reg) stride,
+                    xend = in(reg) xend,
+                    a0 = inout(reg) a0,
+                    a1 = inout(reg) a1,
+                    a2 = inout(reg) a2,
+                    x0 = out(reg) _,
+                    x1 = out(reg) _,
+                    w = out(reg) _,
+                    t = out(reg) _,
+                    options(readonly, nostack),
+                );
+            }
+        }
+        let _ = (xp, wp);
+        acc = [a0, a1, a2];
+        acc
+    }
+
+    /// One row: `Σ_c w[c] · x[c]` over the first `4·groups` columns, wrapping, with `xs`
+    /// from [`pack_i8`] / [`pack_i16`] (the rows [`dot_rows3_packed`] leaves over). Zero
+    /// when the slices are too short for `groups`.
+    #[inline]
+    pub fn dot_row_packed(w: &[i8], xs: &[u32], groups: usize) -> i32 {
+        let (Some(w4), Some(x2)) = (
+            w.get(..4 * groups).map(|w| w.as_chunks::<4>().0),
+            xs.get(..2 * groups).map(|x| x.as_chunks::<2>().0),
+        ) else {
+            return 0;
+        };
+        let (mut acc0, mut acc1) = (0i32, 0i32);
+        for (wb, xb) in w4.iter().zip(x2) {
+            let wv = word(wb);
+            acc0 = smlad(sxtb16(wv), xb[0], acc0);
+            acc1 = smlad(sxtb16_ror8(wv), xb[1], acc1);
+        }
+        acc0.wrapping_add(acc1)
     }
 }

@@ -1,13 +1,18 @@
 //! The core's integer dot products on the Cortex-M4F: `kernels::fast` (the DSP path,
 //! `SXTB16` + `SMLAD`) against the scalar reference on random vectors of every length
-//! 0..=300 at unaligned offsets, on the extremes, and at and past the i32 overflow bound.
+//! 0..=300 at unaligned offsets, on the extremes, and at and past the i32 overflow bound;
+//! then the matrix-vector products built on them (the w8a8 `kernels::matvec` and the
+//! integer `int_step::matvec_i8r`, whose `Kernels::Fast` path takes three rows a pass over
+//! activations packed once) against `Kernels::Reference`, bit for bit, over many shapes.
 //! Prints one line per failure and a summary; exits 0 when every case agrees, 1 otherwise.
 
 #![no_std]
 #![no_main]
 
 use tinyssm_board::{entry, exit, println};
-use tinyssm_core::kernels::{fast, reference};
+use tinyssm_core::int_step::matvec_i8r;
+use tinyssm_core::kernels::{fast, matvec, reference};
+use tinyssm_core::{ActQuant, Kernels, QuantI8, QuantI8R, Weights};
 
 /// xorshift64: the same stream on every run.
 struct Rng(u64);
@@ -103,6 +108,91 @@ fn main() -> ! {
             (n as i64 * 128 * 32768) as i32,
         );
     }
-    println!("selftest-dsp: {cases} cases, {bad} mismatches");
+    let (mc, mb) = matvecs(&mut rng);
+    println!(
+        "selftest-dsp: {cases} dot cases, {bad} mismatches; {mc} matvec cases, {mb} mismatches"
+    );
+    let (cases, bad) = (cases + mc, bad + mb);
     exit(bad == 0)
+}
+
+/// Largest matrix of [`matvecs`]: rows × cols + an offset.
+const MR: usize = 7;
+const MC: usize = 520;
+static mut MAT: [i8; MR * MC + 4] = [0; MR * MC + 4];
+
+/// `kernels::matvec` (w8a8) and `int_step::matvec_i8r`, `Kernels::Fast` against
+/// `Kernels::Reference` for every rows × cols of a list (tails of 0–3 columns, 1–7 rows so
+/// that the three-row passes leave 0, 1 or 2 rows over, one chunk and past it), with
+/// weights at an unaligned offset. Returns (cases, mismatches).
+fn matvecs(rng: &mut Rng) -> (u32, u32) {
+    // SAFETY: the only reference to MAT, taken once in this single-threaded program.
+    let mat = unsafe { &mut *(&raw mut MAT) };
+    let (mut cases, mut bad) = (0u32, 0u32);
+    let mut x = [0f32; MC];
+    let mut x16 = [0i16; MC];
+    let mut scale = [0f32; MR];
+    let mut bias = [0f32; MR];
+    let mut bias32 = [0i32; MR];
+    let mut rq = [0i32; 2 * MR];
+    for cols in [
+        1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 95, 96, 127, 128, 129, 255,
+        256, 257, 511, 512, 513, 520,
+    ] {
+        for rows in 1..=MR {
+            for v in mat.iter_mut() {
+                *v = rng.next() as i8;
+            }
+            for (i, (a, b)) in x.iter_mut().zip(x16.iter_mut()).enumerate() {
+                let r = rng.next();
+                *a = ((r >> 8) as u32 as f32 / u32::MAX as f32 - 0.5) * 6.0;
+                // A few exact zeros and ties for the rounding.
+                if i % 37 == 0 {
+                    *a = 0.0;
+                }
+                *b = (r >> 40) as i16;
+            }
+            for r in 0..MR {
+                scale[r] = 1.0 / (1.0 + (rng.next() % 1000) as f32);
+                bias[r] = (rng.next() % 200) as f32 * 0.01 - 1.0;
+                bias32[r] = (rng.next() as i32) >> 8;
+                rq[2 * r] = (rng.next() % (1 << 20)) as i32 + 1;
+                rq[2 * r + 1] = 10 + (rng.next() % 20) as i32;
+            }
+            let q = &mat[1..1 + rows * cols];
+            let w = Weights::I8(QuantI8 {
+                q,
+                scale: &scale[..rows],
+                cols,
+                act: ActQuant::DynamicI8,
+            });
+            for b in [None, Some(&bias[..rows])] {
+                let (mut yr, mut yf) = ([0f32; MR], [0f32; MR]);
+                matvec(Kernels::Reference, w, cols, &x, b, &mut yr[..rows]);
+                matvec(Kernels::Fast, w, cols, &x, b, &mut yf[..rows]);
+                cases += 1;
+                if yr.iter().zip(&yf).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                    bad += 1;
+                    println!("MISMATCH w8a8 matvec {rows}x{cols}");
+                }
+            }
+            let wr = QuantI8R {
+                q,
+                rq: &rq[..2 * rows],
+                cols,
+            };
+            for b in [None, Some(&bias32[..rows])] {
+                let (mut yr, mut yf) = ([0i64; MR], [0i64; MR]);
+                let x = &x16[..cols];
+                let okr = matvec_i8r(Kernels::Reference, &wr, x, b, |r, v| yr[r] = v).is_ok();
+                let okf = matvec_i8r(Kernels::Fast, &wr, x, b, |r, v| yf[r] = v).is_ok();
+                cases += 1;
+                if !okr || !okf || yr != yf {
+                    bad += 1;
+                    println!("MISMATCH matvec_i8r {rows}x{cols}");
+                }
+            }
+        }
+    }
+    (cases, bad)
 }
