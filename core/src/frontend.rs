@@ -211,16 +211,35 @@ pub struct FrontEnd<'a> {
     cfg: FrontEndConfig,
     filters: &'a [f32],
     window: Option<&'a [f32]>,
+    /// Per mel band, the bins `[start, end)` outside which its filter weights are zero
+    /// (pairs of exact small integers as f32), from [`FrontEnd::window_table`].
+    bands: Option<&'a [f32]>,
 }
 
 /// The analysis window of one front-end configuration, computed once into a caller's
 /// buffer ([`FrontEnd::window_table`]) so that frames do not re-evaluate it (each window
 /// value is an f64 cosine: costly on cores without a double-precision FPU). Holds exactly
 /// [`FrontEndConfig::window_at`]'s values: features are bit-identical with and without it.
+///
+/// Given room for `2 · n_mels` more values, it also records where each mel filter is
+/// non-zero, so that a frame sums each band over its own bins only (about 2 bins per band
+/// instead of all `n_fft/2 + 1`); the sums are bit-identical too (see `FrontEnd::frame`).
 #[derive(Debug, Clone, Copy)]
 pub struct WindowTable<'b> {
     cfg: FrontEndConfig,
     values: &'b [f32],
+    bands: Option<&'b [f32]>,
+    /// The filterbank the bands were read from (address, length): a table is applied
+    /// with its bands only to that filterbank.
+    filters_id: (usize, usize),
+}
+
+impl<'b> WindowTable<'b> {
+    /// Each mel band's non-zero bin range `[start, end)`, as pairs of f32 integers, when
+    /// the table had room for them.
+    pub fn band_ranges(&self) -> Option<&'b [f32]> {
+        self.bands
+    }
 }
 
 impl<'a> FrontEnd<'a> {
@@ -236,27 +255,49 @@ impl<'a> FrontEnd<'a> {
             cfg,
             filters,
             window: None,
+            bands: None,
         })
     }
 
-    /// Computes this configuration's window into `buf` (≥ `frame_len` values).
+    /// Computes this configuration's window into `buf` (≥ `frame_len` values) and, when
+    /// `buf` has `2 · n_mels` values more, each mel filter's non-zero bin range.
     pub fn window_table<'b>(&self, buf: &'b mut [f32]) -> Result<WindowTable<'b>, StepError> {
         let n = self.cfg.frame_len as usize;
+        let nm = self.cfg.n_mels as usize;
+        let nb = self.cfg.n_bins();
         let got = buf.len();
-        let b = buf
-            .get_mut(..n)
-            .ok_or(StepError::ScratchTooShort { needed: n, got })?;
+        if got < n {
+            return Err(StepError::ScratchTooShort { needed: n, got });
+        }
+        let (b, rest) = buf.split_at_mut(n);
         for (i, v) in b.iter_mut().enumerate() {
             *v = self.cfg.window_at(i);
         }
+        let bands = match rest.get_mut(..2 * nm) {
+            Some(bands) if nb > 0 => {
+                for (pair, row) in bands.chunks_exact_mut(2).zip(self.filters.chunks_exact(nb)) {
+                    // ±0 weights are zero; anything else (NaN included) is summed.
+                    let nz = |w: &f32| w.to_bits() & 0x7fff_ffff != 0;
+                    let start = row.iter().position(nz).unwrap_or(0);
+                    let end = row.iter().rposition(nz).map_or(0, |i| i + 1);
+                    pair[0] = start as f32;
+                    pair[1] = end as f32;
+                }
+                Some(&*bands)
+            }
+            _ => None,
+        };
         Ok(WindowTable {
             cfg: self.cfg,
             values: b,
+            bands,
+            filters_id: (self.filters.as_ptr() as usize, self.filters.len()),
         })
     }
 
     /// This front end using a window computed by [`Self::window_table`] (for the same
-    /// configuration; another configuration's table is refused).
+    /// configuration; another configuration's table is refused). The table's band
+    /// ranges are used only with the filterbank they were read from.
     pub fn with_window<'c>(self, w: &WindowTable<'c>) -> Result<FrontEnd<'c>, StepError>
     where
         'a: 'c,
@@ -264,10 +305,12 @@ impl<'a> FrontEnd<'a> {
         if w.cfg != self.cfg {
             return Err(StepError::WrongInputKind);
         }
+        let same = w.filters_id == (self.filters.as_ptr() as usize, self.filters.len());
         Ok(FrontEnd {
             cfg: self.cfg,
             filters: self.filters,
             window: Some(w.values),
+            bands: if same { w.bands } else { None },
         })
     }
 
@@ -361,12 +404,40 @@ impl<'a> FrontEnd<'a> {
         }
         buf[nb - 1] = nyq;
         let power = &buf[..nb];
-        for (o, row) in out.iter_mut().zip(self.filters.chunks_exact(nb)) {
-            let mut acc = 0.0f32;
-            for (&w, &p) in row.iter().zip(power) {
-                acc += w * p;
+        // With band ranges, each band sums only the bins where its filter is non-zero.
+        // Bit-identical to the full sum when every power is finite: the full sum starts
+        // at +0 and adds ±0 products (zero weight times a finite power ≥ 0) outside the
+        // range, and +0 + ±0 = +0, a + ±0 = a. A non-finite power (0 · ∞ is NaN in the
+        // full sum) takes the full sums.
+        let finite = power
+            .iter()
+            .fold(0u32, |m, p| m.max(p.to_bits() & 0x7fff_ffff))
+            < 0x7f80_0000;
+        match self.bands {
+            Some(bands) if finite => {
+                for ((o, row), be) in out
+                    .iter_mut()
+                    .zip(self.filters.chunks_exact(nb))
+                    .zip(bands.chunks_exact(2))
+                {
+                    let end = (be[1] as usize).min(nb);
+                    let start = (be[0] as usize).min(end);
+                    let mut acc = 0.0f32;
+                    for (&w, &p) in row[start..end].iter().zip(&power[start..end]) {
+                        acc += w * p;
+                    }
+                    *o = libm::logf(acc + self.cfg.log_eps);
+                }
             }
-            *o = libm::logf(acc + self.cfg.log_eps);
+            _ => {
+                for (o, row) in out.iter_mut().zip(self.filters.chunks_exact(nb)) {
+                    let mut acc = 0.0f32;
+                    for (&w, &p) in row.iter().zip(power) {
+                        acc += w * p;
+                    }
+                    *o = libm::logf(acc + self.cfg.log_eps);
+                }
+            }
         }
         Ok(())
     }

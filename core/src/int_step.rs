@@ -234,8 +234,12 @@ pub fn matvec_i8r(
         return Err(StepError::Internal);
     }
     #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+    if k == Kernels::Fast && cols <= 128 {
+        return matvec_i8r_packed::<64>(w, x, bias, emit);
+    }
+    #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
     if k == Kernels::Fast && cols <= 2 * PACK_WORDS {
-        return matvec_i8r_packed(w, x, bias, emit);
+        return matvec_i8r_packed::<PACK_WORDS>(w, x, bias, emit);
     }
     for (r, (row, rq)) in w.q.chunks_exact(cols).zip(w.rq.chunks_exact(2)).enumerate() {
         let mut acc = dot(k, row, x);
@@ -247,7 +251,7 @@ pub fn matvec_i8r(
     Ok(())
 }
 
-/// Packed activation words on the stack of [`matvec_i8r_packed`] (up to 512 columns).
+/// Packed activation words on the stack of [`matvec_i8r_packed`] for up to 512 columns.
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
 const PACK_WORDS: usize = 256;
 
@@ -255,14 +259,19 @@ const PACK_WORDS: usize = 256;
 /// `SMLAD` pair order once, three rows a pass (`crate::simd::dot_rows3_packed`); the
 /// same sums as the reference (exact wrapping i32), so the same outputs.
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
-fn matvec_i8r_packed(
+fn matvec_i8r_packed<const N: usize>(
     w: &QuantI8R<'_>,
     x: &[i16],
     bias: Option<&[i32]>,
     mut emit: impl FnMut(usize, i64),
 ) -> Result<(), StepError> {
     let cols = x.len();
-    let mut xs = [0u32; PACK_WORDS];
+    if cols > 2 * N {
+        return Err(StepError::Internal);
+    }
+    // `N` packed words on the stack: 64 (256 bytes) for the small matrices of
+    // microcontroller models, so that neither the zeroing nor the stack is a chunk's.
+    let mut xs = [0u32; N];
     let groups = crate::simd::pack_i16(x, &mut xs);
     let (xs, tail) = (&xs[..2 * groups], &x[4 * groups..]);
     // The columns past the last whole group (none when `cols` is a multiple of 4).

@@ -606,10 +606,30 @@ pub mod fast {
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) {
+        // The packed words on the stack, sized for the matrix: small models (the
+        // microcontroller case) zero and hold 256 bytes, not a whole chunk's 1 KB.
+        if w.cols <= 128 {
+            w8a8_dsp_n::<64>(w, x, inv, sx, bias, out)
+        } else {
+            w8a8_dsp_n::<{ super::W8A8_CHUNK / 2 }>(w, x, inv, sx, bias, out)
+        }
+    }
+
+    /// [`w8a8_dsp`] with `N` packed words (`cols ≤ 2·N`).
+    #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
+    #[inline(always)]
+    fn w8a8_dsp_n<const N: usize>(
+        w: super::QuantI8<'_>,
+        x: &[f32],
+        inv: f32,
+        sx: f32,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
         let cols = w.cols;
-        let x = &x[..cols.min(x.len())];
+        let x = &x[..cols.min(x.len()).min(2 * N)];
         let inv16 = inv * 65536.0;
-        let mut xs = [0u32; super::W8A8_CHUNK / 2];
+        let mut xs = [0u32; N];
         let (g4, tail_x) = x.as_chunks::<4>();
         let groups = g4.len().min(xs.len() / 2);
         for (g, d) in g4.iter().zip(xs.as_chunks_mut::<2>().0) {

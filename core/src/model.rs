@@ -406,6 +406,27 @@ impl<'a> Model<'a> {
         self.step_sample_fe(fe, x, state, scratch, out, probe)
     }
 
+    /// [`Self::step_sample`] with a front end the caller resolved once per stream
+    /// ([`Self::front_end`], usually with its window table:
+    /// [`crate::frontend::FrontEnd::with_window`]): the same outputs bit for bit, without
+    /// looking the front end up and re-validating its configuration on every sample — a
+    /// sample that does not complete a frame then costs a ring-buffer write. A front end
+    /// of another configuration is refused ([`StepError::WrongInputKind`]).
+    pub fn step_sample_with(
+        &self,
+        fe: &crate::frontend::FrontEnd<'_>,
+        x: f32,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<bool, StepError> {
+        match self.config.front_end {
+            Some(cfg) if crate::fbits::same_front_end(&cfg, fe.config()) => {}
+            _ => return Err(StepError::WrongInputKind),
+        }
+        self.step_sample_fe(*fe, x, state, scratch, out, &mut crate::probe::NoProbe)
+    }
+
     fn step_sample_fe<P: crate::probe::Probe>(
         &self,
         fe: crate::frontend::FrontEnd<'_>,
@@ -512,6 +533,36 @@ impl<'a> Model<'a> {
         out: &mut [i32],
     ) -> Result<bool, StepError> {
         let fe = self.front_end_int().ok_or(StepError::WrongInputKind)?;
+        self.step_sample_int_fe(&fe, pcm, state, scratch, out)
+    }
+
+    /// [`Self::step_sample_int`] with the integer front end resolved once per stream
+    /// ([`Self::front_end_int`]): the same outputs bit for bit, without rebuilding it
+    /// from the blob on every sample. A front end of another configuration is refused
+    /// ([`StepError::WrongInputKind`]).
+    pub fn step_sample_int_with(
+        &self,
+        fe: &crate::frontend_int::IntFrontEnd<'_>,
+        pcm: i16,
+        state: &mut [i32],
+        scratch: &mut [i32],
+        out: &mut [i32],
+    ) -> Result<bool, StepError> {
+        match self.config.front_end {
+            Some(cfg) if crate::fbits::same_front_end(&cfg, fe.config()) => {}
+            _ => return Err(StepError::WrongInputKind),
+        }
+        self.step_sample_int_fe(fe, pcm, state, scratch, out)
+    }
+
+    fn step_sample_int_fe(
+        &self,
+        fe: &crate::frontend_int::IntFrontEnd<'_>,
+        pcm: i16,
+        state: &mut [i32],
+        scratch: &mut [i32],
+        out: &mut [i32],
+    ) -> Result<bool, StepError> {
         let (ms, mc) = (self.sizes.model_state, self.sizes.model_scratch);
         let got = state.len();
         let state = state

@@ -281,33 +281,54 @@ fn model_with_front_end_steps_on_samples() {
     assert!(pm.step_sample(0.0, &mut mst, &mut msc, &mut mout).is_err());
 }
 
-/// A window computed once (`FrontEnd::window_table`, `Model::step_sample_windowed`) gives
-/// the same features and outputs, bit for bit, as the per-frame window of `step_sample`;
-/// another configuration's table is refused.
+/// A window computed once (`FrontEnd::window_table`, `Model::step_sample_windowed`), with
+/// and without the mel band ranges, and the front end resolved once
+/// (`Model::step_sample_with`) give the same features and outputs, bit for bit, as the
+/// per-frame window of `step_sample` — also on a stretch whose power spectrum overflows
+/// to infinity (where the band sums must fall back to full sums); another
+/// configuration's table or front end is refused.
 #[test]
 fn windowed_step_sample_is_bit_identical() {
     let root = tinyssm_tests::repo_root().join("models");
     let f = tinyssm_host::ModelFile::open(root.join("fsdd-s4d.tssm")).unwrap();
     let m = f.model();
     let fe = m.front_end().unwrap();
-    let mut wbuf = vec![0f32; fe.config().frame_len as usize];
+    let (fl, nm) = (fe.config().frame_len as usize, fe.config().n_mels as usize);
+    let mut wbuf = vec![0f32; fl];
     let table = fe.window_table(&mut wbuf).unwrap();
+    let mut bbuf = vec![0f32; fl + 2 * nm];
+    let banded = fe.window_table(&mut bbuf).unwrap();
+    // The band ranges are really there: each band's range is short next to n_bins.
+    let ranges = banded.band_ranges().unwrap();
+    assert_eq!(ranges.len(), 2 * nm);
+    assert!(ranges.chunks(2).all(|r| r[1] > r[0] && r[1] - r[0] < 40.0));
+    assert!(table.band_ranges().is_none());
+    let prepared = fe.with_window(&banded).unwrap();
     let mut rng = tinyssm_tests::Rng::new(9);
-    let x: Vec<f32> = (0..4000)
+    let mut x: Vec<f32> = (0..4000)
         .map(|i| 0.3 * (i as f32 * 0.07).sin() + 0.05 * rng.uniform())
         .collect();
-    let run = |windowed: bool| {
+    let plain_len = x.len();
+    // Samples whose squares overflow: infinite powers, NaN features from there on.
+    x.extend((0..300).map(|i| if i % 7 == 0 { 3e19 } else { 0.1 }));
+    let run = |mode: u8, x: &[f32]| {
         let mut st = vec![0f32; m.state_len()];
         let mut sc = vec![0f32; m.scratch_len()];
         let mut o = vec![0f32; m.d_output()];
         m.reset(&mut st).unwrap();
         let mut ys = Vec::new();
-        for &s in &x {
-            let fresh = if windowed {
-                m.step_sample_windowed(s, &table, &mut st, &mut sc, &mut o)
-                    .unwrap()
-            } else {
-                m.step_sample(s, &mut st, &mut sc, &mut o).unwrap()
+        for &s in x {
+            let fresh = match mode {
+                0 => m.step_sample(s, &mut st, &mut sc, &mut o).unwrap(),
+                1 => m
+                    .step_sample_windowed(s, &table, &mut st, &mut sc, &mut o)
+                    .unwrap(),
+                2 => m
+                    .step_sample_windowed(s, &banded, &mut st, &mut sc, &mut o)
+                    .unwrap(),
+                _ => m
+                    .step_sample_with(&prepared, s, &mut st, &mut sc, &mut o)
+                    .unwrap(),
             };
             if fresh {
                 ys.extend(o.iter().map(|v| v.to_bits()));
@@ -315,9 +336,19 @@ fn windowed_step_sample_is_bit_identical() {
         }
         (ys, st.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
     };
-    let (a, b) = (run(false), run(true));
-    assert!(a.0.len() > 100);
-    assert_eq!(a, b);
+    for xs in [&x[..plain_len], &x[..]] {
+        let a = run(0, xs);
+        assert!(a.0.len() > 100);
+        for mode in 1..4 {
+            assert_eq!(a, run(mode, xs), "mode {mode}");
+        }
+    }
+    let tail = run(0, &x).0;
+    assert!(tail
+        .iter()
+        .rev()
+        .take(10)
+        .all(|&b| f32::from_bits(b).is_nan()));
     // A table for another frame length is refused.
     let mut cfg = *fe.config();
     cfg.frame_len -= 8;
@@ -336,5 +367,8 @@ fn windowed_step_sample_is_bit_identical() {
     );
     assert!(m
         .step_sample_windowed(0.0, &t2, &mut st, &mut sc, &mut o)
+        .is_err());
+    assert!(m
+        .step_sample_with(&other, 0.0, &mut st, &mut sc, &mut o)
         .is_err());
 }
