@@ -510,7 +510,9 @@ mod arm_dsp {
     /// of four weight bytes, two `SXTB16` and two `SMLAD` — 16 instructions for 12
     /// multiply-accumulates (`g3!`), in a loop unrolled eight times. Returns zeros (and reads
     /// nothing) when the slices are too short for `groups`.
-    #[inline]
+    // Not inlined: one copy of the unrolled loop per image (each monomorphized matvec
+    // would otherwise carry its own ~0.6 KB), for one call per three rows.
+    #[inline(never)]
     pub fn dot_rows3_packed(w: &[i8], stride: usize, xs: &[u32], groups: usize) -> [i32; 3] {
         let mut acc = [0i32; 3];
         let cols = 4 * groups;
