@@ -20,7 +20,8 @@ export TINYSSM_DATA
 images=("$@")
 if [ "${#images[@]}" -eq 0 ]; then
     images=(bench-kernels bench-fsdd-s4d bench-fsdd-s4d-int8 bench-fsdd-s4d-int
-        bench-fsdd-mamba bench-fsdd-mamba-int8 bench-fsdd-mamba-int)
+        bench-fsdd-mamba bench-fsdd-mamba-int8 bench-fsdd-mamba-int
+        bench-fsdd-s4d-small bench-fsdd-s4d-small-int8)
 fi
 
 make -s -C firmware/qemu-plugin OUT="$root/firmware/target/qemu-plugin"

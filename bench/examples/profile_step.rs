@@ -1,11 +1,11 @@
 //! Runs many steps of a benchmark model, for profilers (callgrind, perf):
 //! `cargo build --release -p tinyssm-bench --example profile_step`
-//! `valgrind --tool=callgrind target/release/examples/profile_step small 200`
+//! `valgrind --tool=callgrind target/release/examples/profile_step small 200 [f32|w8a8]`
 
 use std::hint::black_box;
 
 use tinyssm_bench::{blob, mamba1_small, mamba_130m, s4d_sensor};
-use tinyssm_core::{DType, Input, Model};
+use tinyssm_core::{Compute, DType, Input, Model};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -16,7 +16,11 @@ fn main() {
         "130m" => mamba_130m(),
         _ => mamba1_small(),
     };
-    let buf = blob(&cfg, DType::F32).expect("blob");
+    let buf = match args.get(3).map(String::as_str) {
+        Some("w8a8") => tinyssm_tests::random_blob_mode(&cfg, 0x5eed, (DType::I8, Compute::W8a8)),
+        _ => blob(&cfg, DType::F32),
+    }
+    .expect("blob");
     let m = Model::parse(buf.as_bytes()).expect("parse");
     let mut st = vec![0f32; m.state_len()];
     let mut sc = vec![0f32; m.scratch_len()];

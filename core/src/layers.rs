@@ -96,14 +96,22 @@ pub(crate) fn conv_silu_step(
         if let Some(b) = bias {
             acc += b[c];
         }
-        hc.copy_within(1.., 0);
+        // Shift the history by one (element moves: no `memmove` call per channel).
+        for i in 1..h {
+            hc[i - 1] = hc[i];
+        }
         hc[h - 1] = *xc;
         probe.observe(
             layer,
             crate::probe::Site::MambaConvPre,
             core::slice::from_ref(&acc),
         );
-        *xc = kernels::silu(k, acc);
+        *xc = acc;
+    }
+    // SiLU as its own pass over the channels (the same value per channel; with the
+    // branch-free `Kernels::Fast` exp the loop vectorizes).
+    for xc in x.iter_mut() {
+        *xc = kernels::silu(k, *xc);
     }
     Ok(())
 }

@@ -65,6 +65,8 @@ const ALL_IMAGES: &[&str] = &[
     "ecg-rpeak",
     "ecg-rpeak-int8",
     "ecg-rpeak-int",
+    "fsdd-s4d-small",
+    "fsdd-s4d-small-int8",
 ];
 /// The images run on the Cortex-M7 and M33 boards: every kind of path (float, w8a8,
 /// integer-only; S4D and Mamba; audio and ECG) at a fraction of the build time.

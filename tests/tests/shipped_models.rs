@@ -52,6 +52,36 @@ fn fsdd_s4d_meets_its_targets_through_the_core() {
     assert!(acc >= 0.97, "{acc}");
 }
 
+/// The spoken-digit model sized for a microcontroller: fsdd-s4d with 8 complex modes per
+/// channel, so that state, scratch and outputs take ≤ 20 KB (the firmware issue's app
+/// must fit 32 KB of RAM with its stack), at ≥ 97% on the test split through the core.
+#[test]
+fn fsdd_s4d_small_meets_its_targets_through_the_core() {
+    let (p, mf) = model("fsdd-s4d-small.tssm");
+    let m: Model<'_> = mf.model();
+    let buffers = 4 * (m.state_len() + m.scratch_len() + m.d_output());
+    println!(
+        "fsdd-s4d-small: {} parameters, state + scratch + outputs {buffers} bytes",
+        m.weight_stats().params
+    );
+    assert!(buffers <= 20 * 1024, "{buffers} bytes of buffers");
+    assert!(m.front_end().is_some());
+    if !fsdd_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let r = tinyssm_tools::eval::fsdd(&m, &p, Split::Test).unwrap();
+    println!(
+        "fsdd-s4d-small: test accuracy {:.4} ({}/{})",
+        r.accuracy.unwrap(),
+        r.correct,
+        r.n
+    );
+    assert_eq!(r.n, 300);
+    let acc = r.accuracy.unwrap();
+    assert!(acc >= 0.97, "{acc}");
+}
+
 #[test]
 fn fsdd_s4d_verifies_on_the_cpu_backend() {
     if !fsdd_present() {
@@ -220,7 +250,7 @@ fn basicmotions_trains_end_to_end_and_the_core_agrees() {
 fn int8_models_are_their_float_models_requantized_and_hold_the_accuracy() {
     use tinyssm_core::{Compute, DType};
     use tinyssm_tools::quantize::{requantize, QuantSpec};
-    for name in ["fsdd-s4d", "fsdd-mamba", "ecg-rpeak"] {
+    for name in ["fsdd-s4d", "fsdd-mamba", "ecg-rpeak", "fsdd-s4d-small"] {
         let (pf, ff) = model(&format!("{name}.tssm"));
         let (pq, fq) = model(&format!("{name}-int8.tssm"));
         let (mf, mq) = (ff.model(), fq.model());

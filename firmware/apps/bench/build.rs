@@ -24,6 +24,8 @@ const MODELS: &[&str] = &[
     "fsdd-mamba",
     "fsdd-mamba-int8",
     "fsdd-mamba-int",
+    "fsdd-s4d-small",
+    "fsdd-s4d-small-int8",
 ];
 
 fn main() {

@@ -39,6 +39,8 @@ const MODELS: &[&str] = &[
     "ecg-rpeak",
     "ecg-rpeak-int8",
     "ecg-rpeak-int",
+    "fsdd-s4d-small",
+    "fsdd-s4d-small-int8",
 ];
 /// The integer-only ECG model, whose input format the `ecg.i16` samples are in.
 const ECG_INT: &str = "ecg-rpeak-int";
