@@ -67,6 +67,7 @@ const ALL_IMAGES: &[&str] = &[
     "ecg-rpeak-int",
     "fsdd-s4d-small",
     "fsdd-s4d-small-int8",
+    "fsdd-s4d-tiny-int",
 ];
 /// The images run on the Cortex-M7 and M33 boards: every kind of path (float, w8a8,
 /// integer-only; S4D and Mamba; audio and ECG) at a fraction of the build time.
@@ -114,7 +115,7 @@ const MICROBIT: Board = Board {
     cpu: None,
     machine: "microbit",
     config_runner: true,
-    images: &["ecg-rpeak-int"],
+    images: &["fsdd-s4d-tiny-int", "ecg-rpeak-int"],
     selftests: SELFTESTS,
 };
 const BOARDS: &[&Board] = &[&AN386, &AN500, &AN505, &MICROBIT];

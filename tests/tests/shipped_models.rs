@@ -82,6 +82,38 @@ fn fsdd_s4d_small_meets_its_targets_through_the_core() {
     assert!(acc >= 0.97, "{acc}");
 }
 
+/// The spoken-digit model for the Cortex-M0 (micro:bit, 16 KB of RAM), shipped as an
+/// integer-only model: d_model 48, 4 complex modes per channel; its integer image's
+/// state, scratch and outputs take ≤ 10 KB, and the float model holds ≥ 97% on the test
+/// split through the core (the integer one is held to it by the test below).
+#[test]
+fn fsdd_s4d_tiny_meets_its_targets_through_the_core() {
+    let (p, mf) = model("fsdd-s4d-tiny.tssm");
+    let m: Model<'_> = mf.model();
+    let (_, mi) = model("fsdd-s4d-tiny-int.tssm");
+    let mi = mi.model();
+    let buffers = 4 * (mi.state_len() + mi.scratch_len() + mi.d_output());
+    println!(
+        "fsdd-s4d-tiny-int: {} parameters, state + scratch + outputs {buffers} bytes",
+        mi.weight_stats().params
+    );
+    assert!(buffers <= 10 * 1024, "{buffers} bytes of buffers");
+    if !fsdd_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let r = tinyssm_tools::eval::fsdd(&m, &p, Split::Test).unwrap();
+    println!(
+        "fsdd-s4d-tiny: test accuracy {:.4} ({}/{})",
+        r.accuracy.unwrap(),
+        r.correct,
+        r.n
+    );
+    assert_eq!(r.n, 300);
+    let acc = r.accuracy.unwrap();
+    assert!(acc >= 0.97, "{acc}");
+}
+
 #[test]
 fn fsdd_s4d_verifies_on_the_cpu_backend() {
     if !fsdd_present() {
@@ -323,6 +355,7 @@ fn integer_only_models_are_their_float_models_converted_and_hold_the_accuracy() 
         ("fsdd-s4d", "fsdd"),
         ("fsdd-mamba", "fsdd"),
         ("ecg-rpeak", "ecg"),
+        ("fsdd-s4d-tiny", "fsdd"),
     ] {
         let present = if cal == "ecg" {
             ecg_present()

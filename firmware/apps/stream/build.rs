@@ -41,6 +41,7 @@ const MODELS: &[&str] = &[
     "ecg-rpeak-int",
     "fsdd-s4d-small",
     "fsdd-s4d-small-int8",
+    "fsdd-s4d-tiny-int",
 ];
 /// The integer-only ECG model, whose input format the `ecg.i16` samples are in.
 const ECG_INT: &str = "ecg-rpeak-int";
