@@ -420,11 +420,17 @@ impl<'a> Model<'a> {
         scratch: &mut [f32],
         out: &mut [f32],
     ) -> Result<bool, StepError> {
-        match self.config.front_end {
-            Some(cfg) if crate::fbits::same_front_end(&cfg, fe.config()) => {}
-            _ => return Err(StepError::WrongInputKind),
-        }
+        self.check_own_front_end(fe.config())?;
         self.step_sample_fe(*fe, x, state, scratch, out, &mut crate::probe::NoProbe)
+    }
+
+    /// `Ok` when `cfg` is this model's front-end configuration (compared on bit patterns:
+    /// integer instructions only), else [`StepError::WrongInputKind`].
+    fn check_own_front_end(&self, cfg: &crate::frontend::FrontEndConfig) -> Result<(), StepError> {
+        match self.config.front_end {
+            Some(own) if crate::fbits::same_front_end(&own, cfg) => Ok(()),
+            _ => Err(StepError::WrongInputKind),
+        }
     }
 
     fn step_sample_fe<P: crate::probe::Probe>(
@@ -548,10 +554,7 @@ impl<'a> Model<'a> {
         scratch: &mut [i32],
         out: &mut [i32],
     ) -> Result<bool, StepError> {
-        match self.config.front_end {
-            Some(cfg) if crate::fbits::same_front_end(&cfg, fe.config()) => {}
-            _ => return Err(StepError::WrongInputKind),
-        }
+        self.check_own_front_end(fe.config())?;
         self.step_sample_int_fe(fe, pcm, state, scratch, out)
     }
 
