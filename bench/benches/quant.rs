@@ -1,6 +1,7 @@
 //! Quantized kernels and steps against f32 (criterion): the integer dot products (SIMD,
 //! portable, reference), the matrix-vector product at square sizes (f32, int8 weights with
-//! f32 activations, int4, w8a8) and whole steps of the benchmark models in each mode.
+//! f32 activations, int4, w8a8), the product streaming a matrix larger than the caches,
+//! and whole steps of the benchmark models in each mode.
 //! Results and commands: QUANTIZATION.md.
 
 use std::hint::black_box;
@@ -139,6 +140,55 @@ fn matvec(c: &mut Criterion) {
     g.finish();
 }
 
+/// A matrix far larger than the caches (mamba-130m's tied LM head, 50280 × 768): the
+/// product streams every weight from memory once, so this measures bytes per second.
+fn matvec_stream(c: &mut Criterion) {
+    let (rows, cols) = (50280usize, 768usize);
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 2654435761) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let spec = TensorSpec {
+        layer: None,
+        role: Role::Embedding,
+        rank: 2,
+        shape: [rows as u32, cols as u32, 0, 0],
+    };
+    let TensorData::I8 { q, scale } = TensorData::encode(w.clone(), DType::I8, &spec).unwrap()
+    else {
+        unreachable!()
+    };
+    let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut out = vec![0f32; rows];
+    let mut g = c.benchmark_group("matvec_stream");
+    g.sample_size(10);
+    let w8a8 = Weights::I8(QuantI8 {
+        q: &q,
+        scale: &scale,
+        cols,
+        act: ActQuant::DynamicI8,
+    });
+    for (name, wt, bytes) in [
+        ("f32", Weights::F32(&w), 4 * rows * cols),
+        ("w8a8", w8a8, rows * cols),
+    ] {
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.bench_function(BenchmarkId::new(name, format!("{rows}x{cols}")), |b| {
+            b.iter(|| {
+                kernels::matvec(
+                    Kernels::Fast,
+                    black_box(wt),
+                    cols,
+                    black_box(&x),
+                    None,
+                    &mut out,
+                );
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+}
+
 fn steps(c: &mut Criterion) {
     let modes = [
         ("f32", DType::F32, Compute::Float),
@@ -185,5 +235,5 @@ fn steps(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, int_dot, matvec, steps);
+criterion_group!(benches, int_dot, matvec, matvec_stream, steps);
 criterion_main!(benches);

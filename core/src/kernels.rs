@@ -592,6 +592,88 @@ pub mod fast {
         }
     }
 
+    /// Columns up to which [`w8a8_x86`] holds the whole quantized input on the stack.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) const W8A8_X86_MAX_COLS: usize = 4096;
+
+    /// Rows [`w8a8_x86`] takes a pass (each activation load serves both).
+    #[cfg(target_arch = "x86_64")]
+    const W8A8_X86_ROWS: usize = 2;
+
+    /// How far ahead of the rows in use [`w8a8_x86`] asks for weight bytes: a few
+    /// microseconds of streaming, enough to hide the memory latency.
+    #[cfg(target_arch = "x86_64")]
+    const W8A8_X86_PREFETCH: usize = 4096;
+
+    /// The whole w8a8 product on x86-64 (`cols ≤ W8A8_X86_MAX_COLS`): the input quantized
+    /// and sign-extended once, then two rows a pass, each row swept once from end to end
+    /// (its chunks' partial sums added in the reference's order), the weights 4 KB ahead
+    /// prefetched. A matrix larger than the caches then streams at close to the memory
+    /// bandwidth; chunk by chunk over all rows (each row read in strided pieces, four rows
+    /// interleaved) ran at a quarter of it (BENCHMARKS.md, "w8a8 streaming").
+    /// `out[r] = ((0 + f32(Σ₀)) + f32(Σ₁) + …) · (scale[r] · sx) (+ bias[r])`: the
+    /// reference's operations in the reference's order, so its bits.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn w8a8_x86(
+        w: super::QuantI8<'_>,
+        x: &[f32],
+        inv: f32,
+        sx: f32,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        const R: usize = W8A8_X86_ROWS;
+        let cols = w.cols.min(W8A8_X86_MAX_COLS).min(x.len());
+        let mut qx = [0i8; W8A8_X86_MAX_COLS];
+        let mut xs = [0i16; W8A8_X86_MAX_COLS];
+        let (qx, xs) = (&mut qx[..cols], &mut xs[..cols]);
+        quantize_act(&x[..cols], inv, qx);
+        crate::simd::split_even_odd(qx, xs);
+        let (qx, xs) = (&*qx, &*xs);
+        let rows = w.scale.len().min(out.len()).min(w.q.len() / cols.max(1));
+        let row = |r: usize| &w.q[r * cols..(r + 1) * cols];
+        // `N` rows from `r`: Σ over the chunks of f32(the chunk's exact i32 sum).
+        fn sweep<const N: usize>(rs: [&[i8]; N], qx: &[i8], xs: &[i16]) -> [f32; N] {
+            let mut acc = [0f32; N];
+            let mut c0 = 0;
+            while c0 < qx.len() {
+                let c1 = (c0 + super::W8A8_CHUNK).min(qx.len());
+                let d =
+                    crate::simd::dot_rows_i8_i8(rs.map(|s| &s[c0..c1]), &qx[c0..c1], &xs[c0..c1]);
+                for (a, d) in acc.iter_mut().zip(d) {
+                    *a += d as f32;
+                }
+                c0 = c1;
+            }
+            acc
+        }
+        let finish = |r: usize, acc: f32| {
+            let y = acc * (w.scale[r] * sx);
+            match bias {
+                Some(b) => y + b[r],
+                None => y,
+            }
+        };
+        let (outr, rest) = out[..rows].as_chunks_mut::<R>();
+        for (i, o) in outr.iter_mut().enumerate() {
+            let r = R * i;
+            if let Some(ahead) =
+                w.q.get(r * cols + W8A8_X86_PREFETCH..(r + R) * cols + W8A8_X86_PREFETCH)
+            {
+                crate::simd::prefetch(ahead);
+            }
+            let acc = sweep::<R>(core::array::from_fn(|j| row(r + j)), qx, xs);
+            for (j, (o, a)) in o.iter_mut().zip(acc).enumerate() {
+                *o = finish(r + j, a);
+            }
+        }
+        let r0 = R * outr.len();
+        for (i, o) in rest.iter_mut().enumerate() {
+            let [acc] = sweep::<1>([row(r0 + i)], qx, xs);
+            *o = finish(r0 + i, acc);
+        }
+    }
+
     /// The w8a8 product of one chunk (`cols ≤ W8A8_CHUNK`) on Cortex-M with the DSP
     /// extension: the input quantized ([`quantize_one`]) straight into `SMLAD` pair
     /// order, three rows a pass (`crate::simd::dot_rows3_packed`), and each row finished
@@ -840,6 +922,10 @@ fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out:
     if k == Kernels::Fast && cols <= W8A8_CHUNK && (inv * 65536.0).is_finite() {
         return fast::w8a8_dsp(w, x, inv, sx, bias, out);
     }
+    #[cfg(target_arch = "x86_64")]
+    if k == Kernels::Fast && cols <= fast::W8A8_X86_MAX_COLS && x.len() >= cols {
+        return fast::w8a8_x86(w, x, inv, sx, bias, out);
+    }
     let mut qx = [0i8; W8A8_CHUNK];
     for o in out.iter_mut() {
         *o = 0.0;
@@ -1005,6 +1091,40 @@ mod tests {
         }
         for (i, v) in (-8i8..8).enumerate() {
             assert_eq!(i4_at(&g, i), v);
+        }
+    }
+
+    /// Rows swept whole (x86: up to 4096 columns) and the chunk-by-chunk path past that:
+    /// the reference's bits either way, extreme weights (-128, 127) included.
+    #[test]
+    fn w8a8_wide_rows_match_reference() {
+        for (rows, cols) in [(3, 4095), (6, 4096), (5, 4097), (2, 5000), (7, 513)] {
+            let q: std::vec::Vec<i8> = (0..rows * cols)
+                .map(|i| match i % 97 {
+                    0 => -128,
+                    1 => 127,
+                    k => (k as i32 * 37 % 255 - 127) as i8,
+                })
+                .collect();
+            let scale: std::vec::Vec<f32> = (0..rows).map(|r| 0.01 + r as f32 * 1e-3).collect();
+            let x: std::vec::Vec<f32> = (0..cols)
+                .map(|c| ((c * 7919) % 1000) as f32 / 300.0 - 1.7)
+                .collect();
+            let bias: std::vec::Vec<f32> = (0..rows).map(|r| r as f32 * 0.5 - 1.0).collect();
+            let w = Weights::I8(QuantI8 {
+                q: &q,
+                scale: &scale,
+                cols,
+                act: ActQuant::DynamicI8,
+            });
+            let mut yr = std::vec![f32::NAN; rows];
+            let mut yf = std::vec![f32::NAN; rows];
+            for b in [None, Some(&bias[..])] {
+                matvec(Kernels::Reference, w, cols, &x, b, &mut yr);
+                matvec(Kernels::Fast, w, cols, &x, b, &mut yf);
+                let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<std::vec::Vec<_>>();
+                assert_eq!(bits(&yr), bits(&yf), "{rows}x{cols}");
+            }
         }
     }
 

@@ -28,7 +28,9 @@
 //! like the others; nothing in this crate reads Q.
 
 #[cfg(target_arch = "x86_64")]
-pub use x86::{dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, split_even_odd, PATH};
+pub use x86::{
+    dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8, prefetch, split_even_odd, PATH,
+};
 
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
 pub use arm_dsp::{
@@ -261,9 +263,9 @@ mod x86 {
     /// shifts and two `pmaddwd`, and each activation load serves four rows).
     #[target_feature(enable = "sse2")]
     #[inline]
-    fn dot_rows4_v(rows: [&[i8]; 4], qx: &[i8], xs: &[i16]) -> [i32; 4] {
+    fn dot_rows_v<const R: usize>(rows: [&[i8]; R], qx: &[i8], xs: &[i16]) -> [i32; R] {
         let n = qx.len();
-        let [w0, w1, w2, w3] = rows.map(|r| &r[..n.min(r.len())]);
+        let rows = rows.map(|r| &r[..n.min(r.len())]);
         let (x8, _) = xs.as_chunks::<8>();
         let (x16, _) = x8.as_chunks::<2>();
         let blk = |w: &[i8; 16], xe: __m128i, xo: __m128i| {
@@ -272,30 +274,35 @@ mod x86 {
             let odd = _mm_srai_epi16::<8>(l);
             _mm_add_epi32(_mm_madd_epi16(even, xe), _mm_madd_epi16(odd, xo))
         };
-        let mut acc = [_mm_setzero_si128(); 4];
-        let blocks = w0
-            .as_chunks::<16>()
-            .0
+        let mut acc = [_mm_setzero_si128(); R];
+        let blocks = rows.map(|r| r.as_chunks::<16>().0);
+        let nb = blocks
             .iter()
-            .zip(w1.as_chunks::<16>().0)
-            .zip(w2.as_chunks::<16>().0)
-            .zip(w3.as_chunks::<16>().0)
-            .zip(x16);
-        let mut done = 0;
-        for ((((a, b), c), d), x) in blocks {
+            .map(|b| b.len())
+            .min()
+            .unwrap_or(0)
+            .min(x16.len());
+        for (b, x) in x16[..nb].iter().enumerate() {
             let (xe, xo) = (load8x16(&x[0]), load8x16(&x[1]));
-            acc[0] = _mm_add_epi32(acc[0], blk(a, xe, xo));
-            acc[1] = _mm_add_epi32(acc[1], blk(b, xe, xo));
-            acc[2] = _mm_add_epi32(acc[2], blk(c, xe, xo));
-            acc[3] = _mm_add_epi32(acc[3], blk(d, xe, xo));
-            done += 16;
+            for j in 0..R {
+                acc[j] = _mm_add_epi32(acc[j], blk(&blocks[j][b], xe, xo));
+            }
         }
+        let done = 16 * nb;
         let tail = &qx[done.min(n)..];
-        let mut out = [0i32; 4];
-        for ((o, a), w) in out.iter_mut().zip(acc).zip([w0, w1, w2, w3]) {
+        let mut out = [0i32; R];
+        for ((o, a), w) in out.iter_mut().zip(acc).zip(rows) {
             *o = hsum(a).wrapping_add(super::tail_i8_i8(w.get(done..).unwrap_or(&[]), tail));
         }
         out
+    }
+
+    /// `[row_j · qx; R]` (wrapping, as [`dot_i8_i8`] on each row), `xs` from
+    /// [`split_even_odd`] of `qx`.
+    #[inline]
+    pub fn dot_rows_i8_i8<const R: usize>(rows: [&[i8]; R], qx: &[i8], xs: &[i16]) -> [i32; R] {
+        // SAFETY: SSE2 is part of every x86-64 CPU.
+        unsafe { dot_rows_v(rows, qx, xs) }
     }
 
     /// `[row_j · qx; 4]` (wrapping, as [`dot_i8_i8`] on each row), `xs` from
@@ -303,7 +310,19 @@ mod x86 {
     #[inline]
     pub fn dot_rows4_i8_i8(rows: [&[i8]; 4], qx: &[i8], xs: &[i16]) -> [i32; 4] {
         // SAFETY: SSE2 is part of every x86-64 CPU.
-        unsafe { dot_rows4_v(rows, qx, xs) }
+        unsafe { dot_rows_v(rows, qx, xs) }
+    }
+
+    /// Asks for the cache lines of `s` ahead of use (a hint: no effect on results).
+    #[inline]
+    pub fn prefetch(s: &[i8]) {
+        for l in s.chunks(64) {
+            // SAFETY: `prefetcht0` is SSE, part of every x86-64 CPU; a prefetch never
+            // faults and `l` is readable memory anyway.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(l.as_ptr())
+            };
+        }
     }
 
     /// int8 · int8 → i32, wrapping (see the module docs).
