@@ -321,6 +321,9 @@ pub mod fast {
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
+        if n < 32 {
+            return dot_short(a, b);
+        }
         let mut acc = [[0.0f32; 4]; 4];
         let (a4, ta) = a.as_chunks::<4>();
         let (b4, tb) = b.as_chunks::<4>();
@@ -340,6 +343,23 @@ pub mod fast {
             tail += x * y;
         }
         hsum(&acc) + tail
+    }
+
+    /// [`dot`] of a short vector (a Mamba dt projection's 16 terms, `C·h` of a few
+    /// states): one 4-lane accumulator, summed pairwise, all inline.
+    #[inline(always)]
+    fn dot_short(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 4];
+        let (a4, ta) = a.as_chunks::<4>();
+        let (b4, tb) = b.as_chunks::<4>();
+        for (x, y) in a4.iter().zip(b4) {
+            madd4(&mut acc, x, y);
+        }
+        let mut tail = 0f32;
+        for (x, y) in ta.iter().zip(tb) {
+            tail += x * y;
+        }
+        ((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail
     }
 
     /// Pairwise sum of the accumulators. Kept out of line: inlined, its lane pairing leads
@@ -596,23 +616,25 @@ pub mod fast {
     #[cfg(target_arch = "x86_64")]
     pub(crate) const W8A8_X86_MAX_COLS: usize = 4096;
 
-    /// Rows [`w8a8_x86`] takes a pass (each activation load serves both).
+    /// Weight bytes above which [`w8a8_x86`] treats a matrix as streamed from memory
+    /// rather than read from the caches (2 rows a pass and prefetching, not 4 rows).
     #[cfg(target_arch = "x86_64")]
-    const W8A8_X86_ROWS: usize = 2;
+    const W8A8_X86_STREAMED: usize = 1 << 20;
 
-    /// How far ahead of the rows in use [`w8a8_x86`] asks for weight bytes: a few
-    /// microseconds of streaming, enough to hide the memory latency.
+    /// How far ahead of the rows in use [`w8a8_x86`] asks for weight bytes of a streamed
+    /// matrix: a few microseconds of streaming, enough to hide the memory latency.
     #[cfg(target_arch = "x86_64")]
     const W8A8_X86_PREFETCH: usize = 4096;
 
     /// The whole w8a8 product on x86-64 (`cols ≤ W8A8_X86_MAX_COLS`): the input quantized
-    /// and sign-extended once, then two rows a pass, each row swept once from end to end
-    /// (its chunks' partial sums added in the reference's order), the weights 4 KB ahead
-    /// prefetched. A matrix larger than the caches then streams at close to the memory
-    /// bandwidth; chunk by chunk over all rows (each row read in strided pieces, four rows
-    /// interleaved) ran at a quarter of it (BENCHMARKS.md, "w8a8 streaming").
-    /// `out[r] = ((0 + f32(Σ₀)) + f32(Σ₁) + …) · (scale[r] · sx) (+ bias[r])`: the
-    /// reference's operations in the reference's order, so its bits.
+    /// and sign-extended once, then each row swept once from end to end (its chunks'
+    /// partial sums added in the reference's order), several rows a pass sharing each
+    /// activation load. A matrix that fits the caches goes four rows a pass; a larger one
+    /// two rows a pass with its weights 4 KB ahead prefetched, so that it streams at close
+    /// to the memory bandwidth — chunk by chunk over all rows (each row read in strided
+    /// pieces, four rows interleaved) it ran at a quarter of it (BENCHMARKS.md, "w8a8
+    /// streaming"). `out[r] = ((0 + f32(Σ₀)) + f32(Σ₁) + …) · (scale[r] · sx) (+ bias[r])`:
+    /// the reference's operations in the reference's order, so its bits.
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn w8a8_x86(
         w: super::QuantI8<'_>,
@@ -622,17 +644,55 @@ pub mod fast {
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        const R: usize = W8A8_X86_ROWS;
-        let cols = w.cols.min(W8A8_X86_MAX_COLS).min(x.len());
-        let mut qx = [0i8; W8A8_X86_MAX_COLS];
-        let mut xs = [0i16; W8A8_X86_MAX_COLS];
+        // The input's buffers on the stack, sized for the matrix (zeroing 12 KB for a
+        // 256-column matrix would cost as much as a tenth of its product).
+        match w.cols {
+            0..=512 => w8a8_x86_n::<512>(w, x, inv, sx, bias, out),
+            513..=1024 => w8a8_x86_n::<1024>(w, x, inv, sx, bias, out),
+            _ => w8a8_x86_n::<W8A8_X86_MAX_COLS>(w, x, inv, sx, bias, out),
+        }
+    }
+
+    /// [`w8a8_x86`] with buffers of `N ≥ cols` columns.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn w8a8_x86_n<const N: usize>(
+        w: super::QuantI8<'_>,
+        x: &[f32],
+        inv: f32,
+        sx: f32,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let cols = w.cols.min(N).min(x.len());
+        let mut qx = [0i8; N];
+        let mut xs = [0i16; N];
         let (qx, xs) = (&mut qx[..cols], &mut xs[..cols]);
         quantize_act(&x[..cols], inv, qx);
         crate::simd::split_even_odd(qx, xs);
-        let (qx, xs) = (&*qx, &*xs);
         let rows = w.scale.len().min(out.len()).min(w.q.len() / cols.max(1));
+        let out = &mut out[..rows];
+        if rows * cols > W8A8_X86_STREAMED {
+            w8a8_x86_rows::<2, true>(w, qx, xs, sx, bias, out)
+        } else {
+            w8a8_x86_rows::<4, false>(w, qx, xs, sx, bias, out)
+        }
+    }
+
+    /// The rows of [`w8a8_x86`], `R` a pass, prefetching when `PF`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn w8a8_x86_rows<const R: usize, const PF: bool>(
+        w: super::QuantI8<'_>,
+        qx: &[i8],
+        xs: &[i16],
+        sx: f32,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let cols = qx.len();
         let row = |r: usize| &w.q[r * cols..(r + 1) * cols];
-        // `N` rows from `r`: Σ over the chunks of f32(the chunk's exact i32 sum).
+        // `N` rows: Σ over the chunks of f32(the chunk's exact i32 sum).
         fn sweep<const N: usize>(rs: [&[i8]; N], qx: &[i8], xs: &[i16]) -> [f32; N] {
             let mut acc = [0f32; N];
             let mut c0 = 0;
@@ -654,13 +714,14 @@ pub mod fast {
                 None => y,
             }
         };
-        let (outr, rest) = out[..rows].as_chunks_mut::<R>();
+        let (outr, rest) = out.as_chunks_mut::<R>();
         for (i, o) in outr.iter_mut().enumerate() {
             let r = R * i;
-            if let Some(ahead) =
-                w.q.get(r * cols + W8A8_X86_PREFETCH..(r + R) * cols + W8A8_X86_PREFETCH)
-            {
-                crate::simd::prefetch(ahead);
+            if PF {
+                let ahead = r * cols + W8A8_X86_PREFETCH..(r + R) * cols + W8A8_X86_PREFETCH;
+                if let Some(ahead) = w.q.get(ahead) {
+                    crate::simd::prefetch(ahead);
+                }
             }
             let acc = sweep::<R>(core::array::from_fn(|j| row(r + j)), qx, xs);
             for (j, (o, a)) in o.iter_mut().zip(acc).enumerate() {
@@ -840,6 +901,68 @@ pub mod fast {
             y
         }
     }
+
+    /// ln(1 + t) for `t > −1`, branch-free so loops vectorize: `u = 1 + t` rounds, and
+    /// `ln(u) · t / (u − 1)` corrects for that rounding (exact `t` when `u == 1`);
+    /// `ln(u) = e·ln 2 + ln(m)` from `u = m·2ᵉ`, `m` in [√½, √2) (exponent and mantissa
+    /// by bit arithmetic), `ln(m) = 2·atanh(s)`, `s = (m − 1)/(m + 1)`, `|s| ≤ 0.172`, to
+    /// s⁹. Max relative error ≈ 3e-7 against `libm::log1pf` (tested); +inf gives +inf,
+    /// NaN gives NaN.
+    #[inline(always)]
+    pub fn log1p(t: f32) -> f32 {
+        const SQRT2: f32 = core::f32::consts::SQRT_2;
+        const LN2: f32 = core::f32::consts::LN_2;
+        let u = 1.0 + t;
+        let bits = u.to_bits();
+        let e = ((bits >> 23) & 0xff) as i32 - 127;
+        let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+        let big = m > SQRT2;
+        let m = if big { 0.5 * m } else { m };
+        let e = e + big as i32;
+        let s = (m - 1.0) / (m + 1.0);
+        let s2 = s * s;
+        let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (0.2 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0))));
+        let ln_u = e as f32 * LN2 + 2.0 * s * series;
+        let d = u - 1.0;
+        let y = if d == 0.0 { t } else { ln_u * (t / d) };
+        // An infinite `u` has no mantissa to work with: ln(1 + inf) = inf.
+        if u == f32::INFINITY {
+            u
+        } else if t.is_nan() {
+            t
+        } else {
+            y
+        }
+    }
+
+    /// softplus(x) = ln(1 + eˣ) as `max(x, 0) + ln(1 + e^−|x|)` (the log argument stays
+    /// in [0, 1], no overflow, no threshold), branch-free: the reference's
+    /// `x > 20 ? x : log1pf(expf(x))` within a few ulps (tested). NaN stays NaN.
+    #[inline(always)]
+    pub fn softplus(x: f32) -> f32 {
+        let y = x.max(0.0) + log1p(exp(-x.abs()));
+        if x.is_nan() {
+            x
+        } else {
+            y
+        }
+    }
+
+    /// SiLU `x / (1 + e⁻ˣ)` with [`exp`], inlined so that loops over it vectorize.
+    #[inline(always)]
+    pub fn silu(x: f32) -> f32 {
+        x / (1.0 + exp(-x))
+    }
+
+    /// One channel of the selective scan: `h ← exp(dt·a) ⊙ h + (dt·b)·u` (a plain loop,
+    /// which vectorizes), then `C·h` ([`dot_short`]: four lanes summed pairwise).
+    #[inline(always)]
+    pub fn scan_row(h: &mut [f32], a: &[f32], b: &[f32], c: &[f32], dt: f32, u: f32) -> f32 {
+        for ((h, &a), &b) in h.iter_mut().zip(a).zip(b) {
+            *h = exp(dt * a) * *h + (dt * b) * u;
+        }
+        dot_short(h, c)
+    }
 }
 
 /// Dot of a weight row with `x`, in the chosen kernel set (f32 activations).
@@ -995,20 +1118,24 @@ pub fn exp(k: Kernels, x: f32) -> f32 {
     }
 }
 
-/// softplus with the reference threshold: `x > 20 ? x : log1p(exp(x))`.
+/// softplus: the reference `x > 20 ? x : log1p(exp(x))` with `libm`; the fast kernels'
+/// branch-free [`fast::softplus`].
 #[inline]
 pub fn softplus(k: Kernels, x: f32) -> f32 {
-    if x > 20.0 {
-        x
-    } else {
-        libm::log1pf(exp(k, x))
+    match k {
+        Kernels::Reference if x > 20.0 => x,
+        Kernels::Reference => libm::log1pf(reference::exp(x)),
+        Kernels::Fast => fast::softplus(x),
     }
 }
 
 /// SiLU: `x * sigmoid(x)`, computed as `x / (1 + exp(-x))`.
 #[inline]
 pub fn silu(k: Kernels, x: f32) -> f32 {
-    x / (1.0 + exp(k, -x))
+    match k {
+        Kernels::Reference => x / (1.0 + reference::exp(-x)),
+        Kernels::Fast => fast::silu(x),
+    }
 }
 
 #[inline]
@@ -1126,6 +1253,23 @@ mod tests {
                 assert_eq!(bits(&yr), bits(&yf), "{rows}x{cols}");
             }
         }
+    }
+
+    #[test]
+    fn fast_softplus_log1p_edges() {
+        for k in [Kernels::Reference, Kernels::Fast] {
+            assert!(softplus(k, f32::NAN).is_nan());
+            assert_eq!(softplus(k, f32::INFINITY), f32::INFINITY);
+            assert_eq!(softplus(k, f32::NEG_INFINITY), 0.0);
+            assert_eq!(softplus(k, 1e6), 1e6);
+            assert!(silu(k, f32::NAN).is_nan());
+            assert_eq!(silu(k, 0.0), 0.0);
+        }
+        assert_eq!(fast::log1p(0.0), 0.0);
+        assert_eq!(fast::log1p(f32::INFINITY), f32::INFINITY);
+        assert!(fast::log1p(f32::NAN).is_nan());
+        // Below 2^-24, 1 + t rounds to 1 and log1p(t) = t.
+        assert_eq!(fast::log1p(1e-9), 1e-9);
     }
 
     #[test]
@@ -1533,6 +1677,53 @@ mod tests {
                 let bound = 0.5 * amax / 127.0 * l1 * 1.001 + 1e-4 * (yfl[r].abs() + 1.0);
                 prop_assert!((yr[r] - yfl[r]).abs() <= bound, "row {}: {} vs {} (bound {})", r, yr[r], yfl[r], bound);
             }
+        }
+
+        #[test]
+        fn fast_log1p_relative_error(t in prop_oneof![0.0f32..1e-6, 0.0f32..1.0, 0.0f32..1e30, -0.999f32..0.0]) {
+            let r = libm::log1pf(t);
+            let f = fast::log1p(t);
+            prop_assert!((f - r).abs() <= 4e-7 * r.abs() + f32::MIN_POSITIVE, "{} {} {}", t, f, r);
+        }
+
+        #[test]
+        fn fast_softplus_matches_reference(x in prop_oneof![-90.0f32..90.0, -1.0f32..1.0, 15.0f32..25.0]) {
+            let r = softplus(Kernels::Reference, x);
+            let f = softplus(Kernels::Fast, x);
+            // Below −87.33 the fast exp flushes to 0 (its documented range): r < 2^−126 there.
+            prop_assert!((f - r).abs() <= 1e-6 * r.abs() + f32::MIN_POSITIVE, "{} {} {}", x, f, r);
+        }
+
+        #[test]
+        fn fast_scan_row_matches_reference(
+            n in 1usize..40,
+            dt in 0.0f32..2.0,
+            u in -3.0f32..3.0,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let mut rnd = || {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            };
+            let h0: std::vec::Vec<f32> = (0..n).map(|_| rnd() * 4.0).collect();
+            let a: std::vec::Vec<f32> = (0..n).map(|_| -8.0 * rnd().abs()).collect();
+            let b: std::vec::Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let c: std::vec::Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let mut hf = h0.clone();
+            let yf = fast::scan_row(&mut hf, &a, &b, &c, dt, u);
+            let mut hr = h0;
+            let mut yr = 0f32;
+            let mut mag = 0f32;
+            for i in 0..n {
+                hr[i] = reference::exp(dt * a[i]) * hr[i] + (dt * b[i]) * u;
+                yr += hr[i] * c[i];
+                mag += (hr[i] * c[i]).abs();
+            }
+            for (f, r) in hf.iter().zip(&hr) {
+                prop_assert!((f - r).abs() <= 1e-6 * (r.abs() + 1.0), "h {} vs {}", f, r);
+            }
+            prop_assert!((yf - yr).abs() <= 1e-6 * (mag + 1.0), "y {} vs {}", yf, yr);
         }
 
         #[test]

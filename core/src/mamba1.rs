@@ -157,6 +157,71 @@ pub(crate) fn step_sensor<P: Probe>(
     Ok(())
 }
 
+/// Channels [`ssm_update_fast`] takes at a time: their softplus and SiLU run as one
+/// (vectorizable) loop each.
+const FAST_BLOCK: usize = 16;
+
+/// [`ssm_update`] with the fast kernels (lengths checked there): per block of channels
+/// the dt projections, then softplus and SiLU over the block, then each channel's scan
+/// fused with its `C·h` ([`kernels::fast::scan_row`]).
+#[allow(clippy::too_many_arguments)]
+fn ssm_update_fast(
+    x: &mut [f32],
+    z: &[f32],
+    ssm: &mut [f32],
+    dt_in: &[f32],
+    bm: &[f32],
+    cm: &[f32],
+    dt_w: kernels::Weights<'_>,
+    dt_b: &[f32],
+    a: &[f32],
+    d: &[f32],
+    probe: &mut impl Probe,
+    li: Option<u16>,
+) -> Result<(), StepError> {
+    let (n, r) = (bm.len(), dt_in.len());
+    if n == 0 {
+        return Err(StepError::Internal);
+    }
+    let blocks = x
+        .chunks_mut(FAST_BLOCK)
+        .zip(ssm.chunks_mut(FAST_BLOCK * n))
+        .zip(a.chunks(FAST_BLOCK * n))
+        .zip(z.chunks(FAST_BLOCK))
+        .zip(d.chunks(FAST_BLOCK))
+        .zip(dt_b.chunks(FAST_BLOCK));
+    for (i, (((((xb, hb), ab), zb), db), bb)) in blocks.enumerate() {
+        let m = xb.len();
+        let mut dt = [0f32; FAST_BLOCK];
+        for (j, (t, &b)) in dt.iter_mut().zip(bb).enumerate() {
+            let ch = FAST_BLOCK * i + j;
+            *t = match dt_w {
+                kernels::Weights::F32(w) => kernels::fast::dot(&w[ch * r..(ch + 1) * r], dt_in),
+                _ => kernels::dot_row(Kernels::Fast, dt_w, ch, r, dt_in),
+            } + b;
+        }
+        probe.observe(li, Site::MambaSoftplusIn, &dt[..m]);
+        for t in dt.iter_mut() {
+            *t = kernels::fast::softplus(*t);
+        }
+        let mut gate = [0f32; FAST_BLOCK];
+        gate[..m].copy_from_slice(zb);
+        for g in gate.iter_mut() {
+            *g = kernels::fast::silu(*g);
+        }
+        let rows = hb.chunks_exact_mut(n).zip(ab.chunks_exact(n));
+        for (j, ((xc, (hrow, arow)), &dj)) in xb.iter_mut().zip(rows).zip(db).enumerate() {
+            let u = *xc;
+            let y = kernels::fast::scan_row(hrow, arow, bm, cm, dt[j], u);
+            probe.observe(li, Site::State, hrow);
+            let y = y + u * dj;
+            probe.observe(li, Site::MambaY, core::slice::from_ref(&y));
+            *xc = y * gate[j];
+        }
+    }
+    Ok(())
+}
+
 /// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),
 /// h ← exp(dt·A) ⊙ h + (dt·B)·u, y = C·h + D·u, y·SiLU(z) → written over `x`.
 #[allow(clippy::too_many_arguments)]
@@ -186,6 +251,9 @@ fn ssm_update(
     {
         return Err(StepError::Internal);
     }
+    if k == Kernels::Fast {
+        return ssm_update_fast(x, z, ssm, dt_in, bm, cm, dt_w, dt_b, a, d, probe, li);
+    }
     for (ch, ((xc, hrow), arow)) in x
         .iter_mut()
         .zip(ssm.chunks_exact_mut(n))
@@ -196,22 +264,11 @@ fn ssm_update(
         probe.observe(li, Site::MambaSoftplusIn, core::slice::from_ref(&sp));
         let dt = kernels::softplus(k, sp);
         let u = *xc;
-        let y = match k {
-            Kernels::Reference => {
-                let mut y = 0.0f32;
-                for (((h, &av), &bv), &cv) in hrow.iter_mut().zip(arow).zip(bm).zip(cm) {
-                    *h = kernels::reference::exp(dt * av) * *h + (dt * bv) * u;
-                    y += *h * cv;
-                }
-                y
-            }
-            Kernels::Fast => {
-                for ((h, &av), &bv) in hrow.iter_mut().zip(arow).zip(bm) {
-                    *h = kernels::fast::exp(dt * av) * *h + (dt * bv) * u;
-                }
-                kernels::fast::dot(hrow, cm)
-            }
-        };
+        let mut y = 0.0f32;
+        for (((h, &av), &bv), &cv) in hrow.iter_mut().zip(arow).zip(bm).zip(cm) {
+            *h = kernels::reference::exp(dt * av) * *h + (dt * bv) * u;
+            y += *h * cv;
+        }
         probe.observe(li, Site::State, hrow);
         let y = y + u * d[ch];
         probe.observe(li, Site::MambaY, core::slice::from_ref(&y));
