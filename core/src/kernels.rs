@@ -669,13 +669,37 @@ pub mod fast {
         let mut xs = [0i16; N];
         let (qx, xs) = (&mut qx[..cols], &mut xs[..cols]);
         quantize_act(&x[..cols], inv, qx);
-        crate::simd::split_even_odd(qx, xs);
         let rows = w.scale.len().min(out.len()).min(w.q.len() / cols.max(1));
         let out = &mut out[..rows];
+        let avx2 = crate::simd::Avx2::detect();
+        match avx2 {
+            Some(_) => crate::simd::widen_i8(qx, xs),
+            None => crate::simd::split_even_odd(qx, xs),
+        }
+        let k = X86Rows { avx2 };
         if rows * cols > W8A8_X86_STREAMED {
-            w8a8_x86_rows::<2, true>(w, qx, xs, sx, bias, out)
+            w8a8_x86_rows::<2, true>(k, w, qx, xs, sx, bias, out)
         } else {
-            w8a8_x86_rows::<4, false>(w, qx, xs, sx, bias, out)
+            w8a8_x86_rows::<4, false>(k, w, qx, xs, sx, bias, out)
+        }
+    }
+
+    /// The rows kernel of [`w8a8_x86`]: AVX2 where the CPU has it (the input widened in
+    /// order), else SSE2 (the input split into even and odd columns).
+    #[cfg(target_arch = "x86_64")]
+    #[derive(Clone, Copy)]
+    struct X86Rows {
+        avx2: Option<crate::simd::Avx2>,
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    impl X86Rows {
+        #[inline(always)]
+        fn dot<const N: usize>(self, rs: [&[i8]; N], qx: &[i8], xs: &[i16]) -> [i32; N] {
+            match self.avx2 {
+                Some(t) => crate::simd::dot_rows_i8_i8_avx2(t, rs, qx, xs),
+                None => crate::simd::dot_rows_i8_i8(rs, qx, xs),
+            }
         }
     }
 
@@ -683,6 +707,7 @@ pub mod fast {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn w8a8_x86_rows<const R: usize, const PF: bool>(
+        k: X86Rows,
         w: super::QuantI8<'_>,
         qx: &[i8],
         xs: &[i16],
@@ -693,13 +718,12 @@ pub mod fast {
         let cols = qx.len();
         let row = |r: usize| &w.q[r * cols..(r + 1) * cols];
         // `N` rows: Σ over the chunks of f32(the chunk's exact i32 sum).
-        fn sweep<const N: usize>(rs: [&[i8]; N], qx: &[i8], xs: &[i16]) -> [f32; N] {
+        fn sweep<const N: usize>(k: X86Rows, rs: [&[i8]; N], qx: &[i8], xs: &[i16]) -> [f32; N] {
             let mut acc = [0f32; N];
             let mut c0 = 0;
             while c0 < qx.len() {
                 let c1 = (c0 + super::W8A8_CHUNK).min(qx.len());
-                let d =
-                    crate::simd::dot_rows_i8_i8(rs.map(|s| &s[c0..c1]), &qx[c0..c1], &xs[c0..c1]);
+                let d = k.dot(rs.map(|s| &s[c0..c1]), &qx[c0..c1], &xs[c0..c1]);
                 for (a, d) in acc.iter_mut().zip(d) {
                     *a += d as f32;
                 }
@@ -723,14 +747,14 @@ pub mod fast {
                     crate::simd::prefetch(ahead);
                 }
             }
-            let acc = sweep::<R>(core::array::from_fn(|j| row(r + j)), qx, xs);
+            let acc = sweep::<R>(k, core::array::from_fn(|j| row(r + j)), qx, xs);
             for (j, (o, a)) in o.iter_mut().zip(acc).enumerate() {
                 *o = finish(r + j, a);
             }
         }
         let r0 = R * outr.len();
         for (i, o) in rest.iter_mut().enumerate() {
-            let [acc] = sweep::<1>([row(r0 + i)], qx, xs);
+            let [acc] = sweep::<1>(k, [row(r0 + i)], qx, xs);
             *o = finish(r0 + i, acc);
         }
     }
@@ -1251,6 +1275,48 @@ mod tests {
                 matvec(Kernels::Fast, w, cols, &x, b, &mut yf);
                 let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<std::vec::Vec<_>>();
                 assert_eq!(bits(&yr), bits(&yf), "{rows}x{cols}");
+            }
+        }
+    }
+
+    /// The x86-64 rows kernels of the w8a8 product, SSE2 and (where this CPU has it) AVX2,
+    /// against the reference dot, at every tail length around the 16-column blocks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_rows_kernels_match_reference() {
+        let avx2 = crate::simd::Avx2::detect();
+        std::println!(
+            "AVX2 rows kernel: {}",
+            match avx2 {
+                Some(_) => "tested",
+                None => "not run: this CPU has no AVX2 (SSE2 kernel tested)",
+            }
+        );
+        for n in [0usize, 1, 7, 15, 16, 17, 31, 32, 33, 100, 511, 512] {
+            let byte = |i: usize, k: usize| match (i * 31 + k * 17) % 101 {
+                0 => -128i8,
+                1 => 127,
+                v => (v as i32 * 5 - 250) as i8,
+            };
+            let rows: [std::vec::Vec<i8>; 4] =
+                core::array::from_fn(|k| (0..n).map(|i| byte(i, k + 1)).collect());
+            let qx: std::vec::Vec<i8> = (0..n).map(|i| byte(i, 0)).collect();
+            let want: [i32; 4] = core::array::from_fn(|k| reference::dot_i8_i8(&rows[k], &qx));
+            let rs: [&[i8]; 4] = core::array::from_fn(|k| &rows[k][..]);
+            let mut xs = std::vec![0i16; n];
+            crate::simd::split_even_odd(&qx, &mut xs);
+            assert_eq!(
+                crate::simd::dot_rows_i8_i8(rs, &qx, &xs),
+                want,
+                "sse2 n={n}"
+            );
+            assert_eq!(crate::simd::dot_rows_i8_i8([rs[3]], &qx, &xs), [want[3]]);
+            if let Some(t) = avx2 {
+                crate::simd::widen_i8(&qx, &mut xs);
+                let got = crate::simd::dot_rows_i8_i8_avx2(t, rs, &qx, &xs);
+                assert_eq!(got, want, "avx2 n={n}");
+                let got = crate::simd::dot_rows_i8_i8_avx2(t, [rs[1], rs[2]], &qx, &xs);
+                assert_eq!(got, [want[1], want[2]]);
             }
         }
     }

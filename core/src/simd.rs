@@ -29,7 +29,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub use x86::{
-    dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8, prefetch, split_even_odd, PATH,
+    dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8, dot_rows_i8_i8_avx2, prefetch,
+    split_even_odd, widen_i8, Avx2, PATH,
 };
 
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
@@ -311,6 +312,79 @@ mod x86 {
     pub fn dot_rows4_i8_i8(rows: [&[i8]; 4], qx: &[i8], xs: &[i16]) -> [i32; 4] {
         // SAFETY: SSE2 is part of every x86-64 CPU.
         unsafe { dot_rows_v(rows, qx, xs) }
+    }
+
+    cpufeatures::new!(cpu_avx2, "avx2");
+
+    /// Proof that this CPU runs AVX2 (and the OS saves its registers): only
+    /// [`Avx2::detect`] makes one, so the AVX2 kernels that take it are safe to call.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Avx2(());
+
+    impl Avx2 {
+        /// `Some` when the CPU has AVX2 (detected once, then a cached flag).
+        #[inline]
+        pub fn detect() -> Option<Self> {
+            cpu_avx2::get().then_some(Avx2(()))
+        }
+    }
+
+    /// `qx` sign-extended to i16 in order, for [`dot_rows_i8_i8_avx2`].
+    #[inline]
+    pub fn widen_i8(qx: &[i8], xs: &mut [i16]) {
+        for (d, &s) in xs.iter_mut().zip(qx) {
+            *d = s as i16;
+        }
+    }
+
+    /// AVX2 rows: per 16 columns one `vpmovsxbw` of the row's bytes and one `vpmaddwd`
+    /// against `xs` (from [`widen_i8`], loaded once for all rows).
+    #[target_feature(enable = "avx2")]
+    fn dot_rows_avx2<const R: usize>(rows: [&[i8]; R], qx: &[i8], xs: &[i16]) -> [i32; R] {
+        use core::arch::x86_64::{
+            _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16,
+            _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_setzero_si256,
+        };
+        let n = qx.len();
+        let rows = rows.map(|r| &r[..n.min(r.len())]);
+        let (x16, _) = xs.as_chunks::<16>();
+        let blocks = rows.map(|r| r.as_chunks::<16>().0);
+        let nb = blocks
+            .iter()
+            .map(|b| b.len())
+            .min()
+            .unwrap_or(0)
+            .min(x16.len());
+        let mut acc = [_mm256_setzero_si256(); R];
+        for (b, x) in x16[..nb].iter().enumerate() {
+            // SAFETY: `x` is 32 readable bytes; `loadu` has no alignment requirement.
+            let xv = unsafe { _mm256_loadu_si256(x.as_ptr().cast()) };
+            for j in 0..R {
+                let w = _mm256_cvtepi8_epi16(load16(&blocks[j][b]));
+                acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(w, xv));
+            }
+        }
+        let done = 16 * nb;
+        let tail = &qx[done.min(n)..];
+        let mut out = [0i32; R];
+        for ((o, a), w) in out.iter_mut().zip(acc).zip(rows) {
+            let lanes = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+            *o = hsum(lanes).wrapping_add(super::tail_i8_i8(w.get(done..).unwrap_or(&[]), tail));
+        }
+        out
+    }
+
+    /// `[row_j · qx; R]` (wrapping, as [`dot_i8_i8`] on each row) with AVX2, `xs` from
+    /// [`widen_i8`] of `qx`.
+    #[inline]
+    pub fn dot_rows_i8_i8_avx2<const R: usize>(
+        _: Avx2,
+        rows: [&[i8]; R],
+        qx: &[i8],
+        xs: &[i16],
+    ) -> [i32; R] {
+        // SAFETY: an `Avx2` exists only where the CPU runs AVX2 (`Avx2::detect`).
+        unsafe { dot_rows_avx2(rows, qx, xs) }
     }
 
     /// Asks for the cache lines of `s` ahead of use (a hint: no effect on results).
