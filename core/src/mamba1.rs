@@ -78,21 +78,16 @@ fn blocks<P: Probe>(
         probe.observe(li, Site::MambaDtIn, dt_in);
         probe.observe(li, Site::MambaB, bm);
         probe.observe(li, Site::MambaC, cm);
-        ssm_update(
-            k,
-            x,
-            z,
-            ssm,
+        let scan = Scan {
             dt_in,
             bm,
             cm,
-            m.w(li, Role::DtProj)?,
-            m.f32s(li, Role::DtProjBias)?,
-            m.f32s(li, Role::A)?,
-            m.f32s(li, Role::D)?,
-            probe,
-            li,
-        )?;
+            dt_w: m.w(li, Role::DtProj)?,
+            dt_b: m.f32s(li, Role::DtProjBias)?,
+            a: m.f32s(li, Role::A)?,
+            d: m.f32s(li, Role::D)?,
+        };
+        ssm_update(k, x, z, ssm, &scan, probe, li)?;
         probe.observe(li, Site::MambaGated, x);
         let ob = m.opt_f32s(c.out_proj_bias, li, Role::OutProjBias)?;
         linear(k, m.w(li, Role::OutProj)?, x, ob, normed)?;
@@ -164,40 +159,33 @@ const FAST_BLOCK: usize = 16;
 /// [`ssm_update`] with the fast kernels (lengths checked there): per block of channels
 /// the dt projections, then softplus and SiLU over the block, then each channel's scan
 /// fused with its `C·h` ([`kernels::fast::scan_row`]).
-#[allow(clippy::too_many_arguments)]
 fn ssm_update_fast(
     x: &mut [f32],
     z: &[f32],
     ssm: &mut [f32],
-    dt_in: &[f32],
-    bm: &[f32],
-    cm: &[f32],
-    dt_w: kernels::Weights<'_>,
-    dt_b: &[f32],
-    a: &[f32],
-    d: &[f32],
+    s: &Scan<'_>,
     probe: &mut impl Probe,
     li: Option<u16>,
 ) -> Result<(), StepError> {
-    let (n, r) = (bm.len(), dt_in.len());
+    let (n, r) = (s.bm.len(), s.dt_in.len());
     if n == 0 {
         return Err(StepError::Internal);
     }
     let blocks = x
         .chunks_mut(FAST_BLOCK)
         .zip(ssm.chunks_mut(FAST_BLOCK * n))
-        .zip(a.chunks(FAST_BLOCK * n))
+        .zip(s.a.chunks(FAST_BLOCK * n))
         .zip(z.chunks(FAST_BLOCK))
-        .zip(d.chunks(FAST_BLOCK))
-        .zip(dt_b.chunks(FAST_BLOCK));
+        .zip(s.d.chunks(FAST_BLOCK))
+        .zip(s.dt_b.chunks(FAST_BLOCK));
     for (i, (((((xb, hb), ab), zb), db), bb)) in blocks.enumerate() {
         let m = xb.len();
         let mut dt = [0f32; FAST_BLOCK];
         for (j, (t, &b)) in dt.iter_mut().zip(bb).enumerate() {
             let ch = FAST_BLOCK * i + j;
-            *t = match dt_w {
-                kernels::Weights::F32(w) => kernels::fast::dot(&w[ch * r..(ch + 1) * r], dt_in),
-                _ => kernels::dot_row(Kernels::Fast, dt_w, ch, r, dt_in),
+            *t = match s.dt_w {
+                kernels::Weights::F32(w) => kernels::fast::dot(&w[ch * r..(ch + 1) * r], s.dt_in),
+                _ => kernels::dot_row(Kernels::Fast, s.dt_w, ch, r, s.dt_in),
             } + b;
         }
         probe.observe(li, Site::MambaSoftplusIn, &dt[..m]);
@@ -212,7 +200,7 @@ fn ssm_update_fast(
         let rows = hb.chunks_exact_mut(n).zip(ab.chunks_exact(n));
         for (j, ((xc, (hrow, arow)), &dj)) in xb.iter_mut().zip(rows).zip(db).enumerate() {
             let u = *xc;
-            let y = kernels::fast::scan_row(hrow, arow, bm, cm, dt[j], u);
+            let y = kernels::fast::scan_row(hrow, arow, s.bm, s.cm, dt[j], u);
             probe.observe(li, Site::State, hrow);
             let y = y + u * dj;
             probe.observe(li, Site::MambaY, core::slice::from_ref(&y));
@@ -222,24 +210,39 @@ fn ssm_update_fast(
     Ok(())
 }
 
+/// One layer's selective-scan inputs: the step's `dt_in`, `B`, `C` (from x_proj) and the
+/// layer's dt projection (weights, bias), `A` and `D`.
+#[derive(Clone, Copy)]
+struct Scan<'a> {
+    dt_in: &'a [f32],
+    bm: &'a [f32],
+    cm: &'a [f32],
+    dt_w: kernels::Weights<'a>,
+    dt_b: &'a [f32],
+    a: &'a [f32],
+    d: &'a [f32],
+}
+
 /// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),
 /// h ← exp(dt·A) ⊙ h + (dt·B)·u, y = C·h + D·u, y·SiLU(z) → written over `x`.
-#[allow(clippy::too_many_arguments)]
 fn ssm_update(
     k: Kernels,
     x: &mut [f32],
     z: &[f32],
     ssm: &mut [f32],
-    dt_in: &[f32],
-    bm: &[f32],
-    cm: &[f32],
-    dt_w: kernels::Weights<'_>,
-    dt_b: &[f32],
-    a: &[f32],
-    d: &[f32],
+    s: &Scan<'_>,
     probe: &mut impl Probe,
     li: Option<u16>,
 ) -> Result<(), StepError> {
+    let Scan {
+        dt_in,
+        bm,
+        cm,
+        dt_w,
+        dt_b,
+        a,
+        d,
+    } = *s;
     let (di, n, r) = (x.len(), bm.len(), dt_in.len());
     if ssm.len() != di * n
         || a.len() != di * n
@@ -252,7 +255,7 @@ fn ssm_update(
         return Err(StepError::Internal);
     }
     if k == Kernels::Fast {
-        return ssm_update_fast(x, z, ssm, dt_in, bm, cm, dt_w, dt_b, a, d, probe, li);
+        return ssm_update_fast(x, z, ssm, s, probe, li);
     }
     for (ch, ((xc, hrow), arow)) in x
         .iter_mut()
