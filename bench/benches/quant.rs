@@ -87,7 +87,8 @@ fn matvec(c: &mut Criterion) {
             rank: 2,
             shape: [n as u32, n as u32, 0, 0],
         };
-        let TensorData::I8 { q, scale } = TensorData::encode(w.clone(), DType::I8, &spec).unwrap()
+        let TensorData::I8 { q, scale, .. } =
+            TensorData::encode(w.clone(), DType::I8, &spec).unwrap()
         else {
             unreachable!()
         };
@@ -153,7 +154,7 @@ fn matvec_stream(c: &mut Criterion) {
         rank: 2,
         shape: [rows as u32, cols as u32, 0, 0],
     };
-    let TensorData::I8 { q, scale } = TensorData::encode(w.clone(), DType::I8, &spec).unwrap()
+    let TensorData::I8 { q, scale, .. } = TensorData::encode(w.clone(), DType::I8, &spec).unwrap()
     else {
         unreachable!()
     };

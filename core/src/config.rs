@@ -217,9 +217,10 @@ pub enum Compute {
     #[default]
     Float,
     /// Matrices stored as int8 multiply int8 activations (each input vector quantized
-    /// symmetrically with a dynamic per-vector scale `max|x| / 127`, round half away from
-    /// zero) with i32 accumulation; matrices in other dtypes, and everything outside the
-    /// matrix-vector products, stay f32.
+    /// symmetrically, round half away from zero, with a dynamic per-vector scale
+    /// `max|x| / 127` for [`DType::I8`] matrices or the calibrated static scale of a
+    /// [`DType::I8S`] matrix) with i32 accumulation; matrices in other dtypes, and
+    /// everything outside the matrix-vector products, stay f32.
     W8a8,
     /// Integer only (format 1.3; S4D and Mamba sensor models): no floating-point operation
     /// in the step. Activations are `i16` in per-site Q formats chosen by calibration,
@@ -260,6 +261,10 @@ impl Compute {
 ///   output `r` is `round(acc_r · multiplier · 2^-rshift)` (ties away from zero),
 ///   `acc_r = Σ_c q[r][c] · x[c] + bias[r]`, which maps the accumulator straight into the
 ///   output's Q format (each row may have its own).
+/// - [`DType::I8S`] (format 1.4, [`Compute::W8a8`] only): the [`DType::I8`] layout, then
+///   one more f32, `xmax`: the calibrated bound of the matrix's input vector. The w8a8
+///   product quantizes the input with the static scale `xmax / 127` (saturating at ±127)
+///   instead of the per-vector `max|x| / 127`; `xmax` must be finite and positive.
 ///
 /// `rows` is the product of all dimensions but the last, `cols` the last dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +278,7 @@ pub enum DType {
     I16,
     I32,
     I8R,
+    I8S,
 }
 
 /// Columns per scale group of [`DType::I4`].
@@ -289,6 +295,7 @@ impl DType {
             DType::I16 => 5,
             DType::I32 => 6,
             DType::I8R => 7,
+            DType::I8S => 8,
         }
     }
     pub const fn from_code(code: u8) -> Option<DType> {
@@ -301,6 +308,7 @@ impl DType {
             5 => Some(DType::I16),
             6 => Some(DType::I32),
             7 => Some(DType::I8R),
+            8 => Some(DType::I8S),
             _ => None,
         }
     }
@@ -310,7 +318,7 @@ impl DType {
         match self {
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::Bf16 | DType::I16 => 2,
-            DType::I8 | DType::I4 | DType::I8R => 1,
+            DType::I8 | DType::I4 | DType::I8R | DType::I8S => 1,
         }
     }
     pub const fn name(self) -> &'static str {
@@ -323,11 +331,12 @@ impl DType {
             DType::I16 => "i16",
             DType::I32 => "i32",
             DType::I8R => "int8r",
+            DType::I8S => "int8s",
         }
     }
-    /// Whether values carry scales (int8, int4).
+    /// Whether values carry scales (int8, int8 with a static input scale, int4).
     pub const fn is_quantized(self) -> bool {
-        matches!(self, DType::I8 | DType::I4)
+        matches!(self, DType::I8 | DType::I4 | DType::I8S)
     }
     /// The integer-only model dtypes (format 1.3, [`Compute::Int`] only).
     pub const fn is_integer_mode(self) -> bool {
@@ -348,6 +357,10 @@ impl DType {
             DType::I8 => match (n.checked_add(3), rows.checked_mul(4)) {
                 (Some(q), Some(s)) => (q & !3).checked_add(s),
                 _ => None,
+            },
+            DType::I8S => match DType::I8.tensor_bytes(rows, cols) {
+                Some(b) => b.checked_add(4),
+                None => None,
             },
             DType::I4 => {
                 let groups = cols.div_ceil(I4_GROUP as u64);
@@ -500,7 +513,7 @@ impl TensorSpec {
     pub fn allows(&self, dtype: DType) -> bool {
         match dtype {
             DType::F32 => true,
-            DType::F16 | DType::Bf16 | DType::I8 | DType::I4 => self.role.is_matrix(),
+            DType::F16 | DType::Bf16 | DType::I8 | DType::I4 | DType::I8S => self.role.is_matrix(),
             DType::I16 | DType::I32 | DType::I8R => false,
         }
     }
@@ -574,12 +587,13 @@ fn s3(a: u32, b: u32, c: u32) -> (u8, [u32; 4]) {
 
 impl Config {
     /// Whether tensor `spec` of this model may be stored in `dtype`: an integer-only model
-    /// has exactly one dtype per role ([`TensorSpec::int_dtype`]).
+    /// has exactly one dtype per role ([`TensorSpec::int_dtype`]); [`DType::I8S`] (a
+    /// static activation scale) only means something to a [`Compute::W8a8`] step.
     pub fn allows(&self, spec: &TensorSpec, dtype: DType) -> bool {
-        if self.compute == Compute::Int {
-            dtype == spec.int_dtype()
-        } else {
-            spec.allows(dtype)
+        match self.compute {
+            Compute::Int => dtype == spec.int_dtype(),
+            Compute::W8a8 => spec.allows(dtype),
+            _ => dtype != DType::I8S && spec.allows(dtype),
         }
     }
 

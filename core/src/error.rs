@@ -51,6 +51,9 @@ pub enum FormatError {
     ReservedNotEmpty,
     /// Bytes follow the data section.
     TrailingBytes,
+    /// Tensor `index` stores a parameter out of its range (the input bound of a
+    /// [`crate::DType::I8S`] matrix must be finite and at least [`crate::format::I8S_MIN_XMAX`]).
+    BadValue { index: u32 },
 }
 
 impl fmt::Display for FormatError {
@@ -90,6 +93,10 @@ impl fmt::Display for FormatError {
             TensorOverlap { index } => write!(f, "tensor {index} overlaps the previous tensor"),
             ReservedNotEmpty => write!(f, "reserved header field is not empty"),
             TrailingBytes => write!(f, "bytes follow the data section"),
+            BadValue { index } => write!(
+                f,
+                "tensor {index} stores an out-of-range parameter (an int8s input bound must be finite and >= 1e-30)"
+            ),
         }
     }
 }
@@ -139,6 +146,7 @@ impl defmt::Format for FormatError {
             TensorOverlap { index } => defmt::write!(f, "overlap {}", index),
             ReservedNotEmpty => defmt::write!(f, "reserved not empty"),
             TrailingBytes => defmt::write!(f, "trailing bytes"),
+            BadValue { index } => defmt::write!(f, "bad value in tensor {}", index),
         }
     }
 }

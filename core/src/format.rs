@@ -46,7 +46,17 @@ pub const VERSION_MAJOR: u16 = 1;
 ///   `int.layer_plan` and `frontend.window` that only such models have. Migration: nothing
 ///   changes for float and w8a8 models (1.0–1.2 blobs read as before); a 1.2 reader
 ///   refuses 1.3 blobs by their minor version.
-pub const VERSION_MINOR: u16 = 3;
+/// - 1.4: w8a8 matrices with a calibrated static activation scale, [`crate::DType::I8S`].
+///   Migration: the writer still writes 1.3 for every blob that holds no `I8S` tensor (all
+///   other blobs are unchanged, byte for byte, and a 1.3 reader keeps reading them); a 1.3
+///   reader refuses static-scale w8a8 blobs by their minor version (re-convert without
+///   `--calibrate` for dynamic scales).
+pub const VERSION_MINOR: u16 = 4;
+/// The minor version written for blobs that use no 1.4 feature.
+pub const VERSION_MINOR_BASE: u16 = 3;
+/// Smallest input bound a [`crate::DType::I8S`] matrix may store (its inverse scale
+/// `127 / xmax` stays finite).
+pub const I8S_MIN_XMAX: f32 = 1e-30;
 /// Size of the fixed preamble.
 pub const PREAMBLE_LEN: usize = 32;
 /// Alignment of the blob and of every tensor.
@@ -338,6 +348,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         }
         if (minor < 2 && !matches!(dtype, DType::F32 | DType::F16))
             || (minor < 3 && dtype.is_integer_mode())
+            || (minor < 4 && dtype == DType::I8S)
         {
             return Err(FormatError::DtypeNotAllowed {
                 index,
@@ -360,6 +371,17 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
             .ok_or(FormatError::TensorOutOfBounds { index })?;
         if end > data_len {
             return Err(FormatError::TensorOutOfBounds { index });
+        }
+        if dtype == DType::I8S {
+            // The last four bytes: the input bound (bit-pattern checks, no float operation).
+            let b = data
+                .get((end as usize).saturating_sub(4)..end as usize)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .ok_or(FormatError::TensorOutOfBounds { index })?;
+            let xmax = f32::from_le_bytes(b);
+            if !(crate::fbits::is_finite(xmax) && crate::fbits::le(I8S_MIN_XMAX, xmax)) {
+                return Err(FormatError::BadValue { index });
+            }
         }
         prev_end = end;
     }

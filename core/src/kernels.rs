@@ -57,12 +57,18 @@ impl QuantI8R<'_> {
 }
 
 /// How a matrix-vector product treats its input vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ActQuant {
     /// f32 activations times dequantized weights.
     Float,
-    /// int8 activations with a dynamic per-vector scale ([`crate::Compute::W8a8`]).
+    /// int8 activations with a dynamic per-vector scale `max|x| / 127`
+    /// ([`crate::Compute::W8a8`], [`crate::DType::I8`] matrices).
     DynamicI8,
+    /// int8 activations with the static scale `xmax / 127` calibrated at conversion
+    /// ([`crate::DType::I8S`]): no pass over the input to find its range; values beyond
+    /// `±xmax` saturate to ±127, and a non-finite input does not propagate (NaN
+    /// quantizes to 0, ±inf to ±127).
+    StaticI8 { xmax: f32 },
 }
 
 /// An int8 matrix: `w[r][c] = q[r·cols + c] · scale[r]`.
@@ -1053,9 +1059,11 @@ pub fn quantize_act(x: &[f32], inv: f32, out: &mut [i8]) {
 /// The integer dot products are exact, so both kernel sets give identical results.
 fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let cols = w.cols;
-    let amax = match k {
-        Kernels::Reference => act_absmax(x),
-        Kernels::Fast => fast::act_absmax(x),
+    let amax = match (w.act, k) {
+        // The parser admits only finite bounds ≥ `I8S_MIN_XMAX`.
+        (ActQuant::StaticI8 { xmax }, _) => Some(xmax),
+        (_, Kernels::Reference) => act_absmax(x),
+        (_, Kernels::Fast) => fast::act_absmax(x),
     };
     let Some(amax) = amax else {
         // All zeros (exact result 0) or non-finite input (propagate through f32).
@@ -1116,7 +1124,7 @@ pub fn matvec(
 ) {
     let x = &x[..cols];
     if let Weights::I8(q) = w {
-        if q.act == ActQuant::DynamicI8 && q.cols == cols {
+        if q.act != ActQuant::Float && q.cols == cols {
             return matvec_w8a8(k, q, x, bias, out);
         }
     }
@@ -1744,6 +1752,56 @@ mod tests {
             for r in 0..rows {
                 let l1: f32 = q[r * cols..(r + 1) * cols].iter().map(|&v| (v as f32).abs()).sum::<f32>() * scale[r];
                 let bound = 0.5 * amax / 127.0 * l1 * 1.001 + 1e-4 * (yfl[r].abs() + 1.0);
+                prop_assert!((yr[r] - yfl[r]).abs() <= bound, "row {}: {} vs {} (bound {})", r, yr[r], yfl[r], bound);
+            }
+        }
+
+        #[test]
+        fn static_w8a8_matvec_is_kernel_independent_and_saturates(
+            rows in 1usize..9,
+            cols in 1usize..2200,
+            seed in any::<u64>(),
+            spread in 0.25f32..2.0,
+            special in 0usize..4,
+        ) {
+            let mut s = seed | 1;
+            let mut rnd = || {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            };
+            let q: Vec<i8> = (0..rows * cols).map(|_| (rnd() * 127.0) as i8).collect();
+            let scale: Vec<f32> = (0..rows).map(|_| 0.01 + rnd().abs() * 0.05).collect();
+            let mut x: Vec<f32> = (0..cols).map(|_| rnd() * 3.0).collect();
+            let bias: Vec<f32> = (0..rows).map(|_| rnd()).collect();
+            // The bound: from a quarter of the input's range (most values saturate) to twice it.
+            let xmax = 3.0 * spread;
+            // A non-finite input quantizes as NaN → 0 and ±inf → ±127 (no propagation).
+            let i = (seed as usize >> 3) % cols;
+            let (special_in, as_finite) = match special {
+                1 => (f32::NAN, 0.0),
+                2 => (f32::INFINITY, xmax),
+                3 => (f32::NEG_INFINITY, -xmax),
+                _ => (x[i], x[i].clamp(-xmax, xmax)),
+            };
+            x[i] = special_in;
+            let w = |act| Weights::I8(QuantI8 { q: &q, scale: &scale, cols, act });
+            let mut yr = std::vec![f32::NAN; rows];
+            let mut yf = std::vec![f32::NAN; rows];
+            let mut yfl = std::vec![f32::NAN; rows];
+            let act = ActQuant::StaticI8 { xmax };
+            matvec(Kernels::Reference, w(act), cols, &x, Some(&bias), &mut yr);
+            matvec(Kernels::Fast, w(act), cols, &x, Some(&bias), &mut yf);
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<std::vec::Vec<_>>();
+            prop_assert_eq!(bits(&yr), bits(&yf));
+            // Against the float product of the input clipped to ±xmax: each term moves by at
+            // most half a step of xmax/127.
+            let mut xc: Vec<f32> = x.iter().map(|v| v.clamp(-xmax, xmax)).collect();
+            xc[i] = as_finite;
+            matvec(Kernels::Reference, w(ActQuant::Float), cols, &xc, Some(&bias), &mut yfl);
+            for r in 0..rows {
+                prop_assert!(yr[r].is_finite());
+                let l1: f32 = q[r * cols..(r + 1) * cols].iter().map(|&v| (v as f32).abs()).sum::<f32>() * scale[r];
+                let bound = 0.5 * xmax / 127.0 * l1 * 1.001 + 1e-4 * (yfl[r].abs() + 1.0);
                 prop_assert!((yr[r] - yfl[r]).abs() <= bound, "row {}: {} vs {} (bound {})", r, yr[r], yfl[r], bound);
             }
         }

@@ -141,20 +141,26 @@ impl<'a> Model<'a> {
             DType::F32 => Weights::F32(bytemuck::try_cast_slice::<u8, f32>(bytes).ok()?),
             DType::F16 => Weights::F16(bytemuck::try_cast_slice::<u8, f16>(bytes).ok()?),
             DType::Bf16 => Weights::Bf16(bytemuck::try_cast_slice::<u8, bf16>(bytes).ok()?),
-            DType::I8 => {
+            DType::I8 | DType::I8S => {
                 let (rows, cols) = spec.rows_cols()?;
                 let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
                 let n = rows.checked_mul(cols)?;
                 let q = bytes.get(..n)?;
                 let s = bytes.get(n.checked_add(3)? & !3..)?;
+                let s = bytemuck::try_cast_slice::<u8, f32>(s).ok()?;
+                let (scale, act) = match (dtype, self.config.compute) {
+                    (DType::I8S, _) => {
+                        let (xmax, scale) = s.split_last()?;
+                        (scale, ActQuant::StaticI8 { xmax: *xmax })
+                    }
+                    (_, Compute::W8a8) => (s, ActQuant::DynamicI8),
+                    _ => (s, ActQuant::Float),
+                };
                 Weights::I8(QuantI8 {
                     q: bytemuck::try_cast_slice::<u8, i8>(q).ok()?,
-                    scale: bytemuck::try_cast_slice::<u8, f32>(s).ok()?,
+                    scale,
                     cols,
-                    act: match self.config.compute {
-                        Compute::W8a8 => ActQuant::DynamicI8,
-                        _ => ActQuant::Float,
-                    },
+                    act,
                 })
             }
             DType::I4 => {
@@ -661,7 +667,7 @@ impl<'a> Model<'a> {
                     DType::F32 => s.f32_bytes += bytes,
                     DType::F16 => s.f16_bytes += bytes,
                     DType::Bf16 => s.bf16_bytes += bytes,
-                    DType::I8 => s.int8_bytes += bytes,
+                    DType::I8 | DType::I8S => s.int8_bytes += bytes,
                     DType::I4 => s.int4_bytes += bytes,
                     DType::I8R => s.int8r_bytes += bytes,
                     DType::I16 => s.i16_bytes += bytes,

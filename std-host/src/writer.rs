@@ -3,7 +3,7 @@
 use half::{bf16, f16};
 use tinyssm_core::format::{
     align_up, blob_crc, Header, TensorRecord, ALIGN, GLOBAL_LAYER, MAGIC, PREAMBLE_LEN,
-    TENSOR_RECORD_LEN, VERSION_MAJOR, VERSION_MINOR,
+    TENSOR_RECORD_LEN, VERSION_MAJOR, VERSION_MINOR, VERSION_MINOR_BASE,
 };
 use tinyssm_core::{Config, DType, Role, TensorSpec, I4_GROUP};
 
@@ -15,10 +15,12 @@ pub enum TensorData {
     F32(Vec<f32>),
     F16(Vec<f16>),
     Bf16(Vec<bf16>),
-    /// int8 values (row-major) and one scale per row ([`DType::I8`]).
+    /// int8 values (row-major) and one scale per row ([`DType::I8`]); with `xmax`, the
+    /// calibrated bound of the input vector too ([`DType::I8S`], static w8a8 scale).
     I8 {
         q: Vec<i8>,
         scale: Vec<f32>,
+        xmax: Option<f32>,
     },
     /// Packed int4 groups (16 bytes each, row by row) and one f16 scale per group
     /// ([`DType::I4`]); `cols` values per row.
@@ -75,7 +77,8 @@ impl TensorData {
             TensorData::F32(_) => DType::F32,
             TensorData::F16(_) => DType::F16,
             TensorData::Bf16(_) => DType::Bf16,
-            TensorData::I8 { .. } => DType::I8,
+            TensorData::I8 { xmax: None, .. } => DType::I8,
+            TensorData::I8 { xmax: Some(_), .. } => DType::I8S,
             TensorData::I4 { .. } => DType::I4,
             TensorData::I16(_) => DType::I16,
             TensorData::I32(_) => DType::I32,
@@ -108,10 +111,13 @@ impl TensorData {
             TensorData::F32(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
             TensorData::F16(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
             TensorData::Bf16(v) => Cow::Borrowed(bytemuck::cast_slice(v)),
-            TensorData::I8 { q, scale } => {
+            TensorData::I8 { q, scale, xmax } => {
                 let mut b: Vec<u8> = bytemuck::cast_slice(q).to_vec();
                 b.resize(q.len().div_ceil(4) * 4, 0);
                 b.extend_from_slice(bytemuck::cast_slice(scale));
+                if let Some(x) = xmax {
+                    b.extend_from_slice(&x.to_le_bytes());
+                }
                 Cow::Owned(b)
             }
             TensorData::I4 { q, scale, .. } => {
@@ -167,7 +173,11 @@ impl TensorData {
                         *s = quantize_row_i8(row, qr);
                     }
                 }
-                TensorData::I8 { q, scale }
+                TensorData::I8 {
+                    q,
+                    scale,
+                    xmax: None,
+                }
             }
             DType::I4 => {
                 let g = cols.div_ceil(I4_GROUP);
@@ -184,8 +194,39 @@ impl TensorData {
                 }
                 TensorData::I4 { q, scale, cols }
             }
+            DType::I8S => {
+                return Err(HostError::Tensor {
+                    name: spec_name(spec),
+                    msg: "int8s needs its input bound from calibration: encode int8, then TensorData::with_input_bound".into(),
+                })
+            }
             d => TensorData::from_f32(v, d),
         })
+    }
+    /// An int8 matrix with the calibrated bound `xmax` of its input vector
+    /// ([`DType::I8S`]); `xmax` must be finite and at least
+    /// [`tinyssm_core::format::I8S_MIN_XMAX`].
+    pub fn with_input_bound(self, xmax: f32) -> Result<Self, HostError> {
+        if !(xmax.is_finite() && xmax >= tinyssm_core::format::I8S_MIN_XMAX) {
+            return Err(HostError::Tensor {
+                name: "int8s".into(),
+                msg: format!("input bound {xmax} must be finite and >= 1e-30"),
+            });
+        }
+        match self {
+            TensorData::I8 { q, scale, .. } => Ok(TensorData::I8 {
+                q,
+                scale,
+                xmax: Some(xmax),
+            }),
+            other => Err(HostError::Tensor {
+                name: "int8s".into(),
+                msg: format!(
+                    "an input bound needs an int8 matrix, not {}",
+                    other.dtype().name()
+                ),
+            }),
+        }
     }
 }
 
@@ -308,7 +349,13 @@ where
     let mut blob = vec![0u8; data_offset + data_len];
     blob[0..4].copy_from_slice(&MAGIC);
     blob[4..6].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
-    blob[6..8].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+    // The oldest minor that holds the content: 1.4 only for static-scale w8a8 matrices.
+    let minor = if records.iter().any(|r| r.dtype == DType::I8S.code()) {
+        VERSION_MINOR
+    } else {
+        VERSION_MINOR_BASE
+    };
+    blob[6..8].copy_from_slice(&minor.to_le_bytes());
     blob[8..12].copy_from_slice(&(hdr.len() as u32).to_le_bytes());
     blob[16..24].copy_from_slice(&(data_len as u64).to_le_bytes());
     blob[PREAMBLE_LEN..PREAMBLE_LEN + hdr.len()].copy_from_slice(&hdr);

@@ -42,7 +42,7 @@ fn roundtrip(v: &[f32], dt: DType, rows: u32, cols: u32) -> (TensorData, Vec<f32
     let s = spec(rows, cols);
     let d = TensorData::encode(v.to_vec(), dt, &s).unwrap();
     let w = match &d {
-        TensorData::I8 { q, scale } => tinyssm_core::Weights::I8(tinyssm_core::QuantI8 {
+        TensorData::I8 { q, scale, .. } => tinyssm_core::Weights::I8(tinyssm_core::QuantI8 {
             q,
             scale,
             cols: cols as usize,

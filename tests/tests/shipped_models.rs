@@ -317,6 +317,75 @@ fn int8_models_are_their_float_models_requantized_and_hold_the_accuracy() {
     }
 }
 
+/// Static activation scales (`tinyssm convert models/<name>.tssm --weights int8 --compute
+/// w8a8 --calibrate fsdd|ecg`): the calibration plan makes some matrices static, the
+/// converted model is a 1.4 blob, and it keeps the w8a8 bounds against the float
+/// model (spoken digits: ≤ 1 accuracy point lost; ECG: F1 drop ≤ 0.005).
+#[test]
+fn static_w8a8_conversions_hold_the_accuracy() {
+    use tinyssm_core::{Compute, DType};
+    use tinyssm_host::AlignedBuf;
+    use tinyssm_tools::quantize::{matrix_dtype, requantize_static, QuantSpec};
+    use tinyssm_tools::{intq, w8a8};
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    for (name, cal) in [
+        ("fsdd-s4d", "fsdd"),
+        ("fsdd-mamba", "fsdd"),
+        ("ecg-rpeak", "ecg"),
+    ] {
+        let present = if cal == "ecg" {
+            ecg_present()
+        } else {
+            fsdd_present()
+        };
+        if !present {
+            continue;
+        }
+        let (pf, ff) = model(&format!("{name}.tssm"));
+        let mf = ff.model();
+        let streams = intq::calibration_streams(&mf, cal).unwrap();
+        let samples = w8a8::sample(&mf, &streams).unwrap();
+        let plan = w8a8::plan(mf.config(), &samples, |r| {
+            matrix_dtype(r, DType::I8) == DType::I8
+        })
+        .unwrap();
+        print!("{name}:\n{}", w8a8::describe(&plan));
+        let n_static = plan.iter().filter(|m| m.is_static).count();
+        assert!(n_static >= 1, "{name}: no matrix took a static scale");
+        let spec = QuantSpec {
+            weights: DType::I8,
+            compute: Compute::W8a8,
+        };
+        let blob = requantize_static(&mf, spec, &plan).unwrap();
+        let buf = AlignedBuf::from_bytes(&blob);
+        let ms = Model::parse(buf.as_bytes()).unwrap();
+        assert_eq!(ms.format_minor(), 4);
+        let stored = (0..ms.n_tensors())
+            .filter(|&i| ms.tensor(i).unwrap().dtype == DType::I8S)
+            .count();
+        assert_eq!(stored, n_static, "{name}");
+        // The evaluators take a path for their report only.
+        if cal == "ecg" {
+            let a = tinyssm_tools::eval::ecg(&mf, &pf)
+                .unwrap()
+                .detection
+                .unwrap();
+            let b = tinyssm_tools::eval::ecg(&ms, &pf)
+                .unwrap()
+                .detection
+                .unwrap();
+            println!("{name}: F1 float {:.4}, static w8a8 {:.4}", a.f1, b.f1);
+            assert!(a.f1 - b.f1 <= 0.005, "{name}: F1 {} -> {}", a.f1, b.f1);
+        } else {
+            let a = tinyssm_tools::eval::fsdd(&mf, &pf, Split::Test).unwrap();
+            let b = tinyssm_tools::eval::fsdd(&ms, &pf, Split::Test).unwrap();
+            let (a, b) = (a.accuracy.unwrap(), b.accuracy.unwrap());
+            println!("{name}: accuracy float {a:.4}, static w8a8 {b:.4}");
+            assert!(a - b <= 0.01 + 1e-9, "{name}: accuracy {a} -> {b}");
+        }
+    }
+}
+
 /// The shipped integer-only models are exactly `tinyssm convert models/<name>.tssm
 /// --compute int --calibrate fsdd|ecg` of the float models (calibration included, so the
 /// conversion is reproducible), hold no float tensor at all, and keep the bounds

@@ -21,8 +21,12 @@ pub struct Summary {
     pub file_bytes: usize,
     /// The audio front end, for models that take raw samples.
     pub front_end: Option<tinyssm_core::frontend::FrontEndConfig>,
-    /// The step's arithmetic: "float" or "w8a8".
+    /// The step's arithmetic: "float", "w8a8" or "int".
     pub compute: &'static str,
+    /// w8a8 models: int8 matrices whose activations take a calibrated static scale
+    /// (int8s) and those that scale each input vector dynamically (int8).
+    pub w8a8_static_matrices: usize,
+    pub w8a8_dynamic_matrices: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,6 +107,14 @@ pub fn summarize(m: &Model<'_>) -> Summary {
         ),
     };
     let ws = m.weight_stats();
+    let (mut n_static, mut n_dynamic) = (0, 0);
+    for t in (0..m.n_tensors()).filter_map(|i| m.tensor(i)) {
+        match t.dtype {
+            tinyssm_core::DType::I8S => n_static += 1,
+            tinyssm_core::DType::I8 => n_dynamic += 1,
+            _ => {}
+        }
+    }
     let input = match (m.vocab_size(), &cfg.front_end) {
         (Some(v), _) => format!("tokens (vocab {v})"),
         (None, Some(fe)) => format!(
@@ -141,6 +153,8 @@ pub fn summarize(m: &Model<'_>) -> Summary {
         file_bytes: m.blob_len(),
         front_end: cfg.front_end,
         compute: cfg.compute.name(),
+        w8a8_static_matrices: n_static,
+        w8a8_dynamic_matrices: n_dynamic,
     }
 }
 
@@ -173,7 +187,14 @@ pub fn render(s: &Summary) -> String {
         .collect::<Vec<_>>()
         .join(", ")
     );
-    o += &format!("compute        {}\n", s.compute);
+    if s.compute == "w8a8" {
+        o += &format!(
+            "compute        w8a8 (activation scales: {} static, {} dynamic)\n",
+            s.w8a8_static_matrices, s.w8a8_dynamic_matrices
+        );
+    } else {
+        o += &format!("compute        {}\n", s.compute);
+    }
     o += &format!("state bytes    {} per stream\n", s.state_bytes);
     o += &format!("scratch bytes  {}\n", s.scratch_bytes);
     o += &format!("MACs per step  {}\n", s.macs_per_step);

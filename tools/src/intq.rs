@@ -42,7 +42,8 @@ impl Probe for Ranges {
 }
 
 impl Ranges {
-    fn get(&self, layer: Option<u16>, site: Site) -> f32 {
+    /// The largest |value| seen at `site` (0 where nothing was seen).
+    pub fn get(&self, layer: Option<u16>, site: Site) -> f32 {
         self.max.get(&(layer, site)).copied().unwrap_or(0.0)
     }
 }

@@ -13,6 +13,7 @@ pub mod import;
 pub mod inspect;
 pub mod intq;
 pub mod quantize;
+pub mod w8a8;
 
 pub use error::ToolError;
 pub use import::{convert_dir, detect, Detected, WeightDtype};

@@ -44,6 +44,33 @@ pub fn matrix_dtype(role: Role, weights: DType) -> DType {
 
 /// Re-encodes a parsed model (from any stored dtype) per `spec`.
 pub fn requantize(m: &Model<'_>, spec: QuantSpec) -> Result<Vec<u8>, ToolError> {
+    requantize_with(m, spec, None)
+}
+
+/// [`requantize`] to a w8a8 model with static activation scales: every int8 matrix that
+/// `plan` ([`crate::w8a8::plan`]) made static is stored as [`DType::I8S`] with its bound,
+/// the others as [`DType::I8`] (dynamic scale) (`tinyssm convert --compute w8a8
+/// --calibrate …`).
+pub fn requantize_static(
+    m: &Model<'_>,
+    spec: QuantSpec,
+    plan: &[crate::w8a8::MatrixScale],
+) -> Result<Vec<u8>, ToolError> {
+    if spec.compute != Compute::W8a8 || spec.weights != DType::I8 {
+        return Err(ToolError::Usage(format!(
+            "static activation scales are for --weights int8 --compute w8a8, not {} / {}",
+            spec.weights.name(),
+            spec.compute.name()
+        )));
+    }
+    requantize_with(m, spec, Some(plan))
+}
+
+fn requantize_with(
+    m: &Model<'_>,
+    spec: QuantSpec,
+    plan: Option<&[crate::w8a8::MatrixScale]>,
+) -> Result<Vec<u8>, ToolError> {
     spec.validate()?;
     let mut config = *m.config();
     config.compute = spec.compute;
@@ -59,11 +86,11 @@ pub fn requantize(m: &Model<'_>, spec: QuantSpec) -> Result<Vec<u8>, ToolError> 
             msg: "inconsistent layout in the source model".into(),
         })?;
         if ts.role.is_matrix() {
-            Ok(TensorData::encode(
-                v,
-                matrix_dtype(ts.role, spec.weights),
-                ts,
-            )?)
+            let d = TensorData::encode(v, matrix_dtype(ts.role, spec.weights), ts)?;
+            match plan.and_then(|p| crate::w8a8::static_bound(p, ts.layer, ts.role)) {
+                Some(x) if d.dtype() == DType::I8 => Ok(d.with_input_bound(x)?),
+                _ => Ok(d),
+            }
         } else {
             Ok(TensorData::F32(v))
         }

@@ -581,15 +581,8 @@ fn integer_only_convert_needs_calibration_and_evaluates() {
             "--weights int8",
         ),
         (
-            &[
-                "--compute",
-                "w8a8",
-                "--weights",
-                "int8",
-                "--calibrate",
-                "basicmotions",
-            ][..],
-            "--calibrate is for --compute int",
+            &["--compute", "float", "--calibrate", "basicmotions"][..],
+            "--calibrate is for --compute int and --compute w8a8",
         ),
         (
             &["--compute", "int", "--calibrate", "nonsense"][..],
@@ -638,4 +631,117 @@ fn integer_only_convert_needs_calibration_and_evaluates() {
         l["layer_state_snr_db"]
     );
     assert!(snr > 20.0, "{j}");
+}
+
+/// `--compute w8a8 --calibrate`: static activation scales where the calibration shows
+/// they hold (the converter reports its plan per matrix), format 1.4, `inspect` counts
+/// static and dynamic matrices, and the model evaluates close to its float original.
+/// Impossible combinations are one-line errors that write nothing.
+#[test]
+fn static_w8a8_convert_plans_its_scales_and_evaluates() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let float = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/basicmotions-s4d.tssm");
+    let out = tmp.path().join("w8a8s.tssm");
+    let convert = |src: &Path, extra: &[&str]| {
+        let mut c = bin();
+        c.env("TINYSSM_DATA", &data)
+            .arg("convert")
+            .arg(src)
+            .arg("-o")
+            .arg(&out)
+            .args(extra);
+        run(&mut c)
+    };
+    let mamba_lm = first_fixture("hf", "mamba1");
+    for (src, args, needle) in [
+        (
+            float.as_path(),
+            &[
+                "--compute",
+                "w8a8",
+                "--weights",
+                "int4",
+                "--calibrate",
+                "basicmotions",
+            ][..],
+            "use --weights int8",
+        ),
+        (
+            mamba_lm.as_path(),
+            &[
+                "--compute",
+                "w8a8",
+                "--weights",
+                "int8",
+                "--calibrate",
+                "basicmotions",
+            ][..],
+            "calibrated for S4D and Mamba sensor models",
+        ),
+    ] {
+        let o = convert(src, args);
+        fails_with(&o, needle);
+        assert!(!out.exists(), "{args:?} left a file");
+    }
+    let o = convert(
+        &float,
+        &[
+            "--compute",
+            "w8a8",
+            "--weights",
+            "int8",
+            "--calibrate",
+            "basicmotions",
+        ],
+    );
+    ok(&o);
+    let plan = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        plan.contains("decoder.weight") && plan.contains("-> static"),
+        "{plan}"
+    );
+    let js = ok(&run(bin().arg("inspect").arg(&out).arg("--json")));
+    let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+    assert_eq!(v["format_version"], "1.4");
+    let (ns, nd) = (
+        v["w8a8_static_matrices"].as_u64().unwrap(),
+        v["w8a8_dynamic_matrices"].as_u64().unwrap(),
+    );
+    assert!(ns >= 1, "{js}");
+    // One line per int8 matrix in the plan; each says static or dynamic.
+    assert_eq!(plan.matches("-> static").count() as u64, ns, "{plan}");
+    assert_eq!(plan.matches("-> dynamic").count() as u64, nd, "{plan}");
+    let human = ok(&run(bin().arg("inspect").arg(&out)));
+    assert!(
+        human.contains(&format!(
+            "w8a8 (activation scales: {ns} static, {nd} dynamic)"
+        )),
+        "{human}"
+    );
+    let mut c = bin();
+    c.env("TINYSSM_DATA", &data)
+        .arg("eval")
+        .arg(&float)
+        .arg(&out)
+        .args(["--dataset", "basicmotions", "--json", "--layers"]);
+    let j = ok(&run(&mut c));
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    let snr = v["layers"][0]["output_snr_db"].as_f64().unwrap();
+    let mut c = bin();
+    c.env("TINYSSM_DATA", &data)
+        .arg("eval")
+        .arg(&float)
+        .arg(&out)
+        .args(["--dataset", "basicmotions", "--json"]);
+    let j = ok(&run(&mut c));
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    let acc = |i: usize| v["models"][i]["accuracy"].as_f64().unwrap();
+    println!(
+        "basicmotions static w8a8: output SNR {snr:.1} dB, accuracy {} vs float {}",
+        acc(1),
+        acc(0)
+    );
+    assert!(snr > 30.0, "{j}");
+    assert!(acc(0) - acc(1) <= 1.0 / 40.0 + 1e-9, "{j}");
 }

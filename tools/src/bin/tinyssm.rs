@@ -33,7 +33,8 @@ enum Weights {
 enum ComputeArg {
     /// f32 activations (weights dequantized on the fly).
     Float,
-    /// int8 weights × int8 activations (dynamic per-vector scale), i32 accumulation.
+    /// int8 weights × int8 activations, i32 accumulation: a dynamic per-vector
+    /// activation scale, or with --calibrate a static one per matrix.
     W8a8,
     /// Integer-only step (no floating point: i16 activations, i32 states, int8 matrices;
     /// S4D and Mamba sensor models); needs --calibrate.
@@ -57,7 +58,8 @@ enum Cmd {
         /// The step's arithmetic.
         #[arg(long, value_enum, default_value = "float")]
         compute: ComputeArg,
-        /// Calibration set for --compute int (activation ranges → Q formats), taken from
+        /// Calibration set for --compute int (activation ranges → Q formats) or
+        /// --compute w8a8 (static activation scales instead of dynamic ones), taken from
         /// the training split: `fsdd[:N]` (N clips, default 300), `ecg[:N]` (N samples of
         /// record 100's training region, default 72000), `basicmotions[:N]`, or a .wav
         /// (audio models) or .csv (vector models) file.
@@ -318,9 +320,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 );
                 return Ok(());
             }
-            if calibrate.is_some() {
+            if calibrate.is_some() && compute != ComputeArg::W8a8 {
                 return Err(ToolError::Usage(
-                    "--calibrate is for --compute int (w8a8 scales its activations dynamically)"
+                    "--calibrate is for --compute int and --compute w8a8 (static activation scales); a float step has no activation scales to calibrate"
                         .into(),
                 ));
             }
@@ -348,7 +350,30 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                         .map(|_| m == tinyssm_core::format::MAGIC)
                 })
                 .unwrap_or(false);
-            let blob = if is_tssm {
+            let blob = if let Some(cal) = &calibrate {
+                // Ranges from the source model's own float step (a .tssm as stored, or
+                // the checkpoint converted at f32).
+                let src_blob = if is_tssm {
+                    std::fs::read(&src).map_err(|e| ToolError::io(&src, e))?
+                } else {
+                    convert_dir(&src, WeightDtype::F32)?
+                };
+                let buf = tinyssm_host::AlignedBuf::from_bytes(&src_blob);
+                let fm = tinyssm_core::Model::parse(buf.as_bytes())
+                    .map_err(tinyssm_host::HostError::Invalid)?;
+                let streams = tinyssm_tools::intq::calibration_streams(&fm, cal)?;
+                let samples = tinyssm_tools::w8a8::sample(&fm, &streams)?;
+                let plan = tinyssm_tools::w8a8::plan(fm.config(), &samples, |r| {
+                    tinyssm_tools::quantize::matrix_dtype(r, dtype) == DType::I8
+                })?;
+                eprintln!(
+                    "w8a8 activation scales calibrated on {} streams ({} steps):\n{}",
+                    streams.len(),
+                    samples.steps,
+                    tinyssm_tools::w8a8::describe(&plan)
+                );
+                tinyssm_tools::quantize::requantize_static(&fm, spec, &plan)?
+            } else if is_tssm {
                 let mf = ModelFile::open(&src)?;
                 requantize(&mf.model(), spec)?
             } else if matches!(dtype, DType::F32 | DType::F16) && compute == Compute::Float {

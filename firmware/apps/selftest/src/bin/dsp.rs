@@ -158,20 +158,28 @@ fn matvecs(rng: &mut Rng) -> (u32, u32) {
                 rq[2 * r + 1] = 10 + (rng.next() % 20) as i32;
             }
             let q = &mat[1..1 + rows * cols];
-            let w = Weights::I8(QuantI8 {
-                q,
-                scale: &scale[..rows],
-                cols,
-                act: ActQuant::DynamicI8,
-            });
-            for b in [None, Some(&bias[..rows])] {
-                let (mut yr, mut yf) = ([0f32; MR], [0f32; MR]);
-                matvec(Kernels::Reference, w, cols, &x, b, &mut yr[..rows]);
-                matvec(Kernels::Fast, w, cols, &x, b, &mut yf[..rows]);
-                cases += 1;
-                if yr.iter().zip(&yf).any(|(a, b)| a.to_bits() != b.to_bits()) {
-                    bad += 1;
-                    println!("MISMATCH w8a8 matvec {rows}x{cols}");
+            // Dynamic scales, and static ones (inputs span ±3: a bound of 1.5 saturates
+            // half of them, 4.0 none).
+            for act in [
+                ActQuant::DynamicI8,
+                ActQuant::StaticI8 { xmax: 1.5 },
+                ActQuant::StaticI8 { xmax: 4.0 },
+            ] {
+                let w = Weights::I8(QuantI8 {
+                    q,
+                    scale: &scale[..rows],
+                    cols,
+                    act,
+                });
+                for b in [None, Some(&bias[..rows])] {
+                    let (mut yr, mut yf) = ([0f32; MR], [0f32; MR]);
+                    matvec(Kernels::Reference, w, cols, &x, b, &mut yr[..rows]);
+                    matvec(Kernels::Fast, w, cols, &x, b, &mut yf[..rows]);
+                    cases += 1;
+                    if yr.iter().zip(&yf).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                        bad += 1;
+                        println!("MISMATCH w8a8 matvec {rows}x{cols} {act:?}");
+                    }
                 }
             }
             let wr = QuantI8R {
