@@ -98,6 +98,11 @@ pub fn random_blob_mode(
         } else {
             DType::F32
         };
+        if dt == DType::I8S {
+            // Static activation scales: a random input bound.
+            let xmax = 0.25 + 4.0 * rng.uniform().abs();
+            return TensorData::encode(v, DType::I8, spec)?.with_input_bound(xmax);
+        }
         TensorData::encode(v, dt, spec)
     })?;
     Ok(AlignedBuf::from_bytes(&blob))
@@ -116,13 +121,14 @@ pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
 }
 
 /// Every storage dtype of weight matrices with the compute modes it runs in.
-pub const MODES: [(DType, Compute); 6] = [
+pub const MODES: [(DType, Compute); 7] = [
     (DType::F32, Compute::Float),
     (DType::F16, Compute::Float),
     (DType::Bf16, Compute::Float),
     (DType::I8, Compute::Float),
     (DType::I4, Compute::Float),
     (DType::I8, Compute::W8a8),
+    (DType::I8S, Compute::W8a8),
 ];
 
 /// A few small configurations covering every architecture and option.
