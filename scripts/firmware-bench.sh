@@ -110,6 +110,7 @@ if "bench-kernels" in images:
                           ("f32_fast", "f32 weights, f32 activations", "Fast"),
                           ("w8a8_ref", "int8 weights, dynamic int8 activations (w8a8)", "Reference"),
                           ("w8a8_fast", "int8 weights, dynamic int8 activations (w8a8)", "Fast"),
+                          ("w8a8s_fast", "int8 weights, static int8 activation scale (w8a8, int8s)", "Fast"),
                           ("i8r", "integer-only `matvec_i8r` (int8 × i16, per-row requant)", "—")]:
         row = [name, ks]
         for n in (256, 768):

@@ -216,6 +216,12 @@ pub struct MatrixScale {
     /// The calibration site of its input, and the largest |value| seen there.
     pub site: Site,
     pub max: f32,
+    /// Over the sampled vectors: the 10th and 90th percentiles of each vector's own
+    /// `max |x|`, and the median `|x|` of all their elements (how much the range moves
+    /// from step to step, and where the bulk of the values lies).
+    pub vec_max_p10: f32,
+    pub vec_max_p90: f32,
+    pub median_abs: f32,
     /// The bound minimizing the squared quantization error over the samples.
     pub bound: f32,
     /// Mean per-vector SNR of the input's quantization, dynamic and at `bound`.
@@ -260,6 +266,14 @@ pub fn plan(
             }
         }
         let bound = best.1;
+        let pct = |mut v: Vec<f32>, p: f64| {
+            v.sort_by(f32::total_cmp);
+            v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let vmax: Vec<f32> = vecs.iter().map(|v| absmax(v)).collect();
+        let all: Vec<f32> = vecs.iter().flatten().map(|x| x.abs()).collect();
         let snr_dynamic_db = mean_snr(vecs, None);
         let snr_static_db = mean_snr(vecs, Some(bound));
         out.push(MatrixScale {
@@ -267,6 +281,9 @@ pub fn plan(
             role: spec.role,
             site,
             max,
+            vec_max_p10: pct(vmax.clone(), 0.1),
+            vec_max_p90: pct(vmax, 0.9),
+            median_abs: pct(all, 0.5),
             bound,
             snr_dynamic_db,
             snr_static_db,
@@ -292,8 +309,11 @@ pub fn describe(plan: &[MatrixScale]) -> String {
             None => m.role.name().to_string(),
         };
         s += &format!(
-            "  {name:<22} input max {:>9.4}  bound {:>9.4}  SNR dynamic {:5.1} dB, static {:5.1} dB  -> {}\n",
+            "  {name:<29} input max {:>9.4} (per-step max p10 {:.3}, p90 {:.3}; median |x| {:.3})  bound {:>9.4}  SNR dynamic {:5.1} dB, static {:5.1} dB  -> {}\n",
             m.max,
+            m.vec_max_p10,
+            m.vec_max_p90,
+            m.median_abs,
             m.bound,
             m.snr_dynamic_db,
             m.snr_static_db,

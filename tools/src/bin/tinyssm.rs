@@ -65,6 +65,11 @@ enum Cmd {
         /// (audio models) or .csv (vector models) file.
         #[arg(long)]
         calibrate: Option<String>,
+        /// With --compute w8a8 --calibrate: give every int8 matrix the static scale, also
+        /// those whose input the calibration shows loses more than 6 dB of per-vector SNR
+        /// against the dynamic scale (which otherwise stay dynamic).
+        #[arg(long, requires = "calibrate")]
+        all_static: bool,
     },
     /// Stream an input through a model one step at a time; write a [T, d_out] f32 .npy.
     Run {
@@ -287,7 +292,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             weights,
             compute,
             calibrate,
+            all_static,
         } => {
+            if all_static && compute != ComputeArg::W8a8 {
+                return Err(ToolError::Usage(
+                    "--all-static is for --compute w8a8 --calibrate".into(),
+                ));
+            }
             if compute == ComputeArg::Int {
                 if !matches!(weights, Weights::F32 | Weights::Int8) {
                     return Err(ToolError::Usage(
@@ -363,9 +374,14 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     .map_err(tinyssm_host::HostError::Invalid)?;
                 let streams = tinyssm_tools::intq::calibration_streams(&fm, cal)?;
                 let samples = tinyssm_tools::w8a8::sample(&fm, &streams)?;
-                let plan = tinyssm_tools::w8a8::plan(fm.config(), &samples, |r| {
+                let mut plan = tinyssm_tools::w8a8::plan(fm.config(), &samples, |r| {
                     tinyssm_tools::quantize::matrix_dtype(r, dtype) == DType::I8
                 })?;
+                if all_static {
+                    for m in &mut plan {
+                        m.is_static = true;
+                    }
+                }
                 eprintln!(
                     "w8a8 activation scales calibrated on {} streams ({} steps):\n{}",
                     streams.len(),

@@ -1,7 +1,8 @@
 //! The matrix-vector kernels at 256×256 and 768×768, each call between markers (see the
 //! crate docs): f32 weights (`Kernels::Reference` and `Kernels::Fast`), int8 weights with
 //! dynamic int8 activations (w8a8: `Weights::I8` + `ActQuant::DynamicI8`, both kernel
-//! sets), and the integer-only `int_step::matvec_i8r` (int8 weights, i16 activations, i32
+//! sets), the same with a static activation scale (`ActQuant::StaticI8`, fast kernels: no
+//! pass over the input for its range), and the integer-only `int_step::matvec_i8r` (int8 weights, i16 activations, i32
 //! accumulators, per-row requantization). Weights and inputs are pseudo-random (a fixed
 //! LCG) and generated at start-up, outside the spans. Instructions per MAC = a span's
 //! count / (rows · cols).
@@ -39,6 +40,10 @@ begin_marker!(b_w8a8_fast_768, 56);
 end_marker!(e_w8a8_fast_768, w8a8_fast_768, b_w8a8_fast_768, 57);
 begin_marker!(b_i8r_768, 58);
 end_marker!(e_i8r_768, i8r_768, b_i8r_768, 59);
+begin_marker!(b_w8a8s_fast_256, 60);
+end_marker!(e_w8a8s_fast_256, w8a8s_fast_256, b_w8a8s_fast_256, 61);
+begin_marker!(b_w8a8s_fast_768, 62);
+end_marker!(e_w8a8s_fast_768, w8a8s_fast_768, b_w8a8s_fast_768, 63);
 
 type Mark = extern "C" fn();
 
@@ -72,7 +77,7 @@ struct Bufs {
 /// code is the general one a model runs (the dtype and shape come from the blob there),
 /// not one specialised for these constants.
 #[inline(never)]
-fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
+fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 6]) -> u32 {
     let n = black_box(n);
     let mut sum = 0u32;
     let nn = n * n;
@@ -98,15 +103,20 @@ fn bench(b: &mut Bufs, n: usize, marks: &[(Mark, Mark); 5]) -> u32 {
         end();
         fold(&b.out[..n]);
     }
-    for (k, (begin, end)) in [Kernels::Reference, Kernels::Fast]
-        .into_iter()
-        .zip(&marks[2..4])
+    // The inputs lie in [-1, 1): the static bound 1.0 is their range.
+    for ((k, act), (begin, end)) in [
+        (Kernels::Reference, ActQuant::DynamicI8),
+        (Kernels::Fast, ActQuant::DynamicI8),
+        (Kernels::Fast, ActQuant::StaticI8 { xmax: 1.0 }),
+    ]
+    .into_iter()
+    .zip([marks[2], marks[3], marks[5]].iter())
     {
         let w = Weights::I8(QuantI8 {
             q: &b.wq[..nn],
             scale: &b.scale[..n],
             cols: n,
-            act: ActQuant::DynamicI8,
+            act,
         });
         begin();
         matvec(
@@ -186,6 +196,7 @@ fn main() -> ! {
             (b_w8a8_ref_256, e_w8a8_ref_256),
             (b_w8a8_fast_256, e_w8a8_fast_256),
             (b_i8r_256, e_i8r_256),
+            (b_w8a8s_fast_256, e_w8a8s_fast_256),
         ],
     );
     let s768 = bench(
@@ -197,6 +208,7 @@ fn main() -> ! {
             (b_w8a8_ref_768, e_w8a8_ref_768),
             (b_w8a8_fast_768, e_w8a8_fast_768),
             (b_i8r_768, e_i8r_768),
+            (b_w8a8s_fast_768, e_w8a8s_fast_768),
         ],
     );
     println!("checksum {s256:#010x} {s768:#010x}");
