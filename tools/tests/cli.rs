@@ -679,6 +679,17 @@ fn static_w8a8_convert_plans_its_scales_and_evaluates() {
             ][..],
             "calibrated for S4D and Mamba sensor models",
         ),
+        (
+            float.as_path(),
+            &[
+                "--compute",
+                "int",
+                "--calibrate",
+                "basicmotions",
+                "--all-static",
+            ][..],
+            "--all-static is for --compute w8a8",
+        ),
     ] {
         let o = convert(src, args);
         fails_with(&o, needle);
@@ -744,4 +755,26 @@ fn static_w8a8_convert_plans_its_scales_and_evaluates() {
     );
     assert!(snr > 30.0, "{j}");
     assert!(acc(0) - acc(1) <= 1.0 / 40.0 + 1e-9, "{j}");
+    // --all-static overrides the plan.
+    std::fs::remove_file(&out).unwrap();
+    ok(&convert(
+        &float,
+        &[
+            "--compute",
+            "w8a8",
+            "--weights",
+            "int8",
+            "--calibrate",
+            "basicmotions",
+            "--all-static",
+        ],
+    ));
+    let human = ok(&run(bin().arg("inspect").arg(&out)));
+    assert!(
+        human.contains(&format!(
+            "w8a8 (activation scales: {} static, 0 dynamic)",
+            ns + nd
+        )),
+        "{human}"
+    );
 }
