@@ -387,11 +387,14 @@ pub mod fast {
         acc[3] += x[3] * y[3];
     }
 
+    /// Weights [`dot_blocks`] converts at a time.
+    const DOT_BLOCK: usize = 64;
+
     /// Dot product of `n` weights, converted to f32 in blocks of 64 by `fill(start, block)`,
     /// with `b`.
     #[inline(always)]
     fn dot_blocks(n: usize, b: &[f32], fill: impl Fn(usize, &mut [f32])) -> f32 {
-        const BLK: usize = 64;
+        const BLK: usize = DOT_BLOCK;
         let n = n.min(b.len());
         let mut buf = [0.0f32; BLK];
         let mut total = 0.0f32;
@@ -405,13 +408,59 @@ pub mod fast {
         total
     }
 
-    /// Dot product with f16 weights, converted in blocks.
+    /// Dot product with f16 weights, converted in blocks ([`f16_to_f32`]).
     #[inline]
     pub fn dot_f16(a: &[f16], b: &[f32]) -> f32 {
-        use half::slice::HalfFloatSliceExt;
-        dot_blocks(a.len(), b, |i, buf| {
-            a[i..i + buf.len()].convert_to_f32_slice(buf)
+        let w: &[u16] = bytemuck::cast_slice(a);
+        // Up to one block: converted and dotted in registers where the CPU converts half
+        // precision (the same bits as the block path: `simd::dot_f16_f16c`).
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = crate::simd::F16c::detect() {
+            if w.len().min(b.len()) <= DOT_BLOCK {
+                // `0 +` as the block path's running total (a -0 sum becomes +0 there too).
+                return 0.0 + crate::simd::dot_f16_f16c(t, w, b, f16_to_f32);
+            }
+            return dot_blocks(w.len(), b, |i, buf| {
+                crate::simd::f16_to_f32_f16c(t, &w[i..i + buf.len()], buf, f16_to_f32)
+            });
+        }
+        dot_blocks(w.len(), b, |i, buf| {
+            f16_slice_to_f32(&w[i..i + buf.len()], buf)
         })
+    }
+
+    /// [`f16_to_f32`] over a slice (`dst[..src.len()]`).
+    #[inline]
+    pub fn f16_slice_to_f32(src: &[u16], dst: &mut [f32]) {
+        for (o, &h) in dst.iter_mut().zip(src) {
+            *o = f16_to_f32(h);
+        }
+    }
+
+    /// The f32 value of the f16 with bits `h`, exact (NaNs quieted, as the hardware
+    /// conversions and `half` do), with integer operations, one exact int-to-float
+    /// conversion and selects: no branch, so a loop of it vectorizes (`half`'s portable
+    /// conversion, used where a `no_std` build cannot detect F16C, branches per value),
+    /// and no subnormal f32 arithmetic (so a flush-to-zero FPU mode changes nothing).
+    #[inline(always)]
+    pub fn f16_to_f32(h: u16) -> f32 {
+        let h = h as u32;
+        let sign = (h & 0x8000) << 16;
+        let em = h & 0x7fff;
+        // Normal: rebias the exponent (15 → 127) in place.
+        let normal = (em << 13) + ((127 - 15) << 23);
+        // Subnormal: mantissa · 2^-24, exact (< 2^10 and a power-of-two scale).
+        let sub = (em as f32 * f32::from_bits(0x3380_0000)).to_bits();
+        // Infinity and NaN: all exponent bits, the mantissa kept, NaNs quiet.
+        let special = (em << 13) | 0x7f80_0000 | if em > 0x7c00 { 0x0040_0000 } else { 0 };
+        let bits = if em >= 0x7c00 {
+            special
+        } else if em < 0x0400 {
+            sub
+        } else {
+            normal
+        };
+        f32::from_bits(sign | bits)
     }
 
     /// Dot product with bf16 weights, converted in blocks.
@@ -1237,6 +1286,70 @@ pub fn f16_to_f32(x: f16) -> f32 {
 
 #[cfg(test)]
 mod tests {
+
+    /// The branch-free f16 conversion of the fast kernels is exact for all 65,536 bit
+    /// patterns (the same f32 bits as `half`'s portable conversion, NaNs quieted).
+    #[test]
+    fn fast_f16_to_f32_is_exact_for_every_f16() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h).to_f32_const().to_bits();
+            assert_eq!(fast::f16_to_f32(h).to_bits(), want, "{h:#06x}");
+        }
+    }
+
+    /// The F16C dot product (where this CPU has it) gives the bits of converting the
+    /// weights first and calling `fast::dot`, at every length around its breakpoints.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn f16c_dot_matches_the_converted_dot_bit_for_bit() {
+        let Some(t) = crate::simd::F16c::detect() else {
+            std::println!("skipped: no F16C on this CPU");
+            return;
+        };
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for n in (0..=70).chain([127, 128, 129, 200]) {
+            for _ in 0..20 {
+                // Finite halves (no NaN or infinity), inputs of mixed magnitude.
+                let w: std::vec::Vec<u16> = (0..n)
+                    .map(|_| {
+                        let h = rnd() as u16;
+                        if h & 0x7c00 == 0x7c00 {
+                            h & !0x4000
+                        } else {
+                            h
+                        }
+                    })
+                    .collect();
+                let x: std::vec::Vec<f32> = (0..n)
+                    .map(|_| (rnd() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0)
+                    .collect();
+                let wf: std::vec::Vec<f32> = w.iter().map(|&h| fast::f16_to_f32(h)).collect();
+                let want = fast::dot(&wf, &x);
+                let got = crate::simd::dot_f16_f16c(t, &w, &x, fast::f16_to_f32);
+                assert_eq!(got.to_bits(), want.to_bits(), "n {n}: {got} vs {want}");
+                let halves: std::vec::Vec<f16> = w.iter().map(|&h| f16::from_bits(h)).collect();
+                assert_eq!(
+                    fast::dot_f16(&halves, &x).to_bits(),
+                    {
+                        let mut buf = std::vec![0f32; n];
+                        fast::f16_slice_to_f32(&w, &mut buf);
+                        // Past one block, block by block (as `dot_blocks`).
+                        buf.chunks(64)
+                            .zip(x.chunks(64))
+                            .fold(0f32, |acc, (a, b)| acc + fast::dot(a, b))
+                    }
+                    .to_bits(),
+                    "n {n}"
+                );
+            }
+        }
+    }
     use super::*;
     use proptest::prelude::*;
     use std::vec::Vec;

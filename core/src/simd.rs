@@ -29,8 +29,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub use x86::{
-    dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8, dot_rows_i8_i8_avx2, prefetch,
-    split_even_odd, widen_i8, Avx2, PATH,
+    dot_f16_f16c, dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8, dot_rows_i8_i8_avx2,
+    f16_to_f32_f16c, prefetch, split_even_odd, widen_i8, Avx2, F16c, PATH,
 };
 
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
@@ -315,6 +315,135 @@ mod x86 {
     }
 
     cpufeatures::new!(cpu_avx2, "avx2");
+    cpufeatures::new!(cpu_avx, "avx");
+    /// F16C detection result: 0 not yet asked, 1 absent, 2 present.
+    static F16C: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+    /// Proof that this CPU converts half precision with F16C (`vcvtph2ps`, and the OS saves
+    /// the AVX registers it writes): only [`F16c::detect`] makes one.
+    #[derive(Debug, Clone, Copy)]
+    pub struct F16c(());
+
+    impl F16c {
+        /// `Some` when the CPU has F16C and AVX (detected once, then a cached flag).
+        #[inline]
+        pub fn detect() -> Option<Self> {
+            use core::sync::atomic::Ordering::Relaxed;
+            let known = F16C.load(Relaxed);
+            let yes = if known == 0 {
+                // CPUID leaf 1, ECX bit 29 (the crate of `Avx2::detect` has no F16C
+                // query); AVX's check covers the OS saving the registers.
+                // SAFETY: CPUID leaf 1 exists on every x86-64 CPU (the intrinsic is a
+                // safe function on newer compilers, hence the allowance).
+                #[allow(unused_unsafe)]
+                let ecx = unsafe { core::arch::x86_64::__cpuid(1) }.ecx;
+                let yes = cpu_avx::get() && (ecx >> 29) & 1 == 1;
+                F16C.store(if yes { 2 } else { 1 }, Relaxed);
+                yes
+            } else {
+                known == 2
+            };
+            yes.then_some(F16c(()))
+        }
+    }
+
+    /// The f16 bit patterns `src` as f32 into `dst[..src.len()]`, eight at a time with
+    /// `vcvtph2ps` (exact; NaNs quieted, as `kernels::fast::f16_to_f32` does), the tail
+    /// through `tail`.
+    #[inline]
+    pub fn f16_to_f32_f16c(_: F16c, src: &[u16], dst: &mut [f32], tail: impl Fn(u16) -> f32) {
+        let n = src.len().min(dst.len());
+        let (s8, st) = src[..n].as_chunks::<8>();
+        let (d8, dt) = dst[..n].as_chunks_mut::<8>();
+        for (s, d) in s8.iter().zip(d8) {
+            // SAFETY: the `F16c` token proves F16C and AVX; the loads and stores are
+            // unaligned ones of exactly 16 and 32 bytes inside `s` and `d`.
+            unsafe { cvt8(s, d) }
+        }
+        for (&h, o) in st.iter().zip(dt) {
+            *o = tail(h);
+        }
+    }
+
+    /// `Σ w·x` over `min(w.len(), x.len())` terms with f16 weights (bit patterns) converted
+    /// four at a time by `vcvtph2ps`, in exactly the order and rounding of
+    /// `kernels::fast::dot` on the converted weights (below 32 terms one 4-lane
+    /// accumulator, else four, the leftover quads into the first, the last 0–3 terms
+    /// sequentially, then the same pairwise sums): the same bits as converting first, on
+    /// every CPU. `tail` converts the last terms.
+    #[inline]
+    pub fn dot_f16_f16c(_: F16c, w: &[u16], x: &[f32], tail: impl Fn(u16) -> f32) -> f32 {
+        let n = w.len().min(x.len());
+        let (w4, wt) = w[..n].as_chunks::<4>();
+        let (x4, xt) = x[..n].as_chunks::<4>();
+        let mut t = 0f32;
+        for (&h, &v) in wt.iter().zip(xt) {
+            t += tail(h) * v;
+        }
+        // SAFETY: the `F16c` token proves F16C and AVX; every load is of one whole
+        // 4-element chunk of `w` or `x`.
+        let [a0, a1, a2, a3] = unsafe { dot_f16_quads(w4, x4, n < 32) };
+        if n < 32 {
+            ((a0[0] + a0[1]) + (a0[2] + a0[3])) + t
+        } else {
+            let mut v = [0f32; 4];
+            for (j, vj) in v.iter_mut().enumerate() {
+                *vj = (a0[j] + a1[j]) + (a2[j] + a3[j]);
+            }
+            ((v[0] + v[1]) + (v[2] + v[3])) + t
+        }
+    }
+
+    /// The four accumulators of [`dot_f16_f16c`] (`short`: everything in the first).
+    #[target_feature(enable = "avx,f16c")]
+    unsafe fn dot_f16_quads(w4: &[[u16; 4]], x4: &[[f32; 4]], short: bool) -> [[f32; 4]; 4] {
+        use core::arch::x86_64::{
+            __m128, _mm_add_ps, _mm_cvtph_ps, _mm_loadu_ps, _mm_mul_ps, _mm_setzero_ps,
+            _mm_storeu_ps,
+        };
+        let prod = |w: &[u16; 4], x: &[f32; 4]| {
+            // SAFETY: an 8-byte load of one `[u16; 4]`, a 16-byte load of one `[f32; 4]`
+            // (unaligned); F16C and AVX are this function's target features.
+            unsafe {
+                _mm_mul_ps(
+                    _mm_cvtph_ps(_mm_loadl_epi64(w.as_ptr() as *const __m128i)),
+                    _mm_loadu_ps(x.as_ptr()),
+                )
+            }
+        };
+        let mut acc: [__m128; 4] = [_mm_setzero_ps(); 4];
+        let rest = if short {
+            0
+        } else {
+            let (w16, _) = w4.as_chunks::<4>();
+            let (x16, _) = x4.as_chunks::<4>();
+            for (w, x) in w16.iter().zip(x16) {
+                for k in 0..4 {
+                    acc[k] = _mm_add_ps(acc[k], prod(&w[k], &x[k]));
+                }
+            }
+            4 * w16.len()
+        };
+        for (w, x) in w4[rest..].iter().zip(&x4[rest..]) {
+            acc[0] = _mm_add_ps(acc[0], prod(w, x));
+        }
+        let mut out = [[0f32; 4]; 4];
+        for (o, a) in out.iter_mut().zip(acc) {
+            // SAFETY: a 16-byte store into one `[f32; 4]` (unaligned).
+            unsafe { _mm_storeu_ps(o.as_mut_ptr(), a) };
+        }
+        out
+    }
+
+    #[target_feature(enable = "avx,f16c")]
+    unsafe fn cvt8(s: &[u16; 8], d: &mut [f32; 8]) {
+        // SAFETY: `s` is 16 readable bytes, `d` 32 writable ones (unaligned access).
+        unsafe {
+            use core::arch::x86_64::{_mm256_cvtph_ps, _mm256_storeu_ps};
+            let h = _mm_loadu_si128(s.as_ptr() as *const __m128i);
+            _mm256_storeu_ps(d.as_mut_ptr(), _mm256_cvtph_ps(h));
+        }
+    }
 
     /// Proof that this CPU runs AVX2 (and the OS saves its registers): only
     /// [`Avx2::detect`] makes one, so the AVX2 kernels that take it are safe to call.

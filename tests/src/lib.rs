@@ -77,7 +77,8 @@ pub fn random_values(spec: &TensorSpec, rng: &mut Rng) -> Vec<f32> {
 }
 
 /// Builds a valid blob with random weights for `config`, its matrices in `matrices`
-/// (int8/int4 quantized from the random values).
+/// (int8/int4 quantized from the random values; `dt_proj` f16 under int8 and int4, as the
+/// converter stores it).
 pub fn random_blob(config: &Config, seed: u64, matrices: DType) -> Result<AlignedBuf, HostError> {
     random_blob_mode(config, seed, (matrices, Compute::Float))
 }
@@ -93,8 +94,9 @@ pub fn random_blob_mode(
     config.compute = compute;
     let blob = write_blob(&config, |spec| -> Result<TensorData, HostError> {
         let v = random_values(spec, &mut rng);
+        // The converter's precision policy (dt_proj stays f16 under int8 and int4).
         let dt = if spec.role.is_matrix() {
-            matrices
+            tinyssm_tools::quantize::matrix_dtype(spec.role, matrices)
         } else {
             DType::F32
         };

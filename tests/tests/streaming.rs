@@ -101,10 +101,20 @@ proptest! {
     }
 }
 
+/// Fast and reference kernels agree to float rounding (1e-4 relative). In w8a8 the
+/// int8 products are bit-identical, but the float parts around them (norms, exp,
+/// softplus, the dt projection's summation order) differ in the last bits, and such a
+/// difference moves a value across an int8 rounding boundary now and then: one
+/// activation step, `1/127` of the vector's range. There the bound is three steps.
 #[test]
 fn fast_kernels_track_reference_kernels() {
     for (name, cfg) in configs::all() {
         for dt in MODES {
+            let tol = if dt.1 == tinyssm_core::Compute::W8a8 {
+                3.0 / 127.0
+            } else {
+                1e-4
+            };
             let buf = random_blob_mode(&cfg, 7, dt).unwrap();
             let m = Model::parse(buf.as_bytes()).unwrap();
             let xs = inputs(&m, 40, 3);
@@ -118,7 +128,7 @@ fn fast_kernels_track_reference_kernels() {
                 .zip(&yf)
                 .map(|(r, f)| (r - f).abs() / r.abs().max(1.0))
                 .fold(0.0f32, f32::max);
-            assert!(err < 1e-4, "{name} {dt:?}: fast vs reference {err:e}");
+            assert!(err < tol, "{name} {dt:?}: fast vs reference {err:e}");
             let se = rr
                 .state(a)
                 .unwrap()
@@ -126,7 +136,10 @@ fn fast_kernels_track_reference_kernels() {
                 .zip(rf.state(b).unwrap())
                 .map(|(r, f)| (r - f).abs() / r.abs().max(1.0))
                 .fold(0.0f32, f32::max);
-            assert!(se < 1e-4, "{name} {dt:?}: fast vs reference state {se:e}");
+            assert!(se < tol, "{name} {dt:?}: fast vs reference state {se:e}");
+            if dt.1 == tinyssm_core::Compute::W8a8 {
+                println!("{name} {dt:?}: fast vs reference outputs {err:.2e}, state {se:.2e}");
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ impl QuantSpec {
 /// The dtype a matrix of `role` gets under `weights`.
 pub fn matrix_dtype(role: Role, weights: DType) -> DType {
     match (role, weights) {
-        (Role::DtProj, DType::I8 | DType::I4) => DType::F16,
+        (Role::DtProj, DType::I8 | DType::I4 | DType::I8S) => DType::F16,
         _ => weights,
     }
 }
