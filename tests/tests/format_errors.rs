@@ -2,7 +2,7 @@
 //! is re-fixed after each patch unless the CRC is the defect), and never a panic.
 
 use tinyssm_core::format::{
-    blob_crc, Header, TensorRecord, PREAMBLE_LEN, TENSOR_RECORD_LEN, VERSION_MAJOR, VERSION_MINOR,
+    blob_crc, Header, TensorRecord, PREAMBLE_LEN, TENSOR_RECORD_LEN, VERSION_MAJOR,
 };
 use tinyssm_core::{Arch, Config, DType, FormatError, Model, Role};
 use tinyssm_host::AlignedBuf;
@@ -26,6 +26,8 @@ fn fix_crc(b: &mut [u8]) {
 }
 
 struct Parts {
+    /// The format minor version the blob was written in.
+    minor: u16,
     header: Header,
     records: Vec<TensorRecord>,
     data: Vec<u8>,
@@ -41,6 +43,7 @@ fn split(b: &[u8]) -> Parts {
         .collect();
     let data_off = (PREAMBLE_LEN + hl).div_ceil(16) * 16;
     Parts {
+        minor: u16::from_le_bytes([b[6], b[7]]),
         header,
         records,
         data: b[data_off..].to_vec(),
@@ -57,7 +60,7 @@ fn join(p: &Parts) -> Vec<u8> {
     let mut b = vec![0u8; data_off + p.data.len()];
     b[0..4].copy_from_slice(b"TSSM");
     b[4..6].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
-    b[6..8].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+    b[6..8].copy_from_slice(&p.minor.to_le_bytes());
     b[8..12].copy_from_slice(&(hdr.len() as u32).to_le_bytes());
     b[16..24].copy_from_slice(&(p.data.len() as u64).to_le_bytes());
     b[PREAMBLE_LEN..PREAMBLE_LEN + hdr.len()].copy_from_slice(&hdr);
