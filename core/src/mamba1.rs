@@ -158,7 +158,9 @@ const FAST_BLOCK: usize = 16;
 
 /// [`ssm_update`] with the fast kernels (lengths checked there): per block of channels
 /// the dt projections, then softplus and SiLU over the block, then each channel's scan
-/// fused with its `C·h` ([`kernels::fast::scan_row`]).
+/// fused with its `C·h` ([`kernels::fast::scan_row`]). Inlined into both of its calls:
+/// the plain one and the AVX2-compiled one (`crate::simd::with_avx2`, the same bits).
+#[inline(always)]
 fn ssm_update_fast(
     x: &mut [f32],
     z: &[f32],
@@ -255,6 +257,14 @@ fn ssm_update(
         return Err(StepError::Internal);
     }
     if k == Kernels::Fast {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = crate::simd::Avx2::detect() {
+            return crate::simd::with_avx2(
+                t,
+                #[inline(always)]
+                || ssm_update_fast(x, z, ssm, s, probe, li),
+            );
+        }
         return ssm_update_fast(x, z, ssm, s, probe, li);
     }
     for (ch, ((xc, hrow), arow)) in x
@@ -278,4 +288,84 @@ fn ssm_update(
         *xc = y * kernels::silu(k, z[ch]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::NoProbe;
+
+    /// The fast scan compiled for AVX2 (`simd::with_avx2`, eight lanes) gives the bits of
+    /// the baseline build's four-lane code, state and outputs, for ragged channel blocks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_compiled_scan_gives_the_baseline_bits() {
+        let Some(t) = crate::simd::Avx2::detect() else {
+            std::println!("skipped: no AVX2 on this CPU");
+            return;
+        };
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        for (di, n, r) in [
+            (37usize, 16usize, 5usize),
+            (64, 8, 16),
+            (5, 3, 1),
+            (48, 16, 3),
+        ] {
+            let dt_in: std::vec::Vec<f32> = (0..r).map(|_| rnd()).collect();
+            let bm: std::vec::Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let cm: std::vec::Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let dt_w: std::vec::Vec<f32> = (0..di * r).map(|_| rnd()).collect();
+            let dt_b: std::vec::Vec<f32> = (0..di).map(|_| rnd() - 2.0).collect();
+            let a: std::vec::Vec<f32> = (0..di * n).map(|_| -(rnd().abs() * 8.0)).collect();
+            let d: std::vec::Vec<f32> = (0..di).map(|_| rnd()).collect();
+            let z: std::vec::Vec<f32> = (0..di).map(|_| rnd() * 6.0).collect();
+            let x0: std::vec::Vec<f32> = (0..di).map(|_| rnd() * 3.0).collect();
+            let h0: std::vec::Vec<f32> = (0..di * n).map(|_| rnd()).collect();
+            let scan = Scan {
+                dt_in: &dt_in,
+                bm: &bm,
+                cm: &cm,
+                dt_w: kernels::Weights::F32(&dt_w),
+                dt_b: &dt_b,
+                a: &a,
+                d: &d,
+            };
+            let (mut xa, mut ha) = (x0.clone(), h0.clone());
+            let (mut xb, mut hb) = (x0.clone(), h0.clone());
+            for _ in 0..3 {
+                ssm_update_fast(&mut xa, &z, &mut ha, &scan, &mut NoProbe, None).unwrap();
+                crate::simd::with_avx2(
+                    t,
+                    #[inline(always)]
+                    || ssm_update_fast(&mut xb, &z, &mut hb, &scan, &mut NoProbe, None),
+                )
+                .unwrap();
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>();
+            assert_eq!(bits(&xa), bits(&xb), "outputs, {di}x{n}");
+            assert_eq!(bits(&ha), bits(&hb), "state, {di}x{n}");
+            // The dt projection at f16 (as int8 conversions store it).
+            let w16: std::vec::Vec<half::f16> =
+                dt_w.iter().map(|&v| half::f16::from_f32(v)).collect();
+            let scan = Scan {
+                dt_w: kernels::Weights::F16(&w16),
+                ..scan
+            };
+            ssm_update_fast(&mut xa, &z, &mut ha, &scan, &mut NoProbe, None).unwrap();
+            crate::simd::with_avx2(
+                t,
+                #[inline(always)]
+                || ssm_update_fast(&mut xb, &z, &mut hb, &scan, &mut NoProbe, None),
+            )
+            .unwrap();
+            assert_eq!(bits(&xa), bits(&xb), "outputs (f16 dt), {di}x{n}");
+            assert_eq!(bits(&ha), bits(&hb), "state (f16 dt), {di}x{n}");
+        }
+    }
 }

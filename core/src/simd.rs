@@ -30,7 +30,7 @@
 #[cfg(target_arch = "x86_64")]
 pub use x86::{
     dot_f16_f16c, dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8, dot_rows_i8_i8_avx2,
-    f16_to_f32_f16c, prefetch, split_even_odd, widen_i8, Avx2, F16c, PATH,
+    f16_to_f32_f16c, prefetch, split_even_odd, widen_i8, with_avx2, Avx2, F16c, PATH,
 };
 
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
@@ -456,6 +456,22 @@ mod x86 {
         pub fn detect() -> Option<Self> {
             cpu_avx2::get().then_some(Avx2(()))
         }
+    }
+
+    /// Runs `f` inside a function compiled for AVX2, so that the loops `f` inlines are
+    /// vectorized eight lanes wide. Without fast-math the compiler vectorizes only what
+    /// keeps every f32 operation and its order, so the results are the bits `f` gives
+    /// anywhere else (no FMA contraction either: Rust never contracts). For `f` whose
+    /// code is `#[inline(always)]` down to its loops.
+    #[inline]
+    pub fn with_avx2<R>(_: Avx2, f: impl FnOnce() -> R) -> R {
+        // SAFETY: an `Avx2` exists only where the CPU runs AVX2 (`Avx2::detect`).
+        unsafe { avx2_scope(f) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn avx2_scope<R>(f: impl FnOnce() -> R) -> R {
+        f()
     }
 
     /// `qx` sign-extended to i16 in order, for [`dot_rows_i8_i8_avx2`].
