@@ -574,7 +574,7 @@ pub mod fast {
     /// value (rounding is monotonic and keeps ±127). Adding 1.5·2²³ rounds half to even and
     /// leaves the integer in the low mantissa bits; the exact remainder `t − n` is ±0.5
     /// only at a tie, where half away from zero moves one further from zero.
-    #[inline]
+    #[inline(always)]
     pub fn quantize_act(x: &[f32], inv: f32, out: &mut [i8]) {
         const MAGIC: f32 = 12_582_912.0;
         for (o, &v) in out.iter_mut().zip(x) {
@@ -691,6 +691,7 @@ pub mod fast {
     /// streaming"). `out[r] = ((0 + f32(Σ₀)) + f32(Σ₁) + …) · (scale[r] · sx) (+ bias[r])`:
     /// the reference's operations in the reference's order, so its bits.
     #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
     pub(crate) fn w8a8_x86(
         w: super::QuantI8<'_>,
         x: &[f32],
@@ -778,7 +779,11 @@ pub mod fast {
             let mut c0 = 0;
             while c0 < qx.len() {
                 let c1 = (c0 + super::W8A8_CHUNK).min(qx.len());
-                let d = k.dot(rs.map(|s| &s[c0..c1]), &qx[c0..c1], &xs[c0..c1]);
+                let mut part: [&[i8]; N] = [&[]; N];
+                for (p, s) in part.iter_mut().zip(rs) {
+                    *p = &s[c0..c1];
+                }
+                let d = k.dot(part, &qx[c0..c1], &xs[c0..c1]);
                 for (a, d) in acc.iter_mut().zip(d) {
                     *a += d as f32;
                 }
@@ -1128,6 +1133,15 @@ fn matvec_w8a8(k: Kernels, w: QuantI8<'_>, x: &[f32], bias: Option<&[f32]>, out:
     }
     #[cfg(target_arch = "x86_64")]
     if k == Kernels::Fast && cols <= fast::W8A8_X86_MAX_COLS && x.len() >= cols {
+        // Where the CPU has AVX2, the input's quantization and widening run eight lanes
+        // wide too (the same bits: `simd::with_avx2`).
+        if let Some(t) = crate::simd::Avx2::detect() {
+            return crate::simd::with_avx2(
+                t,
+                #[inline(always)]
+                || fast::w8a8_x86(w, x, inv, sx, bias, out),
+            );
+        }
         return fast::w8a8_x86(w, x, inv, sx, bias, out);
     }
     let mut qx = [0i8; W8A8_CHUNK];
