@@ -252,12 +252,20 @@ fn basicmotions_trains_end_to_end_and_the_core_agrees() {
 /// conversion is reproducible), keep the bounds against the float model (spoken
 /// digits: ≤ 1 accuracy point lost; ECG: F1 drop ≤ 0.005), and the spoken-digit models'
 /// int8 weight matrices take ≤ 0.27× their f32 bytes (the ECG model's matrices are so
-/// narrow — a 32 × 1 encoder — that per-row scales weigh more; its ratio is printed).
+/// narrow — a 32 × 1 encoder — that per-row scales weigh more; its ratio is printed; the
+/// microcontroller-sized `fsdd-s4d-tiny`, whose rows are 40 or 48 columns, is held to
+/// 0.272×).
 #[test]
 fn int8_models_are_their_float_models_requantized_and_hold_the_accuracy() {
     use tinyssm_core::{Compute, DType};
     use tinyssm_tools::quantize::{requantize, QuantSpec};
-    for name in ["fsdd-s4d", "fsdd-mamba", "ecg-rpeak", "fsdd-s4d-small"] {
+    for name in [
+        "fsdd-s4d",
+        "fsdd-mamba",
+        "ecg-rpeak",
+        "fsdd-s4d-small",
+        "fsdd-s4d-tiny",
+    ] {
         let (pf, ff) = model(&format!("{name}.tssm"));
         let (pq, fq) = model(&format!("{name}-int8.tssm"));
         let (mf, mq) = (ff.model(), fq.model());
@@ -286,8 +294,13 @@ fn int8_models_are_their_float_models_requantized_and_hold_the_accuracy() {
             sf.total_bytes,
             sq.total_bytes as f64 / sf.total_bytes as f64
         );
-        if name != "ecg-rpeak" {
-            assert!(ratio <= 0.27, "{name}: {ratio}");
+        // Each row pays a 4-byte f32 scale: 4/cols of its int8 bytes. The tiny model's
+        // matrices have 40 or 48 columns, which puts it at 0.271×: about what that
+        // arithmetic allows, 0.25 · (1 + 4/48) ≈ 0.271.
+        match name {
+            "ecg-rpeak" => {}
+            "fsdd-s4d-tiny" => assert!(ratio <= 0.272, "{name}: {ratio}"),
+            _ => assert!(ratio <= 0.27, "{name}: {ratio}"),
         }
         std::env::set_var("TINYSSM_DATA", data_dir());
         if name == "ecg-rpeak" {
@@ -400,6 +413,7 @@ fn integer_only_models_are_their_float_models_converted_and_hold_the_accuracy() 
         ("fsdd-mamba", "fsdd"),
         ("ecg-rpeak", "ecg"),
         ("fsdd-s4d-tiny", "fsdd"),
+        ("fsdd-s4d-small", "fsdd"),
     ] {
         let present = if cal == "ecg" {
             ecg_present()
