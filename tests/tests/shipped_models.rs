@@ -248,6 +248,43 @@ fn basicmotions_trains_end_to_end_and_the_core_agrees() {
     assert!((core.accuracy.unwrap() - rep.final_test_accuracy as f64).abs() < 1e-6);
 }
 
+/// The quantized model `mq` (file `pq`) against its float model `mf` (`pf`) on the test
+/// split: ECG F1 may drop by at most 0.005, spoken-digit accuracy by at most
+/// `max_accuracy_drop`. `what` names the quantized variant in the printed line.
+fn holds_the_bound(
+    name: &str,
+    what: &str,
+    (mf, pf): (&Model<'_>, &std::path::Path),
+    (mq, pq): (&Model<'_>, &std::path::Path),
+    max_accuracy_drop: f64,
+) {
+    if name == "ecg-rpeak" {
+        let f1 = |m, p| {
+            tinyssm_tools::eval::ecg(m, p)
+                .unwrap()
+                .detection
+                .unwrap()
+                .f1
+        };
+        let (a, b) = (f1(mf, pf), f1(mq, pq));
+        println!("{name}: F1 float {a:.4}, {what} {b:.4}");
+        assert!(a - b <= 0.005, "{name}: F1 {a} -> {b}");
+    } else {
+        let acc = |m, p| {
+            tinyssm_tools::eval::fsdd(m, p, Split::Test)
+                .unwrap()
+                .accuracy
+                .unwrap()
+        };
+        let (a, b) = (acc(mf, pf), acc(mq, pq));
+        println!("{name}: accuracy float {a:.4}, {what} {b:.4}");
+        assert!(
+            a - b <= max_accuracy_drop + 1e-9,
+            "{name}: accuracy {a} -> {b}"
+        );
+    }
+}
+
 /// The shipped int8 (w8a8) models are exactly their float models re-encoded (so the
 /// conversion is reproducible), keep the issue's bounds against the float model (spoken
 /// digits: ≤ 1 accuracy point lost; ECG: F1 drop ≤ 0.005), and the spoken-digit models'
@@ -303,29 +340,13 @@ fn int8_models_are_their_float_models_requantized_and_hold_the_accuracy() {
             _ => assert!(ratio <= 0.27, "{name}: {ratio}"),
         }
         std::env::set_var("TINYSSM_DATA", data_dir());
-        if name == "ecg-rpeak" {
-            if !ecg_present() {
-                continue;
-            }
-            let a = tinyssm_tools::eval::ecg(&mf, &pf)
-                .unwrap()
-                .detection
-                .unwrap();
-            let b = tinyssm_tools::eval::ecg(&mq, &pq)
-                .unwrap()
-                .detection
-                .unwrap();
-            println!("{name}: F1 float {:.4}, w8a8 {:.4}", a.f1, b.f1);
-            assert!(a.f1 - b.f1 <= 0.005, "{name}: F1 {} -> {}", a.f1, b.f1);
+        let present = if name == "ecg-rpeak" {
+            ecg_present()
         } else {
-            if !fsdd_present() {
-                continue;
-            }
-            let a = tinyssm_tools::eval::fsdd(&mf, &pf, Split::Test).unwrap();
-            let b = tinyssm_tools::eval::fsdd(&mq, &pq, Split::Test).unwrap();
-            let (a, b) = (a.accuracy.unwrap(), b.accuracy.unwrap());
-            println!("{name}: accuracy float {a:.4}, w8a8 {b:.4}");
-            assert!(a - b <= 0.01 + 1e-9, "{name}: accuracy {a} -> {b}");
+            fsdd_present()
+        };
+        if present {
+            holds_the_bound(name, "w8a8", (&mf, &pf), (&mq, &pq), 0.01);
         }
     }
 }
@@ -378,24 +399,7 @@ fn static_w8a8_conversions_hold_the_accuracy() {
             .count();
         assert_eq!(stored, n_static, "{name}");
         // The evaluators take a path for their report only.
-        if cal == "ecg" {
-            let a = tinyssm_tools::eval::ecg(&mf, &pf)
-                .unwrap()
-                .detection
-                .unwrap();
-            let b = tinyssm_tools::eval::ecg(&ms, &pf)
-                .unwrap()
-                .detection
-                .unwrap();
-            println!("{name}: F1 float {:.4}, static w8a8 {:.4}", a.f1, b.f1);
-            assert!(a.f1 - b.f1 <= 0.005, "{name}: F1 {} -> {}", a.f1, b.f1);
-        } else {
-            let a = tinyssm_tools::eval::fsdd(&mf, &pf, Split::Test).unwrap();
-            let b = tinyssm_tools::eval::fsdd(&ms, &pf, Split::Test).unwrap();
-            let (a, b) = (a.accuracy.unwrap(), b.accuracy.unwrap());
-            println!("{name}: accuracy float {a:.4}, static w8a8 {b:.4}");
-            assert!(a - b <= 0.01 + 1e-9, "{name}: accuracy {a} -> {b}");
-        }
+        holds_the_bound(name, "static w8a8", (&mf, &pf), (&ms, &pf), 0.01);
     }
 }
 
@@ -441,23 +445,6 @@ fn integer_only_models_are_their_float_models_converted_and_hold_the_accuracy() 
             "{name}-int.tssm is not `tinyssm convert models/{name}.tssm --compute int --calibrate {cal}`: \
              regenerate it with that command"
         );
-        if cal == "ecg" {
-            let a = tinyssm_tools::eval::ecg(&mf, &pf)
-                .unwrap()
-                .detection
-                .unwrap();
-            let b = tinyssm_tools::eval::ecg(&mi, &pi)
-                .unwrap()
-                .detection
-                .unwrap();
-            println!("{name}: F1 float {:.4}, integer-only {:.4}", a.f1, b.f1);
-            assert!(a.f1 - b.f1 <= 0.005, "{name}: F1 {} -> {}", a.f1, b.f1);
-        } else {
-            let a = tinyssm_tools::eval::fsdd(&mf, &pf, Split::Test).unwrap();
-            let b = tinyssm_tools::eval::fsdd(&mi, &pi, Split::Test).unwrap();
-            let (a, b) = (a.accuracy.unwrap(), b.accuracy.unwrap());
-            println!("{name}: accuracy float {a:.4}, integer-only {b:.4}");
-            assert!(a - b <= 0.02 + 1e-9, "{name}: accuracy {a} -> {b}");
-        }
+        holds_the_bound(name, "integer-only", (&mf, &pf), (&mi, &pi), 0.02);
     }
 }

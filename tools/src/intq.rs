@@ -48,36 +48,50 @@ impl Ranges {
     }
 }
 
-/// Runs `streams` through the float model from its initial state, one stream at a time,
-/// recording every site's range. Streams are samples for models with a front end,
-/// otherwise `d_input`-vectors back to back.
-pub fn calibrate(model: &Model<'_>, streams: &[Vec<f32>]) -> Result<Ranges, ToolError> {
+/// Runs `streams` through the model's probed float step from its initial state, one
+/// stream at a time, handing every step's intermediate values to `probe`. Streams are
+/// samples for models with a front end, otherwise `d_input`-vectors back to back. Returns
+/// the number of steps; none at all is an error.
+pub fn run_probed(
+    model: &Model<'_>,
+    streams: &[Vec<f32>],
+    probe: &mut impl Probe,
+) -> Result<usize, ToolError> {
     let usage = |e: tinyssm_core::StepError| ToolError::Usage(format!("calibration: {e}"));
-    let mut r = Ranges::default();
     let mut st = vec![0f32; model.state_len()];
     let mut sc = vec![0f32; model.scratch_len()];
     let mut o = vec![0f32; model.d_output()];
+    let mut steps = 0;
     for s in streams {
         model.reset(&mut st).map_err(usage)?;
         if model.front_end().is_some() {
             for &x in s {
-                model
-                    .step_sample_probed(x, &mut st, &mut sc, &mut o, &mut r)
+                let stepped = model
+                    .step_sample_probed(x, &mut st, &mut sc, &mut o, probe)
                     .map_err(usage)?;
+                steps += stepped as usize;
             }
         } else {
             for row in s.chunks_exact(model.d_input().max(1)) {
                 model
-                    .step_probed(Input::Vector(row), &mut st, &mut sc, &mut o, &mut r)
+                    .step_probed(Input::Vector(row), &mut st, &mut sc, &mut o, probe)
                     .map_err(usage)?;
+                steps += 1;
             }
         }
     }
-    if r.steps == 0 {
+    if steps == 0 {
         return Err(ToolError::Usage(
             "calibration: the calibration set produced no model step".into(),
         ));
     }
+    Ok(steps)
+}
+
+/// Every site's range over `streams` ([`run_probed`]).
+pub fn calibrate(model: &Model<'_>, streams: &[Vec<f32>]) -> Result<Ranges, ToolError> {
+    let mut r = Ranges::default();
+    run_probed(model, streams, &mut r)?;
     Ok(r)
 }
 

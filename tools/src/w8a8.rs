@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use tinyssm_core::probe::{Probe, Site};
-use tinyssm_core::{Arch, Config, Input, Model, Role};
+use tinyssm_core::{Arch, Config, Model, Role};
 
 use crate::error::ToolError;
 
@@ -102,9 +102,6 @@ impl ActSamples {
 
 impl Probe for ActSamples {
     fn observe(&mut self, layer: Option<u16>, site: Site, values: &[f32]) {
-        if site == Site::Input {
-            self.steps += 1;
-        }
         let Some(s) = self.sites.get_mut(&(layer, site)) else {
             return;
         };
@@ -125,36 +122,10 @@ impl Probe for ActSamples {
     }
 }
 
-/// Runs `streams` through the model from its initial state, one stream at a time
-/// (samples for models with a front end, else `d_input`-vectors back to back), sampling
-/// every matrix's input.
+/// Samples every matrix's input over `streams` ([`crate::intq::run_probed`]).
 pub fn sample(model: &Model<'_>, streams: &[Vec<f32>]) -> Result<ActSamples, ToolError> {
-    let usage = |e: tinyssm_core::StepError| ToolError::Usage(format!("calibration: {e}"));
     let mut p = ActSamples::for_config(model.config())?;
-    let mut st = vec![0f32; model.state_len()];
-    let mut sc = vec![0f32; model.scratch_len()];
-    let mut o = vec![0f32; model.d_output()];
-    for s in streams {
-        model.reset(&mut st).map_err(usage)?;
-        if model.front_end().is_some() {
-            for &x in s {
-                model
-                    .step_sample_probed(x, &mut st, &mut sc, &mut o, &mut p)
-                    .map_err(usage)?;
-            }
-        } else {
-            for row in s.chunks_exact(model.d_input().max(1)) {
-                model
-                    .step_probed(Input::Vector(row), &mut st, &mut sc, &mut o, &mut p)
-                    .map_err(usage)?;
-            }
-        }
-    }
-    if p.steps == 0 {
-        return Err(ToolError::Usage(
-            "calibration: the calibration set produced no model step".into(),
-        ));
-    }
+    p.steps = crate::intq::run_probed(model, streams, &mut p)?;
     Ok(p)
 }
 

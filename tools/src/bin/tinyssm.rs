@@ -284,6 +284,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// The model a calibration runs: a .tssm as stored, or the checkpoint converted at f32
+/// (ranges come from the source model's own float step).
+fn calibration_source(src: &std::path::Path) -> Result<tinyssm_host::AlignedBuf, ToolError> {
+    let blob = if tinyssm_tools::intq::is_tssm(src) {
+        std::fs::read(src).map_err(|e| ToolError::io(src, e))?
+    } else {
+        convert_dir(src, WeightDtype::F32)?
+    };
+    Ok(tinyssm_host::AlignedBuf::from_bytes(&blob))
+}
+
 fn run(cli: Cli) -> Result<(), ToolError> {
     match cli.cmd {
         Cmd::Convert {
@@ -310,12 +321,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                         "--compute int needs a calibration set to choose its fixed-point formats: add --calibrate fsdd[:N] | ecg[:N] | basicmotions[:N] | <file.wav|file.csv>".into(),
                     ));
                 };
-                let float_blob = if tinyssm_tools::intq::is_tssm(&src) {
-                    std::fs::read(&src).map_err(|e| ToolError::io(&src, e))?
-                } else {
-                    convert_dir(&src, WeightDtype::F32)?
-                };
-                let buf = tinyssm_host::AlignedBuf::from_bytes(&float_blob);
+                let buf = calibration_source(&src)?;
                 let fm = tinyssm_core::Model::parse(buf.as_bytes())
                     .map_err(tinyssm_host::HostError::Invalid)?;
                 let streams = tinyssm_tools::intq::calibration_streams(&fm, &spec)?;
@@ -354,22 +360,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 compute,
             };
             spec.validate()?;
-            let is_tssm = std::fs::File::open(&src)
-                .and_then(|mut f| {
-                    let mut m = [0u8; 4];
-                    std::io::Read::read_exact(&mut f, &mut m)
-                        .map(|_| m == tinyssm_core::format::MAGIC)
-                })
-                .unwrap_or(false);
+            let is_tssm = tinyssm_tools::intq::is_tssm(&src);
             let blob = if let Some(cal) = &calibrate {
-                // Ranges from the source model's own float step (a .tssm as stored, or
-                // the checkpoint converted at f32).
-                let src_blob = if is_tssm {
-                    std::fs::read(&src).map_err(|e| ToolError::io(&src, e))?
-                } else {
-                    convert_dir(&src, WeightDtype::F32)?
-                };
-                let buf = tinyssm_host::AlignedBuf::from_bytes(&src_blob);
+                let buf = calibration_source(&src)?;
                 let fm = tinyssm_core::Model::parse(buf.as_bytes())
                     .map_err(tinyssm_host::HostError::Invalid)?;
                 let streams = tinyssm_tools::intq::calibration_streams(&fm, cal)?;
