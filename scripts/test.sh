@@ -69,6 +69,14 @@ cargo fmt --all -- --check
 step "clippy (host, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The CLI and library without the batch crate (tinyssm-cuda): convert, calibrate, run,
+# inspect, eval and generate build, lint clean and pass their tests with the `cuda`
+# feature off; train and verify then say in one line that they need it.
+step "tinyssm-tools without the cuda feature"
+cargo build -p tinyssm-tools --no-default-features --locked
+cargo clippy -p tinyssm-tools --no-default-features --all-targets --locked -- -D warnings
+cargo test -p tinyssm-tools --no-default-features --locked
+
 step "clippy tinyssm-core on thumbv7em-none-eabihf (no_std)"
 cargo clippy -p tinyssm-core --target thumbv7em-none-eabihf --no-default-features --locked -- -D warnings
 cargo clippy -p tinyssm-core --target thumbv7em-none-eabihf --features defmt --locked -- -D warnings

@@ -5,13 +5,12 @@
 //! Mamba-1 and Mamba-2 scans, losses and the optimizer update, forward and backward); the
 //! multithreaded CPU backend [`cpu::Cpu`] is the reference and runs wherever no GPU is.
 //! The CUDA backend ([`cuda::CudaBackend`]) implements the same trait with NVRTC-compiled
-//! kernels and cuBLAS, loaded at run time.
+//! kernels and cuBLAS, loaded at run time. The datasets the trainers read are in
+//! `tinyssm-data`.
 
 pub mod backend;
 pub mod cpu;
 pub mod cuda;
-pub mod data;
-pub mod ecg;
 pub mod mamba;
 pub mod plot;
 pub mod s4d;
@@ -20,3 +19,8 @@ pub mod verify;
 
 pub use backend::{Backend, BackendError};
 pub use cpu::Cpu;
+
+/// The datasets, now in their own crate (`tinyssm-data`); re-exported under their old
+/// paths (`tinyssm_cuda::data`, `tinyssm_cuda::ecg`) for existing callers.
+pub use tinyssm_data as data;
+pub use tinyssm_data::ecg;

@@ -8,9 +8,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use tinyssm_data::{self as data, ecg, Example, Split};
 
 use crate::backend::{AdamW, Backend};
-use crate::data::{self, Example, Split};
 use crate::s4d::{backward, DeviceParams, S4dParams, S4dShape};
 
 /// The training configuration file.
@@ -472,26 +472,13 @@ fn ecg_scores<B: Backend>(
     beats: &[usize],
     mean: f32,
     std: f32,
-) -> Result<crate::ecg::Scores, TrainError> {
+) -> Result<ecg::Scores, TrainError> {
     let xn: Vec<f32> = x.iter().map(|v| (v - mean) / std).collect();
     let time = xn.len();
     let rows: Vec<usize> = (0..time).collect();
     let f = crate::s4d::forward_rows(be, s, dp, &xn, 1, time, rows)?;
     let y = be.download(&f.logits)?;
-    Ok(ecg_decide(&y, beats))
-}
-
-/// The detector's streaming decision rule and scoring: a detection at each rising crossing
-/// of logit 0 (at most one per 200 ms), scored with the standard 150 ms tolerance; beats in
-/// the first 0.5 s (start-up) are not scored.
-pub fn ecg_decide(logits: &[f32], beats: &[usize]) -> crate::ecg::Scores {
-    let skip = 180;
-    let det: Vec<usize> = crate::ecg::detections(logits, 0.0, 72)
-        .into_iter()
-        .filter(|&t| t >= skip)
-        .collect();
-    let b: Vec<usize> = beats.iter().copied().filter(|&t| t >= skip + 54).collect();
-    crate::ecg::score(&b, &det, 54)
+    Ok(ecg::decide(&y, beats))
 }
 
 fn train_ecg<B: Backend>(
@@ -500,8 +487,8 @@ fn train_ecg<B: Backend>(
     opt: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
     let seed = opt.seed.unwrap_or(cfg.seed);
-    let (sig, beats, _fs) = crate::ecg::record_100(&data::data_dir())?;
-    let split = sig.len() * 8 / 10;
+    let (sig, beats, _fs) = ecg::record_100(&data::data_dir())?;
+    let split = ecg::test_start(sig.len());
     let (train_x, test_x) = sig.split_at(split);
     let test_beats: Vec<usize> = beats
         .iter()

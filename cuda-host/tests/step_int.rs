@@ -58,7 +58,7 @@ fn ci() -> bool {
 /// `$TINYSSM_DATA/<rel>` when it exists; else `None` after a one-line skip message (a
 /// panic where `CI` is set).
 fn data(rel: &str) -> Option<PathBuf> {
-    let root = tinyssm_cuda::data::data_dir();
+    let root = tinyssm_data::data_dir();
     let p = root.join(rel);
     if p.exists() {
         return Some(root);
@@ -190,20 +190,20 @@ fn pcm(x: &[f32]) -> Vec<i16> {
 /// The first `n` FSDD test clips as PCM.
 fn fsdd_streams(root: &Path, m: &Model<'_>, n: usize) -> Vec<Vec<i16>> {
     let fe = m.config().front_end.expect("an audio model");
-    let files = tinyssm_cuda::data::fsdd_files(root, tinyssm_cuda::data::Split::Test).unwrap();
+    let files = tinyssm_data::fsdd_files(root, tinyssm_data::Split::Test).unwrap();
     // Spread over the split: different digits and speakers.
     let step = (files.len() / n).max(1);
     files
         .iter()
         .step_by(step)
         .take(n)
-        .map(|(p, _)| pcm(&tinyssm_cuda::data::fsdd_clip(p, &fe).unwrap()))
+        .map(|(p, _)| pcm(&tinyssm_data::fsdd_clip(p, &fe).unwrap()))
         .collect()
 }
 
 /// `n` stretches of `len` samples of record 100 in the ECG model's input format.
 fn ecg_streams(root: &Path, m: &Model<'_>, n: usize, len: usize) -> Vec<Vec<i16>> {
-    let (sig, _, _) = tinyssm_cuda::ecg::record_100(root).unwrap();
+    let (sig, _, _) = tinyssm_data::ecg::record_100(root).unwrap();
     let frac = m.int_io().unwrap().input_frac;
     let start = sig.len() * 8 / 10;
     (0..n)

@@ -687,12 +687,12 @@ fn fsdd_case<D: Device>(dev: &D, model: &str) {
     let blob = load(model);
     let m = Model::parse(blob.as_bytes()).unwrap();
     let fe = m.front_end().expect("front end");
-    let mut files = tinyssm_cuda::data::fsdd_files(&dir, tinyssm_cuda::data::Split::Test).unwrap();
+    let mut files = tinyssm_data::fsdd_files(&dir, tinyssm_data::Split::Test).unwrap();
     // 10 clips spread over the digits and speakers.
     files = files.into_iter().step_by(29).take(10).collect();
     let clips: Vec<Vec<f32>> = files
         .iter()
-        .map(|(p, _)| tinyssm_cuda::data::fsdd_clip(p, fe.config()).unwrap())
+        .map(|(p, _)| tinyssm_data::fsdd_clip(p, fe.config()).unwrap())
         .collect();
     let frames: Vec<Vec<f32>> = clips
         .iter()
@@ -744,7 +744,7 @@ fn ecg_case<D: Device>(dev: &D) {
     let Some(dir) = data_or_skip("ecg/100.dat", "MIT-BIH Arrhythmia Database, PhysioNet") else {
         return;
     };
-    let (sig, _, _) = tinyssm_cuda::ecg::record_100(&dir).unwrap();
+    let (sig, _, _) = tinyssm_data::ecg::record_100(&dir).unwrap();
     let blob = load("ecg-rpeak.tssm");
     let m = Model::parse(blob.as_bytes()).unwrap();
     // Eight stretches from the test region, of different lengths (1.1 to 1.5 s).
@@ -776,7 +776,7 @@ fn basicmotions_case<D: Device>(dev: &D) {
     ) else {
         return;
     };
-    let cases = tinyssm_cuda::data::basicmotions(&dir, tinyssm_cuda::data::Split::Test).unwrap();
+    let cases = tinyssm_data::basicmotions(&dir, tinyssm_data::Split::Test).unwrap();
     let blob = load("basicmotions-s4d.tssm");
     let m = Model::parse(blob.as_bytes()).unwrap();
     let streams: Vec<Vec<f32>> = cases

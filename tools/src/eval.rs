@@ -1,18 +1,22 @@
-//! `tinyssm eval` (models through the core, step by step, on a dataset split) and the
-//! dataset side of `tinyssm verify` (the same streams on a backend in one batch).
+//! `tinyssm eval` (models through the core, step by step, on a dataset split) and, with
+//! the `cuda` feature, the dataset side of `tinyssm verify` (the same streams on a backend
+//! in one batch: `verify_fsdd` and the rest, in `eval/verify.rs`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tinyssm_core::{Kernels, Model};
-use tinyssm_cuda::cuda::Device;
-use tinyssm_cuda::data::{self, Split};
-use tinyssm_cuda::verify::{
-    compare, compare_int, front_end_frames, int_step_forward, mamba_blob_forward, s4d_blob_forward,
-    step_blob_forward, IntReport, Report, Tier,
-};
+use tinyssm_core::Model;
+use tinyssm_data::{self as data, ecg, Split};
 
 use crate::error::ToolError;
+
+#[cfg(feature = "cuda")]
+mod verify;
+#[cfg(feature = "cuda")]
+pub use verify::{
+    verify_basicmotions, verify_basicmotions_step, verify_ecg, verify_ecg_step, verify_fsdd,
+    verify_fsdd_step, verify_int_step, VerifyData, VerifyPath,
+};
 
 /// One model's result.
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +27,7 @@ pub struct EvalResult {
     pub accuracy: Option<f64>,
     /// Detection scores (ecg): sensitivity, positive predictivity, F1, with counts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detection: Option<tinyssm_cuda::ecg::Scores>,
+    pub detection: Option<ecg::Scores>,
     pub weight_bytes: u64,
     pub state_bytes: usize,
     /// The step's arithmetic ("float", "w8a8").
@@ -39,7 +43,7 @@ fn usage(e: impl std::fmt::Display) -> ToolError {
 fn result(
     model: &Model<'_>,
     path: &Path,
-    detection: Option<tinyssm_cuda::ecg::Scores>,
+    detection: Option<ecg::Scores>,
     n: usize,
     correct: usize,
 ) -> EvalResult {
@@ -230,19 +234,12 @@ pub fn basicmotions(model: &Model<'_>, path: &Path, split: Split) -> Result<Eval
 
 /// The test region of record 100 (its last 20%) and the beats in it.
 fn ecg_test() -> Result<(Vec<f32>, Vec<usize>), ToolError> {
-    let (sig, beats, _) = tinyssm_cuda::ecg::record_100(&data::data_dir()).map_err(usage)?;
-    let split = sig.len() * 8 / 10;
-    let test_beats = beats
-        .iter()
-        .filter(|&&b| b >= split)
-        .map(|&b| b - split)
-        .collect();
-    Ok((sig[split..].to_vec(), test_beats))
+    ecg::record_100_test(&data::data_dir()).map_err(usage)
 }
 
 /// R-peak detection on MIT-BIH record 100: the last 20% of the record through the core one
 /// sample at a time from the initial state, the detector's decision rule
-/// ([`tinyssm_cuda::train::ecg_decide`]) and the standard 150 ms matching tolerance.
+/// ([`ecg::decide`]) and the standard 150 ms matching tolerance.
 pub fn ecg(model: &Model<'_>, path: &Path) -> Result<EvalResult, ToolError> {
     if model.d_input() != 1 || model.d_output() != 1 || model.config().front_end.is_some() {
         return Err(usage(format!(
@@ -252,315 +249,8 @@ pub fn ecg(model: &Model<'_>, path: &Path) -> Result<EvalResult, ToolError> {
     }
     let (test, beats) = ecg_test()?;
     let (logits, _) = core_stream(model, &test)?;
-    let sc = tinyssm_cuda::train::ecg_decide(&logits, &beats);
+    let sc = ecg::decide(&logits, &beats);
     Ok(result(model, path, Some(sc), sc.tp + sc.fn_, sc.tp))
-}
-
-/// Which batch computation `tinyssm verify` checks against the core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyPath {
-    /// The training ops (whole-sequence scans) on a [`tinyssm_cuda::Backend`], against the
-    /// core's default kernels, within [`Tier::FLOAT`].
-    Scan,
-    /// The step kernels ([`tinyssm_cuda::cuda::step`]: the core's reference step for every
-    /// stream on a CUDA device or the emulator), against the core's
-    /// [`tinyssm_core::Kernels::Reference`], within [`Tier::STEP`] (the same operations in
-    /// the same order; exp, log1p and erf are the device's own).
-    Step,
-}
-
-type BatchOut = (Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>);
-
-/// One way of running the streams in a batch.
-trait BatchRun {
-    fn name(&self) -> String;
-    fn path(&self) -> VerifyPath;
-    fn run(
-        &self,
-        m: &Model<'_>,
-        x: &[f32],
-        time: usize,
-        lens: &[usize],
-    ) -> Result<BatchOut, ToolError>;
-}
-
-struct ScanRun<'b, B>(&'b B);
-impl<B: tinyssm_cuda::Backend> BatchRun for ScanRun<'_, B> {
-    fn name(&self) -> String {
-        self.0.name()
-    }
-    fn path(&self) -> VerifyPath {
-        VerifyPath::Scan
-    }
-    fn run(
-        &self,
-        m: &Model<'_>,
-        x: &[f32],
-        time: usize,
-        lens: &[usize],
-    ) -> Result<BatchOut, ToolError> {
-        let run = match m.config().arch {
-            tinyssm_core::Arch::MambaSensor(_) => mamba_blob_forward,
-            _ => s4d_blob_forward,
-        };
-        run(self.0, m, x, time, lens).map_err(usage)
-    }
-}
-
-struct StepRun<'d, D>(&'d D);
-impl<D: Device> BatchRun for StepRun<'_, D> {
-    fn name(&self) -> String {
-        self.0.describe()
-    }
-    fn path(&self) -> VerifyPath {
-        VerifyPath::Step
-    }
-    fn run(
-        &self,
-        m: &Model<'_>,
-        x: &[f32],
-        time: usize,
-        lens: &[usize],
-    ) -> Result<BatchOut, ToolError> {
-        step_blob_forward(self.0, m, x, time, lens).map_err(usage)
-    }
-}
-
-/// The core model a path is compared with, and the tier it must meet.
-fn core_for<'a>(path: VerifyPath, model: &Model<'a>) -> (Model<'a>, Tier) {
-    match path {
-        VerifyPath::Scan => (*model, Tier::FLOAT),
-        VerifyPath::Step => (model.with_kernels(Kernels::Reference), Tier::STEP),
-    }
-}
-
-/// The streams in one padded batch (their per-step input vectors of `dim`) against the
-/// core's outputs and final states for the same streams.
-fn verify_batch(
-    run: &dyn BatchRun,
-    model: &Model<'_>,
-    vectors: &[Vec<f32>],
-    dim: usize,
-    core: Vec<(Vec<f32>, Vec<f32>)>,
-) -> Result<Report, ToolError> {
-    let lens: Vec<usize> = vectors.iter().map(|v| v.len() / dim.max(1)).collect();
-    let time = lens.iter().copied().max().unwrap_or(1).max(1);
-    let mut xb = vec![0f32; lens.len() * time * dim];
-    for (b, v) in vectors.iter().enumerate() {
-        xb[b * time * dim..b * time * dim + v.len()].copy_from_slice(v);
-    }
-    let (out_be, st_be) = run.run(model, &xb, time, &lens)?;
-    let (out_core, st_core): (Vec<_>, Vec<_>) = core
-        .into_iter()
-        .map(|(ys, st)| (ys, layer_states(model, &st)))
-        .unzip();
-    let path = run.path();
-    Ok(compare(
-        core_for(path, model).1,
-        run.name(),
-        match path {
-            VerifyPath::Scan => "scan",
-            VerifyPath::Step => "step",
-        },
-        &out_be,
-        &out_core,
-        model.d_output(),
-        &st_be,
-        &st_core,
-    ))
-}
-
-/// `tinyssm verify` on FSDD: the first `streams` clips of the split in one batch on the
-/// backend (features from the model's own front end) against the core stepping each clip
-/// sample by sample.
-pub fn verify_fsdd<B: tinyssm_cuda::Backend>(
-    be: &B,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    fsdd_on(&ScanRun(be), model, split, streams)
-}
-
-/// [`verify_fsdd`] on the step path of a CUDA device (or the emulator).
-pub fn verify_fsdd_step<D: Device>(
-    dev: &D,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    fsdd_on(&StepRun(dev), model, split, streams)
-}
-
-fn fsdd_on(
-    run: &dyn BatchRun,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    let cases = fsdd_cases(model, Path::new("model"), split, streams)?;
-    let (cm, _) = core_for(run.path(), model);
-    let core = cases
-        .iter()
-        .map(|(x, _)| core_stream(&cm, x))
-        .collect::<Result<Vec<_>, _>>()?;
-    let feats = cases
-        .iter()
-        .map(|(x, _)| front_end_frames(model, x).map_err(usage))
-        .collect::<Result<Vec<_>, _>>()?;
-    let n_mels = model.front_end().map_or(0, |f| f.config().n_mels as usize);
-    verify_batch(run, model, &feats, n_mels, core)
-}
-
-/// `tinyssm verify` on ECG: the test region of record 100 cut into `streams` equal streams.
-pub fn verify_ecg<B: tinyssm_cuda::Backend>(
-    be: &B,
-    model: &Model<'_>,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    ecg_on(&ScanRun(be), model, streams)
-}
-
-/// [`verify_ecg`] on the step path of a CUDA device (or the emulator).
-pub fn verify_ecg_step<D: Device>(
-    dev: &D,
-    model: &Model<'_>,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    ecg_on(&StepRun(dev), model, streams)
-}
-
-fn ecg_on(run: &dyn BatchRun, model: &Model<'_>, streams: usize) -> Result<Report, ToolError> {
-    if model.d_input() != 1 || model.front_end().is_some() {
-        return Err(usage(
-            "the ecg dataset needs a model with one input per step",
-        ));
-    }
-    let (test, _) = ecg_test()?;
-    let streams = streams.clamp(1, test.len());
-    let chunks: Vec<Vec<f32>> = test
-        .chunks_exact(test.len() / streams)
-        .take(streams)
-        .map(|c| c.to_vec())
-        .collect();
-    let (cm, _) = core_for(run.path(), model);
-    let core = chunks
-        .iter()
-        .map(|x| core_stream(&cm, x))
-        .collect::<Result<Vec<_>, _>>()?;
-    verify_batch(run, model, &chunks, 1, core)
-}
-
-/// `tinyssm verify` on BasicMotions: up to `streams` cases of the split in one batch.
-pub fn verify_basicmotions<B: tinyssm_cuda::Backend>(
-    be: &B,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    basicmotions_on(&ScanRun(be), model, split, streams)
-}
-
-/// [`verify_basicmotions`] on the step path of a CUDA device (or the emulator).
-pub fn verify_basicmotions_step<D: Device>(
-    dev: &D,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    basicmotions_on(&StepRun(dev), model, split, streams)
-}
-
-fn basicmotions_on(
-    run: &dyn BatchRun,
-    model: &Model<'_>,
-    split: Split,
-    streams: usize,
-) -> Result<Report, ToolError> {
-    let cases = basicmotions_cases(model, Path::new("model"), split, streams.max(1))?;
-    let (cm, _) = core_for(run.path(), model);
-    let core = cases
-        .iter()
-        .map(|(x, _)| core_stream(&cm, x))
-        .collect::<Result<Vec<_>, _>>()?;
-    let vectors: Vec<Vec<f32>> = cases.into_iter().map(|(x, _)| x).collect();
-    verify_batch(run, model, &vectors, 6, core)
-}
-
-/// The datasets `tinyssm verify` streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyData {
-    Fsdd,
-    Ecg,
-    Basicmotions,
-}
-
-/// `tinyssm verify` on an **integer-only** model (`compute int`), on the integer step path
-/// of a CUDA device or the emulator ([`tinyssm_cuda::cuda::step_int`]): the same streams
-/// as the float verification (FSDD clips as 16-bit PCM through the integer front end, the
-/// ECG test region cut into `streams` equal streams, BasicMotions cases; vectors in the
-/// model's input format, exactly as [`int_stream`] feeds the core) against the core's
-/// `step_int` / `step_sample_int`. Every output and final state value must be equal.
-pub fn verify_int_step<D: Device>(
-    dev: &D,
-    model: &Model<'_>,
-    data: VerifyData,
-    split: Split,
-    streams: usize,
-) -> Result<IntReport, ToolError> {
-    let io = model
-        .int_io()
-        .ok_or_else(|| usage("not an integer-only model"))?;
-    let raw: Vec<Vec<f32>> = match data {
-        VerifyData::Fsdd => fsdd_cases(model, Path::new("model"), split, streams.max(1))?
-            .into_iter()
-            .map(|(x, _)| x)
-            .collect(),
-        VerifyData::Ecg => {
-            if model.d_input() != 1 || model.config().front_end.is_some() {
-                return Err(usage(
-                    "the ecg dataset needs a model with one input per step",
-                ));
-            }
-            let (test, _) = ecg_test()?;
-            let n = streams.clamp(1, test.len());
-            test.chunks_exact(test.len() / n)
-                .take(n)
-                .map(|c| c.to_vec())
-                .collect()
-        }
-        VerifyData::Basicmotions => {
-            basicmotions_cases(model, Path::new("model"), split, streams.max(1))?
-                .into_iter()
-                .map(|(x, _)| x)
-                .collect()
-        }
-    };
-    let frac = if model.config().front_end.is_some() {
-        15
-    } else {
-        io.input_frac
-    };
-    let q: Vec<Vec<i16>> = raw
-        .iter()
-        .map(|x| x.iter().map(|&v| to_i16(v, frac)).collect())
-        .collect();
-    let (out_core, st_core): (Vec<_>, Vec<_>) = raw
-        .iter()
-        .map(|x| int_stream(model, x))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .unzip();
-    let (out_be, st_be) = int_step_forward(dev, model, &q).map_err(usage)?;
-    Ok(compare_int(
-        dev.describe(),
-        "step-int",
-        &out_be,
-        &out_core,
-        model.d_output(),
-        &st_be,
-        &st_core,
-    ))
 }
 
 /// Signal-to-noise ratio of one model's values against a reference's, in dB

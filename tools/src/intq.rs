@@ -548,7 +548,7 @@ fn spread(len: usize, n: usize) -> Vec<usize> {
 
 /// The calibration streams of a `--calibrate` spec (training data only).
 pub fn calibration_streams(model: &Model<'_>, spec: &str) -> Result<Vec<Vec<f32>>, ToolError> {
-    use tinyssm_cuda::data::{self, Split};
+    use tinyssm_data::{self as data, ecg, Split};
     let usage = |e: String| ToolError::Usage(format!("--calibrate {spec}: {e}"));
     let (name, count) = match spec.split_once(':') {
         Some((a, b)) => (
@@ -577,9 +577,8 @@ pub fn calibration_streams(model: &Model<'_>, spec: &str) -> Result<Vec<Vec<f32>
             if model.d_input() != 1 || model.config().front_end.is_some() {
                 return Err(usage("ecg needs a model with one input per step".into()));
             }
-            let (sig, _, _) =
-                tinyssm_cuda::ecg::record_100(&root).map_err(|e| usage(e.to_string()))?;
-            let train = &sig[..sig.len() * 8 / 10];
+            let (sig, _, _) = ecg::record_100(&root).map_err(|e| usage(e.to_string()))?;
+            let train = &sig[..ecg::test_start(sig.len())];
             let n = count.unwrap_or(72_000).min(train.len());
             vec![train[..n].to_vec()]
         }

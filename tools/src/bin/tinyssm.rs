@@ -117,6 +117,10 @@ enum Cmd {
     },
     /// Train a model from a TOML configuration; writes <out>/checkpoint (for `convert`)
     /// and <out>/report.json (loss/accuracy history, throughput).
+    #[cfg_attr(
+        not(feature = "cuda"),
+        command(about = NEEDS_CUDA_HELP, long_about = None)
+    )]
     Train {
         config: PathBuf,
         #[arg(long)]
@@ -154,6 +158,10 @@ enum Cmd {
     },
     /// Run a model on a backend over many streams at once and check every step's outputs
     /// and the final states against the core stepping each stream; non-zero exit if not ok.
+    #[cfg_attr(
+        not(feature = "cuda"),
+        command(about = NEEDS_CUDA_HELP, long_about = None)
+    )]
     Verify {
         model: PathBuf,
         #[arg(long, value_enum)]
@@ -217,7 +225,21 @@ enum PathKind {
     Step,
 }
 
+/// `tinyssm --help` of a build without the `cuda` feature, for the commands that need it.
+#[cfg(not(feature = "cuda"))]
+const NEEDS_CUDA_HELP: &str =
+    "Not in this build: needs the `cuda` feature (rebuild tinyssm-tools with default features)";
+
+/// The one-line error of a command that needs the batch crate, in a build without it.
+#[cfg(not(feature = "cuda"))]
+fn needs_cuda(cmd: &str) -> ToolError {
+    ToolError::Usage(format!(
+        "`tinyssm {cmd}` needs the `cuda` feature: rebuild with default features (cargo build -p tinyssm-tools)"
+    ))
+}
+
 /// Runs `$body` with `$dev` bound to the chosen CUDA device (the step path).
+#[cfg(feature = "cuda")]
 macro_rules! with_device {
     ($kind:expr, $dev:ident => $body:expr) => {
         match $kind {
@@ -246,6 +268,7 @@ macro_rules! with_device {
 }
 
 /// Runs `$body` with `$be` bound to the chosen backend.
+#[cfg(feature = "cuda")]
 macro_rules! with_backend {
     ($kind:expr, $be:ident => $body:expr) => {
         match $kind {
@@ -524,6 +547,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             println!("{}{}", prompt, String::from_utf8_lossy(&bytes));
             Ok(())
         }
+        #[cfg(not(feature = "cuda"))]
+        Cmd::Train { .. } => Err(needs_cuda("train")),
+        #[cfg(feature = "cuda")]
         Cmd::Train {
             config,
             out,
@@ -562,8 +588,8 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             plot,
         } => {
             let split = match split {
-                SplitKind::Train => tinyssm_cuda::data::Split::Train,
-                SplitKind::Test => tinyssm_cuda::data::Split::Test,
+                SplitKind::Train => tinyssm_data::Split::Train,
+                SplitKind::Test => tinyssm_data::Split::Test,
             };
             if layers || plot.is_some() {
                 let ds = match dataset {
@@ -591,13 +617,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     let traces = tinyssm_tools::eval::stream_outputs(&refs, first)?;
                     let names: Vec<String> =
                         models.iter().map(|p| p.display().to_string()).collect();
-                    tinyssm_cuda::plot::output_traces(
+                    tinyssm_tools::plot::output_traces(
                         png,
                         &format!(
                             "{ds}: first {} stream, outputs per step",
                             match split {
-                                tinyssm_cuda::data::Split::Train => "train",
-                                tinyssm_cuda::data::Split::Test => "test",
+                                tinyssm_data::Split::Train => "train",
+                                tinyssm_data::Split::Test => "test",
                             }
                         ),
                         &names,
@@ -644,7 +670,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                         tinyssm_tools::eval::basicmotions(&mf.model(), p, split)?
                     }
                     DatasetKind::Ecg => {
-                        if let tinyssm_cuda::data::Split::Train = split {
+                        if let tinyssm_data::Split::Train = split {
                             return Err(ToolError::Usage(
                                 "the ecg dataset is scored on its test split (the last 20% of record 100)".into(),
                             ));
@@ -694,6 +720,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             }
             Ok(())
         }
+        #[cfg(not(feature = "cuda"))]
+        Cmd::Verify { .. } => Err(needs_cuda("verify")),
+        #[cfg(feature = "cuda")]
         Cmd::Verify {
             model,
             dataset,
@@ -704,8 +733,8 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             json,
         } => {
             let split = match split {
-                SplitKind::Train => tinyssm_cuda::data::Split::Train,
-                SplitKind::Test => tinyssm_cuda::data::Split::Test,
+                SplitKind::Train => tinyssm_data::Split::Train,
+                SplitKind::Test => tinyssm_data::Split::Test,
             };
             let mf = ModelFile::open(&model)?;
             use tinyssm_tools::eval;

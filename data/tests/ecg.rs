@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use tinyssm_cuda::ecg;
+use tinyssm_data::ecg;
 
 fn dir() -> Option<PathBuf> {
-    let d = tinyssm_cuda::data::data_dir().join("ecg");
+    let d = tinyssm_data::data_dir().join("ecg");
     if d.is_dir() {
         Some(d)
     } else if std::env::var_os("CI").is_some() {

@@ -1,5 +1,14 @@
+//! # tinyssm-data
+//!
 //! Datasets read through `TINYSSM_DATA`, turned into per-step feature sequences with the
-//! core's own front end (so training features are the device's features).
+//! core's own front end (so training features are the device's features): the Free
+//! Spoken Digit Dataset and BasicMotions (here), MIT-BIH record 100 ([`ecg`]). The trainer
+//! and `verify` (`tinyssm-cuda`), `tinyssm eval` and the calibration of `tinyssm convert`
+//! read them all from here, so none of those needs the batch crate for its data.
+
+#![forbid(unsafe_code)]
+
+pub mod ecg;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::data::DataError;
+use crate::DataError;
 
 /// One signal of a record.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,4 +270,36 @@ pub fn record_100(root: &Path) -> Result<(Vec<f32>, Vec<usize>, f32), DataError>
         .map(|&(t, _)| t)
         .collect();
     Ok((sig, beats, r.fs))
+}
+
+/// Where record 100's test region starts in a signal of `len` samples: the first 80% is
+/// the training region (training, calibration), the last 20% the test region (scores).
+pub fn test_start(len: usize) -> usize {
+    len * 8 / 10
+}
+
+/// The test region of record 100 (its last 20%) and the beats in it, as sample indices
+/// from the region's start.
+pub fn record_100_test(root: &Path) -> Result<(Vec<f32>, Vec<usize>), DataError> {
+    let (sig, beats, _) = record_100(root)?;
+    let split = test_start(sig.len());
+    let test_beats = beats
+        .iter()
+        .filter(|&&b| b >= split)
+        .map(|&b| b - split)
+        .collect();
+    Ok((sig[split..].to_vec(), test_beats))
+}
+
+/// The detector's streaming decision rule and scoring: a detection at each rising crossing
+/// of logit 0 (at most one per 200 ms), scored with the standard 150 ms tolerance; beats in
+/// the first 0.5 s (start-up) are not scored.
+pub fn decide(logits: &[f32], beats: &[usize]) -> Scores {
+    let skip = 180;
+    let det: Vec<usize> = detections(logits, 0.0, 72)
+        .into_iter()
+        .filter(|&t| t >= skip)
+        .collect();
+    let b: Vec<usize> = beats.iter().copied().filter(|&t| t >= skip + 54).collect();
+    score(&b, &det, 54)
 }
