@@ -81,6 +81,10 @@ step "clippy tinyssm-core on thumbv7em-none-eabihf (no_std)"
 cargo clippy -p tinyssm-core --target thumbv7em-none-eabihf --no-default-features --locked -- -D warnings
 cargo clippy -p tinyssm-core --target thumbv7em-none-eabihf --features defmt --locked -- -D warnings
 
+step "tinyssm-core with one block kind (cargo features block-*, as firmware builds it): clippy on thumbv7em, unit tests on the host"
+cargo clippy -p tinyssm-core --target thumbv7em-none-eabihf --no-default-features --features block-s4d --locked -- -D warnings
+cargo test -p tinyssm-core --no-default-features --features block-s4d --lib --locked
+
 step "no_std builds: thumbv7em-none-eabihf (Cortex-M4F/M7), thumbv8m.main-none-eabihf (Cortex-M33) and thumbv6m-none-eabi (Cortex-M0)"
 cargo build -p tinyssm-core --target thumbv7em-none-eabihf --release --locked
 cargo build -p tinyssm-core --target thumbv8m.main-none-eabihf --release --locked

@@ -51,6 +51,17 @@ pub enum FormatError {
     ReservedNotEmpty,
     /// Bytes follow the data section.
     TrailingBytes,
+    /// The model asks a block kind for a compute mode it does not implement.
+    ModeUnsupported {
+        block: &'static str,
+        mode: &'static str,
+    },
+    /// The model's block kind is not compiled into this build (its cargo feature of
+    /// `tinyssm-core` is off).
+    KindNotBuilt {
+        block: &'static str,
+        feature: &'static str,
+    },
     /// Tensor `index` stores a parameter out of its range (the input bound of a
     /// [`crate::DType::I8S`] matrix must be finite and at least [`crate::format::I8S_MIN_XMAX`]).
     BadValue { index: u32 },
@@ -77,6 +88,14 @@ impl fmt::Display for FormatError {
             BadLayout => write!(f, "model blob preamble offsets are inconsistent"),
             BadHeader => write!(f, "model header could not be decoded"),
             BadConfig(what) => write!(f, "invalid model configuration: {what}"),
+            KindNotBuilt { block, feature } => write!(
+                f,
+                "block kind `{block}` is not in this build (enable the `{feature}` feature of tinyssm-core)"
+            ),
+            ModeUnsupported { block, mode } => write!(
+                f,
+                "invalid model configuration: block kind `{block}` has no `{mode}` compute mode"
+            ),
             DimensionOverflow => write!(f, "model dimensions overflow"),
             TensorCount { expected, found } => {
                 write!(f, "tensor table has {found} entries, the configuration needs {expected}")
@@ -147,6 +166,17 @@ impl defmt::Format for FormatError {
             ReservedNotEmpty => defmt::write!(f, "reserved not empty"),
             TrailingBytes => defmt::write!(f, "trailing bytes"),
             BadValue { index } => defmt::write!(f, "bad value in tensor {}", index),
+            KindNotBuilt { block, feature } => {
+                defmt::write!(
+                    f,
+                    "block kind {=str} not built (feature {=str})",
+                    block,
+                    feature
+                )
+            }
+            ModeUnsupported { block, mode } => {
+                defmt::write!(f, "block kind {=str} has no {=str} mode", block, mode)
+            }
         }
     }
 }

@@ -148,7 +148,7 @@ pub const fn saturate_i32(x: i64) -> i32 {
 }
 
 /// `x · 2^-s` rounded to nearest, ties away from zero; any `s` (`s ≥ 65` gives 0).
-#[inline]
+#[inline(always)]
 pub const fn round_shr_i64(x: i64, s: u32) -> i64 {
     if s == 0 {
         return x;

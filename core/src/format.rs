@@ -83,7 +83,7 @@ pub struct Header {
 #[derive(Deserialize)]
 struct ConfigV1_0 {
     n_layers: u32,
-    arch: crate::config::Arch,
+    arch: crate::blocks::Arch,
 }
 
 /// Format 1.0's header.
@@ -98,7 +98,7 @@ struct HeaderV1_0 {
 #[derive(Deserialize)]
 struct ConfigV1_1 {
     n_layers: u32,
-    arch: crate::config::Arch,
+    arch: crate::blocks::Arch,
     front_end: Option<crate::frontend::FrontEndConfig>,
 }
 
@@ -303,7 +303,8 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
     }
     config.validate()?;
     let sizes = config.sizes()?;
-    let n_expected = config.n_tensors();
+    let layout = config.layout();
+    let n_expected = layout.n_tensors(&config);
     if header.n_tensors as usize != n_expected {
         return Err(FormatError::TensorCount {
             expected: n_expected as u32,
@@ -325,7 +326,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
     for i in 0..n_expected {
         let index = i as u32;
         let rec = decode_record(table, i).ok_or(FormatError::BadHeader)?;
-        let spec = config.tensor_spec(i).ok_or(FormatError::BadHeader)?;
+        let spec = layout.spec(&config, i).ok_or(FormatError::BadHeader)?;
         let layer = spec.layer.unwrap_or(GLOBAL_LAYER);
         if Role::from_code(rec.role) != Some(spec.role) || rec.layer != layer {
             return Err(FormatError::UnexpectedTensor { index });

@@ -35,12 +35,13 @@
 //! A corrupt plan can give wrong outputs but never a panic or an out-of-range access:
 //! every shift goes through [`shift_round`], which accepts any amount.
 
-use crate::config::{Arch, Compute, Config, MambaSensorConfig, Role, S4dConfig};
+use crate::config::{Compute, Role};
 use crate::error::{FormatError, StepError};
 use crate::fixed;
 use crate::frontend::FrontEndConfig;
 use crate::kernels::{Kernels, QuantI8R};
 use crate::model::Model;
+use crate::stack::{FinalNorm, Out, Stack, Stem};
 
 /// Length of the model-global integer plan.
 pub const GLOBAL_PLAN_LEN: usize = 16;
@@ -105,43 +106,32 @@ pub mod plan {
     pub const M_O_FRAC: usize = 15;
 }
 
-/// Checks the parts of a configuration the integer step depends on.
-pub(crate) fn validate_config(c: &Config) -> Result<(), FormatError> {
+/// Checks what the integer step needs of a stack: a vector input stage, a decoder head,
+/// and a block kind with an integer mode (which checks its own widths).
+pub(crate) fn validate_stack(st: &Stack) -> Result<(), FormatError> {
     let bad = FormatError::BadConfig;
-    let (width, d_state) = match &c.arch {
-        Arch::S4d(s) => (s.d_model.max(s.d_input), s.d_state),
-        Arch::MambaSensor(m) => (m.d_inner.max(m.d_model).max(m.d_input), m.d_state),
-        _ => return Err(bad("compute int supports S4D and Mamba sensor models only")),
+    let d_input = match st.stem {
+        Stem::Encoder { d_input } => d_input,
+        _ => 0,
     };
-    if width > MAX_INT_WIDTH {
-        return Err(bad("compute int: widths must be at most 4096"));
-    }
-    if d_state > MAX_INT_D_STATE {
-        return Err(bad("compute int: d_state must be at most 256"));
+    st.block.int_validate(d_input)?;
+    if d_input == 0 || !matches!(st.head.out, Out::Decoder { .. }) {
+        return Err(bad(
+            "compute int needs a vector model (encoder input stage, decoder head)",
+        ));
     }
     Ok(())
 }
 
 /// i32 elements holding `n` packed i16 values.
-const fn half(n: usize) -> usize {
+pub(crate) const fn half(n: usize) -> usize {
     n.div_ceil(2)
 }
 
-/// Scratch elements (i32) of the integer step, without the front end.
-pub(crate) fn int_scratch_len(c: &Config) -> Option<usize> {
-    Some(match &c.arch {
-        Arch::S4d(s) => {
-            let h = s.d_model as usize;
-            let out = if s.glu { 2 * h } else { h };
-            half(h) * 2 + half(out) + half(s.d_input as usize)
-        }
-        Arch::MambaSensor(m) => {
-            let (dm, di) = (m.d_model as usize, m.d_inner as usize);
-            let dbc = m.dt_rank as usize + 2 * m.d_state as usize;
-            half(dm) * 2 + half(2 * di) + half(dbc) + half(m.d_input as usize)
-        }
-        _ => 0,
-    })
+/// Scratch elements (i32) of the integer step, without the front end: the residual
+/// stream, the block's scratch and the input vector (packed `i16`).
+pub(crate) fn int_scratch_len(st: &Stack) -> usize {
+    half(st.d_model() as usize) + st.block.int_scratch_len() + half(st.d_input())
 }
 
 /// State elements (i32) of the integer front end.
@@ -187,6 +177,13 @@ pub struct IntIo {
 /// shift for `s < 0`. Total for every `s`.
 #[inline]
 pub fn shift_round(v: i64, s: i32) -> i64 {
+    shift_round_inline(v, s)
+}
+
+/// [`shift_round`], always inlined: for inner loops whose shift is loop-invariant (the
+/// direction test then leaves the loop).
+#[inline(always)]
+pub(crate) fn shift_round_inline(v: i64, s: i32) -> i64 {
     if s >= 0 {
         fixed::round_shr_i64(v, s.unsigned_abs().min(64))
     } else {
@@ -196,20 +193,20 @@ pub fn shift_round(v: i64, s: i32) -> i64 {
 
 /// A plan entry as a fraction-bit count, clamped to `0..=max`.
 #[inline]
-fn frac(p: &[i32], i: usize, max: i32) -> i32 {
+pub(crate) fn frac(p: &[i32], i: usize, max: i32) -> i32 {
     p.get(i).copied().unwrap_or(0).clamp(0, max)
 }
 
 /// Nonlinearity input fraction bits (the `fixed` functions take `0..=15`).
 #[inline]
-fn nl(f: i32) -> u32 {
+pub(crate) fn nl(f: i32) -> u32 {
     f.clamp(0, 15) as u32
 }
 
 /// `Σ w·x` with wrapping `i32` accumulation in the chosen kernel set (the SIMD dots of
 /// [`crate::kernels::fast`] give the reference's exact sum).
 #[inline]
-fn dot(k: Kernels, w: &[i8], x: &[i16]) -> i32 {
+pub(crate) fn dot(k: Kernels, w: &[i8], x: &[i16]) -> i32 {
     match k {
         Kernels::Reference => crate::kernels::reference::dot_i8_i16(w, x),
         Kernels::Fast => crate::kernels::fast::dot_i8_i16(w, x),
@@ -313,7 +310,7 @@ fn matvec_i8r_packed<const N: usize>(
 }
 
 /// [`matvec_i8r`] into `i16` outputs (saturated).
-fn linear16(
+pub(crate) fn linear16(
     k: Kernels,
     w: &QuantI8R<'_>,
     x: &[i16],
@@ -398,7 +395,7 @@ pub fn softplus_q24(x: i16, frac: u32) -> i32 {
 const LN2_Q31: i64 = 1_488_522_236;
 
 /// Splits `n` packed i16 values off the front of an i32 scratch slice.
-fn take16<'s>(buf: &mut &'s mut [i32], n: usize) -> Result<&'s mut [i16], StepError> {
+pub(crate) fn take16<'s>(buf: &mut &'s mut [i32], n: usize) -> Result<&'s mut [i16], StepError> {
     let k = half(n);
     if buf.len() < k {
         return Err(StepError::Internal);
@@ -410,132 +407,77 @@ fn take16<'s>(buf: &mut &'s mut [i32], n: usize) -> Result<&'s mut [i16], StepEr
 }
 
 // ------------------------------------------------------------------------------------------
-// S4D
+// The stack in integer mode: encoder, blocks, final norm, decoder
 // ------------------------------------------------------------------------------------------
 
-pub(crate) fn s4d_step(
+/// [`crate::Model::step_int`] past its buffer checks: `state` every layer's state
+/// (`per_layer` each), `scratch` the model's part.
+#[inline(never)]
+pub(crate) fn step(
     m: &Model<'_>,
-    c: &S4dConfig,
+    st: &Stack,
+    per_layer: usize,
     input: &[i16],
     state: &mut [i32],
     scratch: &mut [i32],
     out: &mut [i32],
 ) -> Result<(), StepError> {
-    if input.len() != c.d_input as usize {
+    if m.config().compute != Compute::Int {
+        return Err(StepError::WrongCompute);
+    }
+    let Stem::Encoder { d_input } = st.stem else {
+        return Err(StepError::WrongInputKind);
+    };
+    if input.len() != d_input as usize {
         return Err(StepError::InputLength {
-            expected: c.d_input as usize,
+            expected: d_input as usize,
             got: input.len(),
         });
     }
     let g = m.i32s(None, Role::IntPlan)?;
     let fr = frac(g, plan::G_RESID_FRAC, 15);
-    let h = c.d_model as usize;
-    let half_n = c.d_state as usize / 2;
+    let dm = st.d_model() as usize;
     let mut s = scratch;
-    let x = take16(&mut s, h)?;
-    let z = take16(&mut s, h)?;
-    let o = take16(&mut s, if c.glu { 2 * h } else { h })?;
+    let resid = take16(&mut s, dm)?;
     linear16(
         m.kernels(),
         &m.i8r(None, Role::Encoder)?,
         input,
         Some(m.i32s(None, Role::EncoderBias)?),
-        x,
+        resid,
     )?;
-    for (l, st) in state.chunks_exact_mut(h * half_n * 2).enumerate() {
-        let li = Some(l as u16);
-        let p = m.i32s(li, Role::IntLayerPlan)?;
-        let nw = m.i16s(li, Role::Norm)?;
-        let nb = m.i32s(li, Role::NormBias)?;
-        let (fnorm, eps, fnw) = (
-            frac(p, plan::L_NORM_FRAC, 15),
-            p.get(plan::L_NORM_EPS).copied().unwrap_or(0),
-            frac(p, plan::L_NORM_W_FRAC, 15),
-        );
-        let fu = if c.prenorm {
-            norm_int(x, nw, Some(nb), eps, fr, fnw, fnorm, z)?;
-            fnorm
-        } else {
-            z.copy_from_slice(x);
-            fr
-        };
-        let fh = frac(p, plan::S4D_H_FRAC, 40);
-        let fcb = frac(p, plan::S4D_CB_FRAC, 40);
-        let fd = frac(p, plan::S4D_D_FRAC, 40);
-        let fg = frac(p, plan::S4D_GELU_FRAC, 15);
-        let da = m.i32s(li, Role::DA)?;
-        let cb = m.i32s(li, Role::CB)?;
-        let d = m.i32s(li, Role::D)?;
-        if da.len() != h * half_n * 2 || cb.len() != da.len() || d.len() != h {
-            return Err(StepError::Internal);
-        }
-        for (ch, ((zc, hs), (dac, cbc))) in z
-            .iter_mut()
-            .zip(st.chunks_exact_mut(half_n * 2))
-            .zip(da.chunks_exact(half_n * 2).zip(cb.chunks_exact(half_n * 2)))
-            .enumerate()
-        {
-            let u = *zc as i64;
-            let uh = shift_round(u, fu - fh);
-            let mut acc = 0i64;
-            for ((hm, am), cm) in hs
-                .chunks_exact_mut(2)
-                .zip(dac.chunks_exact(2))
-                .zip(cbc.chunks_exact(2))
-            {
-                let (hr, hi) = (hm[0] as i64, hm[1] as i64);
-                let (ar, ai) = (am[0] as i64, am[1] as i64);
-                let nr =
-                    fixed::saturate_i32(shift_round(ar * hr - ai * hi, DA_FRAC).saturating_add(uh));
-                let ni = fixed::saturate_i32(shift_round((ar * hi).wrapping_add(ai * hr), DA_FRAC));
-                hm[0] = nr;
-                hm[1] = ni;
-                acc = acc.wrapping_add(
-                    (cm[0] as i64 * nr as i64).wrapping_sub(cm[1] as i64 * ni as i64),
-                );
-            }
-            // y = 2·Re(Σ C̃·h) + D·u at fh + fcb, then to the GELU input format.
-            let du = shift_round(d[ch] as i64 * u, fd + fu - (fh + fcb));
-            let y = acc.saturating_mul(2).saturating_add(du);
-            let gi = fixed::saturate_i16(shift_round(y, fh + fcb - fg));
-            *zc = fixed::gelu(gi, nl(fg));
-        }
-        let ob = m.i32s(li, Role::OutLinearBias)?;
-        linear16(m.kernels(), &m.i8r(li, Role::OutLinear)?, z, Some(ob), o)?;
-        if c.glu {
-            let fgate = nl(frac(p, plan::S4D_GATE_FRAC, 15));
-            let (a, gate) = o.split_at(h);
-            for ((xv, &av), &gv) in x.iter_mut().zip(a.iter()).zip(gate.iter()) {
-                let sg = fixed::sigmoid(gv, fgate) as i32; // Q0.15
-                let add = fixed::round_shr_i32(av as i32 * sg, 15);
-                *xv = fixed::saturate_i16(*xv as i64 + add as i64);
-            }
-        } else {
-            for (xv, &av) in x.iter_mut().zip(o.iter()) {
-                *xv = fixed::sat_add_i16(*xv, av);
-            }
-        }
-        if !c.prenorm {
-            z.copy_from_slice(x);
-            norm_int(z, nw, Some(nb), eps, fr, fnw, fr, x)?;
-        }
+    if per_layer == 0 || state.len() != per_layer * st.n_layers as usize {
+        return Err(StepError::Internal);
     }
-    let feat: &[i16] = if c.final_norm {
-        let w = m.i16s(None, Role::NormF)?;
-        let b = m.i32s(None, Role::NormFBias)?;
-        norm_int(
-            x,
-            w,
-            Some(b),
-            g.get(plan::G_NORMF_EPS).copied().unwrap_or(0),
-            fr,
-            frac(g, plan::G_NORMF_W_FRAC, 15),
-            frac(g, plan::G_NORMF_FRAC, 15),
-            z,
-        )?;
-        z
-    } else {
-        x
+    for (l, ls) in state.chunks_exact_mut(per_layer).enumerate() {
+        let at = crate::blocks::Layer {
+            m,
+            li: Some(l as u16),
+        };
+        st.block.step_int(at, resid, &mut [ls], &mut s[..])?;
+    }
+    let mut s = &mut s[..];
+    let normed = take16(&mut s, dm)?;
+    let bias = match st.head.norm {
+        FinalNorm::None => None,
+        FinalNorm::Rms { .. } => Some(None),
+        FinalNorm::Layer { .. } => Some(Some(m.i32s(None, Role::NormFBias)?)),
+    };
+    let feat: &[i16] = match bias {
+        None => resid,
+        Some(b) => {
+            norm_int(
+                resid,
+                m.i16s(None, Role::NormF)?,
+                b,
+                g.get(plan::G_NORMF_EPS).copied().unwrap_or(0),
+                fr,
+                frac(g, plan::G_NORMF_W_FRAC, 15),
+                frac(g, plan::G_NORMF_FRAC, 15),
+                normed,
+            )?;
+            normed
+        }
     };
     decode(m, feat, out)
 }
@@ -553,188 +495,6 @@ fn decode(m: &Model<'_>, feat: &[i16], out: &mut [i32]) -> Result<(), StepError>
         Some(m.i32s(None, Role::DecoderBias)?),
         |r, v| out[r] = fixed::saturate_i32(v),
     )
-}
-
-// ------------------------------------------------------------------------------------------
-// Mamba sensor
-// ------------------------------------------------------------------------------------------
-
-pub(crate) fn mamba_step(
-    m: &Model<'_>,
-    c: &MambaSensorConfig,
-    input: &[i16],
-    state: &mut [i32],
-    scratch: &mut [i32],
-    out: &mut [i32],
-) -> Result<(), StepError> {
-    if input.len() != c.d_input as usize {
-        return Err(StepError::InputLength {
-            expected: c.d_input as usize,
-            got: input.len(),
-        });
-    }
-    let b = c.block();
-    let (dm, di, n, r, dc) = (
-        b.d_model as usize,
-        b.d_inner as usize,
-        b.d_state as usize,
-        b.dt_rank as usize,
-        b.d_conv as usize,
-    );
-    let g = m.i32s(None, Role::IntPlan)?;
-    let fr = frac(g, plan::G_RESID_FRAC, 15);
-    let mut s = scratch;
-    let resid = take16(&mut s, dm)?;
-    let normed = take16(&mut s, dm)?;
-    let xz = take16(&mut s, 2 * di)?;
-    let dbc = take16(&mut s, r + 2 * n)?;
-    linear16(
-        m.kernels(),
-        &m.i8r(None, Role::Encoder)?,
-        input,
-        Some(m.i32s(None, Role::EncoderBias)?),
-        resid,
-    )?;
-    let hl = dc.checked_sub(1).ok_or(StepError::Internal)?;
-    let per_layer = di * hl + di * n;
-    for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
-        let li = Some(l as u16);
-        let p = m.i32s(li, Role::IntLayerPlan)?;
-        let (hist, ssm) = st.split_at_mut(di * hl);
-        norm_int(
-            resid,
-            m.i16s(li, Role::Norm)?,
-            None,
-            p.get(plan::L_NORM_EPS).copied().unwrap_or(0),
-            fr,
-            frac(p, plan::L_NORM_W_FRAC, 15),
-            frac(p, plan::L_NORM_FRAC, 15),
-            normed,
-        )?;
-        let ib = m.opt_i32s(b.in_proj_bias, li, Role::InProjBias)?;
-        linear16(m.kernels(), &m.i8r(li, Role::InProj)?, normed, ib, xz)?;
-        let (x, z) = xz.split_at_mut(di);
-        // Causal conv + SiLU.
-        let fx = frac(p, plan::M_X_FRAC, 15);
-        let fcw = frac(p, plan::M_CONVW_FRAC, 30);
-        let fs = frac(p, plan::M_SILU_FRAC, 15);
-        let cw = m.i16s(li, Role::ConvW)?;
-        let cbias = m.opt_i32s(b.conv_bias, li, Role::ConvB)?;
-        if cw.len() != di * dc || hist.len() != di * hl {
-            return Err(StepError::Internal);
-        }
-        for (ch, (xc, wc)) in x.iter_mut().zip(cw.chunks_exact(dc)).enumerate() {
-            let hc = hist
-                .get_mut(ch * hl..(ch + 1) * hl)
-                .ok_or(StepError::Internal)?;
-            let mut acc = 0i64;
-            for (&hv, &wv) in hc.iter().zip(wc) {
-                acc += hv as i64 * wv as i64;
-            }
-            acc += *xc as i64 * wc[hl] as i64;
-            if let Some(cb) = cbias {
-                acc = acc.saturating_add(cb[ch] as i64);
-            }
-            if hl > 0 {
-                hc.copy_within(1.., 0);
-                hc[hl - 1] = *xc as i32;
-            }
-            let si = fixed::saturate_i16(shift_round(acc, fx + fcw - fs));
-            *xc = fixed::silu(si, nl(fs));
-        }
-        linear16(m.kernels(), &m.i8r(li, Role::XProj)?, x, None, dbc)?;
-        let (dt_in, bc) = dbc.split_at(r);
-        let (bm, cm) = bc.split_at(n);
-        // Selective scan.
-        let fsp = nl(frac(p, plan::M_SP_FRAC, 15));
-        let fa = frac(p, plan::M_A_FRAC, 40);
-        let fh = frac(p, plan::M_H_FRAC, 40);
-        let fb = frac(p, plan::M_B_FRAC, 15);
-        let fcc = frac(p, plan::M_C_FRAC, 15);
-        let fd = frac(p, plan::M_D_FRAC, 40);
-        let fy = frac(p, plan::M_Y_FRAC, 40);
-        let fz = frac(p, plan::M_Z_FRAC, 15);
-        let fo = frac(p, plan::M_O_FRAC, 15);
-        let dtw = m.i8r(li, Role::DtProj)?;
-        let dtb = m.i32s(li, Role::DtProjBias)?;
-        let a = m.i32s(li, Role::A)?;
-        let d = m.i32s(li, Role::D)?;
-        if dtw.cols != r
-            || dtw.rows() != di
-            || dtb.len() != di
-            || a.len() != di * n
-            || d.len() != di
-            || ssm.len() != di * n
-        {
-            return Err(StepError::Internal);
-        }
-        for (ch, ((xc, hrow), arow)) in x
-            .iter_mut()
-            .zip(ssm.chunks_exact_mut(n))
-            .zip(a.chunks_exact(n))
-            .enumerate()
-        {
-            let row = &dtw.q[ch * r..(ch + 1) * r];
-            let acc = dot(m.kernels(), row, dt_in).wrapping_add(dtb[ch]);
-            let spi = fixed::saturate_i16(shift_round(
-                acc as i64 * dtw.rq[2 * ch] as i64,
-                dtw.rq[2 * ch + 1],
-            ));
-            let dt = softplus_q24(spi, fsp) as i64; // Q7.24, ≥ 0
-            let u = *xc as i64;
-            let dtu = dt * u; // frac 24 + fs, |.| < 2^46
-            let sb = DT_FRAC + fs + fb - fh;
-            let mut yacc = 0i64;
-            for (((hv, &av), &bv), &cv) in hrow.iter_mut().zip(arow).zip(bm).zip(cm) {
-                let arg = fixed::saturate_i32(shift_round(dt * av as i64, fa));
-                let decay = fixed::exp_neg_q31(arg, DT_FRAC as u32) as i64;
-                let hb = shift_round(dtu.saturating_mul(bv as i64), sb);
-                let hn = fixed::saturate_i32(
-                    fixed::round_shr_i64(decay * *hv as i64, 31).saturating_add(hb),
-                );
-                *hv = hn;
-                yacc = yacc.wrapping_add(hn as i64 * cv as i64);
-            }
-            let du = shift_round(d[ch] as i64 * u, fd + fs - (fh + fcc));
-            let y = fixed::saturate_i32(shift_round(yacc.saturating_add(du), fh + fcc - fy));
-            let gz = fixed::silu(z[ch], nl(fz)) as i64;
-            *xc = fixed::saturate_i16(shift_round(y as i64 * gz, fy + fz - fo));
-        }
-        let ob = m.opt_i32s(b.out_proj_bias, li, Role::OutProjBias)?;
-        linear16(m.kernels(), &m.i8r(li, Role::OutProj)?, x, ob, normed)?;
-        for (rv, &ov) in resid.iter_mut().zip(normed.iter()) {
-            *rv = fixed::sat_add_i16(*rv, ov);
-        }
-    }
-    norm_int(
-        resid,
-        m.i16s(None, Role::NormF)?,
-        None,
-        g.get(plan::G_NORMF_EPS).copied().unwrap_or(0),
-        fr,
-        frac(g, plan::G_NORMF_W_FRAC, 15),
-        frac(g, plan::G_NORMF_FRAC, 15),
-        normed,
-    )?;
-    decode(m, normed, out)
-}
-
-/// Dispatch for [`crate::Model::step_int`].
-pub(crate) fn step(
-    m: &Model<'_>,
-    input: &[i16],
-    state: &mut [i32],
-    scratch: &mut [i32],
-    out: &mut [i32],
-) -> Result<(), StepError> {
-    if m.config().compute != Compute::Int {
-        return Err(StepError::WrongCompute);
-    }
-    match &m.config().arch {
-        Arch::S4d(c) => s4d_step(m, c, input, state, scratch, out),
-        Arch::MambaSensor(c) => mamba_step(m, c, input, state, scratch, out),
-        _ => Err(StepError::WrongInputKind),
-    }
 }
 
 #[cfg(test)]

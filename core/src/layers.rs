@@ -1,10 +1,8 @@
 //! Building blocks shared by the architectures, with their length checks (a failed check
 //! is `StepError::Internal`, never a panic).
 
-use crate::config::Role;
 use crate::error::StepError;
 use crate::kernels::{self, Kernels, Weights};
-use crate::model::Model;
 
 /// `out = W x (+ b)` for `W` of shape `[out.len(), x.len()]`.
 pub(crate) fn linear(
@@ -114,19 +112,4 @@ pub(crate) fn conv_silu_step(
         *xc = kernels::silu(k, *xc);
     }
     Ok(())
-}
-
-/// Final RMSNorm and LM head (the embedding matrix when tied) of the Mamba models.
-pub(crate) fn lm_head(
-    m: &Model<'_>,
-    resid: &[f32],
-    normed: &mut [f32],
-    eps: f32,
-    tied: bool,
-    out: &mut [f32],
-) -> Result<(), StepError> {
-    let k = m.kernels();
-    kernels::rms_norm(k, resid, m.f32s(None, Role::NormF)?, eps, normed);
-    let head = if tied { Role::Embedding } else { Role::LmHead };
-    linear(k, m.w(None, head)?, normed, None, out)
 }

@@ -2,7 +2,7 @@
 
 use half::{bf16, f16};
 
-use crate::config::{Arch, Compute, Config, DType, LayerIndex, Role, Sizes, TensorSpec};
+use crate::config::{Compute, Config, DType, LayerIndex, Layout, Role, Sizes, TensorSpec};
 use crate::error::{FormatError, StepError};
 use crate::format::{self, TensorRecord};
 use crate::kernels::{ActQuant, IntWeights, Kernels, QuantI4, QuantI8, QuantI8R, Weights};
@@ -14,6 +14,8 @@ use crate::kernels::{ActQuant, IntWeights, Kernels, QuantI4, QuantI8, QuantI8R, 
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
     config: Config,
+    /// The stack and tensor layout, derived from `config` once at parse.
+    layout: Layout,
     sizes: Sizes,
     table: &'a [u8],
     data: &'a [u8],
@@ -61,6 +63,7 @@ impl<'a> Model<'a> {
         let p = format::parse(blob, verify_crc)?;
         let m = Model {
             config: p.config,
+            layout: p.config.layout(),
             sizes: p.sizes,
             table: p.table,
             data: p.data,
@@ -93,6 +96,10 @@ impl<'a> Model<'a> {
     }
     pub fn config(&self) -> &Config {
         &self.config
+    }
+    /// The model as a stack: input stage, blocks, final norm and head.
+    pub fn stack(&self) -> &crate::stack::Stack {
+        &self.layout.stack
     }
     /// Format minor version of the blob.
     pub fn format_minor(&self) -> u16 {
@@ -132,7 +139,7 @@ impl<'a> Model<'a> {
     /// Tensor `i` of the table.
     pub fn tensor(&self, i: usize) -> Option<TensorView<'a>> {
         let rec: TensorRecord = format::decode_record(self.table, i)?;
-        let spec = self.config.tensor_spec(i)?;
+        let spec = self.layout.spec(&self.config, i)?;
         let dtype = DType::from_code(rec.dtype)?;
         let lo = usize::try_from(rec.offset).ok()?;
         let hi = lo.checked_add(usize::try_from(rec.len).ok()?)?;
@@ -202,7 +209,7 @@ impl<'a> Model<'a> {
 
     /// Tensor by layer and role.
     pub fn find(&self, layer: LayerIndex, role: Role) -> Option<TensorView<'a>> {
-        self.tensor(self.config.tensor_index(layer, role)?)
+        self.tensor(self.layout.index(&self.config, layer, role)?)
     }
 
     pub(crate) fn w(&self, layer: LayerIndex, role: Role) -> Result<Weights<'a>, StepError> {
@@ -277,8 +284,12 @@ impl<'a> Model<'a> {
                 got,
             })?;
         s.fill(0.0);
-        if let Arch::Rwkv4(c) = &self.config.arch {
-            crate::rwkv4::init_state(c, s);
+        let per_layer = self.sizes.state_per_layer;
+        if per_layer > 0 {
+            let model = s.get_mut(..self.sizes.model_state).unwrap_or_default();
+            for layer in model.chunks_exact_mut(per_layer) {
+                self.layout.stack.block.init_state(layer);
+            }
         }
         Ok(())
     }
@@ -327,33 +338,15 @@ impl<'a> Model<'a> {
         if self.config.compute == Compute::Int {
             return Err(StepError::WrongCompute);
         }
-        match (&self.config.arch, input) {
-            (Arch::Mamba1(c), Input::Token(t)) => {
-                crate::mamba1::step(self, c, t, state, scratch, out)
-            }
-            (Arch::Mamba2(c), Input::Token(t)) => {
-                crate::mamba2::step(self, c, t, state, scratch, out)
-            }
-            (Arch::S4d(c), Input::Vector(x)) => {
-                crate::s4d::step(self, c, x, state, scratch, out, probe)
-            }
-            (Arch::MambaSensor(c), Input::Vector(x)) => {
-                crate::mamba1::step_sensor(self, c, x, state, scratch, out, probe)
-            }
-            (Arch::Rwkv7(c), Input::Token(t)) => {
-                crate::rwkv7::step(self, c, t, state, scratch, out)
-            }
-            (Arch::Rwkv6(c), Input::Token(t)) => {
-                crate::rwkv6::step(self, c, t, state, scratch, out)
-            }
-            (Arch::Rwkv5(c), Input::Token(t)) => {
-                crate::rwkv5::step(self, c, t, state, scratch, out)
-            }
-            (Arch::Rwkv4(c), Input::Token(t)) => {
-                crate::rwkv4::step(self, c, t, state, scratch, out)
-            }
-            _ => Err(StepError::WrongInputKind),
-        }
+        self.layout.stack.step(
+            self,
+            self.sizes.state_per_layer,
+            input,
+            state,
+            scratch,
+            out,
+            probe,
+        )
     }
 
     /// The audio front end, for a model that takes raw samples.
@@ -532,7 +525,15 @@ impl<'a> Model<'a> {
         let out = out
             .get_mut(..no)
             .ok_or(StepError::OutputTooShort { needed: no, got })?;
-        crate::int_step::step(self, input, state, scratch, out)
+        crate::int_step::step(
+            self,
+            &self.layout.stack,
+            self.sizes.state_per_layer,
+            input,
+            state,
+            scratch,
+            out,
+        )
     }
 
     /// Feeds one 16-bit PCM sample to an integer-only model with a front end (the integer
@@ -682,52 +683,13 @@ impl<'a> Model<'a> {
     pub fn macs_per_step(&self) -> u64 {
         let mut macs = 0u64;
         for i in 0..self.n_tensors {
-            if let Some(spec) = self.config.tensor_spec(i) {
+            if let Some(spec) = self.layout.spec(&self.config, i) {
                 if spec.role.is_matrix() && spec.role != crate::Role::Embedding {
                     macs += spec.numel().unwrap_or(0);
                 }
             }
         }
-        let l = self.config.n_layers as u64;
-        macs += match &self.config.arch {
-            Arch::Mamba1(c) => {
-                // tied head reads the embedding matrix as the LM head
-                let head = if c.tied_embeddings {
-                    c.vocab_size as u64 * c.d_model as u64
-                } else {
-                    0
-                };
-                head + l * (c.d_inner as u64 * (c.d_conv as u64 + 3 * c.d_state as u64))
-            }
-            Arch::Mamba2(c) => {
-                let head = if c.tied_embeddings {
-                    c.vocab_size as u64 * c.d_model as u64
-                } else {
-                    0
-                };
-                let conv_dim = c.d_inner as u64 + 2 * c.n_groups as u64 * c.d_state as u64;
-                head + l * (conv_dim * c.d_conv as u64 + 3 * c.d_inner as u64 * c.d_state as u64)
-            }
-            Arch::S4d(c) => l * (c.d_model as u64 * c.d_state as u64 / 2 * 6),
-            Arch::MambaSensor(c) => {
-                l * (c.d_inner as u64 * (c.d_conv as u64 + 3 * c.d_state as u64))
-            }
-            Arch::Rwkv4(c) => l * (c.d_model as u64 * 12),
-            Arch::Rwkv5(c) => l * (c.d_model as u64 * c.head_size as u64 * 3),
-            // WKV plus the low-rank shift and decay terms (not "matrix" roles: kept f32).
-            Arch::Rwkv6(c) => {
-                let d = c.d_model as u64;
-                l * (d * c.head_size as u64 * 3
-                    + 10 * d * c.d_lora_mix as u64
-                    + 2 * d * c.d_lora_decay as u64)
-            }
-            Arch::Rwkv7(c) => {
-                let d = c.d_model as u64;
-                let lora = (c.d_lora_w + c.d_lora_a + c.d_lora_v + c.d_lora_g) as u64;
-                l * (d * c.head_size as u64 * 4 + 2 * d * lora)
-            }
-        };
-        macs
+        macs + self.layout.stack.extra_macs()
     }
 }
 
@@ -747,25 +709,4 @@ pub struct WeightStats {
     pub i32_bytes: u64,
     /// All tensor bytes (alignment padding not counted).
     pub total_bytes: u64,
-}
-
-/// Embedding row lookup into `out`.
-pub(crate) fn embed(
-    w: Weights<'_>,
-    token: usize,
-    d: usize,
-    out: &mut [f32],
-) -> Result<(), StepError> {
-    let out = out.get_mut(..d).ok_or(StepError::Internal)?;
-    w.row_into(token, d, out).ok_or(StepError::Internal)
-}
-
-/// Splits `n` elements off the front of a mutable slice.
-pub(crate) fn take<'s>(buf: &mut &'s mut [f32], n: usize) -> Result<&'s mut [f32], StepError> {
-    if buf.len() < n {
-        return Err(StepError::Internal);
-    }
-    let (a, b) = core::mem::take(buf).split_at_mut(n);
-    *buf = b;
-    Ok(a)
 }

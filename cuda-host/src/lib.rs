@@ -14,6 +14,7 @@ pub mod cuda;
 pub mod mamba;
 pub mod plot;
 pub mod s4d;
+pub mod support;
 pub mod train;
 pub mod verify;
 

@@ -312,7 +312,10 @@ impl TrainConfig {
         if self.dataset == "ecg" && (self.ecg.window < 16 || self.ecg.windows_per_epoch == 0) {
             return bad("ecg: window must be >= 16 and windows_per_epoch > 0");
         }
-        if self.model.arch != "s4d" && self.model.arch != "mamba" {
+        if !crate::support::TRAIN_ARCHES
+            .iter()
+            .any(|&(a, _)| a == self.model.arch)
+        {
             return bad("model.arch: `s4d` or `mamba`");
         }
         if self.dataset == "ecg" && self.model.arch != "s4d" {

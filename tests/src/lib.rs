@@ -304,3 +304,5 @@ pub mod configs {
         ]
     }
 }
+
+pub mod layouts;

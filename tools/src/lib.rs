@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod intq;
 pub mod plot;
 pub mod quantize;
+pub mod support;
 pub mod w8a8;
 
 pub use error::ToolError;

@@ -778,3 +778,36 @@ fn static_w8a8_convert_plans_its_scales_and_evaluates() {
         "{human}"
     );
 }
+
+/// ARCHITECTURE.md's support matrix is the one `tinyssm support` generates from the code.
+#[cfg(feature = "cuda")]
+#[test]
+fn support_matrix_in_architecture_md_is_current() {
+    let o = run(bin().arg("support"));
+    let out = ok(&o);
+    let table = out.split("\n\n").next().unwrap_or_default().trim();
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ARCHITECTURE.md"),
+    )
+    .unwrap();
+    let copy = doc
+        .split("<!-- support:begin -->")
+        .nth(1)
+        .and_then(|s| s.split("<!-- support:end -->").next())
+        .expect("support markers in ARCHITECTURE.md")
+        .trim();
+    assert!(table.lines().count() >= 9, "{table}");
+    assert_eq!(
+        copy, table,
+        "ARCHITECTURE.md's support matrix is stale: paste the output of `tinyssm support`"
+    );
+}
+
+/// Without the batch crate the matrix still lists every kind, batch columns n/a.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn support_matrix_without_the_batch_crate() {
+    let out = ok(&run(bin().arg("support")));
+    assert!(out.contains("| `mamba1` | yes | yes | yes |"), "{out}");
+    assert!(out.contains("n/a | n/a | n/a | n/a |"), "{out}");
+}

@@ -185,6 +185,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print the support matrix: every block kind with its compute modes and kernels in
+    /// the core, and what the batch backends (training, scans, CUDA step paths) cover.
+    Support,
     /// Print architecture, parameters, weight/state/scratch bytes and MACs per step.
     Inspect {
         model: PathBuf,
@@ -828,6 +831,14 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 Some(p) => io::atomic_write(&p, |f| std::io::Write::write_all(f, src.as_bytes()))?,
                 None => print!("{src}"),
             }
+            Ok(())
+        }
+        Cmd::Support => {
+            print!(
+                "{}\n{}",
+                tinyssm_tools::support::markdown(),
+                tinyssm_tools::support::NOTES
+            );
             Ok(())
         }
         Cmd::Inspect { model, json } => {

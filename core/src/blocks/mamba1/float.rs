@@ -1,154 +1,74 @@
-//! Mamba-1 block, one recurrent step (HF `MambaForCausalLM` semantics).
+//! Mamba-1 block, float and w8a8 step (HF `MambaMixer` semantics).
 
-use crate::config::{Mamba1Config, MambaSensorConfig, Role};
+use super::Mamba1Block;
+use crate::blocks::{take, Layer};
+use crate::config::Role;
 use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::{conv_silu_step, linear};
-use crate::model::{embed, take, Model};
-use crate::probe::{NoProbe, Probe, Site};
+use crate::probe::{Probe, Site};
 
-pub(crate) fn step(
-    m: &Model<'_>,
-    c: &Mamba1Config,
-    token: u32,
-    state: &mut [f32],
-    scratch: &mut [f32],
-    out: &mut [f32],
-) -> Result<(), StepError> {
-    if token >= c.vocab_size {
-        return Err(StepError::TokenOutOfRange {
-            token,
-            vocab: c.vocab_size,
-        });
-    }
-    let (dm, di, n, r) = (
-        c.d_model as usize,
-        c.d_inner as usize,
-        c.d_state as usize,
-        c.dt_rank as usize,
-    );
-    let mut s = scratch;
-    let resid = take(&mut s, dm)?;
-    let normed = take(&mut s, dm)?;
-    let xz = take(&mut s, 2 * di)?;
-    let dbc = take(&mut s, r + 2 * n)?;
-    let emb = m.w(None, Role::Embedding)?;
-    embed(emb, token as usize, dm, resid)?;
-    blocks(m, c, state, resid, normed, xz, dbc, &mut NoProbe)?;
-    crate::layers::lm_head(m, resid, normed, c.norm_eps, c.tied_embeddings, out)
-}
-
-/// The Mamba-1 blocks over the residual stream `resid` (shared by the language model and
-/// the sensor model).
-#[allow(clippy::too_many_arguments)]
-fn blocks<P: Probe>(
-    m: &Model<'_>,
-    c: &Mamba1Config,
-    state: &mut [f32],
+/// One Mamba-1 layer over one stream's residual `resid` (`scratch`: the block scratch,
+/// [`BlockKind::scratch_len`](super::BlockKind::scratch_len)).
+#[inline]
+pub(super) fn layer<P: Probe>(
+    c: &Mamba1Block,
+    at: Layer<'_, '_>,
     resid: &mut [f32],
-    normed: &mut [f32],
-    xz: &mut [f32],
-    dbc: &mut [f32],
+    st: &mut [f32],
+    scratch: &mut [f32],
     probe: &mut P,
 ) -> Result<(), StepError> {
+    let Layer { m, li } = at;
     let k = m.kernels();
-    let (di, n, r, dc) = (
+    let (dm, di, n, r, dc) = (
+        c.d_model as usize,
         c.d_inner as usize,
         c.d_state as usize,
         c.dt_rank as usize,
         c.d_conv as usize,
     );
-    let per_layer = di * (dc - 1) + di * n;
-    for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
-        let li = Some(l as u16);
-        let (hist, ssm) = st.split_at_mut(di * (dc - 1));
-        kernels::rms_norm(k, resid, m.f32s(li, Role::Norm)?, c.norm_eps, normed);
-        probe.observe(li, Site::NormOut, normed);
-        let b = m.opt_f32s(c.in_proj_bias, li, Role::InProjBias)?;
-        linear(k, m.w(li, Role::InProj)?, normed, b, xz)?;
-        let (x, z) = xz.split_at_mut(di);
-        probe.observe(li, Site::MambaX, x);
-        probe.observe(li, Site::MambaZ, z);
-        let cb = m.opt_f32s(c.conv_bias, li, Role::ConvB)?;
-        conv_silu_step(k, x, hist, m.f32s(li, Role::ConvW)?, cb, dc, probe, li)?;
-        probe.observe(li, Site::MambaConvOut, x);
-        linear(k, m.w(li, Role::XProj)?, x, None, dbc)?;
-        let (dt_in, bc) = dbc.split_at(r);
-        let (bm, cm) = bc.split_at(n);
-        probe.observe(li, Site::MambaDtIn, dt_in);
-        probe.observe(li, Site::MambaB, bm);
-        probe.observe(li, Site::MambaC, cm);
-        let scan = Scan {
-            dt_in,
-            bm,
-            cm,
-            dt_w: m.w(li, Role::DtProj)?,
-            dt_b: m.f32s(li, Role::DtProjBias)?,
-            a: m.f32s(li, Role::A)?,
-            d: m.f32s(li, Role::D)?,
-        };
-        ssm_update(k, x, z, ssm, &scan, probe, li)?;
-        probe.observe(li, Site::MambaGated, x);
-        let ob = m.opt_f32s(c.out_proj_bias, li, Role::OutProjBias)?;
-        linear(k, m.w(li, Role::OutProj)?, x, ob, normed)?;
-        probe.observe(li, Site::MambaOutProj, normed);
-        for (r, o) in resid.iter_mut().zip(normed.iter()) {
-            *r += *o;
-        }
-        probe.observe(None, Site::Resid, resid);
-    }
-    Ok(())
-}
-
-/// The sensor model: encoder, the Mamba-1 blocks, final RMSNorm, decoder.
-pub(crate) fn step_sensor<P: Probe>(
-    m: &Model<'_>,
-    c: &MambaSensorConfig,
-    input: &[f32],
-    state: &mut [f32],
-    scratch: &mut [f32],
-    out: &mut [f32],
-    probe: &mut P,
-) -> Result<(), StepError> {
-    if input.len() != c.d_input as usize {
-        return Err(StepError::InputLength {
-            expected: c.d_input as usize,
-            got: input.len(),
-        });
-    }
-    let k = m.kernels();
-    let b = c.block();
-    let (dm, di, n, r) = (
-        b.d_model as usize,
-        b.d_inner as usize,
-        b.d_state as usize,
-        b.dt_rank as usize,
-    );
     let mut s = scratch;
-    let resid = take(&mut s, dm)?;
     let normed = take(&mut s, dm)?;
     let xz = take(&mut s, 2 * di)?;
     let dbc = take(&mut s, r + 2 * n)?;
-    probe.observe(None, Site::Input, input);
-    linear(
-        k,
-        m.w(None, Role::Encoder)?,
-        input,
-        Some(m.f32s(None, Role::EncoderBias)?),
-        resid,
-    )?;
+    let (hist, ssm) = st
+        .split_at_mut_checked(di * (dc - 1))
+        .ok_or(StepError::Internal)?;
+    kernels::rms_norm(k, resid, m.f32s(li, Role::Norm)?, c.norm_eps, normed);
+    probe.observe(li, Site::NormOut, normed);
+    let b = m.opt_f32s(c.in_proj_bias, li, Role::InProjBias)?;
+    linear(k, m.w(li, Role::InProj)?, normed, b, xz)?;
+    let (x, z) = xz.split_at_mut(di);
+    probe.observe(li, Site::MambaX, x);
+    probe.observe(li, Site::MambaZ, z);
+    let cb = m.opt_f32s(c.conv_bias, li, Role::ConvB)?;
+    conv_silu_step(k, x, hist, m.f32s(li, Role::ConvW)?, cb, dc, probe, li)?;
+    probe.observe(li, Site::MambaConvOut, x);
+    linear(k, m.w(li, Role::XProj)?, x, None, dbc)?;
+    let (dt_in, bc) = dbc.split_at(r);
+    let (bm, cm) = bc.split_at(n);
+    probe.observe(li, Site::MambaDtIn, dt_in);
+    probe.observe(li, Site::MambaB, bm);
+    probe.observe(li, Site::MambaC, cm);
+    let scan = Scan {
+        dt_in,
+        bm,
+        cm,
+        dt_w: m.w(li, Role::DtProj)?,
+        dt_b: m.f32s(li, Role::DtProjBias)?,
+        a: m.f32s(li, Role::A)?,
+        d: m.f32s(li, Role::D)?,
+    };
+    ssm_update(k, x, z, ssm, &scan, probe, li)?;
+    probe.observe(li, Site::MambaGated, x);
+    let ob = m.opt_f32s(c.out_proj_bias, li, Role::OutProjBias)?;
+    linear(k, m.w(li, Role::OutProj)?, x, ob, normed)?;
+    probe.observe(li, Site::MambaOutProj, normed);
+    for (r, o) in resid.iter_mut().zip(normed.iter()) {
+        *r += *o;
+    }
     probe.observe(None, Site::Resid, resid);
-    blocks(m, &b, state, resid, normed, xz, dbc, probe)?;
-    kernels::rms_norm(k, resid, m.f32s(None, Role::NormF)?, b.norm_eps, normed);
-    probe.observe(None, Site::FinalNorm, normed);
-    linear(
-        k,
-        m.w(None, Role::Decoder)?,
-        normed,
-        Some(m.f32s(None, Role::DecoderBias)?),
-        out,
-    )?;
-    probe.observe(None, Site::Output, out);
     Ok(())
 }
 
