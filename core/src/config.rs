@@ -8,8 +8,6 @@ use crate::error::FormatError;
 use crate::frontend::FrontEndConfig;
 use crate::stack::Stack;
 
-/// Largest supported causal-conv kernel width.
-pub const MAX_D_CONV: u32 = 16;
 /// Largest supported number of layers.
 pub const MAX_LAYERS: u32 = 1024;
 
@@ -26,287 +24,10 @@ pub struct Config {
     pub compute: Compute,
 }
 
-/// How a step computes, chosen at conversion and recorded in the blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Compute {
-    /// f32 activations; weights in any stored dtype, dequantized on the fly.
-    #[default]
-    Float,
-    /// Matrices stored as int8 multiply int8 activations (each input vector quantized
-    /// symmetrically, round half away from zero, with a dynamic per-vector scale
-    /// `max|x| / 127` for [`DType::I8`] matrices or the calibrated static scale of a
-    /// [`DType::I8S`] matrix) with i32 accumulation; matrices in other dtypes, and
-    /// everything outside the matrix-vector products, stay f32.
-    W8a8,
-    /// Integer only (format 1.3; S4D and Mamba sensor models): no floating-point operation
-    /// in the step. Activations are `i16` in per-site Q formats chosen by calibration,
-    /// recurrent states `i32`, weight matrices [`DType::I8R`] (int8 with per-row integer
-    /// requantization), every other tensor [`DType::I16`] / [`DType::I32`] in the Q
-    /// formats recorded in the model's integer plans ([`Role::IntPlan`],
-    /// [`Role::IntLayerPlan`]). Stepped by [`crate::Model::step_int`] /
-    /// [`crate::Model::step_sample_int`]; see `crate::int_step` for every format.
-    Int,
-}
-
-impl Compute {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Compute::Float => "float",
-            Compute::W8a8 => "w8a8",
-            Compute::Int => "int",
-        }
-    }
-}
-
-/// Weight element types. Codes are stable across format versions.
-///
-/// The quantized types (format 1.2) are only allowed for weight matrices and are stored
-/// self-contained (values, then scales) so a tensor stays one zero-copy slice:
-/// - [`DType::I8`]: `rows × cols` signed bytes (row-major), zero padding to a multiple of 4
-///   bytes, then `rows` f32 scales: `w[r][c] = q[r][c] · scale[r]` (per output channel,
-///   symmetric, `q ∈ [-127, 127]`).
-/// - [`DType::I4`]: each row in groups of [`I4_GROUP`] columns (the last group of a row
-///   zero-padded); per group 16 bytes of two's-complement nibbles, element `2i` in the low
-///   nibble of byte `i`, `q ∈ [-7, 7]`; all rows' groups first, then one f16 scale per
-///   group (row-major): `w[r][c] = q · scale[r][c / 32]`.
-/// - [`DType::Bf16`]: bfloat16 values.
-/// - [`DType::I16`], [`DType::I32`] (format 1.3, integer-only models): plain little-endian
-///   integers in the Q format that the model's integer plan records for the tensor.
-/// - [`DType::I8R`] (format 1.3, integer-only models' matrices): `rows × cols` signed bytes,
-///   zero padding to a multiple of 4 bytes, then per row two i32, `(multiplier, rshift)`:
-///   output `r` is `round(acc_r · multiplier · 2^-rshift)` (ties away from zero),
-///   `acc_r = Σ_c q[r][c] · x[c] + bias[r]`, which maps the accumulator straight into the
-///   output's Q format (each row may have its own).
-/// - [`DType::I8S`] (format 1.4, [`Compute::W8a8`] only): the [`DType::I8`] layout, then
-///   one more f32, `xmax`: the calibrated bound of the matrix's input vector. The w8a8
-///   product quantizes the input with the static scale `xmax / 127` (saturating at ±127)
-///   instead of the per-vector `max|x| / 127`; `xmax` must be finite and positive.
-///
-/// `rows` is the product of all dimensions but the last, `cols` the last dimension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DType {
-    F32,
-    F16,
-    Bf16,
-    I8,
-    I4,
-    I16,
-    I32,
-    I8R,
-    I8S,
-}
-
-/// Columns per scale group of [`DType::I4`].
-pub const I4_GROUP: usize = 32;
-
-impl DType {
-    pub const fn code(self) -> u8 {
-        match self {
-            DType::F32 => 0,
-            DType::F16 => 1,
-            DType::Bf16 => 2,
-            DType::I8 => 3,
-            DType::I4 => 4,
-            DType::I16 => 5,
-            DType::I32 => 6,
-            DType::I8R => 7,
-            DType::I8S => 8,
-        }
-    }
-    pub const fn from_code(code: u8) -> Option<DType> {
-        match code {
-            0 => Some(DType::F32),
-            1 => Some(DType::F16),
-            2 => Some(DType::Bf16),
-            3 => Some(DType::I8),
-            4 => Some(DType::I4),
-            5 => Some(DType::I16),
-            6 => Some(DType::I32),
-            7 => Some(DType::I8R),
-            8 => Some(DType::I8S),
-            _ => None,
-        }
-    }
-    /// Bytes per element of the plain (unquantized) types; 1 for int8 and int4 (whose
-    /// tensors also hold scales: see [`Self::tensor_bytes`]).
-    pub const fn size(self) -> usize {
-        match self {
-            DType::F32 | DType::I32 => 4,
-            DType::F16 | DType::Bf16 | DType::I16 => 2,
-            DType::I8 | DType::I4 | DType::I8R | DType::I8S => 1,
-        }
-    }
-    pub const fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::Bf16 => "bf16",
-            DType::I8 => "int8",
-            DType::I4 => "int4",
-            DType::I16 => "i16",
-            DType::I32 => "i32",
-            DType::I8R => "int8r",
-            DType::I8S => "int8s",
-        }
-    }
-    /// Whether values carry scales (int8, int8 with a static input scale, int4).
-    pub const fn is_quantized(self) -> bool {
-        matches!(self, DType::I8 | DType::I4 | DType::I8S)
-    }
-    /// The integer-only model dtypes (format 1.3, [`Compute::Int`] only).
-    pub const fn is_integer_mode(self) -> bool {
-        matches!(self, DType::I16 | DType::I32 | DType::I8R)
-    }
-    /// Bytes of a `rows × cols` tensor of this type, scales included (checked).
-    pub const fn tensor_bytes(self, rows: u64, cols: u64) -> Option<u64> {
-        let Some(n) = rows.checked_mul(cols) else {
-            return None;
-        };
-        match self {
-            DType::F32 | DType::I32 => n.checked_mul(4),
-            DType::F16 | DType::Bf16 | DType::I16 => n.checked_mul(2),
-            DType::I8R => match (n.checked_add(3), rows.checked_mul(8)) {
-                (Some(q), Some(s)) => (q & !3).checked_add(s),
-                _ => None,
-            },
-            DType::I8 => match (n.checked_add(3), rows.checked_mul(4)) {
-                (Some(q), Some(s)) => (q & !3).checked_add(s),
-                _ => None,
-            },
-            DType::I8S => match DType::I8.tensor_bytes(rows, cols) {
-                Some(b) => b.checked_add(4),
-                None => None,
-            },
-            DType::I4 => {
-                let groups = cols.div_ceil(I4_GROUP as u64);
-                let Some(g) = rows.checked_mul(groups) else {
-                    return None;
-                };
-                match (g.checked_mul(16), g.checked_mul(2)) {
-                    (Some(q), Some(s)) => q.checked_add(s),
-                    _ => None,
-                }
-            }
-        }
-    }
-}
-
-macro_rules! roles {
-    ($($(#[$m:meta])* $v:ident = $code:literal, $name:literal, $mat:literal;)*) => {
-        /// What a tensor is. Stored as a byte in the tensor table.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        #[non_exhaustive]
-        pub enum Role { $($(#[$m])* $v,)* }
-        impl Role {
-            pub const fn code(self) -> u8 { match self { $(Role::$v => $code,)* } }
-            pub const fn from_code(c: u8) -> Option<Role> { match c { $($code => Some(Role::$v),)* _ => None } }
-            /// Short name used in the converter and `inspect`.
-            pub const fn name(self) -> &'static str { match self { $(Role::$v => $name,)* } }
-            /// Weight matrices (may be stored in reduced precision). Everything else
-            /// (norms, biases, conv, A, D, dt) stays f32 by the numerics policy.
-            pub const fn is_matrix(self) -> bool { match self { $(Role::$v => $mat,)* } }
-        }
-    };
-}
-
-roles! {
-    Embedding = 0, "embedding", true;
-    NormF = 1, "norm_f", false;
-    LmHead = 2, "lm_head", true;
-    Norm = 3, "norm", false;
-    InProj = 4, "in_proj", true;
-    InProjBias = 5, "in_proj.bias", false;
-    ConvW = 6, "conv1d.weight", false;
-    ConvB = 7, "conv1d.bias", false;
-    XProj = 8, "x_proj", true;
-    DtProj = 9, "dt_proj.weight", true;
-    DtProjBias = 10, "dt_proj.bias", false;
-    /// A = -exp(A_log), precomputed at conversion.
-    A = 11, "A", false;
-    D = 12, "D", false;
-    OutProj = 13, "out_proj", true;
-    OutProjBias = 14, "out_proj.bias", false;
-    DtBias = 15, "dt_bias", false;
-    GatedNorm = 16, "gated_norm", false;
-    Encoder = 17, "encoder.weight", true;
-    EncoderBias = 18, "encoder.bias", false;
-    NormBias = 19, "norm.bias", false;
-    /// ZOH-discretized exp(dt*A) as (re, im) pairs, [H, N/2, 2].
-    DA = 20, "dA", false;
-    /// C * (exp(dt*A) - 1) / A as (re, im) pairs, [H, N/2, 2].
-    CB = 21, "C_dB", false;
-    OutLinear = 22, "output_linear.weight", true;
-    OutLinearBias = 23, "output_linear.bias", false;
-    NormFBias = 24, "norm_f.bias", false;
-    Decoder = 25, "decoder.weight", true;
-    DecoderBias = 26, "decoder.bias", false;
-    Ln0 = 27, "ln0.weight", false;
-    Ln0Bias = 28, "ln0.bias", false;
-    Norm2 = 29, "ln2.weight", false;
-    Norm2Bias = 30, "ln2.bias", false;
-    /// RWKV decay: v4 stores w = -exp(time_decay), v5 exp(-exp(time_decay)) per head and
-    /// key index, v6 the raw `time_decay` (the step adds the data-dependent term).
-    TimeDecay = 31, "att.time_decay", false;
-    TimeFirst = 32, "att.time_first", false;
-    AttMixK = 33, "att.time_mix_k", false;
-    AttMixV = 34, "att.time_mix_v", false;
-    AttMixR = 35, "att.time_mix_r", false;
-    AttKey = 36, "att.key", true;
-    AttValue = 37, "att.value", true;
-    AttReceptance = 38, "att.receptance", true;
-    AttOutput = 39, "att.output", true;
-    FfnMixK = 40, "ffn.time_mix_k", false;
-    FfnMixR = 41, "ffn.time_mix_r", false;
-    FfnKey = 42, "ffn.key", true;
-    FfnValue = 43, "ffn.value", true;
-    FfnReceptance = 44, "ffn.receptance", true;
-    AttMixG = 45, "att.time_mix_g", false;
-    AttGate = 46, "att.gate", true;
-    LnX = 47, "att.ln_x.weight", false;
-    LnXBias = 48, "att.ln_x.bias", false;
-    /// RWKV v7 token-shift mixes for r, w, k, v, a, g: [6, D].
-    XRwkvag = 49, "att.x_rwkvag", false;
-    W0 = 50, "att.w0", false;
-    W1 = 51, "att.w1", false;
-    W2 = 52, "att.w2", false;
-    A0 = 53, "att.a0", false;
-    A1 = 54, "att.a1", false;
-    A2 = 55, "att.a2", false;
-    V0 = 56, "att.v0", false;
-    V1 = 57, "att.v1", false;
-    V2 = 58, "att.v2", false;
-    G1 = 59, "att.g1", false;
-    G2 = 60, "att.g2", false;
-    KK = 61, "att.k_k", false;
-    KA = 62, "att.k_a", false;
-    RK = 63, "att.r_k", false;
-    /// RWKV v6 token-shift base mix `time_maa_x`: `[D]`.
-    MaaX = 64, "att.time_maa_x", false;
-    /// RWKV v6 token-shift mixes `time_maa_{w,k,v,r,g}`: [5, D].
-    MaaWkvrg = 65, "att.time_maa_wkvrg", false;
-    /// RWKV v6 token-shift low-rank down projection: [5 * d_lora_mix, D].
-    MaaW1 = 66, "att.time_maa_w1", false;
-    /// RWKV v6 token-shift low-rank up projections: [5, D, d_lora_mix].
-    MaaW2 = 67, "att.time_maa_w2", false;
-    /// RWKV v6 decay low-rank down projection: [d_lora_decay, D].
-    DecayW1 = 68, "att.time_decay_w1", false;
-    /// RWKV v6 decay low-rank up projection: [D, d_lora_decay].
-    DecayW2 = 69, "att.time_decay_w2", false;
-    /// Mel filterbank of the audio front end: [n_mels, n_fft/2 + 1].
-    MelFilters = 70, "frontend.mel_filters", false;
-    /// Integer-only models: the model-global integer plan (Q formats and constants), i32
-    /// [`crate::int_step::GLOBAL_PLAN_LEN`].
-    IntPlan = 71, "int.plan", false;
-    /// Integer-only models: one layer's integer plan, i32 [`crate::int_step::LAYER_PLAN_LEN`].
-    IntLayerPlan = 72, "int.layer_plan", false;
-    /// Integer-only audio models: the analysis window in Q0.31, i32 `[frame_len]`.
-    Window = 73, "frontend.window", false;
-}
-
-/// Where a tensor belongs: `None` = model-global.
-pub type LayerIndex = Option<u16>;
+pub use crate::blocks::MAX_D_CONV;
+pub use crate::dtype::{Compute, DType, I4_GROUP};
+pub(crate) use crate::role::RoleList;
+pub use crate::role::{LayerIndex, Role};
 
 /// One expected tensor: role, layer and shape (up to rank 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,34 +82,6 @@ impl TensorSpec {
     pub fn bytes(&self, dtype: DType) -> Option<u64> {
         let (rows, cols) = self.rows_cols()?;
         dtype.tensor_bytes(rows, cols)
-    }
-}
-
-/// Fixed-capacity list of roles (no allocation).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RoleList {
-    roles: [Role; 32],
-    len: usize,
-}
-
-impl RoleList {
-    pub(crate) const fn new() -> Self {
-        RoleList {
-            roles: [Role::Embedding; 32],
-            len: 0,
-        }
-    }
-    pub(crate) fn push_if(&mut self, cond: bool, r: Role) {
-        if cond && self.len < self.roles.len() {
-            self.roles[self.len] = r;
-            self.len += 1;
-        }
-    }
-    pub(crate) fn as_slice(&self) -> &[Role] {
-        &self.roles[..self.len]
-    }
-    pub(crate) fn position(&self, r: Role) -> Option<usize> {
-        self.as_slice().iter().position(|&x| x == r)
     }
 }
 
@@ -455,7 +148,7 @@ impl Layout {
 impl Config {
     /// The model as a stack of blocks: input stage, blocks, final norm and head.
     pub fn stack(&self) -> Stack {
-        self.arch.stack(self.n_layers)
+        Stack::from_arch(&self.arch, self.n_layers)
     }
 
     /// Whether tensor `spec` of this model may be stored in `dtype`: an integer-only model
@@ -477,7 +170,7 @@ impl Config {
         let stack = self.stack();
         stack.validate()?;
         if self.compute == Compute::Int {
-            crate::int_step::validate_stack(&stack)?;
+            stack.validate_int()?;
         }
         if let Some(fe) = &self.front_end {
             fe.validate()?;
@@ -563,7 +256,7 @@ impl Config {
         let scratch = stack.scratch_len()?;
         let int = self.compute == Compute::Int;
         let scratch = if int {
-            crate::int_step::int_scratch_len(&stack) as u64
+            stack.int_scratch_len() as u64
         } else {
             scratch
         };
@@ -575,8 +268,8 @@ impl Config {
             // The front end's ring and counters follow the model state; its FFT buffer and
             // the feature vector follow the model scratch.
             if int {
-                state = a(state, crate::int_step::fe_state_len(fe) as u64)?;
-                scratch = a(scratch, crate::int_step::fe_scratch_len(fe) as u64)?;
+                state = a(state, crate::frontend_int::fe_state_len(fe) as u64)?;
+                scratch = a(scratch, crate::frontend_int::fe_scratch_len(fe) as u64)?;
             } else {
                 state = a(state, fe.frame_len as u64 + 2)?;
                 scratch = a(scratch, a(fe.n_fft as u64, fe.n_mels as u64)?)?;

@@ -78,7 +78,7 @@ impl fmt::Display for FormatError {
             UnsupportedVersion { found_major, found_minor, supported_major } => write!(
                 f,
                 "unsupported model format version {found_major}.{found_minor}; this build reads versions {supported_major}.0 to {supported_major}.{}",
-                crate::format::VERSION_MINOR
+                crate::version::VERSION_MINOR
             ),
             MisalignedBlob => write!(f, "model blob is not 16-byte aligned in memory"),
             CrcMismatch { stored, computed } => write!(

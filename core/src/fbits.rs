@@ -51,28 +51,6 @@ pub(crate) const fn half_of_u24(v: u32) -> f32 {
     f32::from_bits(((e + 126) << 23) | mant)
 }
 
-/// Whether two front-end configurations are the same stored configuration: every field
-/// equal, the float ones as bit patterns (integer instructions only, so the M0's integer
-/// images link no soft-float routine for it; a configuration read from one blob always
-/// equals itself, NaN fields included).
-#[inline]
-pub(crate) fn same_front_end(
-    a: &crate::frontend::FrontEndConfig,
-    b: &crate::frontend::FrontEndConfig,
-) -> bool {
-    a.sample_rate == b.sample_rate
-        && a.frame_len == b.frame_len
-        && a.hop == b.hop
-        && a.n_fft == b.n_fft
-        && a.n_mels == b.n_mels
-        && a.f_min.to_bits() == b.f_min.to_bits()
-        && a.f_max.to_bits() == b.f_max.to_bits()
-        && a.window == b.window
-        && a.mel_scale == b.mel_scale
-        && a.area_norm == b.area_norm
-        && a.log_eps.to_bits() == b.log_eps.to_bits()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

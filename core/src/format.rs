@@ -28,32 +28,8 @@ use crate::error::FormatError;
 
 /// First four bytes of every model blob.
 pub const MAGIC: [u8; 4] = *b"TSSM";
-/// The format major version this build reads and writes.
-pub const VERSION_MAJOR: u16 = 1;
-/// The format minor version this build writes (and the newest it reads).
-///
-/// - 1.0: the first format.
-/// - 1.1: [`Config`] gains `front_end` (an audio front end and its mel filterbank tensor).
-///   1.0 blobs are still read (no front end).
-/// - 1.2: weight matrices may be bf16, int8 (per-output-channel scales) or int4 (groups of
-///   32, f16 scales), laid out as [`crate::DType`] documents; [`Config`] gains `compute`
-///   (the step's arithmetic, [`crate::Compute`]). Migration: 1.0 and 1.1 blobs are read as
-///   `Compute::Float` and hold only f32/f16 tensors, so they step exactly as before; a
-///   1.1 reader refuses 1.2 blobs by their minor version (re-convert with `--weights f32`
-///   or `f16` for an older reader).
-/// - 1.3: integer-only models: [`crate::Compute::Int`], the dtypes [`crate::DType::I16`],
-///   [`crate::DType::I32`] and [`crate::DType::I8R`], and the roles `int.plan`,
-///   `int.layer_plan` and `frontend.window` that only such models have. Migration: nothing
-///   changes for float and w8a8 models (1.0–1.2 blobs read as before); a 1.2 reader
-///   refuses 1.3 blobs by their minor version.
-/// - 1.4: w8a8 matrices with a calibrated static activation scale, [`crate::DType::I8S`].
-///   Migration: the writer still writes 1.3 for every blob that holds no `I8S` tensor (all
-///   other blobs are unchanged, byte for byte, and a 1.3 reader keeps reading them); a 1.3
-///   reader refuses static-scale w8a8 blobs by their minor version (re-convert without
-///   `--calibrate` for dynamic scales).
-pub const VERSION_MINOR: u16 = 4;
-/// The minor version written for blobs that use no 1.4 feature.
-pub const VERSION_MINOR_BASE: u16 = 3;
+pub use crate::version::{VERSION_MAJOR, VERSION_MINOR, VERSION_MINOR_BASE};
+
 /// Smallest input bound a [`crate::DType::I8S`] matrix may store (its inverse scale
 /// `127 / xmax` stays finite).
 pub const I8S_MIN_XMAX: f32 = 1e-30;

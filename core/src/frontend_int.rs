@@ -695,6 +695,36 @@ pub fn quantize_filters(filters: &[f32], out: &mut [i16]) -> Result<u32, FormatE
     Ok(frac)
 }
 
+// ------------------------------------------------------------------------------------------
+// Buffer sizes of the integer front end inside a model's state and scratch
+// ------------------------------------------------------------------------------------------
+
+/// State elements (i32) of the integer front end.
+pub(crate) fn fe_state_len(fe: &FrontEndConfig) -> usize {
+    IntFrontEnd::state_len(fe)
+}
+
+/// Scratch elements (i32) of the integer front end (its FFT buffer) and the packed `i16`
+/// feature vector.
+pub(crate) fn fe_scratch_len(fe: &FrontEndConfig) -> usize {
+    IntFrontEnd::scratch_len(fe) + crate::int_step::half(fe.n_mels as usize)
+}
+
+/// Splits the feature vector (packed `i16`) off the end of the front end's scratch.
+pub(crate) fn fe_split<'s>(
+    fe: &FrontEndConfig,
+    rest: &'s mut [i32],
+) -> Result<(&'s mut [i32], &'s mut [i16]), StepError> {
+    let k = IntFrontEnd::scratch_len(fe);
+    if rest.len() < k {
+        return Err(StepError::Internal);
+    }
+    let (fft, feats) = rest.split_at_mut(k);
+    let f: &mut [i16] = bytemuck::cast_slice_mut(feats);
+    let nm = fe.n_mels as usize;
+    Ok((fft, f.get_mut(..nm).ok_or(StepError::Internal)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,10 @@
-//! The integer-only step ([`Compute::Int`], format 1.3): S4D and Mamba sensor models with
+//! The integer-only step ([`crate::Compute::Int`], format 1.3): S4D and Mamba sensor models with
 //! no floating-point operation anywhere in the step, for cores without an FPU.
 //!
 //! # Number formats
 //! A raw integer `r` in a site with `f` fraction bits stands for `r · 2^-f`. Every site's
 //! `f` is chosen at conversion from calibration data and stored in the model's integer
-//! plans ([`Role::IntPlan`], [`Role::IntLayerPlan`]; indices in [`plan`]).
+//! plans ([`crate::Role::IntPlan`], [`crate::Role::IntLayerPlan`]; indices in [`plan`]).
 //!
 //! | what | type | fraction bits |
 //! |------|------|---------------|
@@ -35,13 +35,9 @@
 //! A corrupt plan can give wrong outputs but never a panic or an out-of-range access:
 //! every shift goes through [`shift_round`], which accepts any amount.
 
-use crate::config::{Compute, Role};
 use crate::error::{FormatError, StepError};
 use crate::fixed;
-use crate::frontend::FrontEndConfig;
 use crate::kernels::{Kernels, QuantI8R};
-use crate::model::Model;
-use crate::stack::{FinalNorm, Out, Stack, Stem};
 
 /// Length of the model-global integer plan.
 pub const GLOBAL_PLAN_LEN: usize = 16;
@@ -106,18 +102,18 @@ pub mod plan {
     pub const M_O_FRAC: usize = 15;
 }
 
-/// Checks what the integer step needs of a stack: a vector input stage, a decoder head,
-/// and a block kind with an integer mode (which checks its own widths).
-pub(crate) fn validate_stack(st: &Stack) -> Result<(), FormatError> {
-    let bad = FormatError::BadConfig;
-    let d_input = match st.stem {
-        Stem::Encoder { d_input } => d_input,
-        _ => 0,
-    };
-    st.block.int_validate(d_input)?;
-    if d_input == 0 || !matches!(st.head.out, Out::Decoder { .. }) {
-        return Err(bad(
-            "compute int needs a vector model (encoder input stage, decoder head)",
+/// The bounds the integer step's sums rely on: vectors of at most [`MAX_INT_WIDTH`] values
+/// (the norms' `u64` sums), at most [`MAX_INT_D_STATE`] states per channel (the `i64`
+/// state sums). Each integer block kind checks its widest vector and state with this.
+pub(crate) fn check_widths(width: u32, d_state: u32) -> Result<(), FormatError> {
+    if width > MAX_INT_WIDTH {
+        return Err(FormatError::BadConfig(
+            "compute int: widths must be at most 4096",
+        ));
+    }
+    if d_state > MAX_INT_D_STATE {
+        return Err(FormatError::BadConfig(
+            "compute int: d_state must be at most 256",
         ));
     }
     Ok(())
@@ -126,38 +122,6 @@ pub(crate) fn validate_stack(st: &Stack) -> Result<(), FormatError> {
 /// i32 elements holding `n` packed i16 values.
 pub(crate) const fn half(n: usize) -> usize {
     n.div_ceil(2)
-}
-
-/// Scratch elements (i32) of the integer step, without the front end: the residual
-/// stream, the block's scratch and the input vector (packed `i16`).
-pub(crate) fn int_scratch_len(st: &Stack) -> usize {
-    half(st.d_model() as usize) + st.block.int_scratch_len() + half(st.d_input())
-}
-
-/// State elements (i32) of the integer front end.
-pub(crate) fn fe_state_len(fe: &FrontEndConfig) -> usize {
-    crate::frontend_int::IntFrontEnd::state_len(fe)
-}
-
-/// Scratch elements (i32) of the integer front end (its FFT buffer) and the packed `i16`
-/// feature vector.
-pub(crate) fn fe_scratch_len(fe: &FrontEndConfig) -> usize {
-    crate::frontend_int::IntFrontEnd::scratch_len(fe) + half(fe.n_mels as usize)
-}
-
-/// Splits the feature vector (packed `i16`) off the end of the front end's scratch.
-pub(crate) fn fe_split<'s>(
-    fe: &FrontEndConfig,
-    rest: &'s mut [i32],
-) -> Result<(&'s mut [i32], &'s mut [i16]), StepError> {
-    let k = crate::frontend_int::IntFrontEnd::scratch_len(fe);
-    if rest.len() < k {
-        return Err(StepError::Internal);
-    }
-    let (fft, feats) = rest.split_at_mut(k);
-    let f: &mut [i16] = bytemuck::cast_slice_mut(feats);
-    let nm = fe.n_mels as usize;
-    Ok((fft, f.get_mut(..nm).ok_or(StepError::Internal)?))
 }
 
 /// The fixed-point formats of an integer-only model's input and output.
@@ -404,97 +368,6 @@ pub(crate) fn take16<'s>(buf: &mut &'s mut [i32], n: usize) -> Result<&'s mut [i
     *buf = b;
     let v: &mut [i16] = bytemuck::cast_slice_mut(a);
     v.get_mut(..n).ok_or(StepError::Internal)
-}
-
-// ------------------------------------------------------------------------------------------
-// The stack in integer mode: encoder, blocks, final norm, decoder
-// ------------------------------------------------------------------------------------------
-
-/// [`crate::Model::step_int`] past its buffer checks: `state` every layer's state
-/// (`per_layer` each), `scratch` the model's part.
-#[inline(never)]
-pub(crate) fn step(
-    m: &Model<'_>,
-    st: &Stack,
-    per_layer: usize,
-    input: &[i16],
-    state: &mut [i32],
-    scratch: &mut [i32],
-    out: &mut [i32],
-) -> Result<(), StepError> {
-    if m.config().compute != Compute::Int {
-        return Err(StepError::WrongCompute);
-    }
-    let Stem::Encoder { d_input } = st.stem else {
-        return Err(StepError::WrongInputKind);
-    };
-    if input.len() != d_input as usize {
-        return Err(StepError::InputLength {
-            expected: d_input as usize,
-            got: input.len(),
-        });
-    }
-    let g = m.i32s(None, Role::IntPlan)?;
-    let fr = frac(g, plan::G_RESID_FRAC, 15);
-    let dm = st.d_model() as usize;
-    let mut s = scratch;
-    let resid = take16(&mut s, dm)?;
-    linear16(
-        m.kernels(),
-        &m.i8r(None, Role::Encoder)?,
-        input,
-        Some(m.i32s(None, Role::EncoderBias)?),
-        resid,
-    )?;
-    if per_layer == 0 || state.len() != per_layer * st.n_layers as usize {
-        return Err(StepError::Internal);
-    }
-    for (l, ls) in state.chunks_exact_mut(per_layer).enumerate() {
-        let at = crate::blocks::Layer {
-            m,
-            li: Some(l as u16),
-        };
-        st.block.step_int(at, resid, &mut [ls], &mut s[..])?;
-    }
-    let mut s = &mut s[..];
-    let normed = take16(&mut s, dm)?;
-    let bias = match st.head.norm {
-        FinalNorm::None => None,
-        FinalNorm::Rms { .. } => Some(None),
-        FinalNorm::Layer { .. } => Some(Some(m.i32s(None, Role::NormFBias)?)),
-    };
-    let feat: &[i16] = match bias {
-        None => resid,
-        Some(b) => {
-            norm_int(
-                resid,
-                m.i16s(None, Role::NormF)?,
-                b,
-                g.get(plan::G_NORMF_EPS).copied().unwrap_or(0),
-                fr,
-                frac(g, plan::G_NORMF_W_FRAC, 15),
-                frac(g, plan::G_NORMF_FRAC, 15),
-                normed,
-            )?;
-            normed
-        }
-    };
-    decode(m, feat, out)
-}
-
-/// The decoder into `i32` outputs.
-fn decode(m: &Model<'_>, feat: &[i16], out: &mut [i32]) -> Result<(), StepError> {
-    let w = m.i8r(None, Role::Decoder)?;
-    if out.len() != w.rows() {
-        return Err(StepError::Internal);
-    }
-    matvec_i8r(
-        m.kernels(),
-        &w,
-        feat,
-        Some(m.i32s(None, Role::DecoderBias)?),
-        |r, v| out[r] = fixed::saturate_i32(v),
-    )
 }
 
 #[cfg(test)]

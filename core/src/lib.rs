@@ -62,6 +62,7 @@ extern crate std;
 
 pub mod blocks;
 mod config;
+mod dtype;
 mod error;
 mod fbits;
 pub mod fixed;
@@ -73,7 +74,11 @@ pub mod kernels;
 mod layers;
 mod model;
 pub mod probe;
+mod role;
 pub mod stack;
+mod stages;
+mod tensors;
+mod version;
 // The one module with `unsafe` code: SIMD integer dot products (see its docs).
 #[allow(unsafe_code)]
 mod simd;
@@ -87,7 +92,9 @@ pub use config::{
 };
 pub use error::{FormatError, StepError};
 pub use kernels::{ActQuant, IntWeights, Kernels, QuantI4, QuantI8, QuantI8R, Weights};
-pub use model::{Input, Model, TensorView, WeightStats};
+pub use model::{Model, TensorView, WeightStats};
+pub use stack::Input;
+pub use tensors::Tensors;
 
 /// 16-byte aligned wrapper for embedding a model blob (see the crate docs).
 #[derive(Debug)]

@@ -6,6 +6,8 @@ use crate::config::{Compute, Config, DType, LayerIndex, Layout, Role, Sizes, Ten
 use crate::error::{FormatError, StepError};
 use crate::format::{self, TensorRecord};
 use crate::kernels::{ActQuant, IntWeights, Kernels, QuantI4, QuantI8, QuantI8R, Weights};
+use crate::stack::Input;
+use crate::tensors::Tensors;
 
 /// A validated model borrowed from its blob (flash, `include_bytes!`, or a host buffer).
 ///
@@ -24,15 +26,6 @@ pub struct Model<'a> {
     blob_len: usize,
     crc: u32,
     kernels: Kernels,
-}
-
-/// One step's input.
-#[derive(Debug, Clone, Copy)]
-pub enum Input<'i> {
-    /// A token id (language models).
-    Token(u32),
-    /// A vector of `d_input` values (sensor models).
-    Vector(&'i [f32]),
 }
 
 /// A tensor borrowed from the blob.
@@ -212,66 +205,6 @@ impl<'a> Model<'a> {
         self.tensor(self.layout.index(&self.config, layer, role)?)
     }
 
-    pub(crate) fn w(&self, layer: LayerIndex, role: Role) -> Result<Weights<'a>, StepError> {
-        self.find(layer, role)
-            .map(|t| t.weights)
-            .ok_or(StepError::Internal)
-    }
-
-    pub(crate) fn f32s(&self, layer: LayerIndex, role: Role) -> Result<&'a [f32], StepError> {
-        match self.w(layer, role)? {
-            Weights::F32(w) => Ok(w),
-            _ => Err(StepError::Internal),
-        }
-    }
-
-    pub(crate) fn i16s(&self, layer: LayerIndex, role: Role) -> Result<&'a [i16], StepError> {
-        match self.w(layer, role)? {
-            Weights::Int(IntWeights::I16(w)) => Ok(w),
-            _ => Err(StepError::Internal),
-        }
-    }
-
-    pub(crate) fn i32s(&self, layer: LayerIndex, role: Role) -> Result<&'a [i32], StepError> {
-        match self.w(layer, role)? {
-            Weights::Int(IntWeights::I32(w)) => Ok(w),
-            _ => Err(StepError::Internal),
-        }
-    }
-
-    pub(crate) fn i8r(&self, layer: LayerIndex, role: Role) -> Result<QuantI8R<'a>, StepError> {
-        match self.w(layer, role)? {
-            Weights::Int(IntWeights::I8R(w)) => Ok(w),
-            _ => Err(StepError::Internal),
-        }
-    }
-
-    pub(crate) fn opt_i32s(
-        &self,
-        present: bool,
-        layer: LayerIndex,
-        role: Role,
-    ) -> Result<Option<&'a [i32]>, StepError> {
-        if present {
-            self.i32s(layer, role).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
-    pub(crate) fn opt_f32s(
-        &self,
-        present: bool,
-        layer: LayerIndex,
-        role: Role,
-    ) -> Result<Option<&'a [f32]>, StepError> {
-        if present {
-            self.f32s(layer, role).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
     /// Sets a stream's state to the model's initial state: all zeros, except RWKV v4's
     /// running-maximum slots, which start at -1e30 (as rwkv.cpp's initial state). Always
     /// initialize a new stream's state with this.
@@ -427,7 +360,7 @@ impl<'a> Model<'a> {
     /// integer instructions only), else [`StepError::WrongInputKind`].
     fn check_own_front_end(&self, cfg: &crate::frontend::FrontEndConfig) -> Result<(), StepError> {
         match self.config.front_end {
-            Some(own) if crate::fbits::same_front_end(&own, cfg) => Ok(()),
+            Some(own) if crate::frontend::same_front_end(&own, cfg) => Ok(()),
             _ => Err(StepError::WrongInputKind),
         }
     }
@@ -525,15 +458,12 @@ impl<'a> Model<'a> {
         let out = out
             .get_mut(..no)
             .ok_or(StepError::OutputTooShort { needed: no, got })?;
-        crate::int_step::step(
-            self,
-            &self.layout.stack,
-            self.sizes.state_per_layer,
-            input,
-            state,
-            scratch,
-            out,
-        )
+        if self.config.compute != Compute::Int {
+            return Err(StepError::WrongCompute);
+        }
+        self.layout
+            .stack
+            .step_int(self, self.sizes.state_per_layer, input, state, scratch, out)
     }
 
     /// Feeds one 16-bit PCM sample to an integer-only model with a front end (the integer
@@ -590,7 +520,7 @@ impl<'a> Model<'a> {
             })?;
         let (model_state, fe_state) = state.split_at_mut(ms);
         let (model_scratch, rest) = scratch.split_at_mut(mc);
-        let (fft, feats) = crate::int_step::fe_split(fe.config(), rest)?;
+        let (fft, feats) = crate::frontend_int::fe_split(fe.config(), rest)?;
         if !fe.push(pcm, fe_state, fft, feats)? {
             return Ok(false);
         }
@@ -690,6 +620,17 @@ impl<'a> Model<'a> {
             }
         }
         macs + self.layout.stack.extra_macs()
+    }
+}
+
+impl<'a> Tensors<'a> for Model<'a> {
+    fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+    fn w(&self, layer: LayerIndex, role: Role) -> Result<Weights<'a>, StepError> {
+        self.find(layer, role)
+            .map(|t| t.weights)
+            .ok_or(StepError::Internal)
     }
 }
 

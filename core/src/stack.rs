@@ -3,61 +3,24 @@
 //! canonical order stem, then head), their checks and their steps; the blocks are
 //! reached only through [`Block`] (see [`crate::blocks`]).
 
-use crate::blocks::{self, Block, Shape};
-use crate::config::{Role, RoleList};
+use crate::blocks::{self, Arch, Block, Shape};
 use crate::error::{FormatError, StepError};
+use crate::int_step::{frac, linear16, matvec_i8r, norm_int, plan, take16};
 use crate::kernels;
 use crate::layers::linear;
-use crate::model::Model;
 use crate::probe::{Probe, Site};
+use crate::role::{Role, RoleList};
+use crate::tensors::Tensors;
 
-/// The input stage: what turns a step's input into the residual stream.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Stem {
-    /// A token id selects a row of the embedding matrix ([`Role::Embedding`],
-    /// `[vocab, d_model]`).
-    Embedding { vocab: u32 },
-    /// The embedding row, then a LayerNorm ([`Role::Ln0`], [`Role::Ln0Bias`]) with `eps`
-    /// (RWKV's `ln0`).
-    EmbeddingLn { vocab: u32, eps: f32 },
-    /// An input vector of `d_input` values through a linear encoder with bias
-    /// ([`Role::Encoder`] `[d_model, d_input]`, [`Role::EncoderBias`]).
-    Encoder { d_input: u32 },
-}
+pub use crate::stages::{FinalNorm, Head, Out, Stem};
 
-/// The norm before the head.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum FinalNorm {
-    None,
-    /// RMSNorm with weight [`Role::NormF`].
-    Rms {
-        eps: f32,
-    },
-    /// LayerNorm with weight and bias ([`Role::NormF`], [`Role::NormFBias`]).
-    Layer {
-        eps: f32,
-    },
-}
-
-/// What the head produces each step.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Out {
-    /// Logits over the stem's vocabulary: [`Role::LmHead`] `[vocab, d_model]`, or the
-    /// embedding matrix when `tied`.
-    LmHead { tied: bool },
-    /// `d_output` values from a linear decoder with bias ([`Role::Decoder`]
-    /// `[d_output, d_model]`, [`Role::DecoderBias`]).
-    Decoder { d_output: u32 },
-}
-
-/// The final norm and the output projection.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Head {
-    pub norm: FinalNorm,
-    pub out: Out,
+/// One step's input.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'i> {
+    /// A token id (language models).
+    Token(u32),
+    /// A vector of `d_input` values (sensor models).
+    Vector(&'i [f32]),
 }
 
 /// A whole model: input stage, blocks, head.
@@ -71,6 +34,17 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The stack of a format 1.x model: its kind's input stage, `n_layers` blocks, head.
+    pub fn from_arch(arch: &Arch, n_layers: u32) -> Stack {
+        let (stem, block, head) = arch.parts();
+        Stack {
+            stem,
+            n_layers,
+            block,
+            head,
+        }
+    }
+
     /// Width of the residual stream.
     pub fn d_model(&self) -> u32 {
         self.block.d_model()
@@ -189,15 +163,42 @@ impl Stack {
         blocks::add(d, self.block.scratch_len()?.max(d))
     }
 
+    /// Checks what the integer step needs of a stack: a vector input stage, a decoder head,
+    /// and a block kind with an integer mode (which checks its own widths).
+    pub(crate) fn validate_int(&self) -> Result<(), FormatError> {
+        let st = self;
+        let bad = FormatError::BadConfig;
+        let d_input = match st.stem {
+            Stem::Encoder { d_input } => d_input,
+            _ => 0,
+        };
+        st.block.int_validate(d_input)?;
+        if d_input == 0 || !matches!(st.head.out, Out::Decoder { .. }) {
+            return Err(bad(
+                "compute int needs a vector model (encoder input stage, decoder head)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Scratch elements (i32) of the integer step, without the front end: the residual
+    /// stream, the block's scratch and the input vector (packed `i16`).
+    pub(crate) fn int_scratch_len(&self) -> usize {
+        let st = self;
+        crate::int_step::half(st.d_model() as usize)
+            + st.block.int_scratch_len()
+            + crate::int_step::half(st.d_input())
+    }
+
     /// Float or w8a8 step of the whole stack for one stream (`state`: every layer's state,
     /// `per_layer` values each; `scratch`: [`Self::scratch_len`]).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn step<P: Probe>(
         &self,
-        m: &Model<'_>,
+        m: &dyn Tensors<'_>,
         per_layer: usize,
-        input: crate::Input<'_>,
+        input: Input<'_>,
         state: &mut [f32],
         scratch: &mut [f32],
         out: &mut [f32],
@@ -219,21 +220,93 @@ impl Stack {
         self.head_step(m, resid, tmp, out, probe)
     }
 
+    /// Integer-only step of the whole stack for one stream ([`crate::Model::step_int`]
+    /// past its buffer and compute checks): `state` every layer's state (`per_layer`
+    /// each), `scratch` the model's part. Formats: `crate::int_step`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    pub(crate) fn step_int(
+        &self,
+        m: &dyn Tensors<'_>,
+        per_layer: usize,
+        input: &[i16],
+        state: &mut [i32],
+        scratch: &mut [i32],
+        out: &mut [i32],
+    ) -> Result<(), StepError> {
+        let st = self;
+        let Stem::Encoder { d_input } = st.stem else {
+            return Err(StepError::WrongInputKind);
+        };
+        if input.len() != d_input as usize {
+            return Err(StepError::InputLength {
+                expected: d_input as usize,
+                got: input.len(),
+            });
+        }
+        let g = m.i32s(None, Role::IntPlan)?;
+        let fr = frac(g, plan::G_RESID_FRAC, 15);
+        let dm = st.d_model() as usize;
+        let mut s = scratch;
+        let resid = take16(&mut s, dm)?;
+        linear16(
+            m.kernels(),
+            &m.i8r(None, Role::Encoder)?,
+            input,
+            Some(m.i32s(None, Role::EncoderBias)?),
+            resid,
+        )?;
+        if per_layer == 0 || state.len() != per_layer * st.n_layers as usize {
+            return Err(StepError::Internal);
+        }
+        for (l, ls) in state.chunks_exact_mut(per_layer).enumerate() {
+            let at = crate::blocks::Layer {
+                m,
+                li: Some(l as u16),
+            };
+            st.block.step_int(at, resid, &mut [ls], &mut s[..])?;
+        }
+        let mut s = &mut s[..];
+        let normed = take16(&mut s, dm)?;
+        let bias = match st.head.norm {
+            FinalNorm::None => None,
+            FinalNorm::Rms { .. } => Some(None),
+            FinalNorm::Layer { .. } => Some(Some(m.i32s(None, Role::NormFBias)?)),
+        };
+        let feat: &[i16] = match bias {
+            None => resid,
+            Some(b) => {
+                norm_int(
+                    resid,
+                    m.i16s(None, Role::NormF)?,
+                    b,
+                    g.get(plan::G_NORMF_EPS).copied().unwrap_or(0),
+                    fr,
+                    frac(g, plan::G_NORMF_W_FRAC, 15),
+                    frac(g, plan::G_NORMF_FRAC, 15),
+                    normed,
+                )?;
+                normed
+            }
+        };
+        decode_int(m, feat, out)
+    }
+
     fn stem_step<P: Probe>(
         &self,
-        m: &Model<'_>,
-        input: crate::Input<'_>,
+        m: &dyn Tensors<'_>,
+        input: Input<'_>,
         resid: &mut [f32],
         tmp: &mut [f32],
         probe: &mut P,
     ) -> Result<(), StepError> {
         let d = resid.len();
         match (self.stem, input) {
-            (Stem::Embedding { vocab }, crate::Input::Token(t)) => {
+            (Stem::Embedding { vocab }, Input::Token(t)) => {
                 check_token(t, vocab)?;
                 embed(m, t, resid)
             }
-            (Stem::EmbeddingLn { vocab, eps }, crate::Input::Token(t)) => {
+            (Stem::EmbeddingLn { vocab, eps }, Input::Token(t)) => {
                 check_token(t, vocab)?;
                 let tmp = tmp.get_mut(..d).ok_or(StepError::Internal)?;
                 embed(m, t, tmp)?;
@@ -246,7 +319,7 @@ impl Stack {
                 );
                 Ok(())
             }
-            (Stem::Encoder { d_input }, crate::Input::Vector(x)) => {
+            (Stem::Encoder { d_input }, Input::Vector(x)) => {
                 if x.len() != d_input as usize {
                     return Err(StepError::InputLength {
                         expected: d_input as usize,
@@ -270,7 +343,7 @@ impl Stack {
 
     fn head_step<P: Probe>(
         &self,
-        m: &Model<'_>,
+        m: &dyn Tensors<'_>,
         resid: &[f32],
         tmp: &mut [f32],
         out: &mut [f32],
@@ -326,9 +399,24 @@ fn check_token(token: u32, vocab: u32) -> Result<(), StepError> {
 }
 
 /// Embedding row lookup into `out` (its length is the row's).
-fn embed(m: &Model<'_>, token: u32, out: &mut [f32]) -> Result<(), StepError> {
+fn embed(m: &dyn Tensors<'_>, token: u32, out: &mut [f32]) -> Result<(), StepError> {
     let d = out.len();
     m.w(None, Role::Embedding)?
         .row_into(token as usize, d, out)
         .ok_or(StepError::Internal)
+}
+
+/// The decoder into `i32` outputs.
+fn decode_int(m: &dyn Tensors<'_>, feat: &[i16], out: &mut [i32]) -> Result<(), StepError> {
+    let w = m.i8r(None, Role::Decoder)?;
+    if out.len() != w.rows() {
+        return Err(StepError::Internal);
+    }
+    matvec_i8r(
+        m.kernels(),
+        &w,
+        feat,
+        Some(m.i32s(None, Role::DecoderBias)?),
+        |r, v| out[r] = crate::fixed::saturate_i32(v),
+    )
 }

@@ -2,11 +2,11 @@
 
 use super::Mamba1Block;
 use crate::blocks::{take, Layer};
-use crate::config::Role;
 use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::{conv_silu_step, linear};
 use crate::probe::{Probe, Site};
+use crate::role::Role;
 
 /// One Mamba-1 layer over one stream's residual `resid` (`scratch`: the block scratch,
 /// [`BlockKind::scratch_len`](super::BlockKind::scratch_len)).

@@ -2,7 +2,7 @@
 //! `x` and `z`, causal depthwise conv + SiLU, x_proj to `dt`, `B`, `C`, the selective scan
 //! `h ← exp(dt·A) ⊙ h + (dt·B)·u`, `y = C·h + D·u`, gate `y·SiLU(z)`, out_proj, residual.
 //!
-//! Modes: float and w8a8 ([`float`]), integer-only ([`int`]). State per layer: the conv
+//! Modes: float and w8a8 (`float.rs`), integer-only (`int.rs`). State per layer: the conv
 //! history (`d_inner × (d_conv − 1)`), then the SSM state (`d_inner × d_state`).
 
 pub(crate) mod float;
@@ -11,10 +11,10 @@ pub(crate) mod int;
 use serde::{Deserialize, Serialize};
 
 use super::{add, mul, pos, s1, s2, Block, BlockKind, Layer, Modes, Parts, Shape};
-use crate::config::{Role, RoleList, MAX_D_CONV};
 use crate::error::{FormatError, StepError};
 use crate::probe::Probe;
-use crate::stack::{FinalNorm, Head, Out, Stem};
+use crate::role::{Role, RoleList};
+use crate::stages::{FinalNorm, Head, Out, Stem};
 
 /// Mamba-1 language model configuration (format 1.x; HF `MambaConfig` semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -159,7 +159,7 @@ impl BlockKind for Mamba1Block {
         pos(self.d_inner, "d_inner must be in 1..=2^24")?;
         pos(self.d_state, "d_state must be in 1..=2^24")?;
         pos(self.dt_rank, "dt_rank must be in 1..=2^24")?;
-        if self.d_conv < 1 || self.d_conv > MAX_D_CONV {
+        if self.d_conv < 1 || self.d_conv > super::MAX_D_CONV {
             return Err(FormatError::BadConfig("d_conv must be in 1..=16"));
         }
         super::eps(self.norm_eps)

@@ -2,10 +2,10 @@
 
 use super::Mamba2Block;
 use crate::blocks::{take, Layer};
-use crate::config::Role;
 use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::{conv_silu_step, linear};
+use crate::role::Role;
 
 /// One layer over one stream's residual `resid` (`scratch`: the block scratch).
 #[inline]

@@ -3,7 +3,7 @@
 //! `h ← exp(dt·A)·h + dt·B·x`, `y = C·h + D·x`, the gated RMSNorm per group, out_proj,
 //! residual.
 //!
-//! Modes: float and w8a8 ([`float`]). State per layer: the conv history
+//! Modes: float and w8a8 (`float.rs`). State per layer: the conv history
 //! (`conv_dim × (d_conv − 1)`), then the SSM state (`n_heads × head_dim × d_state`).
 
 pub(crate) mod float;
@@ -11,10 +11,10 @@ pub(crate) mod float;
 use serde::{Deserialize, Serialize};
 
 use super::{add, mul, pos, s1, s2, Block, BlockKind, Layer, Modes, Parts, Shape};
-use crate::config::{Role, RoleList, MAX_D_CONV};
 use crate::error::{FormatError, StepError};
 use crate::probe::Probe;
-use crate::stack::{FinalNorm, Head, Out, Stem};
+use crate::role::{Role, RoleList};
+use crate::stages::{FinalNorm, Head, Out, Stem};
 
 /// Mamba-2 language model configuration (format 1.x; HF `Mamba2Config` semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ impl BlockKind for Mamba2Block {
         pos(self.head_dim, "head_dim must be in 1..=2^24")?;
         pos(self.n_groups, "n_groups must be in 1..=2^24")?;
         pos(self.norm_group_size, "norm_group_size must be in 1..=2^24")?;
-        if self.d_conv < 1 || self.d_conv > MAX_D_CONV {
+        if self.d_conv < 1 || self.d_conv > super::MAX_D_CONV {
             return Err(FormatError::BadConfig("d_conv must be in 1..=16"));
         }
         if (self.n_heads as u64) * (self.head_dim as u64) != self.d_inner as u64 {

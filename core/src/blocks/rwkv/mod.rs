@@ -14,11 +14,11 @@ pub use v6::Rwkv6Config;
 pub use v7::Rwkv7Config;
 
 use crate::blocks::Layer;
-use crate::config::Role;
 use crate::error::StepError;
 use crate::kernels;
 use crate::layers::linear;
-use crate::stack::{FinalNorm, Head, Out, Stem};
+use crate::role::Role;
+use crate::stages::{FinalNorm, Head, Out, Stem};
 
 /// Input stage and head of an RWKV model.
 pub(crate) fn stages(vocab: u32, eps: f32) -> (Stem, Head) {

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{channel_mix, mix};
 use crate::blocks::{pos, take, Block, BlockKind, Layer, Modes, Parts, Shape};
-use crate::config::{Role, RoleList};
 use crate::error::{FormatError, StepError};
 use crate::kernels::{self, Kernels};
 use crate::layers::linear;
 use crate::probe::Probe;
-use crate::stack::{Head, Stem};
+use crate::role::{Role, RoleList};
+use crate::stages::{Head, Stem};
 
 /// Initial value of `pp`: the WKV state starts empty (as rwkv.cpp's initial state).
 pub(crate) const PP_INIT: f32 = -1e30;

@@ -7,12 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::{add, mul, pos, s1, s2, take, Block, BlockKind, Layer, Modes, Parts, Shape};
-use crate::config::{Role, RoleList};
 use crate::error::{FormatError, StepError};
 use crate::kernels::{self, Kernels};
 use crate::layers::{linear, lora};
 use crate::probe::Probe;
-use crate::stack::{Head, Stem};
+use crate::role::{Role, RoleList};
+use crate::stages::{Head, Stem};
 
 use super::shift;
 

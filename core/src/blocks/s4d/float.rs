@@ -6,11 +6,11 @@
 
 use super::S4dBlock;
 use crate::blocks::{take, Layer};
-use crate::config::Role;
 use crate::error::StepError;
 use crate::kernels::{self, Kernels};
 use crate::layers::linear;
 use crate::probe::{Probe, Site};
+use crate::role::Role;
 
 /// One S4D layer over one stream's residual `x` (`scratch`: the block scratch).
 #[inline]

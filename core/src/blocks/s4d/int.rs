@@ -3,27 +3,14 @@
 
 use super::S4dBlock;
 use crate::blocks::Layer;
-use crate::config::Role;
 use crate::error::{FormatError, StepError};
 use crate::fixed;
-use crate::int_step::{
-    frac, half, linear16, nl, norm_int, plan, shift_round, take16, DA_FRAC, MAX_INT_D_STATE,
-    MAX_INT_WIDTH,
-};
+use crate::int_step::{frac, half, linear16, nl, norm_int, plan, shift_round, take16, DA_FRAC};
+use crate::role::Role;
 
 /// The widths the integer step bounds (its `u64` norm sums and `i64` state sums).
 pub(super) fn validate(c: &S4dBlock, d_input: u32) -> Result<(), FormatError> {
-    if c.d_model.max(d_input) > MAX_INT_WIDTH {
-        return Err(FormatError::BadConfig(
-            "compute int: widths must be at most 4096",
-        ));
-    }
-    if c.d_state > MAX_INT_D_STATE {
-        return Err(FormatError::BadConfig(
-            "compute int: d_state must be at most 256",
-        ));
-    }
-    Ok(())
+    crate::int_step::check_widths(c.d_model.max(d_input), c.d_state)
 }
 
 /// i32 scratch elements: `z` and the output linear's rows as packed `i16`.

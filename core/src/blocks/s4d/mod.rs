@@ -4,7 +4,7 @@
 //! `dA = exp(dt·A)` and `C̃ = C·(exp(dt·A) − 1)/A` (zero-order hold) are precomputed at
 //! conversion, so the step equals the convolution with `K[l] = 2·Re(Σ C·dB·dA^l)`.
 //!
-//! Modes: float and w8a8 ([`float`]), integer-only ([`int`]). State per layer:
+//! Modes: float and w8a8 (`float.rs`), integer-only (`int.rs`). State per layer:
 //! `d_model × d_state` (N/2 complex modes per channel as (re, im) pairs).
 
 pub(crate) mod float;
@@ -13,10 +13,10 @@ pub(crate) mod int;
 use serde::{Deserialize, Serialize};
 
 use super::{add, mul, pos, s1, s2, s3, Block, BlockKind, Layer, Modes, Parts, Shape};
-use crate::config::{Role, RoleList};
 use crate::error::{FormatError, StepError};
 use crate::probe::Probe;
-use crate::stack::{FinalNorm, Head, Out, Stem};
+use crate::role::{Role, RoleList};
+use crate::stages::{FinalNorm, Head, Out, Stem};
 
 /// What the S4D model's head produces each step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
