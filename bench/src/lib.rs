@@ -69,16 +69,10 @@ pub fn weight_bytes_per_step(m: &Model<'_>) -> u64 {
         if let Some(t) = m.tensor(i) {
             let bytes = t.spec.bytes(t.dtype).unwrap_or(0);
             if t.spec.role == Role::Embedding {
-                let tied = match &m.config().arch {
-                    Arch::Mamba1(c) => c.tied_embeddings,
-                    Arch::Mamba2(c) => c.tied_embeddings,
-                    Arch::S4d(_)
-                    | Arch::MambaSensor(_)
-                    | Arch::Rwkv4(_)
-                    | Arch::Rwkv5(_)
-                    | Arch::Rwkv6(_)
-                    | Arch::Rwkv7(_) => false,
-                };
+                let tied = matches!(
+                    m.stack().head.out,
+                    tinyssm_core::stack::Out::LmHead { tied: true }
+                );
                 total += if tied {
                     bytes
                 } else {

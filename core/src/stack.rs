@@ -9,7 +9,7 @@ use crate::int_step::{frac, linear16, matvec_i8r, norm_int, plan, take16};
 use crate::kernels;
 use crate::layers::linear;
 use crate::probe::{Probe, Site};
-use crate::role::{Role, RoleList};
+use crate::role::{LayerIndex, Role, RoleList};
 use crate::tensors::Tensors;
 
 pub use crate::stages::{FinalNorm, Head, Out, Stem};
@@ -142,6 +142,23 @@ impl Stack {
             Role::DecoderBias => blocks::s1(self.d_output() as u32),
             _ => return None,
         })
+    }
+
+    /// Where the float step's probes observe the input vector of matrix `role` in `layer`
+    /// (static w8a8 calibration): the encoder's is the step input, the decoder's the final
+    /// norm's output (or, without one, the residual stream, which the probe reports after
+    /// every layer: a wider range), a block's wherever its kind says. `None` for a matrix
+    /// no probe sees (the embedding and LM heads of token models).
+    pub fn matrix_input(&self, layer: LayerIndex, role: Role) -> Option<(LayerIndex, Site)> {
+        match (layer, role) {
+            (None, Role::Encoder) => Some((None, Site::Input)),
+            (None, Role::Decoder) => match self.head.norm {
+                FinalNorm::None => Some((None, Site::Resid)),
+                _ => Some((None, Site::FinalNorm)),
+            },
+            (None, _) => None,
+            (Some(_), r) => self.block.matrix_input(r).map(|s| (layer, s)),
+        }
     }
 
     /// Multiply-accumulates per step outside the matrix roles: the blocks' own, and a tied

@@ -369,7 +369,6 @@ impl<'m> Streamer<'m> {
         if !self.int {
             return layer_states(self.model, &self.st);
         }
-        use tinyssm_core::int_step::plan;
         let m = self.model;
         let raw: Vec<f32> = self.sti.iter().map(|&v| v as f32).collect();
         let mut layers = layer_states(m, &raw);
@@ -381,20 +380,11 @@ impl<'m> Streamer<'m> {
                 Some(tinyssm_core::Weights::Int(tinyssm_core::IntWeights::I32(p))) => p,
                 _ => continue,
             };
-            let scale = |f: usize| 2f32.powi(-p.get(f).copied().unwrap_or(0));
-            match &m.config().arch {
-                tinyssm_core::Arch::S4d(_) => {
-                    let s = scale(plan::S4D_H_FRAC);
-                    v.iter_mut().for_each(|x| *x *= s);
+            let block = m.stack().block;
+            for (i, x) in v.iter_mut().enumerate() {
+                if let Some(f) = block.int_state_frac_entry(i) {
+                    *x *= 2f32.powi(-p.get(f).copied().unwrap_or(0));
                 }
-                tinyssm_core::Arch::MambaSensor(c) => {
-                    let hist = c.d_inner as usize * (c.d_conv as usize).saturating_sub(1);
-                    let (sx, sh) = (scale(plan::M_X_FRAC), scale(plan::M_H_FRAC));
-                    for (i, x) in v.iter_mut().enumerate() {
-                        *x *= if i < hist { sx } else { sh };
-                    }
-                }
-                _ => {}
             }
         }
         layers

@@ -650,7 +650,11 @@ pub fn int_dtype(spec: &TensorSpec) -> DType {
     spec.int_dtype()
 }
 
-/// Whether `cfg` can be converted to integer-only.
+/// Whether `cfg` can be converted to integer-only: a vector model (encoder input stage,
+/// decoder head) whose block kind has an integer mode.
 pub fn supports(cfg: &Config) -> bool {
-    matches!(cfg.arch, Arch::S4d(_) | Arch::MambaSensor(_))
+    let s = cfg.stack();
+    s.block.modes().int
+        && s.d_input() > 0
+        && matches!(s.head.out, tinyssm_core::stack::Out::Decoder { .. })
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use tinyssm_core::probe::{Probe, Site};
-use tinyssm_core::{Arch, Config, Model, Role};
+use tinyssm_core::{Config, Model, Role};
 
 use crate::error::ToolError;
 
@@ -26,26 +26,14 @@ pub const MAX_SNR_LOSS_DB: f64 = 6.0;
 const CANDIDATES: i32 = 32;
 
 /// Where the input vector of matrix `role` (in `layer`) is observed by the float step's
-/// probes. `None` for a matrix whose input no probe sees (architectures other than S4D
-/// and the Mamba sensor model).
+/// probes (the stack and its block kind say: `tinyssm_core::stack::Stack::matrix_input`).
+/// `None` for a matrix whose input no probe sees (the embedding and heads of token models).
 pub fn matrix_input_site(
     cfg: &Config,
     layer: Option<u16>,
     role: Role,
 ) -> Option<(Option<u16>, Site)> {
-    match (cfg.arch, role) {
-        (Arch::S4d(_) | Arch::MambaSensor(_), Role::Encoder) => Some((None, Site::Input)),
-        // Without a final norm the decoder reads the residual stream after the last
-        // layer; the probe reports the residual after every layer (a wider range).
-        (Arch::S4d(c), Role::Decoder) if !c.final_norm => Some((None, Site::Resid)),
-        (Arch::S4d(_) | Arch::MambaSensor(_), Role::Decoder) => Some((None, Site::FinalNorm)),
-        (Arch::S4d(_), Role::OutLinear) => Some((layer, Site::S4dGeluOut)),
-        (Arch::MambaSensor(_), Role::InProj) => Some((layer, Site::NormOut)),
-        (Arch::MambaSensor(_), Role::XProj) => Some((layer, Site::MambaConvOut)),
-        (Arch::MambaSensor(_), Role::DtProj) => Some((layer, Site::MambaDtIn)),
-        (Arch::MambaSensor(_), Role::OutProj) => Some((layer, Site::MambaGated)),
-        _ => None,
-    }
+    cfg.stack().matrix_input(layer, role)
 }
 
 type Key = (Option<u16>, Site);

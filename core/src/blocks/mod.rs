@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dtype::Compute;
 use crate::error::{FormatError, StepError};
-use crate::probe::Probe;
+use crate::probe::{Probe, Site};
 use crate::role::{Role, RoleList};
 use crate::stages::{Head, Stem};
 use crate::tensors::Tensors;
@@ -168,6 +168,16 @@ pub(crate) trait BlockKind: Copy {
     fn macs(&self) -> u64;
     /// A layer's initial state after the buffer was zeroed.
     fn init_state(&self, _state: &mut [f32]) {}
+    /// Where the float step's probes observe the input vector of the kind's matrix `role`
+    /// (static w8a8 calibration); `None` where no probe sees it.
+    fn matrix_input(&self, _role: Role) -> Option<Site> {
+        None
+    }
+    /// Integer mode: the layer-plan entry (`crate::int_step::plan`) holding the fraction
+    /// bits of element `i` of a layer's state.
+    fn int_state_frac_entry(&self, _i: usize) -> Option<usize> {
+        None
+    }
     /// One layer step of one stream in float or w8a8 compute (the matrix products follow
     /// the stored dtypes): `resid` is the stream's residual (`d_model`), `state` its state
     /// of this layer, `scratch` [`Self::scratch_len`] values.
@@ -373,6 +383,16 @@ impl Block {
     }
     pub(crate) fn init_state(&self, state: &mut [f32]) {
         each!(self, b => b.init_state(state))
+    }
+    /// Where the float step's probes observe the input vector of matrix `role` of a layer
+    /// (`None`: not observed).
+    pub fn matrix_input(&self, role: Role) -> Option<Site> {
+        each!(self, b => b.matrix_input(role))
+    }
+    /// Integer models: the layer-plan entry (`int_step::plan`) with the fraction bits of
+    /// element `i` of a layer's state (`None`: the kind has no integer mode).
+    pub fn int_state_frac_entry(&self, i: usize) -> Option<usize> {
+        each!(self, b => b.int_state_frac_entry(i))
     }
     pub(crate) fn int_validate(&self, d_input: u32) -> Result<(), FormatError> {
         each!(self, b => b.int_validate(d_input))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{add, mul, pos, s1, s2, Block, BlockKind, Layer, Modes, Parts, Shape};
 use crate::error::{FormatError, StepError};
-use crate::probe::Probe;
+use crate::probe::{Probe, Site};
 use crate::role::{Role, RoleList};
 use crate::stages::{FinalNorm, Head, Out, Stem};
 
@@ -211,6 +211,26 @@ impl BlockKind for Mamba1Block {
 
     fn macs(&self) -> u64 {
         self.d_inner as u64 * (self.d_conv as u64 + 3 * self.d_state as u64)
+    }
+
+    fn matrix_input(&self, role: Role) -> Option<Site> {
+        Some(match role {
+            Role::InProj => Site::NormOut,
+            Role::XProj => Site::MambaConvOut,
+            Role::DtProj => Site::MambaDtIn,
+            Role::OutProj => Site::MambaGated,
+            _ => return None,
+        })
+    }
+
+    /// The conv history is in the conv input's format, the SSM state in the state's.
+    fn int_state_frac_entry(&self, i: usize) -> Option<usize> {
+        let hist = self.d_inner as usize * (self.d_conv as usize).saturating_sub(1);
+        Some(if i < hist {
+            crate::int_step::plan::M_X_FRAC
+        } else {
+            crate::int_step::plan::M_H_FRAC
+        })
     }
 
     #[inline]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{add, mul, pos, s1, s2, s3, Block, BlockKind, Layer, Modes, Parts, Shape};
 use crate::error::{FormatError, StepError};
-use crate::probe::Probe;
+use crate::probe::{Probe, Site};
 use crate::role::{Role, RoleList};
 use crate::stages::{FinalNorm, Head, Out, Stem};
 
@@ -168,6 +168,17 @@ impl BlockKind for S4dBlock {
 
     fn macs(&self) -> u64 {
         self.d_model as u64 * self.d_state as u64 / 2 * 6
+    }
+
+    fn matrix_input(&self, role: Role) -> Option<Site> {
+        match role {
+            Role::OutLinear => Some(Site::S4dGeluOut),
+            _ => None,
+        }
+    }
+
+    fn int_state_frac_entry(&self, _i: usize) -> Option<usize> {
+        Some(crate::int_step::plan::S4D_H_FRAC)
     }
 
     #[inline]
