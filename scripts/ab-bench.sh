@@ -51,7 +51,7 @@ run() { # side exe i
     (cd "$([ "$1" = A ] && echo "$wt" || echo "$root")/bench" &&
         "$2" --bench --warm-up-time 1 --measurement-time 3 --noplot "$filter" 2>/dev/null) |
         awk -v side="$1" -v i="$3" '
-            /^[^ ].*time:/ || /time: *\[/ {
+            (/^[^ ].*time:/ || /time: *\[/) && !/%/ {
                 line = $0
                 if (line ~ /^[^ ]/) { name = $1 }
                 sub(/.*\[/, "", line); split(line, t, " ")
