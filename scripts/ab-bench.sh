@@ -49,7 +49,7 @@ exe_b=$(build "$root" "$root/target")
 run() { # side exe i
     # Criterion runs from the package directory (the benchmarks read models relative to it).
     (cd "$([ "$1" = A ] && echo "$wt" || echo "$root")/bench" &&
-        "$2" --bench --warm-up-time 1 --measurement-time 3 --noplot "$filter" 2>/dev/null) |
+        CRITERION_HOME="$out/criterion-$1" "$2" --bench --warm-up-time 1 --measurement-time 3 --noplot "$filter" 2>/dev/null) |
         awk -v side="$1" -v i="$3" '
             (/^[^ ].*time:/ || /time: *\[/) && !/%/ {
                 line = $0
