@@ -169,6 +169,13 @@ impl Config {
         }
         let stack = self.stack();
         stack.validate()?;
+        let info = stack.block.info();
+        if !info.modes.has(self.compute) {
+            return Err(FormatError::ModeUnsupported {
+                block: info.name,
+                mode: self.compute.name(),
+            });
+        }
         if self.compute == Compute::Int {
             stack.validate_int()?;
         }
