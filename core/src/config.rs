@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::Arch;
+use crate::blocks::{Arch, MAX_BLOCK_CONFIGS};
 use crate::error::FormatError;
 use crate::frontend::FrontEndConfig;
 use crate::stack::Stack;
@@ -85,45 +85,90 @@ impl TensorSpec {
     }
 }
 
-/// A configuration's tensor layout: its stack and the role lists of the model-global
-/// and per-layer tensors. Every method takes the configuration it was made from.
+/// A configuration's tensor layout: its stack, the role lists of the model-global tensors
+/// and of each block configuration's per-layer tensors, and each configuration's state
+/// length. Every method takes the configuration it was made from.
+///
+/// Tensors are in canonical order: the globals, then layer by layer each layer's block
+/// tensors. Layer `l` starts at `globals + (l / P) · period + (tensors of table entries
+/// before l % P)` for a layer table of length `P` (one multiplication when `P` = 1, as
+/// every format 1.0–1.4 model).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layout {
     pub(crate) stack: Stack,
     global: RoleList,
-    layer: RoleList,
+    block: [RoleList; MAX_BLOCK_CONFIGS],
+    /// State values of a layer of each block configuration (in the order of
+    /// [`Stack::blocks`]).
+    pub(crate) state_lens: [usize; MAX_BLOCK_CONFIGS],
+    /// Tensors of one period of the layer table.
+    period: usize,
 }
 
 impl Layout {
     pub(crate) fn n_tensors(&self, c: &Config) -> usize {
-        self.global.len + c.n_layers as usize * self.layer.len
+        let n = c.n_layers as usize;
+        let t = self.stack.layers.table.as_slice();
+        let p = t.len().max(1);
+        let tail: usize = t[..n % p].iter().map(|&b| self.roles_of(b).len).sum();
+        self.global.len + (n / p) * self.period + tail
+    }
+
+    fn roles_of(&self, config: u8) -> &RoleList {
+        self.block.get(config as usize).unwrap_or(&self.global)
+    }
+
+    /// Index of layer `l`'s first tensor, and its role list.
+    #[inline]
+    fn layer_base(&self, l: usize) -> (usize, &RoleList) {
+        let t = self.stack.layers.table.as_slice();
+        let g = self.global.len;
+        if let [c] = t {
+            return (g + l * self.period, self.roles_of(*c));
+        }
+        let p = t.len().max(1);
+        let (q, r) = (l / p, l % p);
+        let before: usize = t[..r].iter().map(|&b| self.roles_of(b).len).sum();
+        let c = t.get(r).copied().unwrap_or(0);
+        (g + q * self.period + before, self.roles_of(c))
     }
 
     pub(crate) fn index(&self, c: &Config, layer: LayerIndex, role: Role) -> Option<usize> {
         match layer {
             None => self.global.position(role),
             Some(l) if (l as u32) < c.n_layers => {
-                let (g, lr) = (self.global.len, &self.layer);
-                lr.position(role).map(|p| g + l as usize * lr.len + p)
+                let (base, lr) = self.layer_base(l as usize);
+                lr.position(role).map(|p| base + p)
             }
             Some(_) => None,
         }
     }
 
     pub(crate) fn spec(&self, c: &Config, index: usize) -> Option<TensorSpec> {
-        let (g, lr) = (&self.global, &self.layer);
+        let g = &self.global;
         let (layer, role) = if index < g.len {
             (None, g.roles[index])
         } else {
             let i = index - g.len;
-            if lr.len == 0 {
+            if self.period == 0 {
                 return None;
             }
-            let l = i / lr.len;
+            let t = self.stack.layers.table.as_slice();
+            let (q, mut r) = (i / self.period, i % self.period);
+            let mut found = None;
+            for (pos, &b) in t.iter().enumerate() {
+                let lr = self.roles_of(b);
+                if r < lr.len {
+                    found = Some((q * t.len() + pos, lr.roles[r]));
+                    break;
+                }
+                r -= lr.len;
+            }
+            let (l, role) = found?;
             if l >= c.n_layers as usize {
                 return None;
             }
-            (Some(l as u16), lr.roles[i % lr.len])
+            (Some(l as u16), role)
         };
         let (rank, shape) = match role {
             Role::MelFilters => {
@@ -133,7 +178,7 @@ impl Layout {
             Role::Window => (1, [c.front_end.as_ref()?.frame_len, 0, 0, 0]),
             Role::IntPlan => (1, [crate::int_step::GLOBAL_PLAN_LEN as u32, 0, 0, 0]),
             Role::IntLayerPlan => (1, [crate::int_step::LAYER_PLAN_LEN as u32, 0, 0, 0]),
-            _ if layer.is_some() => self.stack.block.shape(role)?,
+            _ if layer.is_some() => self.stack.block(layer? as usize)?.shape(role)?,
             _ => self.stack.global_shape(role)?,
         };
         Some(TensorSpec {
@@ -169,12 +214,14 @@ impl Config {
         }
         let stack = self.stack();
         stack.validate()?;
-        let info = stack.block.info();
-        if !info.modes.has(self.compute) {
-            return Err(FormatError::ModeUnsupported {
-                block: info.name,
-                mode: self.compute.name(),
-            });
+        for b in stack.blocks() {
+            let info = b.info();
+            if !info.modes.has(self.compute) {
+                return Err(FormatError::ModeUnsupported {
+                    block: info.name,
+                    mode: self.compute.name(),
+                });
+            }
         }
         if self.compute == Compute::Int {
             stack.validate_int()?;
@@ -203,21 +250,34 @@ impl Config {
         l
     }
 
-    /// Every layer's tensors in canonical order: the block's, then the integer layer
-    /// plan (integer models).
-    pub(crate) fn layer_roles(&self) -> RoleList {
-        let mut l = RoleList::new();
-        self.stack().block.roles(&mut l);
-        l.push_if(self.compute == Compute::Int, Role::IntLayerPlan);
-        l
-    }
-
-    /// The canonical tensor layout (computed once; [`crate::Model`] keeps it).
+    /// The canonical tensor layout (computed once; [`crate::Model`] keeps it). A layer's
+    /// tensors are its block's, then the integer layer plan (integer models).
     pub(crate) fn layout(&self) -> Layout {
+        let stack = self.stack();
+        let mut block = [RoleList::new(); MAX_BLOCK_CONFIGS];
+        let mut state_lens = [0; MAX_BLOCK_CONFIGS];
+        for ((b, l), n) in stack.blocks().iter().zip(&mut block).zip(&mut state_lens) {
+            b.roles(l);
+            l.push_if(self.compute == Compute::Int, Role::IntLayerPlan);
+            *n = b
+                .state_len()
+                .ok()
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(0);
+        }
+        let period = stack
+            .layers
+            .table
+            .as_slice()
+            .iter()
+            .map(|&c| block.get(c as usize).map_or(0, |l| l.len))
+            .sum();
         Layout {
-            stack: self.stack(),
+            stack,
             global: self.global_roles(),
-            layer: self.layer_roles(),
+            block,
+            state_lens,
+            period,
         }
     }
 
@@ -255,11 +315,19 @@ impl Config {
     /// `(state_len, scratch_len)` in f32 elements, checked.
     pub fn sizes(&self) -> Result<Sizes, FormatError> {
         let ov = FormatError::DimensionOverflow;
-        let m = |a: u64, b: u64| a.checked_mul(b).ok_or(ov);
         let a = |a: u64, b: u64| a.checked_add(b).ok_or(ov);
-        let l = self.n_layers as u64;
         let stack = self.stack();
-        let state_per_layer = stack.block.state_len()?;
+        let mut model_state = 0u64;
+        for l in 0..self.n_layers as usize {
+            let b = stack
+                .block(l)
+                .ok_or(FormatError::BadConfig("layer table"))?;
+            model_state = a(model_state, b.state_len()?)?;
+        }
+        let state_per_layer = match stack.blocks() {
+            [b] => b.state_len()?,
+            _ => 0,
+        };
         let scratch = stack.scratch_len()?;
         let int = self.compute == Compute::Int;
         let scratch = if int {
@@ -267,7 +335,6 @@ impl Config {
         } else {
             scratch
         };
-        let model_state = m(state_per_layer, l)?;
         let model_scratch = scratch;
         let mut state = model_state;
         let mut scratch = scratch;
@@ -313,6 +380,8 @@ impl Config {
 pub struct Sizes {
     /// Whole state: the model's, then the front end's (if any).
     pub state: usize,
+    /// One layer's state when every layer is the same block configuration (every format
+    /// 1.0–1.4 model); 0 in a stack whose layers differ.
     pub state_per_layer: usize,
     /// Whole scratch: the model's, then the front end's FFT buffer and feature vector.
     pub scratch: usize,

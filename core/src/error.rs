@@ -62,6 +62,9 @@ pub enum FormatError {
         block: &'static str,
         feature: &'static str,
     },
+    /// A block kind that keeps values in the block scratch from one layer to the next
+    /// (RWKV v7's layer-0 value residual) in a stack with other block configurations.
+    BlockAlone { block: &'static str },
     /// Tensor `index` stores a parameter out of its range (the input bound of a
     /// [`crate::DType::I8S`] matrix must be finite and at least [`crate::format::I8S_MIN_XMAX`]).
     BadValue { index: u32 },
@@ -91,6 +94,10 @@ impl fmt::Display for FormatError {
             KindNotBuilt { block, feature } => write!(
                 f,
                 "block kind `{block}` is not in this build (enable the `{feature}` feature of tinyssm-core)"
+            ),
+            BlockAlone { block } => write!(
+                f,
+                "invalid model configuration: block kind `{block}` carries values from layer to layer and cannot share a stack with other block configurations"
             ),
             ModeUnsupported { block, mode } => write!(
                 f,
@@ -173,6 +180,9 @@ impl defmt::Format for FormatError {
                     block,
                     feature
                 )
+            }
+            BlockAlone { block } => {
+                defmt::write!(f, "block kind {=str} cannot share a stack", block)
             }
             ModeUnsupported { block, mode } => {
                 defmt::write!(f, "block kind {=str} has no {=str} mode", block, mode)

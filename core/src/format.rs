@@ -277,6 +277,10 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
     if minor < 3 && config.compute == crate::config::Compute::Int {
         return Err(FormatError::BadHeader);
     }
+    // An explicit stack (a layer table) is a 1.5 header.
+    if minor < config.arch.min_minor() {
+        return Err(FormatError::BadHeader);
+    }
     config.validate()?;
     let sizes = config.sizes()?;
     let layout = config.layout();

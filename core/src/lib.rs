@@ -72,6 +72,7 @@ pub mod frontend_int;
 pub mod int_step;
 pub mod kernels;
 mod layers;
+pub mod list;
 mod model;
 pub mod probe;
 mod role;
@@ -84,8 +85,8 @@ mod version;
 mod simd;
 
 pub use blocks::{
-    Arch, Block, HeadKind, Mamba1Config, Mamba2Config, MambaSensorConfig, Rwkv5Config, Rwkv6Config,
-    Rwkv7Config, RwkvConfig, S4dConfig,
+    Arch, Block, HeadKind, LayerTable, Mamba1Config, Mamba2Config, MambaSensorConfig, Rwkv5Config,
+    Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig, StackConfig,
 };
 pub use config::{
     Compute, Config, DType, LayerIndex, Role, Sizes, TensorSpec, I4_GROUP, MAX_D_CONV, MAX_LAYERS,

@@ -217,14 +217,10 @@ impl<'a> Model<'a> {
                 got,
             })?;
         s.fill(0.0);
-        let per_layer = self.sizes.state_per_layer;
-        if per_layer > 0 {
-            let model = s.get_mut(..self.sizes.model_state).unwrap_or_default();
-            for layer in model.chunks_exact_mut(per_layer) {
-                self.layout.stack.block.init_state(layer);
-            }
-        }
-        Ok(())
+        let model = s
+            .get_mut(..self.sizes.model_state)
+            .ok_or(StepError::Internal)?;
+        self.layout.stack.init_state(&self.layout.state_lens, model)
     }
 
     /// Advances one stream by one step. `state` (≥ [`Self::state_len`]) carries the
@@ -273,7 +269,7 @@ impl<'a> Model<'a> {
         }
         self.layout.stack.step(
             self,
-            self.sizes.state_per_layer,
+            &self.layout.state_lens,
             input,
             state,
             scratch,
@@ -463,7 +459,7 @@ impl<'a> Model<'a> {
         }
         self.layout
             .stack
-            .step_int(self, self.sizes.state_per_layer, input, state, scratch, out)
+            .step_int(self, &self.layout.state_lens, input, state, scratch, out)
     }
 
     /// Feeds one 16-bit PCM sample to an integer-only model with a front end (the integer

@@ -1,9 +1,9 @@
-//! A model as a stack: an input stage ([`Stem`]), `n_layers` blocks ([`Block`]), and a
-//! final norm with its head ([`Head`]). The stages own their tensors (model-global, in the
+//! A model as a stack: an input stage ([`Stem`]), `n_layers` blocks ([`Block`], which one
+//! each layer is given by a [`LayerTable`]), and a final norm with its head ([`Head`]). The stages own their tensors (model-global, in the
 //! canonical order stem, then head), their checks and their steps; the blocks are
 //! reached only through [`Block`] (see [`crate::blocks`]).
 
-use crate::blocks::{self, Arch, Block, Shape};
+use crate::blocks::{self, Arch, Block, LayerTable, Shape};
 use crate::error::{FormatError, StepError};
 use crate::int_step::{frac, linear16, matvec_i8r, norm_int, plan, take16};
 use crate::kernels;
@@ -28,26 +28,62 @@ pub enum Input<'i> {
 pub struct Stack {
     pub stem: Stem,
     pub n_layers: u32,
-    /// The block of every layer (format 1.x: all layers of one kind and configuration).
-    pub block: Block,
+    /// Which block each layer is (format 1.0–1.4: one configuration in every layer).
+    pub layers: LayerTable,
     pub head: Head,
 }
 
 impl Stack {
-    /// The stack of a format 1.x model: its kind's input stage, `n_layers` blocks, head.
+    /// The stack a header describes: the input stage, `n_layers` blocks, head.
     pub fn from_arch(arch: &Arch, n_layers: u32) -> Stack {
-        let (stem, block, head) = arch.parts();
+        let (stem, layers, head) = arch.parts();
         Stack {
             stem,
             n_layers,
-            block,
+            layers,
             head,
         }
     }
 
+    /// The distinct block configurations (one for format 1.0–1.4 models).
+    pub fn blocks(&self) -> &[Block] {
+        self.layers.blocks.as_slice()
+    }
+
+    /// Layer `l`'s block.
+    pub fn block(&self, l: usize) -> Option<&Block> {
+        self.layers.block(l)
+    }
+
     /// Width of the residual stream.
     pub fn d_model(&self) -> u32 {
-        self.block.d_model()
+        self.blocks().first().map_or(0, |b| b.d_model())
+    }
+
+    /// Splits layer `l`'s state off the front of `rest` (`lens`: state length of each
+    /// block configuration).
+    #[inline]
+    fn layer_state<'s, T>(
+        &self,
+        l: usize,
+        lens: &[usize],
+        rest: &mut &'s mut [T],
+    ) -> Result<(&Block, &'s mut [T]), StepError> {
+        let c = self.layers.config_of(l);
+        let (Some(b), Some(&n)) = (self.blocks().get(c), lens.get(c)) else {
+            return Err(StepError::Internal);
+        };
+        Ok((b, blocks::take(rest, n)?))
+    }
+
+    /// Every layer's initial state (`state`: the model's, zeroed).
+    pub(crate) fn init_state(&self, lens: &[usize], state: &mut [f32]) -> Result<(), StepError> {
+        let mut rest = state;
+        for l in 0..self.n_layers as usize {
+            let (b, st) = self.layer_state(l, lens, &mut rest)?;
+            b.init_state(st);
+        }
+        Ok(())
     }
 
     /// `Some(vocab)` for token models.
@@ -76,7 +112,7 @@ impl Stack {
 
     /// Checks the block, then the stages.
     pub(crate) fn validate(&self) -> Result<(), FormatError> {
-        self.block.validate()?;
+        self.layers.validate()?;
         match self.stem {
             Stem::Embedding { vocab } => blocks::pos(vocab, "vocab_size must be in 1..=2^24")?,
             Stem::EmbeddingLn { vocab, eps } => {
@@ -157,7 +193,7 @@ impl Stack {
                 _ => Some((None, Site::FinalNorm)),
             },
             (None, _) => None,
-            (Some(_), r) => self.block.matrix_input(r).map(|s| (layer, s)),
+            (Some(l), r) => self.block(l as usize)?.matrix_input(r).map(|s| (layer, s)),
         }
     }
 
@@ -170,14 +206,22 @@ impl Stack {
             }
             _ => 0,
         };
-        head + self.n_layers as u64 * self.block.macs()
+        let layers: u64 = (0..self.n_layers as usize)
+            .filter_map(|l| self.block(l))
+            .map(|b| b.macs())
+            .sum();
+        head + layers
     }
 
     /// The model's float scratch (without a front end): the residual stream, then the
     /// block scratch (which the stages borrow).
     pub(crate) fn scratch_len(&self) -> Result<u64, FormatError> {
         let d = self.d_model() as u64;
-        blocks::add(d, self.block.scratch_len()?.max(d))
+        let mut block = d;
+        for b in self.blocks() {
+            block = block.max(b.scratch_len()?);
+        }
+        blocks::add(d, block)
     }
 
     /// Checks what the integer step needs of a stack: a vector input stage, a decoder head,
@@ -189,7 +233,12 @@ impl Stack {
             Stem::Encoder { d_input } => d_input,
             _ => 0,
         };
-        st.block.int_validate(d_input)?;
+        let [b] = st.blocks() else {
+            return Err(bad(
+                "compute int needs one block configuration in every layer (mixed stacks: float or w8a8)",
+            ));
+        };
+        b.int_validate(d_input)?;
         if d_input == 0 || !matches!(st.head.out, Out::Decoder { .. }) {
             return Err(bad(
                 "compute int needs a vector model (encoder input stage, decoder head)",
@@ -203,18 +252,23 @@ impl Stack {
     pub(crate) fn int_scratch_len(&self) -> usize {
         let st = self;
         crate::int_step::half(st.d_model() as usize)
-            + st.block.int_scratch_len()
+            + st.blocks()
+                .iter()
+                .map(|b| b.int_scratch_len())
+                .max()
+                .unwrap_or(0)
             + crate::int_step::half(st.d_input())
     }
 
     /// Float or w8a8 step of the whole stack for one stream (`state`: every layer's state,
-    /// `per_layer` values each; `scratch`: [`Self::scratch_len`]).
+    /// `lens[c]` values for a layer of block configuration `c`; `scratch`:
+    /// [`Self::scratch_len`]).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn step<P: Probe>(
         &self,
         m: &dyn Tensors<'_>,
-        per_layer: usize,
+        lens: &[usize],
         input: Input<'_>,
         state: &mut [f32],
         scratch: &mut [f32],
@@ -224,28 +278,30 @@ impl Stack {
         let d = self.d_model() as usize;
         let (resid, tmp) = scratch.split_at_mut_checked(d).ok_or(StepError::Internal)?;
         self.stem_step(m, input, resid, tmp, probe)?;
-        if per_layer == 0 || state.len() != per_layer * self.n_layers as usize {
-            return Err(StepError::Internal);
-        }
-        for (l, st) in state.chunks_exact_mut(per_layer).enumerate() {
+        let mut rest = state;
+        for l in 0..self.n_layers as usize {
+            let (b, st) = self.layer_state(l, lens, &mut rest)?;
             let at = blocks::Layer {
                 m,
                 li: Some(l as u16),
             };
-            self.block.step(at, resid, &mut [st], tmp, probe)?;
+            b.step(at, resid, &mut [st], tmp, probe)?;
+        }
+        if !rest.is_empty() {
+            return Err(StepError::Internal);
         }
         self.head_step(m, resid, tmp, out, probe)
     }
 
     /// Integer-only step of the whole stack for one stream ([`crate::Model::step_int`]
-    /// past its buffer and compute checks): `state` every layer's state (`per_layer`
-    /// each), `scratch` the model's part. Formats: `crate::int_step`.
+    /// past its buffer and compute checks): `state` every layer's state (`lens` as in
+    /// [`Self::step`]), `scratch` the model's part. Formats: `crate::int_step`.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(crate) fn step_int(
         &self,
         m: &dyn Tensors<'_>,
-        per_layer: usize,
+        lens: &[usize],
         input: &[i16],
         state: &mut [i32],
         scratch: &mut [i32],
@@ -273,15 +329,17 @@ impl Stack {
             Some(m.i32s(None, Role::EncoderBias)?),
             resid,
         )?;
-        if per_layer == 0 || state.len() != per_layer * st.n_layers as usize {
-            return Err(StepError::Internal);
-        }
-        for (l, ls) in state.chunks_exact_mut(per_layer).enumerate() {
+        let mut rest = state;
+        for l in 0..st.n_layers as usize {
+            let (b, ls) = st.layer_state(l, lens, &mut rest)?;
             let at = crate::blocks::Layer {
                 m,
                 li: Some(l as u16),
             };
-            st.block.step_int(at, resid, &mut [ls], &mut s[..])?;
+            b.step_int(at, resid, &mut [ls], &mut s[..])?;
+        }
+        if !rest.is_empty() {
+            return Err(StepError::Internal);
         }
         let mut s = &mut s[..];
         let normed = take16(&mut s, dm)?;

@@ -1,10 +1,13 @@
 //! The stages around the blocks of a stack: the input stage ([`Stem`]) and the final norm
 //! with its output projection ([`Head`]). Their descriptions are here (below the blocks,
 //! whose format-1.x configurations name them); their checks, tensors and steps are the
-//! stack's ([`crate::stack`]).
+//! stack's ([`crate::stack`]). Their wire form (postcard; variant and field order are the
+//! format) is part of a format 1.5 stack header ([`crate::blocks::StackConfig`]).
+
+use serde::{Deserialize, Serialize};
 
 /// The input stage: what turns a step's input into the residual stream.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Stem {
     /// A token id selects a row of the embedding matrix ([`crate::Role::Embedding`],
@@ -19,7 +22,7 @@ pub enum Stem {
 }
 
 /// The norm before the head.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum FinalNorm {
     None,
@@ -34,7 +37,7 @@ pub enum FinalNorm {
 }
 
 /// What the head produces each step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Out {
     /// Logits over the stem's vocabulary: [`crate::Role::LmHead`] `[vocab, d_model]`, or the
@@ -46,7 +49,7 @@ pub enum Out {
 }
 
 /// The final norm and the output projection.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Head {
     pub norm: FinalNorm,
     pub out: Out,

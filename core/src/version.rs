@@ -24,6 +24,13 @@ pub const VERSION_MAJOR: u16 = 1;
 ///   other blobs are unchanged, byte for byte, and a 1.3 reader keeps reading them); a 1.3
 ///   reader refuses static-scale w8a8 blobs by their minor version (re-convert without
 ///   `--calibrate` for dynamic scales).
-pub const VERSION_MINOR: u16 = 4;
+/// - 1.5: explicit stacks, [`crate::Arch::Stack`]: an input stage, a layer table of up to
+///   [`crate::blocks::MAX_BLOCK_CONFIGS`] block configurations of any registered kinds
+///   (mixed per layer), and a head; the gated MLP block kind. Migration: none — the
+///   single-kind forms of 1.0–1.4 are unchanged, the writer keeps writing them (1.3, or 1.4
+///   with static w8a8 scales) for every model that is one block configuration throughout,
+///   so those blobs stay byte-identical; a 1.4 reader refuses stack blobs by their minor
+///   version. A 1.0–1.4 header holding the stack variant is malformed.
+pub const VERSION_MINOR: u16 = 5;
 /// The minor version written for blobs that use no 1.4 feature.
 pub const VERSION_MINOR_BASE: u16 = 3;

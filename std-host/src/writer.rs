@@ -349,12 +349,15 @@ where
     let mut blob = vec![0u8; data_offset + data_len];
     blob[0..4].copy_from_slice(&MAGIC);
     blob[4..6].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
-    // The oldest minor that holds the content: 1.4 only for static-scale w8a8 matrices.
+    // The oldest minor that holds the content: 1.5 for an explicit stack, 1.4 for
+    // static-scale w8a8 matrices, else 1.3.
     let minor = if records.iter().any(|r| r.dtype == DType::I8S.code()) {
-        VERSION_MINOR
+        4
     } else {
         VERSION_MINOR_BASE
-    };
+    }
+    .max(config.arch.min_minor());
+    debug_assert!(minor <= VERSION_MINOR);
     blob[6..8].copy_from_slice(&minor.to_le_bytes());
     blob[8..12].copy_from_slice(&(hdr.len() as u32).to_le_bytes());
     blob[16..24].copy_from_slice(&(data_len as u64).to_le_bytes());

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("probe", 0),
     ("simd", 0),
     ("stages", 0),
+    ("list", 0),
     // 1: kernels and what they read
     ("kernels", 1),
     ("tensors", 1),
@@ -50,6 +51,8 @@ const REEXPORTS: &[(&str, &str)] = &[
     ("Weights", "kernels"),
     ("Arch", "blocks"),
     ("Block", "blocks"),
+    ("LayerTable", "blocks"),
+    ("StackConfig", "blocks"),
     ("LayerIndex", "role"),
     ("Tensors", "tensors"),
     ("StepError", "error"),

@@ -380,7 +380,9 @@ impl<'m> Streamer<'m> {
                 Some(tinyssm_core::Weights::Int(tinyssm_core::IntWeights::I32(p))) => p,
                 _ => continue,
             };
-            let block = m.stack().block;
+            let Some(block) = m.stack().block(l) else {
+                continue;
+            };
             for (i, x) in v.iter_mut().enumerate() {
                 if let Some(f) = block.int_state_frac_entry(i) {
                     *x *= 2f32.powi(-p.get(f).copied().unwrap_or(0));

@@ -9,6 +9,8 @@ pub struct Summary {
     pub architecture: &'static str,
     pub format_version: String,
     pub n_layers: u32,
+    /// Each layer's block kind, in order.
+    pub layers: Vec<&'static str>,
     pub config: serde_json::Value,
     pub input: String,
     pub d_output: usize,
@@ -105,7 +107,14 @@ pub fn summarize(m: &Model<'_>) -> Summary {
             serde_json::json!({
             "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "norm_eps": c.norm_eps }),
         ),
+        // Format 1.5: the stack's own wire description (stem, block configurations by
+        // kind, layer table, head), as serde writes it.
+        Arch::Stack(s) => ("stack", serde_json::to_value(s).unwrap_or_default()),
     };
+    let stack = m.stack();
+    let layers: Vec<&'static str> = (0..cfg.n_layers as usize)
+        .filter_map(|l| stack.block(l).map(|b| b.name()))
+        .collect();
     let ws = m.weight_stats();
     let (mut n_static, mut n_dynamic) = (0, 0);
     for t in (0..m.n_tensors()).filter_map(|i| m.tensor(i)) {
@@ -131,6 +140,7 @@ pub fn summarize(m: &Model<'_>) -> Summary {
             m.format_minor()
         ),
         n_layers: cfg.n_layers,
+        layers,
         config,
         input,
         d_output: m.d_output(),
@@ -158,6 +168,27 @@ pub fn summarize(m: &Model<'_>) -> Summary {
     }
 }
 
+/// `["s4d", "s4d", "mlp"]` → `"s4d ×2, mlp"`.
+fn run_lengths(kinds: &[&str]) -> String {
+    let mut runs: Vec<(&str, usize)> = Vec::new();
+    for &k in kinds {
+        match runs.last_mut() {
+            Some((last, n)) if *last == k => *n += 1,
+            _ => runs.push((k, 1)),
+        }
+    }
+    runs.iter()
+        .map(|&(k, n)| {
+            if n == 1 {
+                k.to_string()
+            } else {
+                format!("{k} ×{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Human-readable rendering.
 pub fn render(s: &Summary) -> String {
     let mut o = String::new();
@@ -165,6 +196,7 @@ pub fn render(s: &Summary) -> String {
         "architecture   {} ({} layers), format v{}\n",
         s.architecture, s.n_layers, s.format_version
     );
+    o += &format!("layers         {}\n", run_lengths(&s.layers));
     o += &format!("input          {}\n", s.input);
     o += &format!("output         {} values per step\n", s.d_output);
     o += &format!("parameters     {}\n", s.parameters);

@@ -651,10 +651,10 @@ pub fn int_dtype(spec: &TensorSpec) -> DType {
 }
 
 /// Whether `cfg` can be converted to integer-only: a vector model (encoder input stage,
-/// decoder head) whose block kind has an integer mode.
+/// decoder head) of one block configuration throughout whose kind has an integer mode.
 pub fn supports(cfg: &Config) -> bool {
     let s = cfg.stack();
-    s.block.modes().int
+    matches!(s.blocks(), [b] if b.modes().int)
         && s.d_input() > 0
         && matches!(s.head.out, tinyssm_core::stack::Out::Decoder { .. })
 }

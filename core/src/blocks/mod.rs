@@ -20,6 +20,7 @@ pub mod mamba1;
 pub mod mamba2;
 pub mod rwkv;
 pub mod s4d;
+mod table;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,7 @@ pub use mamba1::{Mamba1Config, MambaSensorConfig};
 pub use mamba2::Mamba2Config;
 pub use rwkv::{Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig};
 pub use s4d::{HeadKind, S4dConfig};
+pub use table::{LayerTable, StackConfig, MAX_BLOCK_CONFIGS, MAX_LAYER_TABLE};
 
 /// Largest supported causal-conv kernel width.
 pub const MAX_D_CONV: u32 = 16;
@@ -148,6 +150,9 @@ pub(crate) trait BlockKind: Copy {
     const MODES: Modes;
     /// Whether the fast kernel set has kind-specific kernels (see [`KindInfo`]).
     const FAST_KERNELS: bool;
+    /// Whether the kind keeps values in the block scratch from one layer to the next (RWKV
+    /// v7's layer-0 value residual): its stack then holds no other block configuration.
+    const SCRATCH_CARRIES: bool = false;
 
     /// Width of the residual stream.
     fn d_model(&self) -> u32;
@@ -274,8 +279,10 @@ pub(crate) fn take<'s, T>(buf: &mut &'s mut [T], n: usize) -> Result<&'s mut [T]
 /// firmware links only the kinds it enables.
 macro_rules! registry {
     ($d:tt $($(#[$m:meta])* $var:ident => $ty:ty, $feat:literal;)*) => {
-        /// One block configuration of any registered kind.
-        #[derive(Debug, Clone, Copy, PartialEq)]
+        /// One block configuration of any registered kind. Its wire form (postcard: the
+        /// variant's index in registration order, then the kind's fields) is part of a
+        /// format 1.5 stack header: register new kinds at the end, never reorder.
+        #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
         #[non_exhaustive]
         pub enum Block {
             $($(#[$m])* $var($ty),)*
@@ -384,6 +391,13 @@ impl Block {
     pub(crate) fn init_state(&self, state: &mut [f32]) {
         each!(self, b => b.init_state(state))
     }
+    /// See `BlockKind::SCRATCH_CARRIES`.
+    pub(crate) fn scratch_carries(&self) -> bool {
+        fn carries<K: BlockKind>(_: &K) -> bool {
+            K::SCRATCH_CARRIES
+        }
+        each!(self, b => carries(b))
+    }
     /// Where the float step's probes observe the input vector of matrix `role` of a layer
     /// (`None`: not observed).
     pub fn matrix_input(&self, role: Role) -> Option<Site> {
@@ -426,9 +440,10 @@ impl Block {
     }
 }
 
-/// A model as format 1.x stores it: one block kind, identical layers; the input stage
-/// and head follow from the kind ([`Self::parts`]). The wire form of the header (postcard,
-/// variant order and field order are the format).
+/// A model as the header stores it: one of format 1.0–1.4's single-kind forms (one block
+/// kind, identical layers, the input stage and head following from the kind:
+/// [`Self::parts`]), or (1.5) an explicit [`StackConfig`]. The wire form of the header
+/// (postcard, variant order and field order are the format).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Arch {
     Mamba1(Mamba1Config),
@@ -444,12 +459,25 @@ pub enum Arch {
     Rwkv6(Rwkv6Config),
     /// Mamba-1 blocks on sensor vectors (encoder, blocks, RMSNorm, decoder).
     MambaSensor(MambaSensorConfig),
+    /// Format 1.5: an explicit stack — input stage, a layer table of block configurations
+    /// of any registered kinds (mixed per layer), final norm and head.
+    Stack(StackConfig),
 }
 
 impl Arch {
-    /// The model's input stage, block (every layer's) and head.
-    pub fn parts(&self) -> (Stem, Block, Head) {
+    /// The oldest format minor version whose header can hold this form (1.5 for an
+    /// explicit stack).
+    pub fn min_minor(&self) -> u16 {
         match self {
+            Arch::Stack(_) => 5,
+            _ => 0,
+        }
+    }
+
+    /// The model's input stage, layer table and head.
+    pub fn parts(&self) -> (Stem, LayerTable, Head) {
+        let (stem, block, head) = match self {
+            Arch::Stack(s) => return (s.stem, s.layers, s.head),
             Arch::Mamba1(c) => c.parts(),
             Arch::MambaSensor(c) => c.parts(),
             Arch::Mamba2(c) => c.parts(),
@@ -458,7 +486,8 @@ impl Arch {
             Arch::Rwkv5(c) => c.parts(),
             Arch::Rwkv6(c) => c.parts(),
             Arch::Rwkv7(c) => c.parts(),
-        }
+        };
+        (stem, LayerTable::uniform(block), head)
     }
 }
 
@@ -546,13 +575,18 @@ mod tests {
     fn every_role_of_a_block_has_a_shape_and_sizes_hold_the_stages() {
         for arch in samples() {
             let st = Stack::from_arch(&arch, 2);
-            assert!(KINDS.contains(&st.block.info()));
-            each!(&st.block, b => b.validate()).unwrap();
+            assert!(KINDS.contains(&st.blocks()[0].info()));
+            each!(&st.blocks()[0], b => b.validate()).unwrap();
             let mut roles = RoleList::new();
-            st.block.roles(&mut roles);
+            st.blocks()[0].roles(&mut roles);
             assert!(!roles.as_slice().is_empty());
             for &r in roles.as_slice() {
-                assert!(st.block.shape(r).is_some(), "{} {:?}", st.block.name(), r);
+                assert!(
+                    st.blocks()[0].shape(r).is_some(),
+                    "{} {:?}",
+                    st.blocks()[0].name(),
+                    r
+                );
                 assert!(st.global_shape(r).is_none(), "{r:?} is a stage role");
             }
             let mut g = RoleList::new();
@@ -560,9 +594,9 @@ mod tests {
             for &r in g.as_slice() {
                 assert!(st.global_shape(r).is_some(), "{r:?}");
             }
-            assert!(st.block.state_len().unwrap() > 0);
+            assert!(st.blocks()[0].state_len().unwrap() > 0);
             // The stages borrow the block scratch's first d_model values.
-            assert!(st.block.scratch_len().unwrap() >= st.d_model() as u64);
+            assert!(st.blocks()[0].scratch_len().unwrap() >= st.d_model() as u64);
         }
     }
 
@@ -574,7 +608,7 @@ mod tests {
         let mut refused = 0;
         for arch in samples() {
             let st = Stack::from_arch(&arch, 2);
-            let info = st.block.info();
+            let info = st.blocks()[0].info();
             match st.validate() {
                 Ok(()) => assert!(info.built, "{}", info.name),
                 Err(FormatError::KindNotBuilt { block, feature }) => {
@@ -588,7 +622,7 @@ mod tests {
         }
         let off = samples()
             .iter()
-            .filter(|a| !Stack::from_arch(a, 1).block.info().built)
+            .filter(|a| !Stack::from_arch(a, 1).blocks()[0].info().built)
             .count();
         assert_eq!(refused, off);
         std::println!(
@@ -601,10 +635,15 @@ mod tests {
     fn a_missing_mode_is_refused_with_the_kind_named() {
         for arch in samples() {
             let st = Stack::from_arch(&arch, 1);
-            let r = st.block.int_validate(3);
-            assert_eq!(r.is_ok(), st.block.modes().int, "{}", st.block.name());
+            let r = st.blocks()[0].int_validate(3);
+            assert_eq!(
+                r.is_ok(),
+                st.blocks()[0].modes().int,
+                "{}",
+                st.blocks()[0].name()
+            );
             if let Err(FormatError::ModeUnsupported { block, mode }) = r {
-                assert_eq!((block, mode), (st.block.name(), "int"));
+                assert_eq!((block, mode), (st.blocks()[0].name(), "int"));
             }
             if matches!(st.stem, Stem::Encoder { .. }) {
                 assert_eq!(st.vocab_size(), None);
@@ -625,7 +664,7 @@ mod tests {
                 _ => unreachable!(),
             }
             assert!(matches!(
-                each!(&Stack::from_arch(&a, 1).block, b => b.validate()),
+                each!(&Stack::from_arch(&a, 1).blocks()[0], b => b.validate()),
                 Err(FormatError::BadConfig(_))
             ));
         }

@@ -52,7 +52,7 @@ pub struct MambaSensorConfig {
 }
 
 /// One Mamba-1 block's configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mamba1Block {
     pub d_model: u32,
     pub d_inner: u32,

@@ -41,7 +41,7 @@ pub struct Mamba2Config {
 }
 
 /// One Mamba-2 block's configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mamba2Block {
     pub d_model: u32,
     pub d_inner: u32,

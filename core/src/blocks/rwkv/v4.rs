@@ -30,7 +30,7 @@ pub struct RwkvConfig {
 }
 
 /// One RWKV v4 block's configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rwkv4Block {
     pub d_model: u32,
     /// Hidden size of the channel mix.

@@ -33,7 +33,7 @@ pub struct Rwkv5Config {
 }
 
 /// One RWKV v5 block's configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rwkv5Block {
     pub d_model: u32,
     pub d_ffn: u32,

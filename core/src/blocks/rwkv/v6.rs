@@ -40,7 +40,7 @@ pub struct Rwkv6Config {
 }
 
 /// One RWKV v6 block's configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rwkv6Block {
     pub d_model: u32,
     pub d_ffn: u32,

@@ -37,7 +37,7 @@ pub struct Rwkv7Config {
 }
 
 /// One RWKV v7 block's configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rwkv7Block {
     pub d_model: u32,
     pub d_ffn: u32,

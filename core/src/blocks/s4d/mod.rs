@@ -49,7 +49,7 @@ pub struct S4dConfig {
 }
 
 /// One S4D block's configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct S4dBlock {
     /// Model width H.
     pub d_model: u32,
