@@ -48,6 +48,8 @@ pub enum Site {
     MambaGated,
     /// Mamba: out_proj's output.
     MambaOutProj,
+    /// Gated MLP: `act(gate) ⊙ up` (the down projection's input).
+    MlpHidden,
 }
 
 /// Receives intermediate values of a float step.

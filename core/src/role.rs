@@ -110,6 +110,12 @@ roles! {
     IntLayerPlan = 72, "int.layer_plan", false;
     /// Integer-only audio models: the analysis window in Q0.31, i32 `[frame_len]`.
     Window = 73, "frontend.window", false;
+    /// Gated MLP: gate projection `[d_ffn, d_model]`.
+    MlpGate = 74, "mlp.gate_proj", true;
+    /// Gated MLP: up projection `[d_ffn, d_model]`.
+    MlpUp = 75, "mlp.up_proj", true;
+    /// Gated MLP: down projection `[d_model, d_ffn]`.
+    MlpDown = 76, "mlp.down_proj", true;
 }
 
 /// Where a tensor belongs: `None` = model-global.

@@ -13,7 +13,7 @@ fn the_float_step_path_packs_exactly_the_listed_kinds() {
     for (name, cfg) in configs::all() {
         let buf = random_blob_mode(&cfg, 7, (DType::F32, Compute::Float)).unwrap();
         let m = Model::parse(buf.as_bytes()).unwrap();
-        let kind = m.stack().block.name();
+        let kind = m.stack().blocks()[0].name();
         let claimed = STEP_KINDS.contains(&kind) && m.d_input() > 0;
         let packed = StepModel::new(&m);
         assert_eq!(
@@ -36,7 +36,7 @@ fn the_integer_step_path_packs_every_shipped_integer_model_and_no_float_one() {
         }
         let file = tinyssm_host::ModelFile::open(&path).unwrap();
         let m = file.model();
-        let kind = m.stack().block.name();
+        let kind = m.stack().blocks()[0].name();
         let int = m.config().compute == Compute::Int;
         let packed = StepIntModel::new(&m).is_ok();
         assert_eq!(

@@ -18,6 +18,7 @@
 
 pub mod mamba1;
 pub mod mamba2;
+pub mod mlp;
 pub mod rwkv;
 pub mod s4d;
 mod table;
@@ -33,6 +34,7 @@ use crate::tensors::Tensors;
 
 pub use mamba1::{Mamba1Config, MambaSensorConfig};
 pub use mamba2::Mamba2Config;
+pub use mlp::{MlpAct, MlpBlock, MlpNorm};
 pub use rwkv::{Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig};
 pub use s4d::{HeadKind, S4dConfig};
 pub use table::{LayerTable, StackConfig, MAX_BLOCK_CONFIGS, MAX_LAYER_TABLE};
@@ -350,6 +352,8 @@ registry! {
     Rwkv6 => rwkv::v6::Rwkv6Block, "block-rwkv6";
     /// RWKV v7 time mix (generalized delta rule) and channel mix.
     Rwkv7 => rwkv::v7::Rwkv7Block, "block-rwkv7";
+    /// Gated MLP channel mixer (SwiGLU / GeGLU) with its norm and residual.
+    Mlp => mlp::MlpBlock, "block-mlp";
 }
 
 impl Block {
@@ -444,6 +448,9 @@ impl Block {
 /// kind, identical layers, the input stage and head following from the kind:
 /// [`Self::parts`]), or (1.5) an explicit [`StackConfig`]. The wire form of the header
 /// (postcard, variant order and field order are the format).
+// No allocator: a stack header cannot be boxed. `Model` holds one `Config` (parsed once);
+// its size on a Cortex-M is recorded in BENCHMARKS.md.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Arch {
     Mamba1(Mamba1Config),
@@ -564,7 +571,7 @@ mod tests {
 
     #[test]
     fn kinds_are_registered_once_with_unique_names() {
-        assert_eq!(KINDS.len(), 7);
+        assert_eq!(KINDS.len(), 8);
         for (i, k) in KINDS.iter().enumerate() {
             assert!(KINDS[..i].iter().all(|o| o.name != k.name), "{}", k.name);
             assert!(k.modes.float, "{}: every kind steps in float", k.name);

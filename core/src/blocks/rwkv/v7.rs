@@ -88,6 +88,8 @@ impl BlockKind for Rwkv7Block {
         int: false,
     };
     const FAST_KERNELS: bool = false;
+    // `v_first` (layer 0's value) lives in the block scratch until the last layer.
+    const SCRATCH_CARRIES: bool = true;
 
     fn d_model(&self) -> u32 {
         self.d_model
