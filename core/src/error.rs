@@ -65,6 +65,9 @@ pub enum FormatError {
     /// A block kind that keeps values in the block scratch from one layer to the next
     /// (RWKV v7's layer-0 value residual) in a stack with other block configurations.
     BlockAlone { block: &'static str },
+    /// A format 1.5 explicit stack in a build without the `stacks` feature of
+    /// `tinyssm-core`.
+    StacksNotBuilt,
     /// Tensor `index` stores a parameter out of its range (the input bound of a
     /// [`crate::DType::I8S`] matrix must be finite and at least [`crate::format::I8S_MIN_XMAX`]).
     BadValue { index: u32 },
@@ -94,6 +97,10 @@ impl fmt::Display for FormatError {
             KindNotBuilt { block, feature } => write!(
                 f,
                 "block kind `{block}` is not in this build (enable the `{feature}` feature of tinyssm-core)"
+            ),
+            StacksNotBuilt => write!(
+                f,
+                "the model is an explicit block stack (format 1.5) and this build reads single-kind models only (enable the `stacks` feature of tinyssm-core)"
             ),
             BlockAlone { block } => write!(
                 f,
@@ -181,6 +188,7 @@ impl defmt::Format for FormatError {
                     feature
                 )
             }
+            StacksNotBuilt => defmt::write!(f, "stack blob; feature stacks not built"),
             BlockAlone { block } => {
                 defmt::write!(f, "block kind {=str} cannot share a stack", block)
             }
@@ -201,6 +209,9 @@ pub enum StepError {
     ScratchTooShort { needed: usize, got: usize },
     /// The output buffer is shorter than [`crate::Model::d_output`].
     OutputTooShort { needed: usize, got: usize },
+    /// The view table given to [`crate::Model::with_views`] is shorter than
+    /// [`crate::Model::n_tensors`].
+    ViewsTooShort { needed: usize, got: usize },
     /// The input vector has the wrong length.
     InputLength { expected: usize, got: usize },
     /// The token id is not below the vocabulary size.
@@ -228,6 +239,12 @@ impl fmt::Display for StepError {
                 write!(
                     f,
                     "scratch buffer too short: needs {needed} elements, has {got}"
+                )
+            }
+            ViewsTooShort { needed, got } => {
+                write!(
+                    f,
+                    "tensor view table too short: needs {needed} entries, has {got}"
                 )
             }
             OutputTooShort { needed, got } => {
@@ -267,6 +284,7 @@ impl defmt::Format for StepError {
                 defmt::write!(f, "scratch short {} < {}", got, needed)
             }
             OutputTooShort { needed, got } => defmt::write!(f, "output short {} < {}", got, needed),
+            ViewsTooShort { needed, got } => defmt::write!(f, "views short {} < {}", got, needed),
             InputLength { expected, got } => defmt::write!(f, "input len {} != {}", got, expected),
             TokenOutOfRange { token, vocab } => defmt::write!(f, "token {} >= {}", token, vocab),
             WrongInputKind => defmt::write!(f, "wrong input kind"),

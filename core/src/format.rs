@@ -118,7 +118,17 @@ fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatErr
         };
         Ok((header, rest))
     } else {
-        postcard::take_from_bytes::<Header>(region).map_err(|_| FormatError::BadHeader)
+        postcard::take_from_bytes::<Header>(region).map_err(|_| {
+            // The header starts with `n_layers`, then the `Arch` variant (postcard varints).
+            let variant = postcard::take_from_bytes::<u32>(region)
+                .and_then(|(_, rest)| postcard::take_from_bytes::<u32>(rest));
+            match variant {
+                Ok((v, _)) if !cfg!(feature = "stacks") && v == crate::blocks::STACK_VARIANT => {
+                    FormatError::StacksNotBuilt
+                }
+                _ => FormatError::BadHeader,
+            }
+        })
     }
 }
 
@@ -378,4 +388,23 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         minor,
         crc: stored_crc,
     })
+}
+
+#[cfg(test)]
+mod stack_header_tests {
+    use super::*;
+
+    /// A 1.5 header whose `Arch` is the stack variant: a build without the `stacks`
+    /// feature names the feature; one with it decodes the stack (here truncated: malformed).
+    #[test]
+    fn a_stack_header_without_the_feature_names_it() {
+        let region = [2u8, crate::blocks::STACK_VARIANT as u8, 0, 0];
+        let e = decode_header(5, &region).unwrap_err();
+        if cfg!(feature = "stacks") {
+            assert_eq!(e, FormatError::BadHeader);
+        } else {
+            assert_eq!(e, FormatError::StacksNotBuilt);
+            assert!(std::format!("{e}").contains("`stacks` feature"));
+        }
+    }
 }

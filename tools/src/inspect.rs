@@ -271,6 +271,10 @@ pub fn codegen(m: &Model<'_>, name: &str) -> String {
         "/// Values produced per step.\npub const D_OUTPUT: usize = {};\n",
         m.d_output()
     );
+    o += &format!(
+        "/// Tensors of the model: the length of a view table for `Model::with_views`.\npub const N_TENSORS: usize = {};\n",
+        m.n_tensors()
+    );
     match m.vocab_size() {
         Some(v) => {
             o += &format!("/// Vocabulary size (token input).\npub const VOCAB_SIZE: u32 = {v};\n")

@@ -467,7 +467,9 @@ pub enum Arch {
     /// Mamba-1 blocks on sensor vectors (encoder, blocks, RMSNorm, decoder).
     MambaSensor(MambaSensorConfig),
     /// Format 1.5: an explicit stack — input stage, a layer table of block configurations
-    /// of any registered kinds (mixed per layer), final norm and head.
+    /// of any registered kinds (mixed per layer), final norm and head. Only in builds with
+    /// the `stacks` feature (the last variant: the others' wire indices do not depend on it).
+    #[cfg(feature = "stacks")]
     Stack(StackConfig),
 }
 
@@ -476,6 +478,7 @@ impl Arch {
     /// explicit stack).
     pub fn min_minor(&self) -> u16 {
         match self {
+            #[cfg(feature = "stacks")]
             Arch::Stack(_) => 5,
             _ => 0,
         }
@@ -484,6 +487,7 @@ impl Arch {
     /// The model's input stage, layer table and head.
     pub fn parts(&self) -> (Stem, LayerTable, Head) {
         let (stem, block, head) = match self {
+            #[cfg(feature = "stacks")]
             Arch::Stack(s) => return (s.stem, s.layers, s.head),
             Arch::Mamba1(c) => c.parts(),
             Arch::MambaSensor(c) => c.parts(),
@@ -497,6 +501,9 @@ impl Arch {
         (stem, LayerTable::uniform(block), head)
     }
 }
+
+/// The wire index of [`Arch`]'s stack variant (format 1.5), known to builds without it.
+pub const STACK_VARIANT: u32 = 8;
 
 /// How a format 1.x configuration splits into input stage, block and head.
 pub(crate) trait Parts {
@@ -567,6 +574,20 @@ mod tests {
                 out_proj_bias: true,
             }),
         ]
+    }
+
+    #[test]
+    #[cfg(feature = "stacks")]
+    fn the_stack_variant_has_its_wire_index() {
+        let st = Stack::from_arch(&samples()[1], 2);
+        let a = Arch::Stack(StackConfig {
+            stem: st.stem,
+            layers: st.layers,
+            head: st.head,
+        });
+        let mut buf = [0u8; 256];
+        let enc = postcard::to_slice(&a, &mut buf).unwrap();
+        assert_eq!(enc[0] as u32, STACK_VARIANT);
     }
 
     #[test]

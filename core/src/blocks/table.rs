@@ -10,12 +10,13 @@ use crate::error::FormatError;
 use crate::list::List;
 use crate::stages::{Head, Stem};
 
-/// Most distinct block configurations in one stack.
-pub const MAX_BLOCK_CONFIGS: usize = 4;
+/// Most distinct block configurations in one stack (1 in a build without the `stacks`
+/// feature, which reads single-kind models only).
+pub const MAX_BLOCK_CONFIGS: usize = if cfg!(feature = "stacks") { 4 } else { 1 };
 /// Longest layer table. Layer `l` is configuration `table[l % table.len()]`: a table as
 /// long as the stack names every layer; a shorter one repeats (a hybrid's period — one
-/// attention layer in eight is a table of eight).
-pub const MAX_LAYER_TABLE: usize = 32;
+/// attention layer in eight is a table of eight). 1 without the `stacks` feature.
+pub const MAX_LAYER_TABLE: usize = if cfg!(feature = "stacks") { 32 } else { 1 };
 
 /// The blocks of a stack: distinct configurations and the table of which one each layer is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -99,7 +100,7 @@ pub struct StackConfig {
     pub head: Head,
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "stacks"))]
 #[cfg_attr(
     not(all(feature = "block-s4d", feature = "block-mlp")),
     allow(unused_imports, dead_code)

@@ -97,6 +97,9 @@ pub fn i4_at(group: &[u8], i: usize) -> i8 {
 }
 
 impl<'a> Weights<'a> {
+    /// An empty f32 tensor: fills a view table before [`crate::Model::with_views`].
+    pub const EMPTY: Weights<'static> = Weights::F32(&[]);
+
     /// Whether this is a consistent `rows × cols` matrix (values and scales).
     pub fn is_matrix(&self, rows: usize, cols: usize) -> bool {
         let Some(n) = rows.checked_mul(cols) else {

@@ -69,6 +69,7 @@ fn main() {
             model.scratch_len()
         );
         let _ = writeln!(cfg, "pub const D_OUTPUT: usize = {};", model.d_output());
+        let _ = writeln!(cfg, "pub const N_TENSORS: usize = {};", model.n_tensors());
         let _ = writeln!(cfg, "pub const SAMPLE_RATE: u32 = {};", fe.sample_rate);
         let _ = writeln!(cfg, "/// An integer-only model (`step_sample_int`).");
         let _ = writeln!(cfg, "pub const INT: bool = {int};");

@@ -164,6 +164,9 @@ macro_rules! model_app {
             static mut STATE: [u32; config::STATE_LEN] = [0; config::STATE_LEN];
             static mut SCRATCH: [u32; config::SCRATCH_LEN] = [0; config::SCRATCH_LEN];
             static mut OUT: [u32; config::D_OUTPUT] = [0; config::D_OUTPUT];
+            // Every tensor's view, resolved once by `Model::with_views`.
+            static mut VIEWS: [$crate::tinyssm_core::Weights<'static>; config::N_TENSORS] =
+                [$crate::tinyssm_core::Weights::EMPTY; config::N_TENSORS];
             $crate::paint_stack();
             let ok = $crate::run_model(
                 $name,
@@ -174,6 +177,7 @@ macro_rules! model_app {
                 STATE,
                 SCRATCH,
                 OUT,
+                VIEWS,
             );
             $crate::tinyssm_board::exit(ok)
         }
@@ -289,17 +293,19 @@ fn pass_int(
 /// Runs one model image: the clip through the model (float and w8a8 models: once with
 /// `Kernels::Reference`, once with `Kernels::Fast`; integer-only models once), then prints
 /// what the host needs besides the plugin's counts: samples, frames, the sample rate,
-/// buffer bytes, statics, stack high-water mark. `false` on any error.
+/// buffer bytes, statics, stack high-water mark. `false` on any error. The model reads its
+/// tensors from `views` (resolved once, `Model::with_views`).
 #[allow(clippy::too_many_arguments)]
-pub fn run_model(
+pub fn run_model<'v>(
     name: &str,
-    blob: &[u8],
+    blob: &'v [u8],
     crc: u32,
     int: bool,
     sample_rate: u32,
     state: &mut [u32],
     scratch: &mut [u32],
     out: &mut [u32],
+    views: &'v mut [tinyssm_core::Weights<'v>],
 ) -> bool {
     let samples = if int {
         INPUT_I16.0.len() / 2
@@ -329,6 +335,13 @@ pub fn run_model(
         );
         return false;
     }
+    let model = match model.with_views(views) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("error: views: {e}");
+            return false;
+        }
+    };
     let words = state.len() + scratch.len() + out.len();
     let result = if int {
         let (s, c, o) = (as_i32(state), as_i32(scratch), as_i32(out));
