@@ -1,7 +1,7 @@
 //! `tinyssm inspect`: what a model is and what it costs.
 
 use serde::Serialize;
-use tinyssm_core::{Arch, Model};
+use tinyssm_core::Model;
 
 /// Summary of a model, as printed by `tinyssm inspect [--json]`.
 #[derive(Debug, Serialize)]
@@ -49,68 +49,15 @@ pub struct WeightBytes {
 
 pub fn summarize(m: &Model<'_>) -> Summary {
     let cfg = m.config();
-    let (architecture, config) = match &cfg.arch {
-        Arch::Mamba1(c) => (
-            "mamba1",
-            serde_json::json!({
-            "d_model": c.d_model, "d_inner": c.d_inner, "d_state": c.d_state, "d_conv": c.d_conv,
-            "dt_rank": c.dt_rank, "vocab_size": c.vocab_size, "norm_eps": c.norm_eps,
-            "in_proj_bias": c.in_proj_bias, "conv_bias": c.conv_bias, "out_proj_bias": c.out_proj_bias,
-            "tied_embeddings": c.tied_embeddings }),
-        ),
-        Arch::Mamba2(c) => (
-            "mamba2",
-            serde_json::json!({
-            "d_model": c.d_model, "d_inner": c.d_inner, "d_state": c.d_state, "d_conv": c.d_conv,
-            "n_heads": c.n_heads, "head_dim": c.head_dim, "n_groups": c.n_groups,
-            "vocab_size": c.vocab_size, "norm_eps": c.norm_eps, "dt_min": c.dt_min,
-            "dt_max": if c.dt_max.is_finite() { serde_json::json!(c.dt_max) } else { serde_json::json!("inf") },
-            "norm_group_size": c.norm_group_size, "in_proj_bias": c.in_proj_bias,
-            "conv_bias": c.conv_bias, "out_proj_bias": c.out_proj_bias, "tied_embeddings": c.tied_embeddings }),
-        ),
-        Arch::S4d(c) => (
-            "s4d",
-            serde_json::json!({
-            "d_input": c.d_input, "d_model": c.d_model, "d_state": c.d_state, "d_output": c.d_output,
-            "norm_eps": c.norm_eps, "prenorm": c.prenorm, "output": if c.glu { "glu" } else { "linear" },
-            "final_norm": c.final_norm, "head": format!("{:?}", c.head).to_lowercase() }),
-        ),
-        Arch::Rwkv5(c) => (
-            if c.gated { "rwkv5.2" } else { "rwkv5.1" },
-            serde_json::json!({
-            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "n_heads": c.n_heads,
-            "head_size": c.head_size, "norm_eps": c.norm_eps, "group_norm_eps": c.group_norm_eps }),
-        ),
-        Arch::MambaSensor(c) => (
-            "mamba-sensor",
-            serde_json::json!({
-            "d_input": c.d_input, "d_output": c.d_output, "d_model": c.d_model, "d_inner": c.d_inner,
-            "d_state": c.d_state, "d_conv": c.d_conv, "dt_rank": c.dt_rank, "norm_eps": c.norm_eps,
-            "in_proj_bias": c.in_proj_bias, "conv_bias": c.conv_bias, "out_proj_bias": c.out_proj_bias }),
-        ),
-        Arch::Rwkv6(c) => (
-            "rwkv6",
-            serde_json::json!({
-            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "n_heads": c.n_heads,
-            "head_size": c.head_size, "d_lora_mix": c.d_lora_mix, "d_lora_decay": c.d_lora_decay,
-            "norm_eps": c.norm_eps, "group_norm_eps": c.group_norm_eps }),
-        ),
-        Arch::Rwkv7(c) => (
-            "rwkv7",
-            serde_json::json!({
-            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "head_size": c.head_size,
-            "d_lora": [c.d_lora_w, c.d_lora_a, c.d_lora_v, c.d_lora_g], "norm_eps": c.norm_eps,
-            "group_norm_eps": c.group_norm_eps }),
-        ),
-        Arch::Rwkv4(c) => (
-            "rwkv4",
-            serde_json::json!({
-            "d_model": c.d_model, "d_ffn": c.d_ffn, "vocab_size": c.vocab_size, "norm_eps": c.norm_eps }),
-        ),
-        // Format 1.5: the stack's own wire description (stem, block configurations by
-        // kind, layer table, head), as serde writes it.
-        Arch::Stack(s) => ("stack", serde_json::to_value(s).unwrap_or_default()),
-    };
+    let architecture = cfg.arch.name();
+    // The header's configuration as the format stores it (serde of the single-kind form's
+    // fields, or of the stack: stem, block configurations by kind, layer table, head).
+    // Non-finite values (Mamba-2's dt_max = ∞) print as null.
+    let config = match serde_json::to_value(cfg.arch) {
+        Ok(serde_json::Value::Object(o)) => o.into_iter().next().map(|(_, v)| v),
+        _ => None,
+    }
+    .unwrap_or_default();
     let stack = m.stack();
     let layers: Vec<&'static str> = (0..cfg.n_layers as usize)
         .filter_map(|l| stack.block(l).map(|b| b.name()))

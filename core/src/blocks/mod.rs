@@ -484,6 +484,24 @@ impl Arch {
         }
     }
 
+    /// The model's name as `tinyssm inspect` reports it: the single-kind form's (with
+    /// RWKV v5's sub-version), or `stack`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::Mamba1(_) => "mamba1",
+            Arch::Mamba2(_) => "mamba2",
+            Arch::S4d(_) => "s4d",
+            Arch::Rwkv4(_) => "rwkv4",
+            Arch::Rwkv5(c) if c.gated => "rwkv5.2",
+            Arch::Rwkv5(_) => "rwkv5.1",
+            Arch::Rwkv6(_) => "rwkv6",
+            Arch::Rwkv7(_) => "rwkv7",
+            Arch::MambaSensor(_) => "mamba-sensor",
+            #[cfg(feature = "stacks")]
+            Arch::Stack(_) => "stack",
+        }
+    }
+
     /// The model's input stage, layer table and head.
     pub fn parts(&self) -> (Stem, LayerTable, Head) {
         let (stem, block, head) = match self {
