@@ -1,6 +1,7 @@
 //! Runs many steps of a benchmark model, for profilers (callgrind, perf):
 //! `cargo build --release -p tinyssm-bench --example profile_step`
-//! `valgrind --tool=callgrind target/release/examples/profile_step small 200 [f32|w8a8]`
+//! `valgrind --tool=callgrind target/release/examples/profile_step small 200 [f32|w8a8] [views]`
+//! (`views`: the model reads its tensors from a table resolved once, `Model::with_views`)
 
 use std::hint::black_box;
 
@@ -22,6 +23,12 @@ fn main() {
     }
     .expect("blob");
     let m = Model::parse(buf.as_bytes()).expect("parse");
+    let mut table = vec![tinyssm_core::Weights::EMPTY; m.n_tensors()];
+    let m = if args.get(4).map(String::as_str) == Some("views") {
+        m.with_views(&mut table).expect("views")
+    } else {
+        m
+    };
     let mut st = vec![0f32; m.state_len()];
     let mut sc = vec![0f32; m.scratch_len()];
     let mut out = vec![0f32; m.d_output()];

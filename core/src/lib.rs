@@ -9,8 +9,21 @@
 //! static BLOB: &tinyssm_core::Aligned<[u8]> = include_model!("../model.tssm");
 //! static mut STATE: [f32; STATE_LEN] = [0.0; STATE_LEN];     // sizes from `tinyssm codegen`
 //! let model = Model::parse(&BLOB.0)?;                         // validates once
-//! model.step_token(tok, &mut state, &mut scratch, &mut logits)?;
+//! model.step(Input::Token(tok), &mut state, &mut scratch, &mut logits)?;
 //! ```
+//!
+//! ## Entry points
+//! | | float and w8a8 (`f32` buffers) | integer-only (`i32` buffers) |
+//! |---|---|---|
+//! | initial state | [`Model::reset`] | [`Model::reset_int`] |
+//! | one input (token or vector) | [`Model::step`] | [`Model::step_int`] |
+//! | one audio sample | [`Model::step_sample`] | [`Model::step_sample_int`] |
+//! | calibration | [`Model::step_probed`], [`Model::step_sample_probed`] | — |
+//!
+//! An audio model's front end is resolved once per stream ([`Model::front_end`] /
+//! [`Model::front_end_int`]) and passed to every `step_sample*` call. [`Model::with_views`]
+//! resolves every tensor once into a caller's table, so the steps skip the blob's tensor
+//! table (bit-identical outputs).
 //!
 //! ## Embedding a blob: the aligned wrapper
 //! [`Model::parse`] borrows tensors in place, so the blob must start on a 16-byte
@@ -33,7 +46,7 @@
 //! ## Audio models
 //! A model can carry a streaming audio front end ([`frontend`]: framing, window, real FFT,
 //! mel filterbank, log; its parameters in the blob, format 1.1). [`Model::step_sample`]
-//! takes one sample and steps the model whenever a frame completes; the front end's
+//! (with the front end from [`Model::front_end`]) takes one sample and steps the model whenever a frame completes; the front end's
 //! buffers are part of `state_len` / `scratch_len`.
 //!
 //! ## Numerics

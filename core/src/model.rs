@@ -330,60 +330,17 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Feeds one audio sample to a model with a front end. When the sample completes a
-    /// frame, the frame's features go through one model step and `Ok(true)` says `out`
-    /// holds its outputs; otherwise `out` is untouched. State and scratch are the whole
-    /// buffers ([`Self::state_len`], [`Self::scratch_len`]): the model's part first, then
-    /// the front end's.
-    pub fn step_sample(
-        &self,
-        x: f32,
-        state: &mut [f32],
-        scratch: &mut [f32],
-        out: &mut [f32],
-    ) -> Result<bool, StepError> {
-        self.step_sample_probed(x, state, scratch, out, &mut crate::probe::NoProbe)
-    }
-
-    /// [`Self::step_sample`] with the window computed once
-    /// ([`crate::frontend::FrontEnd::window_table`] of [`Self::front_end`]): the same
-    /// outputs bit for bit, without an f64 cosine per window sample and frame.
-    pub fn step_sample_windowed(
-        &self,
-        x: f32,
-        window: &crate::frontend::WindowTable<'_>,
-        state: &mut [f32],
-        scratch: &mut [f32],
-        out: &mut [f32],
-    ) -> Result<bool, StepError> {
-        let fe = self
-            .front_end()
-            .ok_or(StepError::WrongInputKind)?
-            .with_window(window)?;
-        self.step_sample_fe(fe, x, state, scratch, out, &mut crate::probe::NoProbe)
-    }
-
-    /// [`Self::step_sample`] with a [`crate::probe::Probe`] on the model step.
-    pub fn step_sample_probed<P: crate::probe::Probe>(
-        &self,
-        x: f32,
-        state: &mut [f32],
-        scratch: &mut [f32],
-        out: &mut [f32],
-        probe: &mut P,
-    ) -> Result<bool, StepError> {
-        let fe = self.front_end().ok_or(StepError::WrongInputKind)?;
-        self.step_sample_fe(fe, x, state, scratch, out, probe)
-    }
-
-    /// [`Self::step_sample`] with a front end the caller resolved once per stream
-    /// ([`Self::front_end`], usually with its window table:
-    /// [`crate::frontend::FrontEnd::with_window`]): the same outputs bit for bit, without
-    /// looking the front end up and re-validating its configuration on every sample — a
-    /// sample that does not complete a frame then costs a ring-buffer write. A front end
-    /// of another configuration is refused ([`StepError::WrongInputKind`]).
+    /// Feeds one audio sample to a model with a front end. `fe` is the model's front end,
+    /// resolved once per stream ([`Self::front_end`], usually with its window table:
+    /// [`crate::frontend::FrontEnd::with_window`]), so a sample that does not complete a
+    /// frame costs a ring-buffer write; a front end of another configuration is refused
+    /// ([`StepError::WrongInputKind`]). When the sample completes a frame, the frame's
+    /// features go through one model step and `Ok(true)` says `out` holds its outputs;
+    /// otherwise `out` is untouched. State and scratch are the whole buffers
+    /// ([`Self::state_len`], [`Self::scratch_len`]): the model's part first, then the
+    /// front end's.
     #[inline(always)]
-    pub fn step_sample_with(
+    pub fn step_sample(
         &self,
         fe: &crate::frontend::FrontEnd<'_>,
         x: f32,
@@ -391,8 +348,22 @@ impl<'a> Model<'a> {
         scratch: &mut [f32],
         out: &mut [f32],
     ) -> Result<bool, StepError> {
+        self.step_sample_probed(fe, x, state, scratch, out, &mut crate::probe::NoProbe)
+    }
+
+    /// [`Self::step_sample`] with a [`crate::probe::Probe`] on the model step.
+    #[inline(always)]
+    pub fn step_sample_probed<P: crate::probe::Probe>(
+        &self,
+        fe: &crate::frontend::FrontEnd<'_>,
+        x: f32,
+        state: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+        probe: &mut P,
+    ) -> Result<bool, StepError> {
         self.check_own_front_end(fe.config())?;
-        self.step_sample_fe(*fe, x, state, scratch, out, &mut crate::probe::NoProbe)
+        self.step_sample_fe(*fe, x, state, scratch, out, probe)
     }
 
     /// `Ok` when `cfg` is this model's front-end configuration (compared on bit patterns:
@@ -520,24 +491,11 @@ impl<'a> Model<'a> {
             .step_int(self, &self.layout.state_lens, input, state, scratch, out)
     }
 
-    /// Feeds one 16-bit PCM sample to an integer-only model with a front end (the integer
-    /// front end, then [`Self::step_int`] whenever a frame completes: `Ok(true)`).
+    /// Feeds one 16-bit PCM sample to an integer-only model with a front end: the integer
+    /// front end `fe` (resolved once per stream: [`Self::front_end_int`]; one of another
+    /// configuration is refused, [`StepError::WrongInputKind`]), then [`Self::step_int`]
+    /// whenever a frame completes (`Ok(true)`).
     pub fn step_sample_int(
-        &self,
-        pcm: i16,
-        state: &mut [i32],
-        scratch: &mut [i32],
-        out: &mut [i32],
-    ) -> Result<bool, StepError> {
-        let fe = self.front_end_int().ok_or(StepError::WrongInputKind)?;
-        self.step_sample_int_fe(&fe, pcm, state, scratch, out)
-    }
-
-    /// [`Self::step_sample_int`] with the integer front end resolved once per stream
-    /// ([`Self::front_end_int`]): the same outputs bit for bit, without rebuilding it
-    /// from the blob on every sample. A front end of another configuration is refused
-    /// ([`StepError::WrongInputKind`]).
-    pub fn step_sample_int_with(
         &self,
         fe: &crate::frontend_int::IntFrontEnd<'_>,
         pcm: i16,
@@ -615,28 +573,6 @@ impl<'a> Model<'a> {
             f(crate::int_step::plan::G_FILTER_FRAC)?,
             f(crate::int_step::plan::G_IN_FRAC)?,
         ))
-    }
-
-    /// [`Self::step`] with a token.
-    pub fn step_token(
-        &self,
-        token: u32,
-        state: &mut [f32],
-        scratch: &mut [f32],
-        out: &mut [f32],
-    ) -> Result<(), StepError> {
-        self.step(Input::Token(token), state, scratch, out)
-    }
-
-    /// [`Self::step`] with an input vector.
-    pub fn step_vector(
-        &self,
-        x: &[f32],
-        state: &mut [f32],
-        scratch: &mut [f32],
-        out: &mut [f32],
-    ) -> Result<(), StepError> {
-        self.step(Input::Vector(x), state, scratch, out)
     }
 
     /// Parameter count and bytes per dtype.

@@ -95,9 +95,9 @@ fn core_stream(m: &Model<'_>, x: &[i16]) -> (Vec<i32>, Vec<i32>) {
     let mut o = vec![0i32; m.d_output()];
     m.reset_int(&mut st).unwrap();
     let mut ys = Vec::new();
-    if m.config().front_end.is_some() {
+    if let Some(fe) = m.front_end_int() {
         for &s in x {
-            if m.step_sample_int(s, &mut st, &mut sc, &mut o).unwrap() {
+            if m.step_sample_int(&fe, s, &mut st, &mut sc, &mut o).unwrap() {
                 ys.extend_from_slice(&o);
             }
         }

@@ -70,7 +70,8 @@ fn core_stream(m: &Model<'_>, init: &[f32], x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut o = vec![0f32; m.d_output()];
     let mut ys = Vec::new();
     for row in x.chunks_exact(d) {
-        m.step_vector(row, &mut st, &mut sc, &mut o).unwrap();
+        m.step(tinyssm_core::Input::Vector(row), &mut st, &mut sc, &mut o)
+            .unwrap();
         ys.extend_from_slice(&o);
     }
     st.truncate(init.len());
@@ -707,8 +708,9 @@ fn fsdd_case<D: Device>(dev: &D, model: &str) {
     let mut o = vec![0f32; m.d_output()];
     core.reset(&mut st).unwrap();
     let mut last = Vec::new();
+    let fe = core.front_end().unwrap();
     for &s in &clips[0] {
-        if core.step_sample(s, &mut st, &mut sc, &mut o).unwrap() {
+        if core.step_sample(&fe, s, &mut st, &mut sc, &mut o).unwrap() {
             last = o.clone();
         }
     }

@@ -25,9 +25,12 @@ fuzz_target!(|data: &[u8]| {
                 let mut sc = vec![0i32; m.scratch_len()];
                 let mut out = vec![0i32; m.d_output()];
                 let x = vec![1000i16; m.d_input()];
+                let fe = m.front_end_int();
                 for t in 0..2i16 {
                     let _ = m.step_int(&x, &mut st, &mut sc, &mut out);
-                    let _ = m.step_sample_int(t * 9000, &mut st, &mut sc, &mut out);
+                    if let Some(fe) = &fe {
+                        let _ = m.step_sample_int(fe, t * 9000, &mut st, &mut sc, &mut out);
+                    }
                 }
                 continue;
             }

@@ -14,6 +14,8 @@ pub struct Runner<'m> {
     model: Model<'m>,
     states: Vec<Option<Vec<f32>>>,
     scratch: Vec<f32>,
+    /// The model's audio front end, resolved once (models that take raw samples).
+    fe: Option<tinyssm_core::frontend::FrontEnd<'m>>,
 }
 
 impl<'m> Runner<'m> {
@@ -22,6 +24,7 @@ impl<'m> Runner<'m> {
             model,
             states: Vec::new(),
             scratch: vec![0.0; model.scratch_len()],
+            fe: model.front_end(),
         }
     }
 
@@ -108,7 +111,11 @@ impl<'m> Runner<'m> {
             .get_mut(id.0)
             .and_then(Option::as_mut)
             .ok_or(HostError::UnknownStream(id.0))?;
-        Ok(self.model.step_sample(x, st, &mut self.scratch, out)?)
+        let fe = self
+            .fe
+            .as_ref()
+            .ok_or(tinyssm_core::StepError::WrongInputKind)?;
+        Ok(self.model.step_sample(fe, x, st, &mut self.scratch, out)?)
     }
 
     /// Feeds a chunk of tokens to a stream; returns `[tokens.len(), d_output]` outputs.

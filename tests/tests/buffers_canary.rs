@@ -174,10 +174,13 @@ fn integer_step_touches_exactly_its_buffers() {
         let audio = m.config().front_end.is_some();
         let mut rng = Rng::new(3);
         let mut frames = 0;
+        let fe = m.front_end_int();
         for _ in 0..if audio { 2_000 } else { 50 } {
-            if audio {
+            if let Some(fe) = &fe {
                 let pcm = (rng.uniform() * 20_000.0) as i16;
-                frames += m.step_sample_int(pcm, &mut st, &mut sc, &mut out).unwrap() as usize;
+                frames += m
+                    .step_sample_int(fe, pcm, &mut st, &mut sc, &mut out)
+                    .unwrap() as usize;
             } else {
                 let x: Vec<i16> = (0..m.d_input())
                     .map(|_| (rng.uniform() * 4_000.0) as i16)
@@ -201,8 +204,8 @@ fn integer_step_touches_exactly_its_buffers() {
         assert!(frames > 10, "{name}");
         let short = |n: usize| n.saturating_sub(1);
         let x = vec![0i16; m.d_input()];
-        let r = if audio {
-            m.step_sample_int(0, &mut st[..short(ns)], &mut sc, &mut out)
+        let r = if let Some(fe) = &fe {
+            m.step_sample_int(fe, 0, &mut st[..short(ns)], &mut sc, &mut out)
                 .map(|_| ())
         } else {
             m.step_int(&x, &mut st[..short(ns)], &mut sc, &mut out)
@@ -211,8 +214,8 @@ fn integer_step_touches_exactly_its_buffers() {
             matches!(r, Err(StepError::StateTooShort { .. })),
             "{name}: {r:?}"
         );
-        let r = if audio {
-            m.step_sample_int(0, &mut st, &mut sc[..short(nc)], &mut out)
+        let r = if let Some(fe) = &fe {
+            m.step_sample_int(fe, 0, &mut st, &mut sc[..short(nc)], &mut out)
                 .map(|_| ())
         } else {
             m.step_int(&x, &mut st, &mut sc[..short(nc)], &mut out)

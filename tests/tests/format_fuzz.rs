@@ -19,8 +19,10 @@ fn exercise(bytes: &[u8]) {
                 let _ = m.step_int(&x, &mut st, &mut sc, &mut out);
             }
             // Enough samples for a frame of the shipped front ends (200-sample window).
-            for t in 0..240i16 {
-                let _ = m.step_sample_int(t.wrapping_mul(977), &mut st, &mut sc, &mut out);
+            if let Some(fe) = m.front_end_int() {
+                for t in 0..240i16 {
+                    let _ = m.step_sample_int(&fe, t.wrapping_mul(977), &mut st, &mut sc, &mut out);
+                }
             }
             // A hostile state too.
             st.iter_mut()

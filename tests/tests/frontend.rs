@@ -211,7 +211,7 @@ proptest! {
 }
 
 /// A model that carries its front end: `step_sample` = the front end's features through
-/// `step_vector`, with the front end's buffers after the model's (and exactly that long).
+/// `step`, with the front end's buffers after the model's (and exactly that long).
 #[test]
 fn model_with_front_end_steps_on_samples() {
     use tinyssm_core::{Arch, Config, DType, Model};
@@ -250,7 +250,7 @@ fn model_with_front_end_steps_on_samples() {
     let mut sc = vec![CANARY; m.scratch_len() + 8];
     m.reset(&mut st).unwrap();
     let mut out = vec![0f32; m.d_output()];
-    // The same by hand: the front end with its own buffers, then step_vector.
+    // The same by hand: the front end with its own buffers, then the model step.
     let mut fst = vec![0f32; fe_cfg.state_len()];
     let mut fsc = vec![0f32; fe_cfg.scratch_len()];
     let mut feats = vec![0f32; fe_cfg.n_mels as usize];
@@ -259,12 +259,17 @@ fn model_with_front_end_steps_on_samples() {
     let mut mout = vec![0f32; m.d_output()];
     let mut frames = 0;
     for &s in &x {
-        let a = m.step_sample(s, &mut st, &mut sc, &mut out).unwrap();
+        let a = m.step_sample(&fe, s, &mut st, &mut sc, &mut out).unwrap();
         let b = fe.push(s, &mut fst, &mut fsc, &mut feats).unwrap();
         assert_eq!(a, b);
         if b {
-            m.step_vector(&feats, &mut mst, &mut msc, &mut mout)
-                .unwrap();
+            m.step(
+                tinyssm_core::Input::Vector(&feats),
+                &mut mst,
+                &mut msc,
+                &mut mout,
+            )
+            .unwrap();
             assert_eq!(out, mout);
             frames += 1;
         }
@@ -276,15 +281,16 @@ fn model_with_front_end_steps_on_samples() {
     assert!(sc[..m.scratch_len()].iter().all(|&v| v != CANARY));
     // Short buffers are errors; a model without a front end refuses samples.
     assert!(m
-        .step_sample(0.0, &mut st[..10], &mut sc, &mut out)
+        .step_sample(&fe, 0.0, &mut st[..10], &mut sc, &mut out)
         .is_err());
-    assert!(pm.step_sample(0.0, &mut mst, &mut msc, &mut mout).is_err());
+    assert!(pm
+        .step_sample(&fe, 0.0, &mut mst, &mut msc, &mut mout)
+        .is_err());
 }
 
-/// A window computed once (`FrontEnd::window_table`, `Model::step_sample_windowed`), with
-/// and without the mel band ranges, and the front end resolved once
-/// (`Model::step_sample_with`) give the same features and outputs, bit for bit, as the
-/// per-frame window of `step_sample` — also on a stretch whose power spectrum overflows
+/// A window computed once (`FrontEnd::window_table`, `FrontEnd::with_window`), with and
+/// without the mel band ranges, gives the same features and outputs through
+/// `Model::step_sample`, bit for bit, as the per-frame window of the plain front end — also on a stretch whose power spectrum overflows
 /// to infinity (where the band sums must fall back to full sums); another
 /// configuration's table or front end is refused.
 #[test]
@@ -304,6 +310,7 @@ fn windowed_step_sample_is_bit_identical() {
     assert!(ranges.chunks(2).all(|r| r[1] > r[0] && r[1] - r[0] < 40.0));
     assert!(table.band_ranges().is_none());
     let prepared = fe.with_window(&banded).unwrap();
+    let windowed = fe.with_window(&table).unwrap();
     let mut rng = tinyssm_tests::Rng::new(9);
     let mut x: Vec<f32> = (0..4000)
         .map(|i| 0.3 * (i as f32 * 0.07).sin() + 0.05 * rng.uniform())
@@ -318,18 +325,12 @@ fn windowed_step_sample_is_bit_identical() {
         m.reset(&mut st).unwrap();
         let mut ys = Vec::new();
         for &s in x {
-            let fresh = match mode {
-                0 => m.step_sample(s, &mut st, &mut sc, &mut o).unwrap(),
-                1 => m
-                    .step_sample_windowed(s, &table, &mut st, &mut sc, &mut o)
-                    .unwrap(),
-                2 => m
-                    .step_sample_windowed(s, &banded, &mut st, &mut sc, &mut o)
-                    .unwrap(),
-                _ => m
-                    .step_sample_with(&prepared, s, &mut st, &mut sc, &mut o)
-                    .unwrap(),
+            let f = match mode {
+                0 => &fe,
+                1 => &windowed,
+                _ => &prepared,
             };
+            let fresh = m.step_sample(f, s, &mut st, &mut sc, &mut o).unwrap();
             if fresh {
                 ys.extend(o.iter().map(|v| v.to_bits()));
             }
@@ -339,7 +340,7 @@ fn windowed_step_sample_is_bit_identical() {
     for xs in [&x[..plain_len], &x[..]] {
         let a = run(0, xs);
         assert!(a.0.len() > 100);
-        for mode in 1..4 {
+        for mode in 1..3 {
             assert_eq!(a, run(mode, xs), "mode {mode}");
         }
     }
@@ -365,10 +366,8 @@ fn windowed_step_sample_is_bit_identical() {
         vec![0f32; m.scratch_len()],
         vec![0f32; m.d_output()],
     );
+    assert!(fe.with_window(&t2).is_err());
     assert!(m
-        .step_sample_windowed(0.0, &t2, &mut st, &mut sc, &mut o)
-        .is_err());
-    assert!(m
-        .step_sample_with(&other, 0.0, &mut st, &mut sc, &mut o)
+        .step_sample(&other, 0.0, &mut st, &mut sc, &mut o)
         .is_err());
 }

@@ -516,9 +516,10 @@ fn fsdd_float(m: &Model<'_>, clip: &str, x: &[f32]) -> Run {
     let mut out = vec![0f32; m.d_output()];
     m.reset(&mut state).expect("reset");
     let mut acc = Acc::new();
+    let fe = m.front_end().expect("front end");
     for &s in x {
         acc.input = acc.input.bytes(&s.to_le_bytes());
-        if m.step_sample(s, &mut state, &mut scratch, &mut out)
+        if m.step_sample(&fe, s, &mut state, &mut scratch, &mut out)
             .expect("step")
         {
             let bits: Vec<u32> = out.iter().map(|y| y.to_bits()).collect();
@@ -556,11 +557,18 @@ fn int_run(m: &Model<'_>, name: &str, x: &[i16], audio: bool) -> Run {
     let mut out = vec![0i32; m.d_output()];
     m.reset_int(&mut state).expect("reset");
     let mut acc = Acc::new();
+    let fe = m.front_end_int();
     for &s in x {
         acc.input = acc.input.bytes(&s.to_le_bytes());
         let produced = if audio {
-            m.step_sample_int(s, &mut state, &mut scratch, &mut out)
-                .expect("step")
+            m.step_sample_int(
+                fe.as_ref().expect("front end"),
+                s,
+                &mut state,
+                &mut scratch,
+                &mut out,
+            )
+            .expect("step")
         } else {
             m.step_int(&[s], &mut state, &mut scratch, &mut out)
                 .expect("step");

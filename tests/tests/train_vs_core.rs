@@ -94,8 +94,9 @@ fn batch_forward_matches_core_step_by_step() {
         let mut out = vec![0f32; 10];
         m.reset(&mut st).unwrap();
         let mut last = None;
+        let fe = m.front_end().unwrap();
         for &v in clip {
-            if m.step_sample(v, &mut st, &mut sc, &mut out).unwrap() {
+            if m.step_sample(&fe, v, &mut st, &mut sc, &mut out).unwrap() {
                 last = Some(out.clone());
             }
         }
@@ -169,8 +170,9 @@ fn mamba_batch_forward_matches_core_step_by_step() {
         let mut out = vec![0f32; 10];
         m.reset(&mut st).unwrap();
         let mut last = None;
+        let fe = m.front_end().unwrap();
         for &v in clip {
-            if m.step_sample(v, &mut st, &mut sc, &mut out).unwrap() {
+            if m.step_sample(&fe, v, &mut st, &mut sc, &mut out).unwrap() {
                 last = Some(out.clone());
             }
         }

@@ -2,7 +2,7 @@
 //! the look-ups in the blob, for every shipped model (float, w8a8, integer-only; audio and
 //! vector inputs) and every test configuration in every weight dtype and compute mode.
 
-use tinyssm_core::{Model, StepError, Weights};
+use tinyssm_core::{Input, Model, StepError, Weights};
 use tinyssm_host::AlignedBuf;
 use tinyssm_tests::{configs, random_blob_mode, repo_root, Rng, MODES};
 
@@ -19,7 +19,10 @@ fn outputs(m: &Model<'_>, steps: usize) -> Vec<u32> {
         for _ in 0..steps {
             if m.config().front_end.is_some() {
                 let x = (rng.uniform() * 12000.0) as i16;
-                if m.step_sample_int(x, &mut st, &mut sc, &mut oi).unwrap() {
+                let fe = m.front_end_int().unwrap();
+                if m.step_sample_int(&fe, x, &mut st, &mut sc, &mut oi)
+                    .unwrap()
+                {
                     got.extend(oi.iter().map(|&v| v as u32));
                 }
             } else {
@@ -37,7 +40,8 @@ fn outputs(m: &Model<'_>, steps: usize) -> Vec<u32> {
     m.reset(&mut st).unwrap();
     for i in 0..steps {
         if m.config().front_end.is_some() {
-            if m.step_sample(0.4 * rng.uniform(), &mut st, &mut sc, &mut out)
+            let fe = m.front_end().unwrap();
+            if m.step_sample(&fe, 0.4 * rng.uniform(), &mut st, &mut sc, &mut out)
                 .unwrap()
             {
                 got.extend(out.iter().map(|v| v.to_bits()));
@@ -45,10 +49,15 @@ fn outputs(m: &Model<'_>, steps: usize) -> Vec<u32> {
             continue;
         }
         match m.vocab_size() {
-            Some(v) => m.step_token((i as u32 * 7 + 1) % v, &mut st, &mut sc, &mut out),
+            Some(v) => m.step(
+                Input::Token((i as u32 * 7 + 1) % v),
+                &mut st,
+                &mut sc,
+                &mut out,
+            ),
             None => {
                 let x: Vec<f32> = (0..m.d_input()).map(|_| rng.uniform()).collect();
-                m.step_vector(&x, &mut st, &mut sc, &mut out)
+                m.step(Input::Vector(&x), &mut st, &mut sc, &mut out)
             }
         }
         .unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tinyssm_core::Model;
+use tinyssm_core::{Input, Model};
 use tinyssm_data::{self as data, ecg, Split};
 
 use crate::error::ToolError;
@@ -82,10 +82,10 @@ fn core_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<f32>, Vec<f32>)
     let mut o = vec![0f32; model.d_output()];
     model.reset(&mut st).map_err(usage)?;
     let mut ys = Vec::new();
-    if model.front_end().is_some() {
+    if let Some(fe) = model.front_end() {
         for &s in inputs {
             if model
-                .step_sample(s, &mut st, &mut sc, &mut o)
+                .step_sample(&fe, s, &mut st, &mut sc, &mut o)
                 .map_err(usage)?
             {
                 ys.extend_from_slice(&o);
@@ -94,7 +94,7 @@ fn core_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<f32>, Vec<f32>)
     } else {
         for row in inputs.chunks_exact(model.d_input().max(1)) {
             model
-                .step_vector(row, &mut st, &mut sc, &mut o)
+                .step(Input::Vector(row), &mut st, &mut sc, &mut o)
                 .map_err(usage)?;
             ys.extend_from_slice(&o);
         }
@@ -122,10 +122,10 @@ pub fn int_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<i32>, Vec<i3
     let mut o = vec![0i32; model.d_output()];
     model.reset_int(&mut st).map_err(usage)?;
     let mut ys = Vec::new();
-    if model.config().front_end.is_some() {
+    if let Some(fe) = model.front_end_int() {
         for &s in inputs {
             if model
-                .step_sample_int(to_i16(s, 15), &mut st, &mut sc, &mut o)
+                .step_sample_int(&fe, to_i16(s, 15), &mut st, &mut sc, &mut o)
                 .map_err(usage)?
             {
                 ys.extend_from_slice(&o);
@@ -337,9 +337,15 @@ impl<'m> Streamer<'m> {
             let io = m
                 .int_io()
                 .ok_or_else(|| usage("integer-only model without a plan"))?;
-            let fresh = if m.config().front_end.is_some() {
-                m.step_sample_int(to_i16(x[0], 15), &mut self.sti, &mut self.sci, &mut self.oi)
-                    .map_err(usage)?
+            let fresh = if let Some(fe) = m.front_end_int() {
+                m.step_sample_int(
+                    &fe,
+                    to_i16(x[0], 15),
+                    &mut self.sti,
+                    &mut self.sci,
+                    &mut self.oi,
+                )
+                .map_err(usage)?
             } else {
                 for (q, &v) in self.qin.iter_mut().zip(x) {
                     *q = to_i16(v, io.input_frac);
@@ -355,11 +361,11 @@ impl<'m> Streamer<'m> {
                 }
             }
             Ok(fresh)
-        } else if m.front_end().is_some() {
-            m.step_sample(x[0], &mut self.st, &mut self.sc, &mut self.o)
+        } else if let Some(fe) = m.front_end() {
+            m.step_sample(&fe, x[0], &mut self.st, &mut self.sc, &mut self.o)
                 .map_err(usage)
         } else {
-            m.step_vector(x, &mut self.st, &mut self.sc, &mut self.o)
+            m.step(Input::Vector(x), &mut self.st, &mut self.sc, &mut self.o)
                 .map_err(usage)?;
             Ok(true)
         }

@@ -64,10 +64,10 @@ pub fn run_probed(
     let mut steps = 0;
     for s in streams {
         model.reset(&mut st).map_err(usage)?;
-        if model.front_end().is_some() {
+        if let Some(fe) = model.front_end() {
             for &x in s {
                 let stepped = model
-                    .step_sample_probed(x, &mut st, &mut sc, &mut o, probe)
+                    .step_sample_probed(&fe, x, &mut st, &mut sc, &mut o, probe)
                     .map_err(usage)?;
                 steps += stepped as usize;
             }

@@ -444,7 +444,7 @@ fn step_bench<D: Device>(dev: &D, small: bool, reps: usize, model: Option<&str>)
         let mut out = vec![0f32; o];
         for t in 0..steps.min(64) {
             let xi = &x[(s * steps + t) * di..(s * steps + t + 1) * di];
-            core.step_vector(xi, &mut st, &mut sc, &mut out)
+            core.step(tinyssm_core::Input::Vector(xi), &mut st, &mut sc, &mut out)
                 .map_err(|e| BackendError::Unavailable(e.to_string()))?;
             let got = &y[(s * steps + t) * o..(s * steps + t + 1) * o];
             let rms = (out.iter().map(|v| v * v).sum::<f32>() / o.max(1) as f32).sqrt();

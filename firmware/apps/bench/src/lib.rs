@@ -212,7 +212,7 @@ const MARKS_INT: Marks = Marks {
 };
 
 /// Streams the clip through a float or w8a8 model with kernels `k`, every call of
-/// `step_sample_with` (the front end and its window resolved once) between markers. Returns (frames, argmax of the last frame).
+/// `step_sample` (the front end and its window resolved once) between markers. Returns (frames, argmax of the last frame).
 fn pass_float(
     model: &Model<'_>,
     m: &Marks,
@@ -221,21 +221,21 @@ fn pass_float(
     out: &mut [f32],
 ) -> Result<(u32, usize), tinyssm_core::StepError> {
     model.reset(state)?;
-    // The window computed once (bit-identical features; see `Model::step_sample_windowed`).
+    // The window computed once (bit-identical features; see `FrontEnd::with_window`).
     // The window (200 values) and the mel band ranges (2 × 40).
     let mut wbuf = [0f32; 288];
     let fe = model
         .front_end()
         .ok_or(tinyssm_core::StepError::WrongInputKind)?;
     let table = fe.window_table(&mut wbuf)?;
-    // The front end resolved once for the stream (`Model::step_sample_with`).
+    // The front end resolved once for the stream (`Model::step_sample`).
     let fe = fe.with_window(&table)?;
     let mut frames = 0;
     (m.clip.0)();
     for c in INPUT_F32.0.chunks_exact(4) {
         let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         (m.step)();
-        let r = model.step_sample_with(&fe, x, state, scratch, out);
+        let r = model.step_sample(&fe, x, state, scratch, out);
         match r {
             Ok(true) => {
                 (m.frame)();
@@ -271,7 +271,7 @@ fn pass_int(
     for c in INPUT_I16.0.chunks_exact(2) {
         let x = i16::from_le_bytes([c[0], c[1]]);
         (m.step)();
-        let r = model.step_sample_int_with(&fe, x, state, scratch, out);
+        let r = model.step_sample_int(&fe, x, state, scratch, out);
         match r {
             Ok(true) => {
                 (m.frame)();

@@ -2,10 +2,10 @@
 //! the device.
 //!
 //! - `fsdd-s4d`, `fsdd-s4d-int8`, `fsdd-mamba`, `fsdd-mamba-int8` (float and w8a8): every
-//!   FSDD clip through [`Model::step_sample_with`] (the front end, its window and mel band
+//!   FSDD clip through [`Model::step_sample`] (the front end, its window and mel band
 //!   ranges resolved once per run) with [`Kernels::Reference`];
 //! - `fsdd-s4d-int`, `fsdd-mamba-int` (integer-only): every clip as 16-bit PCM through
-//!   [`Model::step_sample_int_with`];
+//!   [`Model::step_sample_int`];
 //! - `ecg-rpeak`, `ecg-rpeak-int8`: the ECG stretch (mV) through [`Model::step`]
 //!   with [`Kernels::Reference`], one value per step;
 //! - `ecg-rpeak-int` (integer-only): the stretch in the model's input format through
@@ -261,7 +261,7 @@ fn done(ok: bool) -> bool {
     ok
 }
 
-/// Every FSDD clip through a float or w8a8 model ([`Model::step_sample_with`]).
+/// Every FSDD clip through a float or w8a8 model ([`Model::step_sample`]).
 pub fn run_fsdd(
     model: &Model<'_>,
     state: &mut [f32],
@@ -271,7 +271,7 @@ pub fn run_fsdd(
     let (ns, no) = (model.state_len(), model.d_output());
     // The front end resolved once, with its window and mel band ranges computed once
     // (the FSDD models: a 200-sample window and 40 bands); bit-identical to
-    // `Model::step_sample`, which the host side of the test runs.
+    // the per-frame window of `Model::step_sample` without it, which the host side runs.
     let Some(fe) = model.front_end() else {
         println!("error: the model takes no audio");
         return false;
@@ -292,7 +292,7 @@ pub fn run_fsdd(
         let mut run = Run::new();
         for b in FSDD_F32.0[start..start + 4 * n].chunks_exact(4) {
             run.input = run.input.bytes(b);
-            match model.step_sample_with(&fe, f32_at(b), state, scratch, out) {
+            match model.step_sample(&fe, f32_at(b), state, scratch, out) {
                 Ok(true) => run.output(&out[..no]),
                 Ok(false) => {}
                 Err(e) => {
@@ -307,7 +307,7 @@ pub fn run_fsdd(
 }
 
 /// Every FSDD clip, as 16-bit PCM, through an integer-only model
-/// ([`Model::step_sample_int_with`]).
+/// ([`Model::step_sample_int`]).
 pub fn run_fsdd_int(
     model: &Model<'_>,
     state: &mut [i32],
@@ -327,7 +327,7 @@ pub fn run_fsdd_int(
         let mut run = Run::new();
         for b in FSDD_I16.0[start..start + 2 * n].chunks_exact(2) {
             run.input = run.input.bytes(b);
-            match model.step_sample_int_with(&fe, i16_at(b), state, scratch, out) {
+            match model.step_sample_int(&fe, i16_at(b), state, scratch, out) {
                 Ok(true) => run.output(&out[..no]),
                 Ok(false) => {}
                 Err(e) => {
