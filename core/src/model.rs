@@ -495,6 +495,7 @@ impl<'a> Model<'a> {
     /// front end `fe` (resolved once per stream: [`Self::front_end_int`]; one of another
     /// configuration is refused, [`StepError::WrongInputKind`]), then [`Self::step_int`]
     /// whenever a frame completes (`Ok(true)`).
+    #[inline(always)]
     pub fn step_sample_int(
         &self,
         fe: &crate::frontend_int::IntFrontEnd<'_>,
@@ -507,6 +508,7 @@ impl<'a> Model<'a> {
         self.step_sample_int_fe(fe, pcm, state, scratch, out)
     }
 
+    #[inline(always)]
     fn step_sample_int_fe(
         &self,
         fe: &crate::frontend_int::IntFrontEnd<'_>,
@@ -536,8 +538,20 @@ impl<'a> Model<'a> {
         if !fe.push(pcm, fe_state, fft, feats)? {
             return Ok(false);
         }
-        self.step_int(feats, model_state, model_scratch, out)?;
+        self.frame_step_int(feats, model_state, model_scratch, out)?;
         Ok(true)
+    }
+
+    /// [`Self::frame_step`] of the integer path.
+    #[inline(never)]
+    fn frame_step_int(
+        &self,
+        feats: &[i16],
+        state: &mut [i32],
+        scratch: &mut [i32],
+        out: &mut [i32],
+    ) -> Result<(), StepError> {
+        self.step_int(feats, state, scratch, out)
     }
 
     /// The integer front end of an integer-only audio model (its tables were checked by
