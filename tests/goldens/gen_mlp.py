@@ -97,17 +97,24 @@ os.makedirs(OUT, exist_ok=True)
 save_file(t, os.path.join(OUT, "model.safetensors"))
 np.save(os.path.join(OUT, "input.npy"), u)
 np.save(os.path.join(OUT, "expected.npy"), np.asarray(ys, dtype=np.float64))
+# The checkpoint as `tinyssm convert` reads an explicit stack (tools/src/import/stack.rs):
+# the header's StackConfig as serde writes it.
+def block(c):
+    norm = {"Rms": {"eps": EPS}} if c["norm"] == "rms" else {"Layer": {"eps": EPS}}
+    act = "Silu" if c["act"] == "silu" else "Gelu"
+    return {"Mlp": {"d_model": D, "d_ffn": c["d_ffn"], "norm": norm, "act": act}}
+
+
 with open(os.path.join(OUT, "config.json"), "w") as fh:
     json.dump(
         {
-            "d_input": D_IN,
-            "d_model": D,
-            "d_output": D_OUT,
-            "eps": EPS,
+            "architecture": "stack",
             "n_layers": N_LAYERS,
-            "blocks": CONFIGS,
-            "table": TABLE,
-            "final_norm": "rms",
+            "stack": {
+                "stem": {"Encoder": {"d_input": D_IN}},
+                "layers": {"blocks": [block(c) for c in CONFIGS], "table": TABLE},
+                "head": {"norm": {"Rms": {"eps": EPS}}, "out": {"Decoder": {"d_output": D_OUT}}},
+            },
         },
         fh,
         indent=1,

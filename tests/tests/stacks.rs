@@ -4,14 +4,12 @@
 
 use tinyssm_core::blocks::{MlpAct, MlpBlock, MlpNorm};
 use tinyssm_core::list::List;
-use tinyssm_core::stack::{FinalNorm, Head, Out, Stem};
+use tinyssm_core::stack::{Head, Stem};
 use tinyssm_core::{
     Arch, Block, Compute, Config, DType, FormatError, Kernels, LayerTable, Model, Role, StackConfig,
 };
-use tinyssm_host::writer::spec_name;
 use tinyssm_host::{io, write_blob, AlignedBuf, HostError, Runner, TensorData};
 use tinyssm_tests::{configs, fixtures, nmse, random_blob, random_values, Rng};
-use tinyssm_tools::import::store::TensorStore;
 
 fn stack_config(stem: Stem, blocks: &[Block], table: &[u8], head: Head, n: u32) -> Config {
     Config {
@@ -64,71 +62,21 @@ fn run(m: Model<'_>, seed: u64, steps: usize) -> Vec<f32> {
 #[test]
 fn mlp_stack_matches_the_numpy_reference() {
     let dir = fixtures().join("mlp/stack");
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let u = |k: &str| cfg[k].as_u64().unwrap() as u32;
-    let eps = cfg["eps"].as_f64().unwrap() as f32;
-    let blocks: Vec<Block> = cfg["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            Block::Mlp(MlpBlock {
-                d_model: u("d_model"),
-                d_ffn: b["d_ffn"].as_u64().unwrap() as u32,
-                norm: match b["norm"].as_str().unwrap() {
-                    "rms" => MlpNorm::Rms { eps },
-                    _ => MlpNorm::Layer { eps },
-                },
-                act: match b["act"].as_str().unwrap() {
-                    "silu" => MlpAct::Silu,
-                    _ => MlpAct::Gelu,
-                },
-            })
-        })
-        .collect();
-    let table: Vec<u8> = cfg["table"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u8)
-        .collect();
-    assert_eq!(cfg["final_norm"], "rms");
-    let config = stack_config(
-        Stem::Encoder {
-            d_input: u("d_input"),
-        },
-        &blocks,
-        &table,
-        Head {
-            norm: FinalNorm::Rms { eps },
-            out: Out::Decoder {
-                d_output: u("d_output"),
-            },
-        },
-        u("n_layers"),
-    );
-    let store = TensorStore::open_dir(&dir).unwrap();
-    let names: Vec<String> = store.names().map(String::from).collect();
-    let mut used = Vec::new();
-    let blob = write_blob(&config, |spec| -> Result<TensorData, HostError> {
-        let name = spec_name(spec);
-        let shape: Vec<usize> = spec.shape[..spec.rank as usize]
-            .iter()
-            .map(|&d| d as usize)
-            .collect();
-        used.push(name.clone());
-        Ok(TensorData::F32(store.get(&name, &shape).unwrap()))
-    })
-    .unwrap();
-    used.sort();
-    let mut names = names;
-    names.sort();
-    assert_eq!(
-        used, names,
-        "the blob holds exactly the reference's tensors"
-    );
+    // `tinyssm convert` of the explicit-stack checkpoint the script wrote.
+    let blob = tinyssm_tools::convert_dir(&dir, tinyssm_tools::WeightDtype::F32).unwrap();
     assert_eq!(u16::from_le_bytes([blob[6], blob[7]]), 5, "a stack is 1.5");
+    let mlp = |d_ffn, norm, act| {
+        Block::Mlp(MlpBlock {
+            d_model: 8,
+            d_ffn,
+            norm,
+            act,
+        })
+    };
+    let blocks = [
+        mlp(12, MlpNorm::Rms { eps: 1e-5 }, MlpAct::Silu),
+        mlp(6, MlpNorm::Layer { eps: 1e-5 }, MlpAct::Gelu),
+    ];
     let buf = AlignedBuf::from_bytes(&blob);
     let model = Model::parse(buf.as_bytes()).unwrap();
     assert_eq!(model.state_len(), 0, "MLP blocks carry no state");
@@ -380,4 +328,42 @@ fn bad_layer_tables_are_refused() {
     let e = Model::parse_skip_crc(AlignedBuf::from_bytes(&old).as_bytes()).unwrap_err();
     assert_eq!(e, FormatError::BadHeader);
     Model::parse(AlignedBuf::from_bytes(&blob).as_bytes()).unwrap();
+}
+
+/// The explicit-stack importer refuses what it cannot build with the reason: a missing
+/// tensor (named), a tensor the stack does not use, an unknown block kind, a bad table.
+#[test]
+fn stack_checkpoints_with_errors_are_refused_clearly() {
+    let src = fixtures().join("mlp/stack");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let try_with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            src.join("model.safetensors"),
+            tmp.path().join("model.safetensors"),
+        )
+        .unwrap();
+        let mut c = cfg.clone();
+        edit(&mut c);
+        std::fs::write(tmp.path().join("config.json"), c.to_string()).unwrap();
+        tinyssm_tools::convert_dir(tmp.path(), tinyssm_tools::WeightDtype::F16)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    try_with(&|_| {}).unwrap();
+    let e = try_with(&|c| c["n_layers"] = 4.into()).unwrap_err();
+    assert!(e.contains("layers.3.norm"), "{e}");
+    let e = try_with(&|c| c["n_layers"] = 2.into()).unwrap_err();
+    assert!(
+        e.contains("layers.2.") && e.contains("not part of the stack"),
+        "{e}"
+    );
+    let e = try_with(&|c| {
+        c["stack"]["layers"]["blocks"][0] = serde_json::json!({"Attention": {"d_model": 8}})
+    })
+    .unwrap_err();
+    assert!(e.contains("`stack`") && e.contains("Attention"), "{e}");
+    let e = try_with(&|c| c["stack"]["layers"]["table"] = serde_json::json!([0, 2])).unwrap_err();
+    assert!(e.contains("does not exist"), "{e}");
 }

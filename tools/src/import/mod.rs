@@ -5,6 +5,7 @@ pub mod json;
 pub mod pth;
 pub mod rwkv_cpp;
 pub mod s4d;
+pub mod stack;
 pub mod store;
 
 use std::path::Path;
@@ -41,6 +42,8 @@ pub enum Detected {
     RwkvCpp,
     /// A PyTorch checkpoint (zip archive) of an RWKV model.
     RwkvPth,
+    /// `"architecture": "stack"`: an explicit block stack in tinyssm's own terms.
+    Stack,
 }
 
 /// Detects the checkpoint kind from `config.json`.
@@ -92,11 +95,15 @@ pub fn detect(dir: &Path) -> Result<Detected, ToolError> {
         Ok(Detected::S4d)
     } else if arch.eq_ignore_ascii_case("mamba-sensor") {
         Ok(Detected::MambaSensor)
+    } else if arch.eq_ignore_ascii_case("stack") {
+        Ok(Detected::Stack)
     } else {
         let what = if !model_type.is_empty() {
-            format!("model_type `{model_type}` (supported: mamba, mamba2, s4d, mamba-sensor)")
+            format!(
+                "model_type `{model_type}` (supported: mamba, mamba2, s4d, mamba-sensor, stack)"
+            )
         } else if !arch.is_empty() {
-            format!("architecture `{arch}` (supported: mamba, mamba2, s4d, mamba-sensor)")
+            format!("architecture `{arch}` (supported: mamba, mamba2, s4d, mamba-sensor, stack)")
         } else {
             "config.json names no model_type or architecture".to_string()
         };
@@ -117,5 +124,6 @@ pub fn convert_dir(dir: &Path, weights: WeightDtype) -> Result<Vec<u8>, ToolErro
         Detected::MambaSensor => hf::convert_mamba_sensor(dir, weights),
         Detected::RwkvCpp => rwkv_cpp::convert(dir, weights),
         Detected::RwkvPth => pth::convert_rwkv(dir, weights),
+        Detected::Stack => stack::convert(dir, weights),
     }
 }
