@@ -109,6 +109,10 @@ impl Layout {
     pub(crate) fn n_tensors(&self, c: &Config) -> usize {
         let n = c.n_layers as usize;
         let t = self.stack.layers.table.as_slice();
+        if !cfg!(feature = "stacks") {
+            // One configuration in every layer (the table has one entry).
+            return self.global.len + n * self.period;
+        }
         let p = t.len().max(1);
         let tail: usize = t[..n % p].iter().map(|&b| self.roles_of(b).len).sum();
         self.global.len + (n / p) * self.period + tail
@@ -123,8 +127,9 @@ impl Layout {
     fn layer_base(&self, l: usize) -> (usize, &RoleList) {
         let t = self.stack.layers.table.as_slice();
         let g = self.global.len;
-        if let [c] = t {
-            return (g + l * self.period, self.roles_of(*c));
+        if !cfg!(feature = "stacks") || t.len() == 1 {
+            let c = t.first().copied().unwrap_or(0);
+            return (g + l * self.period, self.roles_of(c));
         }
         let p = t.len().max(1);
         let (q, r) = (l / p, l % p);
@@ -156,13 +161,18 @@ impl Layout {
             let t = self.stack.layers.table.as_slice();
             let (q, mut r) = (i / self.period, i % self.period);
             let mut found = None;
-            for (pos, &b) in t.iter().enumerate() {
-                let lr = self.roles_of(b);
-                if r < lr.len {
-                    found = Some((q * t.len() + pos, lr.roles[r]));
-                    break;
+            if !cfg!(feature = "stacks") || t.len() == 1 {
+                let lr = self.roles_of(t.first().copied().unwrap_or(0));
+                found = lr.roles.get(r).map(|&role| (q, role));
+            } else {
+                for (pos, &b) in t.iter().enumerate() {
+                    let lr = self.roles_of(b);
+                    if r < lr.len {
+                        found = Some((q * t.len() + pos, lr.roles[r]));
+                        break;
+                    }
+                    r -= lr.len;
                 }
-                r -= lr.len;
             }
             let (l, role) = found?;
             if l >= c.n_layers as usize {

@@ -43,7 +43,7 @@ impl LayerTable {
     #[inline]
     pub fn config_of(&self, l: usize) -> usize {
         let t = self.table.as_slice();
-        let i = if t.len() == 1 {
+        let i = if !cfg!(feature = "stacks") || t.len() == 1 {
             t.first()
         } else {
             t.get(l % t.len().max(1))
