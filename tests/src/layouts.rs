@@ -25,6 +25,53 @@ pub fn variants() -> Vec<(String, Config)> {
         area_norm: false,
         log_eps: 1e-6,
     };
+    use crate::configs::{mamba1_config, mamba2_config, mamba_sensor_config, s4d_config};
+    let (m1, m2, s4, ms) = (
+        mamba1_config(),
+        mamba2_config(),
+        s4d_config(),
+        mamba_sensor_config(),
+    );
+    let flips = [
+        (
+            "mamba1",
+            Arch::Mamba1(tinyssm_core::Mamba1Config {
+                in_proj_bias: !m1.in_proj_bias,
+                conv_bias: !m1.conv_bias,
+                out_proj_bias: !m1.out_proj_bias,
+                tied_embeddings: !m1.tied_embeddings,
+                ..m1
+            }),
+        ),
+        (
+            "mamba2",
+            Arch::Mamba2(tinyssm_core::Mamba2Config {
+                in_proj_bias: !m2.in_proj_bias,
+                conv_bias: !m2.conv_bias,
+                out_proj_bias: !m2.out_proj_bias,
+                tied_embeddings: !m2.tied_embeddings,
+                ..m2
+            }),
+        ),
+        (
+            "s4d",
+            Arch::S4d(tinyssm_core::S4dConfig {
+                prenorm: !s4.prenorm,
+                glu: !s4.glu,
+                final_norm: !s4.final_norm,
+                ..s4
+            }),
+        ),
+        (
+            "mamba-sensor",
+            Arch::MambaSensor(tinyssm_core::MambaSensorConfig {
+                in_proj_bias: !ms.in_proj_bias,
+                conv_bias: !ms.conv_bias,
+                out_proj_bias: !ms.out_proj_bias,
+                ..ms
+            }),
+        ),
+    ];
     let mut out = Vec::new();
     for (name, c) in crate::configs::all() {
         for compute in [Compute::Float, Compute::W8a8, Compute::Int] {
@@ -45,35 +92,7 @@ pub fn variants() -> Vec<(String, Config)> {
             }
         }
         // Option flips that change the layout.
-        let flipped = match c.arch {
-            Arch::Mamba1(m) => Some(Arch::Mamba1(tinyssm_core::Mamba1Config {
-                in_proj_bias: !m.in_proj_bias,
-                conv_bias: !m.conv_bias,
-                out_proj_bias: !m.out_proj_bias,
-                tied_embeddings: !m.tied_embeddings,
-                ..m
-            })),
-            Arch::Mamba2(m) => Some(Arch::Mamba2(tinyssm_core::Mamba2Config {
-                in_proj_bias: !m.in_proj_bias,
-                conv_bias: !m.conv_bias,
-                out_proj_bias: !m.out_proj_bias,
-                tied_embeddings: !m.tied_embeddings,
-                ..m
-            })),
-            Arch::S4d(s) => Some(Arch::S4d(tinyssm_core::S4dConfig {
-                prenorm: !s.prenorm,
-                glu: !s.glu,
-                final_norm: !s.final_norm,
-                ..s
-            })),
-            Arch::MambaSensor(m) => Some(Arch::MambaSensor(tinyssm_core::MambaSensorConfig {
-                in_proj_bias: !m.in_proj_bias,
-                conv_bias: !m.conv_bias,
-                out_proj_bias: !m.out_proj_bias,
-                ..m
-            })),
-            _ => None,
-        };
+        let flipped = flips.iter().find(|(n, _)| *n == name).map(|(_, a)| *a);
         if let Some(arch) = flipped {
             for compute in [Compute::Float, Compute::Int] {
                 out.push((

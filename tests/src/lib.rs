@@ -140,24 +140,49 @@ pub mod configs {
         Rwkv6Config, Rwkv7Config, RwkvConfig, S4dConfig,
     };
 
+    /// The single-kind configuration inside [`mamba1`] (tests edit a copy and wrap it).
+    pub fn mamba1_config() -> Mamba1Config {
+        Mamba1Config {
+            d_model: 24,
+            d_inner: 48,
+            d_state: 8,
+            d_conv: 4,
+            dt_rank: 3,
+            vocab_size: 40,
+            norm_eps: 1e-5,
+            in_proj_bias: true,
+            conv_bias: true,
+            out_proj_bias: false,
+            tied_embeddings: false,
+        }
+    }
     pub fn mamba1() -> Config {
         Config {
             front_end: None,
             compute: tinyssm_core::Compute::Float,
             n_layers: 2,
-            arch: Arch::Mamba1(Mamba1Config {
-                d_model: 24,
-                d_inner: 48,
-                d_state: 8,
-                d_conv: 4,
-                dt_rank: 3,
-                vocab_size: 40,
-                norm_eps: 1e-5,
-                in_proj_bias: true,
-                conv_bias: true,
-                out_proj_bias: false,
-                tied_embeddings: false,
-            }),
+            arch: Arch::Mamba1(mamba1_config()),
+        }
+    }
+    /// The single-kind configuration inside [`mamba2`] (tests edit a copy and wrap it).
+    pub fn mamba2_config() -> Mamba2Config {
+        Mamba2Config {
+            d_model: 16,
+            d_inner: 32,
+            d_state: 8,
+            d_conv: 3,
+            n_heads: 4,
+            head_dim: 8,
+            n_groups: 2,
+            vocab_size: 30,
+            norm_eps: 1e-5,
+            dt_min: 0.0,
+            dt_max: f32::INFINITY,
+            norm_group_size: 16,
+            in_proj_bias: false,
+            conv_bias: true,
+            out_proj_bias: true,
+            tied_embeddings: true,
         }
     }
     pub fn mamba2() -> Config {
@@ -165,24 +190,21 @@ pub mod configs {
             front_end: None,
             compute: tinyssm_core::Compute::Float,
             n_layers: 2,
-            arch: Arch::Mamba2(Mamba2Config {
-                d_model: 16,
-                d_inner: 32,
-                d_state: 8,
-                d_conv: 3,
-                n_heads: 4,
-                head_dim: 8,
-                n_groups: 2,
-                vocab_size: 30,
-                norm_eps: 1e-5,
-                dt_min: 0.0,
-                dt_max: f32::INFINITY,
-                norm_group_size: 16,
-                in_proj_bias: false,
-                conv_bias: true,
-                out_proj_bias: true,
-                tied_embeddings: true,
-            }),
+            arch: Arch::Mamba2(mamba2_config()),
+        }
+    }
+    /// The single-kind configuration inside [`s4d`] (tests edit a copy and wrap it).
+    pub fn s4d_config() -> S4dConfig {
+        S4dConfig {
+            d_input: 3,
+            d_model: 12,
+            d_state: 8,
+            d_output: 4,
+            norm_eps: 1e-5,
+            prenorm: true,
+            glu: true,
+            final_norm: true,
+            head: HeadKind::Classification,
         }
     }
     pub fn s4d() -> Config {
@@ -190,17 +212,7 @@ pub mod configs {
             front_end: None,
             compute: tinyssm_core::Compute::Float,
             n_layers: 2,
-            arch: Arch::S4d(S4dConfig {
-                d_input: 3,
-                d_model: 12,
-                d_state: 8,
-                d_output: 4,
-                norm_eps: 1e-5,
-                prenorm: true,
-                glu: true,
-                final_norm: true,
-                head: HeadKind::Classification,
-            }),
+            arch: Arch::S4d(s4d_config()),
         }
     }
     pub fn rwkv4() -> Config {
@@ -233,24 +245,28 @@ pub mod configs {
             }),
         }
     }
+    /// The single-kind configuration inside [`mamba_sensor`] (tests edit a copy and wrap it).
+    pub fn mamba_sensor_config() -> MambaSensorConfig {
+        MambaSensorConfig {
+            d_input: 5,
+            d_output: 3,
+            d_model: 16,
+            d_inner: 32,
+            d_state: 8,
+            d_conv: 4,
+            dt_rank: 2,
+            norm_eps: 1e-5,
+            in_proj_bias: false,
+            conv_bias: true,
+            out_proj_bias: false,
+        }
+    }
     pub fn mamba_sensor() -> Config {
         Config {
             front_end: None,
             compute: tinyssm_core::Compute::Float,
             n_layers: 2,
-            arch: Arch::MambaSensor(MambaSensorConfig {
-                d_input: 5,
-                d_output: 3,
-                d_model: 16,
-                d_inner: 32,
-                d_state: 8,
-                d_conv: 4,
-                dt_rank: 2,
-                norm_eps: 1e-5,
-                in_proj_bias: false,
-                conv_bias: true,
-                out_proj_bias: false,
-            }),
+            arch: Arch::MambaSensor(mamba_sensor_config()),
         }
     }
     pub fn rwkv6() -> Config {

@@ -4,7 +4,9 @@
 use tinyssm_core::format::{
     blob_crc, Header, TensorRecord, PREAMBLE_LEN, TENSOR_RECORD_LEN, VERSION_MAJOR,
 };
-use tinyssm_core::{Arch, Config, DType, FormatError, Model, Role};
+use tinyssm_core::{
+    Arch, Config, DType, FormatError, Mamba1Config, Mamba2Config, Model, Role, S4dConfig,
+};
 use tinyssm_host::AlignedBuf;
 use tinyssm_tests::{configs, random_blob};
 
@@ -265,10 +267,12 @@ fn header_corruptions() {
 fn config_corruptions() {
     let e = patched(&configs::mamba1(), |p| p.header.config.n_layers = 0);
     assert!(matches!(e, Err(FormatError::BadConfig(_))), "{e:?}");
+    let (m1, m2) = (configs::mamba1_config(), configs::mamba2_config());
     let e = patched(&configs::mamba2(), |p| {
-        if let Arch::Mamba2(c) = &mut p.header.config.arch {
-            c.head_dim += 1;
-        }
+        p.header.config.arch = Arch::Mamba2(Mamba2Config {
+            head_dim: m2.head_dim + 1,
+            ..m2
+        })
     });
     assert_eq!(
         e,
@@ -277,49 +281,55 @@ fn config_corruptions() {
         ))
     );
     let e = patched(&configs::mamba1(), |p| {
-        if let Arch::Mamba1(c) = &mut p.header.config.arch {
-            c.norm_eps = f32::NAN;
-        }
+        p.header.config.arch = Arch::Mamba1(Mamba1Config {
+            norm_eps: f32::NAN,
+            ..m1
+        })
     });
     assert!(matches!(e, Err(FormatError::BadConfig(_))), "{e:?}");
     let e = patched(&configs::mamba2(), |p| {
-        if let Arch::Mamba2(c) = &mut p.header.config.arch {
-            c.dt_min = 1.0;
-            c.dt_max = 0.5;
-        }
+        p.header.config.arch = Arch::Mamba2(Mamba2Config {
+            dt_min: 1.0,
+            dt_max: 0.5,
+            ..m2
+        })
     });
     assert!(matches!(e, Err(FormatError::BadConfig(_))), "{e:?}");
     let e = patched(&configs::s4d(), |p| {
-        if let Arch::S4d(c) = &mut p.header.config.arch {
-            c.d_state = 7;
-        }
+        p.header.config.arch = Arch::S4d(S4dConfig {
+            d_state: 7,
+            ..configs::s4d_config()
+        })
     });
     assert!(matches!(e, Err(FormatError::BadConfig(_))), "{e:?}");
     // dimensions whose products overflow
     let e = patched(&configs::mamba2(), |p| {
         p.header.config.n_layers = 1000;
-        if let Arch::Mamba2(c) = &mut p.header.config.arch {
-            c.d_inner = 1 << 24;
-            c.n_heads = 1 << 12;
-            c.head_dim = 1 << 12;
-            c.n_groups = 1 << 12;
-            c.norm_group_size = 1 << 12;
-            c.d_state = 1 << 24;
-        }
+        p.header.config.arch = Arch::Mamba2(Mamba2Config {
+            d_inner: 1 << 24,
+            n_heads: 1 << 12,
+            head_dim: 1 << 12,
+            n_groups: 1 << 12,
+            norm_group_size: 1 << 12,
+            d_state: 1 << 24,
+            ..m2
+        })
     });
     assert_eq!(e, Err(FormatError::DimensionOverflow));
     let e = patched(&configs::mamba1(), |p| {
-        if let Arch::Mamba1(c) = &mut p.header.config.arch {
-            c.d_inner = 1 << 24;
-            c.d_state = 1 << 24;
-        }
+        p.header.config.arch = Arch::Mamba1(Mamba1Config {
+            d_inner: 1 << 24,
+            d_state: 1 << 24,
+            ..m1
+        })
     });
     assert_eq!(e, Err(FormatError::DimensionOverflow));
     // a config that is valid but does not match the tensors stored
     let e = patched(&configs::mamba1(), |p| {
-        if let Arch::Mamba1(c) = &mut p.header.config.arch {
-            c.d_state += 1;
-        }
+        p.header.config.arch = Arch::Mamba1(Mamba1Config {
+            d_state: m1.d_state + 1,
+            ..m1
+        })
     });
     assert!(matches!(e, Err(FormatError::WrongShape { .. })), "{e:?}");
 }

@@ -217,9 +217,10 @@ fn model_with_front_end_steps_on_samples() {
     use tinyssm_core::{Arch, Config, DType, Model};
     let fe_cfg = config(&hann8k());
     let mut cfg = tinyssm_tests::configs::s4d();
-    if let Arch::S4d(c) = &mut cfg.arch {
-        c.d_input = fe_cfg.n_mels;
-    }
+    cfg.arch = Arch::S4d(tinyssm_core::S4dConfig {
+        d_input: fe_cfg.n_mels,
+        ..tinyssm_tests::configs::s4d_config()
+    });
     // Without a matching d_input the front end is refused.
     let bad = Config {
         front_end: Some(fe_cfg),

@@ -100,98 +100,97 @@ pub struct StackConfig {
     pub head: Head,
 }
 
-#[cfg(all(test, feature = "stacks"))]
-#[cfg_attr(
-    not(all(feature = "block-s4d", feature = "block-mlp")),
-    allow(unused_imports, dead_code)
-)]
+#[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::blocks::mlp::{MlpAct, MlpBlock, MlpNorm};
-    use crate::blocks::s4d::S4dBlock;
-    use crate::config::Config;
-    use crate::dtype::Compute;
-    use crate::stages::{FinalNorm, Out};
+    // A mixed stack of S4D and MLP blocks: needs both kinds and the stack form.
+    #[cfg(all(feature = "stacks", feature = "block-s4d", feature = "block-mlp"))]
+    mod mixed {
+        use super::super::*;
+        use crate::blocks::mlp::{MlpAct, MlpBlock, MlpNorm};
+        use crate::blocks::s4d::S4dBlock;
+        use crate::config::Config;
+        use crate::dtype::Compute;
+        use crate::stages::{FinalNorm, Out};
 
-    fn mixed(table: &[u8], n_layers: u32) -> Config {
-        let s4d = Block::S4d(S4dBlock {
-            d_model: 8,
-            d_state: 4,
-            norm_eps: 1e-5,
-            prenorm: true,
-            glu: true,
-        });
-        let mlp = |d_ffn| {
-            Block::Mlp(MlpBlock {
+        fn mixed(table: &[u8], n_layers: u32) -> Config {
+            let s4d = Block::S4d(S4dBlock {
                 d_model: 8,
-                d_ffn,
-                norm: MlpNorm::Layer { eps: 1e-5 },
-                act: MlpAct::Silu,
-            })
-        };
-        Config {
-            n_layers,
-            arch: crate::blocks::Arch::Stack(StackConfig {
-                stem: Stem::Encoder { d_input: 3 },
-                layers: LayerTable {
-                    blocks: List::from_slice(&[s4d, mlp(16), mlp(5)]).unwrap(),
-                    table: List::from_slice(table).unwrap(),
-                },
-                head: Head {
-                    norm: FinalNorm::Rms { eps: 1e-5 },
-                    out: Out::Decoder { d_output: 2 },
-                },
-            }),
-            front_end: None,
-            compute: Compute::Float,
+                d_state: 4,
+                norm_eps: 1e-5,
+                prenorm: true,
+                glu: true,
+            });
+            let mlp = |d_ffn| {
+                Block::Mlp(MlpBlock {
+                    d_model: 8,
+                    d_ffn,
+                    norm: MlpNorm::Layer { eps: 1e-5 },
+                    act: MlpAct::Silu,
+                })
+            };
+            Config {
+                n_layers,
+                arch: crate::blocks::Arch::Stack(StackConfig {
+                    stem: Stem::Encoder { d_input: 3 },
+                    layers: LayerTable {
+                        blocks: List::from_slice(&[s4d, mlp(16), mlp(5)]).unwrap(),
+                        table: List::from_slice(table).unwrap(),
+                    },
+                    head: Head {
+                        norm: FinalNorm::Rms { eps: 1e-5 },
+                        out: Out::Decoder { d_output: 2 },
+                    },
+                }),
+                front_end: None,
+                compute: Compute::Float,
+            }
         }
-    }
 
-    /// Every tensor index maps to a (layer, role) that maps back to it, each layer's
-    /// tensors are its own block's, and the state is the sum of the layers' states —
-    /// for tables shorter than, as long as, and (cut) longer than the stack.
-    #[test]
-    #[cfg(all(feature = "block-s4d", feature = "block-mlp"))]
-    fn layout_of_a_mixed_stack_round_trips_and_sums_the_layers() {
-        for (table, n) in [
-            (&[0u8, 1, 2, 1][..], 7u32),
-            (&[2, 0, 1][..], 3),
-            (&[0, 1, 2, 2, 2, 1][..], 4),
-        ] {
-            let c = mixed(table, n);
-            let tall = n < table.len() as u32;
-            let v = c.validate();
-            let st = c.stack();
-            // A table longer than the stack leaves configurations unused only when the
-            // stack ends before them; that is still a valid model when all appear.
-            if tall && (0..3).any(|b| !(0..n as usize).any(|l| st.layers.config_of(l) == b)) {
-                assert!(v.is_err());
-                continue;
-            }
-            v.unwrap();
-            let lay = c.layout();
-            let mut per_layer = std::vec![0usize; n as usize];
-            for i in 0..lay.n_tensors(&c) {
-                let s = lay.spec(&c, i).unwrap();
-                assert_eq!(lay.index(&c, s.layer, s.role), Some(i), "{table:?} {i}");
-                if let Some(l) = s.layer {
-                    let b = st.block(l as usize).unwrap();
-                    assert_eq!(b.shape(s.role), Some((s.rank, s.shape)));
-                    per_layer[l as usize] += 1;
+        /// Every tensor index maps to a (layer, role) that maps back to it, each layer's
+        /// tensors are its own block's, and the state is the sum of the layers' states —
+        /// for tables shorter than, as long as, and (cut) longer than the stack.
+        #[test]
+        fn layout_of_a_mixed_stack_round_trips_and_sums_the_layers() {
+            for (table, n) in [
+                (&[0u8, 1, 2, 1][..], 7u32),
+                (&[2, 0, 1][..], 3),
+                (&[0, 1, 2, 2, 2, 1][..], 4),
+            ] {
+                let c = mixed(table, n);
+                let tall = n < table.len() as u32;
+                let v = c.validate();
+                let st = c.stack();
+                // A table longer than the stack leaves configurations unused only when the
+                // stack ends before them; that is still a valid model when all appear.
+                if tall && (0..3).any(|b| !(0..n as usize).any(|l| st.layers.config_of(l) == b)) {
+                    assert!(v.is_err());
+                    continue;
                 }
+                v.unwrap();
+                let lay = c.layout();
+                let mut per_layer = std::vec![0usize; n as usize];
+                for i in 0..lay.n_tensors(&c) {
+                    let s = lay.spec(&c, i).unwrap();
+                    assert_eq!(lay.index(&c, s.layer, s.role), Some(i), "{table:?} {i}");
+                    if let Some(l) = s.layer {
+                        let b = st.block(l as usize).unwrap();
+                        assert_eq!(b.shape(s.role), Some((s.rank, s.shape)));
+                        per_layer[l as usize] += 1;
+                    }
+                }
+                assert!(lay.spec(&c, lay.n_tensors(&c)).is_none());
+                for (l, &k) in per_layer.iter().enumerate() {
+                    let mut r = crate::role::RoleList::new();
+                    st.block(l).unwrap().roles(&mut r);
+                    assert_eq!(k, r.len, "layer {l}");
+                    assert_eq!(st.layers.config_of(l), table[l % table.len()] as usize);
+                }
+                let want: u64 = (0..n as usize)
+                    .map(|l| st.block(l).unwrap().state_len().unwrap())
+                    .sum();
+                assert_eq!(c.sizes().unwrap().model_state as u64, want);
+                assert_eq!(c.sizes().unwrap().state_per_layer, 0);
             }
-            assert!(lay.spec(&c, lay.n_tensors(&c)).is_none());
-            for (l, &k) in per_layer.iter().enumerate() {
-                let mut r = crate::role::RoleList::new();
-                st.block(l).unwrap().roles(&mut r);
-                assert_eq!(k, r.len, "layer {l}");
-                assert_eq!(st.layers.config_of(l), table[l % table.len()] as usize);
-            }
-            let want: u64 = (0..n as usize)
-                .map(|l| st.block(l).unwrap().state_len().unwrap())
-                .sum();
-            assert_eq!(c.sizes().unwrap().model_state as u64, want);
-            assert_eq!(c.sizes().unwrap().state_per_layer, 0);
         }
     }
 }
