@@ -21,7 +21,3 @@ pub mod verify;
 pub use backend::{Backend, BackendError};
 pub use cpu::Cpu;
 
-/// The datasets, now in their own crate (`tinyssm-data`); re-exported under their old
-/// paths (`tinyssm_cuda::data`, `tinyssm_cuda::ecg`) for existing callers.
-pub use tinyssm_data as data;
-pub use tinyssm_data::ecg;

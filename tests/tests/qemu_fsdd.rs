@@ -463,7 +463,7 @@ fn clips(frame_len: usize) -> Vec<(&'static str, Vec<f32>)> {
 
 /// The ECG stretch (mV) and its name: record 100's first signal from its test region on.
 fn ecg_stretch() -> (String, Vec<f32>) {
-    let (sig, _, _) = tinyssm_cuda::ecg::record_100(&data_dir()).expect("record 100");
+    let (sig, _, _) = tinyssm_data::ecg::record_100(&data_dir()).expect("record 100");
     let start = sig.len() * 8 / 10;
     (
         format!("ecg100@{start}"),

@@ -20,7 +20,7 @@ use std::time::Duration;
 use wait_timeout::ChildExt;
 
 use tinyssm_core::{Input, Kernels};
-use tinyssm_cuda::data::Split;
+use tinyssm_data::Split;
 use tinyssm_host::ModelFile;
 use tinyssm_tests::{data_dir, repo_root};
 
@@ -288,7 +288,7 @@ fn parse(text: &str) -> (Option<u32>, BTreeMap<usize, CaseReport>) {
 fn host_reports(model: &Path) -> (u32, BTreeMap<usize, CaseReport>) {
     let mf = ModelFile::open(model).expect("model");
     let m = mf.model().with_kernels(Kernels::Reference);
-    let all = tinyssm_cuda::data::basicmotions(&data_dir(), Split::Test).expect("BasicMotions");
+    let all = tinyssm_data::basicmotions(&data_dir(), Split::Test).expect("BasicMotions");
     let mut reports = BTreeMap::new();
     for &i in CASES {
         let case = &all[i];

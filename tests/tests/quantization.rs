@@ -266,7 +266,7 @@ fn integer_only_step_tracks_the_float_step_per_layer() {
             &mf,
             &pf,
             dataset,
-            tinyssm_cuda::data::Split::Test,
+            tinyssm_data::Split::Test,
             20,
         )
         .unwrap();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use tinyssm_core::Model;
-use tinyssm_cuda::data::Split;
+use tinyssm_data::Split;
 use tinyssm_host::ModelFile;
 use tinyssm_tests::{data_dir, repo_root};
 
