@@ -20,4 +20,3 @@ pub mod verify;
 
 pub use backend::{Backend, BackendError};
 pub use cpu::Cpu;
-

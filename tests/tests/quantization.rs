@@ -262,14 +262,9 @@ fn integer_only_step_tracks_the_float_step_per_layer() {
         );
         let (ff, fi) = (ModelFile::open(&pf).unwrap(), ModelFile::open(&pi).unwrap());
         let (mf, mi) = (ff.model(), fi.model());
-        let mut streams = tinyssm_tools::eval::dataset_streams(
-            &mf,
-            &pf,
-            dataset,
-            tinyssm_data::Split::Test,
-            20,
-        )
-        .unwrap();
+        let mut streams =
+            tinyssm_tools::eval::dataset_streams(&mf, &pf, dataset, tinyssm_data::Split::Test, 20)
+                .unwrap();
         if dataset == "ecg" {
             streams[0].truncate(20_000);
         }

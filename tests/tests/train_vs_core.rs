@@ -7,9 +7,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tinyssm_core::Model;
 use tinyssm_cuda::backend::Backend;
-use tinyssm_data as data;
 use tinyssm_cuda::s4d::{forward, DeviceParams, S4dParams, S4dShape};
 use tinyssm_cuda::Cpu;
+use tinyssm_data as data;
 use tinyssm_host::AlignedBuf;
 use tinyssm_tools::{convert_dir, WeightDtype};
 
