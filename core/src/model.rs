@@ -165,7 +165,6 @@ impl<'a> Model<'a> {
     }
 
     /// Tensor `i` of the table.
-    #[inline(never)]
     pub fn tensor(&self, i: usize) -> Option<TensorView<'a>> {
         let rec: TensorRecord = format::decode_record(self.table, i)?;
         let spec = self.layout.spec(&self.config, i)?;
@@ -234,12 +233,6 @@ impl<'a> Model<'a> {
             dtype,
             weights,
         })
-    }
-
-    /// [`Self::find`]'s weights, out of line (the step's look-up without views).
-    #[inline(never)]
-    fn find_weights(&self, layer: LayerIndex, role: Role) -> Option<Weights<'a>> {
-        self.find(layer, role).map(|t| t.weights)
     }
 
     /// Tensor by layer and role.
@@ -640,7 +633,7 @@ impl<'a> Tensors<'a> for Model<'a> {
                 .index(&self.config, layer, role)
                 .and_then(|i| v.get(i))
                 .copied(),
-            None => self.find_weights(layer, role),
+            None => self.find(layer, role).map(|t| t.weights),
         }
         .ok_or(StepError::Internal)
     }
