@@ -9,11 +9,9 @@
 //! `tinyssm-data`.
 
 pub mod backend;
+pub mod blocks;
 pub mod cpu;
 pub mod cuda;
-pub mod mamba;
-pub mod plot;
-pub mod s4d;
 pub mod support;
 pub mod train;
 pub mod verify;

@@ -1,26 +1,10 @@
 //! What the batch crate covers of each block kind: the batch columns of the support matrix
-//! (`tinyssm support`). The trainer's configuration check reads [`TRAIN_ARCHES`];
-//! `tests/tests/support.rs` checks [`STEP_KINDS`] and [`STEP_INT_KINDS`] against what the
-//! CUDA step path's packers accept, model by model.
+//! (`tinyssm support`), read from each kind's [`crate::blocks::BatchKind::SUPPORT`]. The
+//! trainer's configuration check reads [`TRAIN_ARCHES`]; `tests/tests/support.rs` checks
+//! the step columns against what the CUDA step path's packers accept, model by model.
 
 /// The trainer's models: `model.arch` of a training configuration, and its block kind.
 pub const TRAIN_ARCHES: &[(&str, &str)] = &[("s4d", "s4d"), ("mamba", "mamba1")];
-
-/// Block kinds whose whole-sequence scan the batch backends implement (forward and
-/// backward, on the CPU backend and the CUDA backend), with the backend op.
-pub const SCAN_KINDS: &[(&str, &str)] = &[
-    ("s4d", "s4d_scan"),
-    ("mamba1", "selective_scan"),
-    ("mamba2", "ssd_scan"),
-];
-
-/// Block kinds the CUDA step path (`cuda::step`: the core's reference step per stream)
-/// packs, in vector models (encoder input stage, decoder head).
-pub const STEP_KINDS: &[&str] = &["s4d", "mamba1"];
-
-/// Block kinds the CUDA integer step path (`cuda::step_int`) packs, in integer-only
-/// vector models.
-pub const STEP_INT_KINDS: &[&str] = &["s4d", "mamba1"];
 
 /// The batch crate's coverage of one block kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +19,40 @@ pub struct BatchSupport {
     pub step_int: bool,
 }
 
-/// The coverage of block kind `kind` (a core block kind name).
+/// The coverage of block kind `kind` (a core block kind name): its entry in the batch
+/// crate's registration ([`crate::blocks::KINDS`]), or nothing.
 pub fn for_kind(kind: &str) -> BatchSupport {
-    BatchSupport {
-        train: TRAIN_ARCHES.iter().any(|&(_, k)| k == kind),
-        scan: SCAN_KINDS
-            .iter()
-            .find(|&&(k, _)| k == kind)
-            .map(|&(_, op)| op),
-        step: STEP_KINDS.contains(&kind),
-        step_int: STEP_INT_KINDS.contains(&kind),
+    crate::blocks::KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(BatchSupport::NONE, |&(_, s)| s)
+}
+
+impl BatchSupport {
+    /// No batch path.
+    pub const NONE: BatchSupport = BatchSupport {
+        train: false,
+        scan: None,
+        step: false,
+        step_int: false,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trainer_builds_exactly_the_kinds_marked_trainable() {
+        for (name, s) in crate::blocks::KINDS {
+            assert_eq!(
+                s.train,
+                TRAIN_ARCHES.iter().any(|&(_, k)| k == *name),
+                "{name}"
+            );
+        }
+        for (_, k) in TRAIN_ARCHES {
+            assert!(for_kind(k).train, "{k}");
+        }
     }
 }

@@ -3,9 +3,10 @@
 //! compared under a named tolerance tier.
 
 use serde::Serialize;
-use tinyssm_core::{Arch, Model, Role};
+use tinyssm_core::{Model, Role};
 
-use crate::backend::{Backend, Result as BResult, ScanDims};
+use crate::backend::{Backend, Result as BResult};
+use crate::blocks::{run_kind, BatchKind, BlobOut, KindFn, VectorModel};
 
 /// How close the backend must be to the core.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -207,7 +208,7 @@ pub fn compare(
     }
 }
 
-fn f32s(m: &Model<'_>, layer: Option<u16>, role: Role) -> BResult<Vec<f32>> {
+pub(crate) fn f32s(m: &Model<'_>, layer: Option<u16>, role: Role) -> BResult<Vec<f32>> {
     let t = m
         .find(layer, role)
         .ok_or_else(|| crate::BackendError::Shape {
@@ -222,7 +223,7 @@ fn f32s(m: &Model<'_>, layer: Option<u16>, role: Role) -> BResult<Vec<f32>> {
 
 /// The batch backends compute in f32 with dequantized weights: they stand for the core's
 /// float compute mode only.
-fn float_compute_only(m: &Model<'_>) -> BResult<()> {
+pub(crate) fn float_compute_only(m: &Model<'_>) -> BResult<()> {
     match m.config().compute {
         tinyssm_core::Compute::Float => Ok(()),
         c => Err(crate::BackendError::Unavailable(format!(
@@ -232,219 +233,46 @@ fn float_compute_only(m: &Model<'_>) -> BResult<()> {
     }
 }
 
-/// Runs an S4D blob on the backend over `batch` streams of input vectors (`[batch, time,
-/// d_input]`, padded; `lens` valid steps): returns every valid step's outputs per stream
-/// and each layer's state after each stream's last step.
-#[allow(clippy::type_complexity)]
-pub fn s4d_blob_forward<B: Backend>(
+/// Runs a blob on the backend's training ops (whole-sequence scans) over `batch` streams of
+/// input vectors (`[batch, time, d_input]`, padded; `lens` valid steps): every valid step's
+/// outputs per stream and each layer's state after each stream's last step, in the core's
+/// layout. The block kind's [`crate::blocks::BatchKind::blob_forward`] computes it; a model
+/// or kind the batch paths do not run is `BackendError::Unavailable`.
+pub fn blob_forward<B: Backend>(
     be: &B,
     m: &Model<'_>,
     x: &[f32],
     time: usize,
     lens: &[usize],
-) -> BResult<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
+) -> BResult<BlobOut> {
+    struct Fwd<'a, 'm, B> {
+        be: &'a B,
+        m: &'a Model<'m>,
+        v: VectorModel,
+        x: &'a [f32],
+        time: usize,
+        lens: &'a [usize],
+    }
+    impl<B: Backend> KindFn for Fwd<'_, '_, B> {
+        type Out = BResult<BlobOut>;
+        fn call<K: BatchKind>(self, kind: &K) -> BResult<BlobOut> {
+            kind.blob_forward(self.be, self.m, &self.v, self.x, self.time, self.lens)
+        }
+    }
     float_compute_only(m)?;
-    let c = match &m.config().arch {
-        Arch::S4d(c) => *c,
-        _ => {
-            return Err(crate::BackendError::Unavailable(
-                "verify supports S4D models in this build".into(),
-            ))
-        }
-    };
-    if !c.glu {
-        return Err(crate::BackendError::Unavailable(
-            "verify supports S4D models with the GLU output in this build".into(),
-        ));
-    }
-    let (h, n2, di, o) = (
-        c.d_model as usize,
-        c.d_state as usize / 2,
-        c.d_input as usize,
-        c.d_output as usize,
-    );
-    let batch = lens.len();
-    let r = batch * time;
-    let up =
-        |layer: Option<u16>, role: Role| -> BResult<B::Buf> { be.upload(&f32s(m, layer, role)?) };
-    let xin = be.upload(x)?;
-    let mut xs = be.zeros(r * h)?;
-    be.linear_fwd(
-        &xin,
-        &up(None, Role::Encoder)?,
-        Some(&up(None, Role::EncoderBias)?),
-        r,
-        di,
-        h,
-        &mut xs,
-    )?;
-    let mut finals: Vec<Vec<Vec<f32>>> = vec![Vec::new(); batch];
-    for l in 0..m.config().n_layers as u16 {
-        let li = Some(l);
-        let mut z = be.zeros(r * h)?;
-        let mut stats = be.zeros(r * 2)?;
-        let (nw, nb) = (up(li, Role::Norm)?, up(li, Role::NormBias)?);
-        if c.prenorm {
-            be.layer_norm_fwd(&xs, &nw, &nb, r, h, c.norm_eps, &mut z, &mut stats)?;
-        } else {
-            be.fill(&mut z, 0.0)?;
-            be.add_assign(&mut z, &xs)?;
-        }
-        let mut y = be.zeros(r * h)?;
-        let mut states = be.zeros(r * h * n2 * 2)?;
-        let dims = ScanDims { batch, time, h, n2 };
-        be.s4d_scan_fwd(
-            dims,
-            &z,
-            &up(li, Role::DA)?,
-            &up(li, Role::CB)?,
-            &up(li, Role::D)?,
-            &mut y,
-            &mut states,
-        )?;
-        let st = be.download(&states)?;
-        let per = h * n2 * 2;
-        for (b, &n) in lens.iter().enumerate() {
-            let t = n.clamp(1, time) - 1;
-            finals[b].push(st[(b * time + t) * per..(b * time + t + 1) * per].to_vec());
-        }
-        let mut g = be.zeros(r * h)?;
-        be.gelu_fwd(&y, &mut g)?;
-        let mut ov = be.zeros(r * 2 * h)?;
-        be.linear_fwd(
-            &g,
-            &up(li, Role::OutLinear)?,
-            Some(&up(li, Role::OutLinearBias)?),
-            r,
-            h,
-            2 * h,
-            &mut ov,
-        )?;
-        let mut a = be.zeros(r * h)?;
-        be.glu_fwd(&ov, r, h, &mut a)?;
-        be.add_assign(&mut xs, &a)?;
-        if !c.prenorm {
-            let mut t = be.zeros(r * h)?;
-            be.layer_norm_fwd(&xs, &nw, &nb, r, h, c.norm_eps, &mut t, &mut stats)?;
-            xs = t;
-        }
-    }
-    let feat = if c.final_norm {
-        let mut t = be.zeros(r * h)?;
-        let mut stats = be.zeros(r * 2)?;
-        be.layer_norm_fwd(
-            &xs,
-            &up(None, Role::NormF)?,
-            &up(None, Role::NormFBias)?,
-            r,
-            h,
-            c.norm_eps,
-            &mut t,
-            &mut stats,
-        )?;
-        t
-    } else {
-        xs
-    };
-    let mut out = be.zeros(r * o)?;
-    be.linear_fwd(
-        &feat,
-        &up(None, Role::Decoder)?,
-        Some(&up(None, Role::DecoderBias)?),
-        r,
-        h,
-        o,
-        &mut out,
-    )?;
-    let out = be.download(&out)?;
-    let outs = lens
-        .iter()
-        .enumerate()
-        .map(|(b, &n)| out[b * time * o..(b * time + n.min(time)) * o].to_vec())
-        .collect();
-    Ok((outs, finals))
-}
-
-/// Runs a MambaSensor blob on the backend (all streams in one batch): every valid step's
-/// outputs per stream and each layer's final state in the core's layout.
-#[allow(clippy::type_complexity)]
-pub fn mamba_blob_forward<B: Backend>(
-    be: &B,
-    m: &Model<'_>,
-    x: &[f32],
-    time: usize,
-    lens: &[usize],
-) -> BResult<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
-    float_compute_only(m)?;
-    let c = match &m.config().arch {
-        Arch::MambaSensor(c) => *c,
-        _ => {
-            return Err(crate::BackendError::Unavailable(
-                "not a mamba-sensor model".into(),
-            ))
-        }
-    };
-    if c.in_proj_bias || c.out_proj_bias || !c.conv_bias {
-        return Err(crate::BackendError::Unavailable(
-            "verify supports mamba-sensor models without in/out projection biases".into(),
-        ));
-    }
-    let s = crate::mamba::MambaShape {
-        d_input: c.d_input as usize,
-        d_model: c.d_model as usize,
-        d_inner: c.d_inner as usize,
-        d_state: c.d_state as usize,
-        d_conv: c.d_conv as usize,
-        dt_rank: c.dt_rank as usize,
-        n_layers: m.config().n_layers as usize,
-        d_output: c.d_output as usize,
-        norm_eps: c.norm_eps,
-    };
-    let (dm, di, n, r) = (s.d_model, s.d_inner, s.d_state, s.dt_rank);
-    // The training layout from the blob: in_proj and x_proj split into their row blocks,
-    // A_log = ln(−A).
-    let mut w: Vec<Vec<f32>> = vec![
-        f32s(m, None, Role::Encoder)?,
-        f32s(m, None, Role::EncoderBias)?,
-    ];
-    for l in 0..s.n_layers as u16 {
-        let li = Some(l);
-        let inp = f32s(m, li, Role::InProj)?;
-        let xp = f32s(m, li, Role::XProj)?;
-        w.push(f32s(m, li, Role::Norm)?);
-        w.push(inp[..di * dm].to_vec());
-        w.push(inp[di * dm..].to_vec());
-        w.push(f32s(m, li, Role::ConvW)?);
-        w.push(f32s(m, li, Role::ConvB)?);
-        w.push(xp[..r * di].to_vec());
-        w.push(xp[r * di..(r + n) * di].to_vec());
-        w.push(xp[(r + n) * di..].to_vec());
-        w.push(f32s(m, li, Role::DtProj)?);
-        w.push(f32s(m, li, Role::DtProjBias)?);
-        w.push(
-            f32s(m, li, Role::A)?
-                .iter()
-                .map(|&a| ((-a) as f64).ln() as f32)
-                .collect(),
-        );
-        w.push(f32s(m, li, Role::D)?);
-        w.push(f32s(m, li, Role::OutProj)?);
-    }
-    w.push(f32s(m, None, Role::NormF)?);
-    w.push(f32s(m, None, Role::Decoder)?);
-    w.push(f32s(m, None, Role::DecoderBias)?);
-    let wb: Vec<B::Buf> = w.iter().map(|v| be.upload(v)).collect::<BResult<_>>()?;
-    let batch = lens.len();
-    let rows: Vec<usize> = (0..batch * time).collect();
-    let f = crate::mamba::forward(be, &s, &wb, x, batch, time, rows)?;
-    let out = be.download(&f.logits)?;
-    let o = s.d_output;
-    let outs = lens
-        .iter()
-        .enumerate()
-        .map(|(b, &len)| out[b * time * o..(b * time + len.min(time)) * o].to_vec())
-        .collect();
-    Ok((outs, f.final_states(be, &s, &wb, lens)?))
+    let v = VectorModel::of(m)?;
+    run_kind(
+        &v.block,
+        "verify's scan path",
+        Fwd {
+            be,
+            m,
+            v,
+            x,
+            time,
+            lens,
+        },
+    )
 }
 
 /// The feature frames (`n_mels` each) of a model's own front end (the core's

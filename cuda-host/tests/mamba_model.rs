@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tinyssm_cuda::backend::Backend;
-use tinyssm_cuda::mamba::{backward, forward, MambaParams, MambaShape};
+use tinyssm_cuda::train::mamba::{backward, forward, MambaParams, MambaShape};
 use tinyssm_cuda::Cpu;
 
 fn shape() -> MambaShape {

@@ -21,13 +21,16 @@ fn curves_render_to_png() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.png");
-    tinyssm_cuda::plot::curves(&p, &history, "accuracy").unwrap();
+    tinyssm_cuda::train::plot::curves(&p, &history, "accuracy").unwrap();
     let b = std::fs::read(&p).unwrap();
     assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
     assert!(b.len() > 10_000, "{} bytes: nothing drawn?", b.len());
     // An empty history still renders (axes only), and a bad path is an error.
-    tinyssm_cuda::plot::curves(&dir.path().join("e.png"), &[], "F1").unwrap();
-    assert!(
-        tinyssm_cuda::plot::curves(&dir.path().join("no/such/dir/x.png"), &history, "F1").is_err()
-    );
+    tinyssm_cuda::train::plot::curves(&dir.path().join("e.png"), &[], "F1").unwrap();
+    assert!(tinyssm_cuda::train::plot::curves(
+        &dir.path().join("no/such/dir/x.png"),
+        &history,
+        "F1"
+    )
+    .is_err());
 }

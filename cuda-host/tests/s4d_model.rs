@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tinyssm_cuda::backend::Backend;
-use tinyssm_cuda::s4d::{backward, forward, DeviceParams, S4dParams, S4dShape};
+use tinyssm_cuda::train::s4d::{backward, forward, DeviceParams, S4dParams, S4dShape};
 use tinyssm_cuda::Cpu;
 
 fn shape() -> S4dShape {

@@ -136,13 +136,16 @@ fn s4d_recurrence_matches_convolution_reference() {
     }
 }
 
-/// The sensor Mamba (encoder → Mamba-1 blocks → RMSNorm → decoder) against the same HF
-/// goldens: with the embedding as the encoder (fed one-hot tokens) and the LM head as the
-/// decoder it is the language model, so it must reproduce transformers' logits — and the
-/// core's own Mamba-1 LM outputs bit for bit (a one-hot product adds exact zeros).
+/// A vector model (encoder → the LM's Mamba-1 blocks → RMSNorm → decoder, the layout of the
+/// sensor Mamba, as a format 1.5 stack; `tests/tests/stacks.rs` shows the sensor form and its
+/// stack form bit-identical) against the same HF goldens: with the embedding as the encoder
+/// (fed one-hot tokens) and the LM head as the decoder it is the language model, so it must
+/// reproduce transformers' logits — and the core's own Mamba-1 LM outputs bit for bit (a
+/// one-hot product adds exact zeros).
 #[test]
-fn mamba_sensor_is_the_lm_on_one_hot_inputs() {
-    use tinyssm_core::{Arch, Config, MambaSensorConfig, Role};
+fn the_lm_as_a_vector_model_on_one_hot_inputs() {
+    use tinyssm_core::stack::{Head, Out, Stem};
+    use tinyssm_core::{Arch, Config, Role, StackConfig};
     use tinyssm_host::{write_blob, HostError, TensorData};
     let mut n = 0;
     for dir in dirs("hf").into_iter().filter(|d| {
@@ -156,27 +159,29 @@ fn mamba_sensor_is_the_lm_on_one_hot_inputs() {
         let (_, want) = io::read_f32_npy(&dir.join("logits.npy")).unwrap();
         let buf = load(&dir, WeightDtype::F32);
         let lm = Model::parse(buf.as_bytes()).unwrap();
-        let Arch::Mamba1(c) = lm.config().arch else {
-            panic!("{name}")
+        // The LM's own blocks and final norm; an encoder stem and a decoder head over the
+        // vocabulary instead of the embedding and the LM head (format 1.5 stack form).
+        let s = lm.config().stack();
+        let Stem::Embedding { vocab } = s.stem else {
+            panic!("{name}: not a token model")
         };
-        let (v, dm) = (c.vocab_size as usize, c.d_model as usize);
+        let Out::LmHead { tied } = s.head.out else {
+            panic!("{name}: no LM head")
+        };
+        let (v, dm) = (
+            vocab as usize,
+            s.layers.blocks.as_slice()[0].d_model() as usize,
+        );
         let cfg = Config {
-            n_layers: lm.config().n_layers,
-            front_end: None,
-            compute: tinyssm_core::Compute::Float,
-            arch: Arch::MambaSensor(MambaSensorConfig {
-                d_input: c.vocab_size,
-                d_output: c.vocab_size,
-                d_model: c.d_model,
-                d_inner: c.d_inner,
-                d_state: c.d_state,
-                d_conv: c.d_conv,
-                dt_rank: c.dt_rank,
-                norm_eps: c.norm_eps,
-                in_proj_bias: c.in_proj_bias,
-                conv_bias: c.conv_bias,
-                out_proj_bias: c.out_proj_bias,
+            arch: Arch::Stack(StackConfig {
+                stem: Stem::Encoder { d_input: vocab },
+                layers: s.layers,
+                head: Head {
+                    norm: s.head.norm,
+                    out: Out::Decoder { d_output: vocab },
+                },
             }),
+            ..*lm.config()
         };
         let f32s = |layer, role| -> Vec<f32> {
             tinyssm_host::tensor_f32(&lm.find(layer, role).unwrap()).unwrap()
@@ -196,7 +201,7 @@ fn mamba_sensor_is_the_lm_on_one_hot_inputs() {
                 }
                 (None, Role::EncoderBias) => vec![0.0; dm],
                 (None, Role::DecoderBias) => vec![0.0; v],
-                (None, Role::Decoder) if c.tied_embeddings => emb.clone(),
+                (None, Role::Decoder) if tied => emb.clone(),
                 (None, Role::Decoder) => f32s(None, Role::LmHead),
                 (layer, role) => f32s(layer, role),
             }))

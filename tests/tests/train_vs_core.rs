@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tinyssm_core::Model;
 use tinyssm_cuda::backend::Backend;
-use tinyssm_cuda::s4d::{forward, DeviceParams, S4dParams, S4dShape};
+use tinyssm_cuda::train::s4d::{forward, DeviceParams, S4dParams, S4dShape};
 use tinyssm_cuda::Cpu;
 use tinyssm_data as data;
 use tinyssm_host::AlignedBuf;
@@ -113,7 +113,7 @@ fn batch_forward_matches_core_step_by_step() {
 /// (mamba-sensor) → the core on audio samples, against the batch forward.
 #[test]
 fn mamba_batch_forward_matches_core_step_by_step() {
-    use tinyssm_cuda::mamba::{forward as mforward, MambaParams, MambaShape};
+    use tinyssm_cuda::train::mamba::{forward as mforward, MambaParams, MambaShape};
     let fe = data::fsdd_front_end();
     let dim = fe.n_mels as usize;
     let s = MambaShape {

@@ -15,11 +15,13 @@
 //! one packed buffer, and shared by every stream. Models with an audio front end are fed
 //! the front end's feature frames (computed on the host by the core).
 
-use tinyssm_core::{Arch, Kernels, Model, Role, Weights};
+use tinyssm_core::stack::FinalNorm;
+use tinyssm_core::{Kernels, Model, Role, Weights};
 
 use super::device::{Device, Launch};
 use super::params::KernelParams;
 use crate::backend::{BackendError, Result};
+use crate::blocks::{run_kind, BatchKind, KindFn, VectorModel};
 
 /// Threads per block (one block per stream) unless [`StepRunner::with_block`] says otherwise.
 pub const STEP_BLOCK: u32 = 64;
@@ -61,18 +63,19 @@ unsafe impl KernelParams for StepParams {
 }
 const _: () = assert!(size_of::<StepParams>() == 20 * 8 + 8);
 
-const PRENORM: i64 = 1;
-const GLU: i64 = 2;
-const FINAL_NORM: i64 = 4;
-const CONV_BIAS: i64 = 8;
-const IN_BIAS: i64 = 16;
-const OUT_BIAS: i64 = 32;
+/// `StepParams::flags` bits (`kernels/step.cu`).
+pub(crate) const PRENORM: i64 = 1;
+pub(crate) const GLU: i64 = 2;
+pub(crate) const FINAL_NORM: i64 = 4;
+pub(crate) const CONV_BIAS: i64 = 8;
+pub(crate) const IN_BIAS: i64 = 16;
+pub(crate) const OUT_BIAS: i64 = 32;
 
+/// Weight slots before the first layer's: encoder, encoder bias, final norm weight and
+/// bias, decoder, decoder bias.
 const GLOBAL_SLOTS: usize = 6;
-const S4D_SLOTS: usize = 7;
-const MAMBA_SLOTS: usize = 12;
 
-fn shape(msg: String) -> BackendError {
+pub(crate) fn shape(msg: String) -> BackendError {
     BackendError::Shape { op: "step", msg }
 }
 
@@ -90,7 +93,8 @@ pub struct StepModel {
     d_out: usize,
 }
 
-struct Packer<'m> {
+/// The step kernels' packed weights as a kind fills them: each tensor in its slot.
+pub struct Packer<'m> {
     m: &'m Model<'m>,
     weights: Vec<f32>,
     offsets: Vec<i64>,
@@ -140,14 +144,14 @@ impl Packer<'_> {
     }
 
     /// A vector tensor as stored.
-    fn vec(&mut self, slot: usize, layer: Option<u16>, role: Role, n: usize) -> Result<()> {
+    pub fn vec(&mut self, slot: usize, layer: Option<u16>, role: Role, n: usize) -> Result<()> {
         let v = self.values(layer, role, n)?;
         self.put(slot, v);
         Ok(())
     }
 
     /// A `[rows, cols]` matrix, stored transposed (`[cols, rows]`).
-    fn mat(
+    pub fn mat(
         &mut self,
         slot: usize,
         layer: Option<u16>,
@@ -167,78 +171,33 @@ impl Packer<'_> {
     }
 }
 
-impl StepModel {
-    /// Packs a model for the step kernels; an architecture they do not cover is
-    /// `BackendError::Unavailable`, a tensor of the wrong size a shape error.
-    pub fn new(m: &Model<'_>) -> Result<Self> {
-        let cfg = m.config();
-        let layers = cfg.n_layers as usize;
+/// [`StepModel::new`] for a vector model of kind `K`.
+struct PackStep<'a, 'm> {
+    m: &'a Model<'m>,
+    v: VectorModel,
+}
+
+impl KindFn for PackStep<'_, '_> {
+    type Out = Result<StepModel>;
+    fn call<K: BatchKind>(self, kind: &K) -> Result<StepModel> {
+        let (m, v) = (self.m, self.v);
+        let layers = v.n_layers;
         let fe = m.front_end().map_or(0, |f| f.config().state_len());
         let mut p = StepParams {
             n_layers: layers as i64,
             ..Default::default()
         };
-        let (kernel, per_layer, state_per_layer, smem_floats, d_in, d_out);
-        match &cfg.arch {
-            Arch::S4d(c) => {
-                let (h, ns) = (c.d_model as usize, c.d_state as usize);
-                if ns % 2 != 0 {
-                    return Err(shape(format!("S4D d_state {ns} is odd")));
-                }
-                d_in = c.d_input as usize;
-                d_out = c.d_output as usize;
-                p.d_model = h as i64;
-                p.d_state = ns as i64;
-                p.eps = c.norm_eps;
-                p.flags = if c.prenorm { PRENORM } else { 0 }
-                    | if c.glu { GLU } else { 0 }
-                    | if c.final_norm { FINAL_NORM } else { 0 };
-                kernel = "step_s4d";
-                per_layer = S4D_SLOTS;
-                state_per_layer = h * ns;
-                smem_floats = 2 * h + if c.glu { 2 * h } else { h } + d_in + 2;
-            }
-            Arch::MambaSensor(c) => {
-                let (dm, di, n, dc, r) = (
-                    c.d_model as usize,
-                    c.d_inner as usize,
-                    c.d_state as usize,
-                    c.d_conv as usize,
-                    c.dt_rank as usize,
-                );
-                if dc == 0 {
-                    return Err(shape("Mamba d_conv is 0".into()));
-                }
-                d_in = c.d_input as usize;
-                d_out = c.d_output as usize;
-                p.d_model = dm as i64;
-                p.d_inner = di as i64;
-                p.d_state = n as i64;
-                p.d_conv = dc as i64;
-                p.dt_rank = r as i64;
-                p.eps = c.norm_eps;
-                p.flags = if c.conv_bias { CONV_BIAS } else { 0 }
-                    | if c.in_proj_bias { IN_BIAS } else { 0 }
-                    | if c.out_proj_bias { OUT_BIAS } else { 0 };
-                kernel = "step_mamba";
-                per_layer = MAMBA_SLOTS;
-                state_per_layer = di * (dc - 1) + di * n;
-                smem_floats = 2 * dm + 2 * di + r + 2 * n + d_in + 2;
-            }
-            _ => {
-                return Err(BackendError::Unavailable(
-                    "the step path covers S4D and MambaSensor models".into(),
-                ))
-            }
-        }
-        let state_len = layers * state_per_layer;
+        let lay = kind.step_layout(&v, &mut p)?;
+        let (d_in, d_out, dm) = (v.d_in, v.d_out, v.block.d_model() as usize);
+        let state_len = layers * lay.state_per_layer;
         if state_len + fe != m.state_len() {
             return Err(shape(format!(
-                "state layout: {layers} layers × {state_per_layer} + front end {fe} ≠ the \
-                 model's {}",
+                "state layout: {layers} layers × {} + front end {fe} ≠ the model's {}",
+                lay.state_per_layer,
                 m.state_len()
             )));
         }
+        let smem_floats = lay.smem;
         if smem_floats * 4 > MAX_SMEM {
             return Err(BackendError::Unavailable(format!(
                 "the step kernel keeps one stream's activations in shared memory: {} bytes \
@@ -246,79 +205,40 @@ impl StepModel {
                 smem_floats * 4
             )));
         }
+        // The slots: [`GLOBAL_SLOTS`] (encoder, final norm, decoder), then each layer's.
         let mut pk = Packer {
             m,
             weights: Vec::new(),
-            offsets: vec![-1; GLOBAL_SLOTS + layers * per_layer],
+            offsets: vec![-1; GLOBAL_SLOTS + layers * lay.per_layer],
         };
-        let g = GLOBAL_SLOTS;
-        match &cfg.arch {
-            Arch::S4d(c) => {
-                let (h, half) = (c.d_model as usize, c.d_state as usize / 2);
-                let no = if c.glu { 2 * h } else { h };
-                pk.mat(0, None, Role::Encoder, h, d_in)?;
-                pk.vec(1, None, Role::EncoderBias, h)?;
-                if c.final_norm {
-                    pk.vec(2, None, Role::NormF, h)?;
-                    pk.vec(3, None, Role::NormFBias, h)?;
-                }
-                pk.mat(4, None, Role::Decoder, d_out, h)?;
-                pk.vec(5, None, Role::DecoderBias, d_out)?;
-                for l in 0..layers {
-                    let (b, li) = (g + l * S4D_SLOTS, Some(l as u16));
-                    pk.vec(b, li, Role::Norm, h)?;
-                    pk.vec(b + 1, li, Role::NormBias, h)?;
-                    pk.vec(b + 2, li, Role::DA, h * half * 2)?;
-                    pk.vec(b + 3, li, Role::CB, h * half * 2)?;
-                    pk.vec(b + 4, li, Role::D, h)?;
-                    pk.mat(b + 5, li, Role::OutLinear, no, h)?;
-                    pk.vec(b + 6, li, Role::OutLinearBias, no)?;
-                }
-            }
-            Arch::MambaSensor(c) => {
-                let (dm, di, n, dc, r) = (
-                    c.d_model as usize,
-                    c.d_inner as usize,
-                    c.d_state as usize,
-                    c.d_conv as usize,
-                    c.dt_rank as usize,
-                );
-                pk.mat(0, None, Role::Encoder, dm, d_in)?;
-                pk.vec(1, None, Role::EncoderBias, dm)?;
+        pk.mat(0, None, Role::Encoder, dm, d_in)?;
+        pk.vec(1, None, Role::EncoderBias, dm)?;
+        match v.norm {
+            FinalNorm::None => {}
+            FinalNorm::Rms { .. } => pk.vec(2, None, Role::NormF, dm)?,
+            FinalNorm::Layer { .. } => {
                 pk.vec(2, None, Role::NormF, dm)?;
-                pk.mat(4, None, Role::Decoder, d_out, dm)?;
-                pk.vec(5, None, Role::DecoderBias, d_out)?;
-                for l in 0..layers {
-                    let (b, li) = (g + l * MAMBA_SLOTS, Some(l as u16));
-                    pk.vec(b, li, Role::Norm, dm)?;
-                    pk.mat(b + 1, li, Role::InProj, 2 * di, dm)?;
-                    if c.in_proj_bias {
-                        pk.vec(b + 2, li, Role::InProjBias, 2 * di)?;
-                    }
-                    pk.vec(b + 3, li, Role::ConvW, di * dc)?;
-                    if c.conv_bias {
-                        pk.vec(b + 4, li, Role::ConvB, di)?;
-                    }
-                    pk.mat(b + 5, li, Role::XProj, r + 2 * n, di)?;
-                    pk.mat(b + 6, li, Role::DtProj, di, r)?;
-                    pk.vec(b + 7, li, Role::DtProjBias, di)?;
-                    pk.vec(b + 8, li, Role::A, di * n)?;
-                    pk.vec(b + 9, li, Role::D, di)?;
-                    pk.mat(b + 10, li, Role::OutProj, dm, di)?;
-                    if c.out_proj_bias {
-                        pk.vec(b + 11, li, Role::OutProjBias, dm)?;
-                    }
-                }
+                pk.vec(3, None, Role::NormFBias, dm)?;
             }
-            _ => unreachable!("checked above"),
+            n => {
+                return Err(BackendError::Unavailable(format!(
+                    "the step path has no final norm {n:?}"
+                )))
+            }
         }
+        pk.mat(4, None, Role::Decoder, d_out, dm)?;
+        pk.vec(5, None, Role::DecoderBias, d_out)?;
+        for l in 0..layers {
+            kind.step_pack_layer(&mut pk, GLOBAL_SLOTS + l * lay.per_layer, l as u16)?;
+        }
+        let kernel = lay.kernel;
         p.d_in = d_in as i64;
         p.d_out = d_out as i64;
         p.state_len = state_len as i64;
         if pk.weights.is_empty() {
             pk.weights.push(0.0);
         }
-        Ok(Self {
+        Ok(StepModel {
             kernel,
             params: p,
             weights: pk.weights,
@@ -328,6 +248,16 @@ impl StepModel {
             d_in,
             d_out,
         })
+    }
+}
+
+impl StepModel {
+    /// Packs a model for the step kernels: a vector model ([`VectorModel`]) of a block kind
+    /// whose [`BatchKind`] has a step kernel. Another model is `BackendError::Unavailable`
+    /// (naming what), a tensor of the wrong size a shape error.
+    pub fn new(m: &Model<'_>) -> Result<Self> {
+        let v = VectorModel::of(m)?;
+        run_kind(&v.block, "the CUDA step path", PackStep { m, v })
     }
 
     /// The model's state floats per stream (the core's state vector without the front

@@ -16,11 +16,13 @@
 //! frame (`ready`); vector models take `d_input` values per step, in the model's input format
 //! ([`Model::int_io`]).
 
-use tinyssm_core::{fixed, frontend_int, Arch, Compute, Model, Role, Weights};
+use tinyssm_core::stack::FinalNorm;
+use tinyssm_core::{fixed, frontend_int, Compute, Model, Role, Weights};
 
 use super::device::{Device, Launch};
 use super::params::KernelParams;
 use crate::backend::{BackendError, Result};
+use crate::blocks::{run_kind, BatchKind, KindFn, VectorModel};
 
 /// Threads per block (one block per stream) unless [`StepIntRunner::with_block`] says
 /// otherwise.
@@ -74,12 +76,12 @@ unsafe impl KernelParams for StepIntParams {
 }
 const _: () = assert!(size_of::<StepIntParams>() == 34 * 8);
 
-const PRENORM: i64 = 1;
-const GLU: i64 = 2;
-const FINAL_NORM: i64 = 4;
-const CONV_BIAS: i64 = 8;
-const IN_BIAS: i64 = 16;
-const OUT_BIAS: i64 = 32;
+pub(crate) const PRENORM: i64 = 1;
+pub(crate) const GLU: i64 = 2;
+pub(crate) const FINAL_NORM: i64 = 4;
+pub(crate) const CONV_BIAS: i64 = 8;
+pub(crate) const IN_BIAS: i64 = 16;
+pub(crate) const OUT_BIAS: i64 = 32;
 
 // Tensor slots (kernels/step_int.cu SIG_*, SIS_*, SIM_*).
 const G_ENC_Q: usize = 0;
@@ -92,8 +94,6 @@ const G_PLAN: usize = 8;
 const G_WINDOW: usize = 9;
 const G_FILTERS: usize = 10;
 const GLOBAL_SLOTS: usize = 11;
-const S4D_SLOTS: usize = 9;
-const MAMBA_SLOTS: usize = 17;
 /// Plans are padded with zeros to this length: the core reads a missing entry as 0.
 const PLAN_PAD: usize = 16;
 
@@ -118,7 +118,7 @@ pub enum IntFn {
     Rsqrt = 7,
 }
 
-fn shape(msg: String) -> BackendError {
+pub(crate) fn shape(msg: String) -> BackendError {
     BackendError::Shape {
         op: "step int",
         msg,
@@ -154,7 +154,8 @@ pub struct StepIntModel {
     audio: bool,
 }
 
-struct Packer<'m> {
+/// The integer step kernels' packed tensors as a kind fills them: each in its slot.
+pub struct IntPacker<'m> {
     m: &'m Model<'m>,
     bytes: Vec<u8>,
     offsets: Vec<i64>,
@@ -168,7 +169,7 @@ fn no_tensor(layer: Option<u16>, role: Role) -> BackendError {
     ))
 }
 
-impl<'m> Packer<'m> {
+impl<'m> IntPacker<'m> {
     fn put(&mut self, slot: usize, b: &[u8]) {
         self.offsets[slot] = self.bytes.len() as i64;
         self.bytes.extend_from_slice(b);
@@ -185,7 +186,7 @@ impl<'m> Packer<'m> {
             .weights)
     }
 
-    fn i32s(&mut self, slot: usize, layer: Option<u16>, role: Role, n: usize) -> Result<()> {
+    pub fn i32s(&mut self, slot: usize, layer: Option<u16>, role: Role, n: usize) -> Result<()> {
         let Weights::Int(tinyssm_core::kernels::IntWeights::I32(v)) = self.weights(layer, role)?
         else {
             return Err(shape(format!("{} is not an i32 tensor", role.name())));
@@ -202,7 +203,7 @@ impl<'m> Packer<'m> {
         Ok(())
     }
 
-    fn plan(&mut self, slot: usize, layer: Option<u16>, role: Role) -> Result<()> {
+    pub fn plan(&mut self, slot: usize, layer: Option<u16>, role: Role) -> Result<()> {
         let Weights::Int(tinyssm_core::kernels::IntWeights::I32(v)) = self.weights(layer, role)?
         else {
             return Err(shape(format!("{} is not an i32 tensor", role.name())));
@@ -216,7 +217,7 @@ impl<'m> Packer<'m> {
         Ok(())
     }
 
-    fn i16s(&mut self, slot: usize, layer: Option<u16>, role: Role, n: usize) -> Result<()> {
+    pub fn i16s(&mut self, slot: usize, layer: Option<u16>, role: Role, n: usize) -> Result<()> {
         let Weights::Int(tinyssm_core::kernels::IntWeights::I16(v)) = self.weights(layer, role)?
         else {
             return Err(shape(format!("{} is not an i16 tensor", role.name())));
@@ -235,7 +236,7 @@ impl<'m> Packer<'m> {
 
     /// An I8R matrix `[rows, cols]`: its int8 rows at `slot`, the `[rows][2]` multiplier and
     /// shift pairs at `slot + 1`.
-    fn mat(
+    pub fn mat(
         &mut self,
         slot: usize,
         layer: Option<u16>,
@@ -264,24 +265,22 @@ impl<'m> Packer<'m> {
 }
 
 /// Bytes of an `i16` vector of `n` in the kernel's shared memory.
-fn v16(n: usize) -> usize {
+pub(crate) fn v16(n: usize) -> usize {
     n.div_ceil(8) * 16
 }
 
-impl StepIntModel {
-    /// Packs an integer-only model for the kernels; a float model or another architecture
-    /// is `BackendError::Unavailable`, a tensor of the wrong size or kind a shape error.
-    pub fn new(m: &Model<'_>) -> Result<Self> {
+/// [`StepIntModel::new`] for a vector model of kind `K`.
+struct PackStepInt<'a, 'm> {
+    m: &'a Model<'m>,
+    v: VectorModel,
+}
+
+impl KindFn for PackStepInt<'_, '_> {
+    type Out = Result<StepIntModel>;
+    fn call<K: BatchKind>(self, kind: &K) -> Result<StepIntModel> {
+        let (m, v) = (self.m, self.v);
         let cfg = m.config();
-        if cfg.compute != Compute::Int {
-            return Err(BackendError::Unavailable(format!(
-                "the integer step path runs integer-only models (compute int); this one computes {}",
-                cfg.compute.name()
-            )));
-        }
-        m.int_io()
-            .ok_or_else(|| shape("the model has no integer plan".into()))?;
-        let layers = cfg.n_layers as usize;
+        let layers = v.n_layers;
         let sizes = cfg
             .sizes()
             .map_err(|e| shape(format!("the model has no state layout: {e}")))?;
@@ -290,73 +289,23 @@ impl StepIntModel {
             n_layers: layers as i64,
             ..Default::default()
         };
-        let (kernel, per_layer, state_per_layer, mut smem_vecs, d_in, d_out);
-        match &cfg.arch {
-            Arch::S4d(c) => {
-                let (h, ns) = (c.d_model as usize, c.d_state as usize);
-                if ns < 2 || h == 0 {
-                    return Err(shape(format!("S4D d_model {h}, d_state {ns}")));
-                }
-                d_in = c.d_input as usize;
-                d_out = c.d_output as usize;
-                p.d_model = h as i64;
-                p.d_state = ns as i64;
-                p.flags = if c.prenorm { PRENORM } else { 0 }
-                    | if c.glu { GLU } else { 0 }
-                    | if c.final_norm { FINAL_NORM } else { 0 };
-                kernel = "step_int_s4d";
-                per_layer = S4D_SLOTS;
-                state_per_layer = h * (ns / 2) * 2;
-                smem_vecs = 2 * v16(h) + v16(if c.glu { 2 * h } else { h }) + v16(d_in);
-            }
-            Arch::MambaSensor(c) => {
-                let (dm, di, n, dc, r) = (
-                    c.d_model as usize,
-                    c.d_inner as usize,
-                    c.d_state as usize,
-                    c.d_conv as usize,
-                    c.dt_rank as usize,
-                );
-                if dc == 0 || dm == 0 || di == 0 || r == 0 {
-                    return Err(shape(format!(
-                        "Mamba d_model {dm}, d_inner {di}, d_conv {dc}, dt_rank {r}"
-                    )));
-                }
-                d_in = c.d_input as usize;
-                d_out = c.d_output as usize;
-                p.d_model = dm as i64;
-                p.d_inner = di as i64;
-                p.d_state = n as i64;
-                p.d_conv = dc as i64;
-                p.dt_rank = r as i64;
-                p.flags = if c.conv_bias { CONV_BIAS } else { 0 }
-                    | if c.in_proj_bias { IN_BIAS } else { 0 }
-                    | if c.out_proj_bias { OUT_BIAS } else { 0 };
-                kernel = "step_int_mamba";
-                per_layer = MAMBA_SLOTS;
-                state_per_layer = di * (dc - 1) + di * n;
-                smem_vecs = 2 * v16(dm) + v16(2 * di) + v16(r + 2 * n) + v16(d_in);
-            }
-            _ => {
-                return Err(BackendError::Unavailable(
-                    "the integer step path covers S4D and MambaSensor models".into(),
-                ))
-            }
-        }
+        let lay = kind.step_int_layout(&v, &mut p)?;
+        let (kernel, mut smem_vecs) = (lay.kernel, lay.smem);
+        let (d_in, d_out, dm) = (v.d_in, v.d_out, v.block.d_model() as usize);
         if d_in == 0 || d_out == 0 {
             return Err(shape(format!("d_input {d_in}, d_output {d_out}")));
         }
-        if layers * state_per_layer != model_state {
+        if layers * lay.state_per_layer != model_state {
             return Err(shape(format!(
-                "state layout: {layers} layers × {state_per_layer} ≠ the model's {model_state}"
+                "state layout: {layers} layers × {} ≠ the model's {model_state}",
+                lay.state_per_layer
             )));
         }
-        let mut pk = Packer {
+        let mut pk = IntPacker {
             m,
             bytes: Vec::new(),
-            offsets: vec![-1; GLOBAL_SLOTS + layers * per_layer],
+            offsets: vec![-1; GLOBAL_SLOTS + layers * lay.per_layer],
         };
-        let g = GLOBAL_SLOTS;
         pk.plan(G_PLAN, None, Role::IntPlan)?;
         let audio = cfg.front_end.is_some();
         let mut fe_state = 0;
@@ -394,67 +343,25 @@ impl StepIntModel {
                 m.state_len()
             )));
         }
-        match &cfg.arch {
-            Arch::S4d(c) => {
-                let (h, half) = (c.d_model as usize, c.d_state as usize / 2);
-                let no = if c.glu { 2 * h } else { h };
-                pk.mat(G_ENC_Q, None, Role::Encoder, h, d_in)?;
-                pk.i32s(G_ENC_B, None, Role::EncoderBias, h)?;
-                if c.final_norm {
-                    pk.i16s(G_NORMF, None, Role::NormF, h)?;
-                    pk.i32s(G_NORMF_B, None, Role::NormFBias, h)?;
-                }
-                pk.mat(G_DEC_Q, None, Role::Decoder, d_out, h)?;
-                pk.i32s(G_DEC_B, None, Role::DecoderBias, d_out)?;
-                for l in 0..layers {
-                    let (b, li) = (g + l * S4D_SLOTS, Some(l as u16));
-                    pk.plan(b, li, Role::IntLayerPlan)?;
-                    pk.i16s(b + 1, li, Role::Norm, h)?;
-                    pk.i32s(b + 2, li, Role::NormBias, h)?;
-                    pk.i32s(b + 3, li, Role::DA, h * half * 2)?;
-                    pk.i32s(b + 4, li, Role::CB, h * half * 2)?;
-                    pk.i32s(b + 5, li, Role::D, h)?;
-                    pk.mat(b + 6, li, Role::OutLinear, no, h)?;
-                    pk.i32s(b + 8, li, Role::OutLinearBias, no)?;
-                }
-            }
-            Arch::MambaSensor(c) => {
-                let (dm, di, n, dc, r) = (
-                    c.d_model as usize,
-                    c.d_inner as usize,
-                    c.d_state as usize,
-                    c.d_conv as usize,
-                    c.dt_rank as usize,
-                );
-                pk.mat(G_ENC_Q, None, Role::Encoder, dm, d_in)?;
-                pk.i32s(G_ENC_B, None, Role::EncoderBias, dm)?;
+        pk.mat(G_ENC_Q, None, Role::Encoder, dm, d_in)?;
+        pk.i32s(G_ENC_B, None, Role::EncoderBias, dm)?;
+        match v.norm {
+            FinalNorm::None => {}
+            FinalNorm::Rms { .. } => pk.i16s(G_NORMF, None, Role::NormF, dm)?,
+            FinalNorm::Layer { .. } => {
                 pk.i16s(G_NORMF, None, Role::NormF, dm)?;
-                pk.mat(G_DEC_Q, None, Role::Decoder, d_out, dm)?;
-                pk.i32s(G_DEC_B, None, Role::DecoderBias, d_out)?;
-                for l in 0..layers {
-                    let (b, li) = (g + l * MAMBA_SLOTS, Some(l as u16));
-                    pk.plan(b, li, Role::IntLayerPlan)?;
-                    pk.i16s(b + 1, li, Role::Norm, dm)?;
-                    pk.mat(b + 2, li, Role::InProj, 2 * di, dm)?;
-                    if c.in_proj_bias {
-                        pk.i32s(b + 4, li, Role::InProjBias, 2 * di)?;
-                    }
-                    pk.i16s(b + 5, li, Role::ConvW, di * dc)?;
-                    if c.conv_bias {
-                        pk.i32s(b + 6, li, Role::ConvB, di)?;
-                    }
-                    pk.mat(b + 7, li, Role::XProj, r + 2 * n, di)?;
-                    pk.mat(b + 9, li, Role::DtProj, di, r)?;
-                    pk.i32s(b + 11, li, Role::DtProjBias, di)?;
-                    pk.i32s(b + 12, li, Role::A, di * n)?;
-                    pk.i32s(b + 13, li, Role::D, di)?;
-                    pk.mat(b + 14, li, Role::OutProj, dm, di)?;
-                    if c.out_proj_bias {
-                        pk.i32s(b + 16, li, Role::OutProjBias, dm)?;
-                    }
-                }
+                pk.i32s(G_NORMF_B, None, Role::NormFBias, dm)?;
             }
-            _ => unreachable!("checked above"),
+            n => {
+                return Err(BackendError::Unavailable(format!(
+                    "the integer step path has no final norm {n:?}"
+                )))
+            }
+        }
+        pk.mat(G_DEC_Q, None, Role::Decoder, d_out, dm)?;
+        pk.i32s(G_DEC_B, None, Role::DecoderBias, d_out)?;
+        for l in 0..layers {
+            kind.step_int_pack_layer(&mut pk, GLOBAL_SLOTS + l * lay.per_layer, l as u16)?;
         }
         let state_len = m.state_len();
         p.x_dim = if audio { 1 } else { d_in as i64 };
@@ -465,7 +372,7 @@ impl StepIntModel {
         if pk.bytes.is_empty() {
             pk.bytes.resize(16, 0);
         }
-        Ok(Self {
+        Ok(StepIntModel {
             kernel,
             params: p,
             bytes: pk.bytes,
@@ -477,6 +384,26 @@ impl StepIntModel {
             d_out,
             audio,
         })
+    }
+}
+
+impl StepIntModel {
+    /// Packs an integer-only model for the kernels: a vector model ([`VectorModel`]) of a
+    /// block kind whose [`BatchKind`] has an integer step kernel. A float model or another
+    /// model is `BackendError::Unavailable`, a tensor of the wrong size or kind a shape
+    /// error.
+    pub fn new(m: &Model<'_>) -> Result<Self> {
+        let cfg = m.config();
+        if cfg.compute != Compute::Int {
+            return Err(BackendError::Unavailable(format!(
+                "the integer step path runs integer-only models (compute int); this one computes {}",
+                cfg.compute.name()
+            )));
+        }
+        m.int_io()
+            .ok_or_else(|| shape("the model has no integer plan".into()))?;
+        let v = VectorModel::of(m)?;
+        run_kind(&v.block, "the CUDA integer step path", PackStepInt { m, v })
     }
 
     /// The state `i32`s per stream: the core's whole state vector (model, then front end).

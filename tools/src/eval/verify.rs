@@ -7,8 +7,8 @@ use std::path::Path;
 use tinyssm_core::{Kernels, Model};
 use tinyssm_cuda::cuda::Device;
 use tinyssm_cuda::verify::{
-    compare, compare_int, front_end_frames, int_step_forward, mamba_blob_forward, s4d_blob_forward,
-    step_blob_forward, IntReport, Report, Tier,
+    blob_forward, compare, compare_int, front_end_frames, int_step_forward, step_blob_forward,
+    IntReport, Report, Tier,
 };
 use tinyssm_data::Split;
 
@@ -60,11 +60,7 @@ impl<B: tinyssm_cuda::Backend> BatchRun for ScanRun<'_, B> {
         time: usize,
         lens: &[usize],
     ) -> Result<BatchOut, ToolError> {
-        let run = match m.config().arch {
-            tinyssm_core::Arch::MambaSensor(_) => mamba_blob_forward,
-            _ => s4d_blob_forward,
-        };
-        run(self.0, m, x, time, lens).map_err(usage)
+        blob_forward(self.0, m, x, time, lens).map_err(usage)
     }
 }
 

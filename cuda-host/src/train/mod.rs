@@ -1,6 +1,10 @@
 //! `tinyssm train`: batch training on a [`Backend`] from a TOML configuration, with AdamW,
 //! linear warm-up + cosine decay, global gradient-norm clipping and a fixed seed. Writes a
 //! checkpoint `tinyssm convert` imports, plus the loss/accuracy history.
+//!
+//! The trainer in one place: its models ([`s4d`], [`mamba`]: forward and backward in the
+//! checkpoint layout, over the backend's ops), the optimizer step and schedule (here), and
+//! the training curves ([`plot`]).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +15,11 @@ use serde::{Deserialize, Serialize};
 use tinyssm_data::{self as data, ecg, Example, Split};
 
 use crate::backend::{AdamW, Backend};
-use crate::s4d::{backward, DeviceParams, S4dParams, S4dShape};
+pub mod mamba;
+pub mod plot;
+pub mod s4d;
+
+use self::s4d::{backward, DeviceParams, S4dParams, S4dShape};
 
 /// The training configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -76,13 +84,13 @@ pub struct ModelConfig {
 /// The network being trained.
 pub enum Net {
     S4d(S4dParams),
-    Mamba(crate::mamba::MambaParams),
+    Mamba(crate::train::mamba::MambaParams),
 }
 
 /// A forward pass of either network.
 pub enum Fwd<B: Backend> {
-    S4d(crate::s4d::Forward<B>),
-    Mamba(crate::mamba::MambaForward<B>),
+    S4d(crate::train::s4d::Forward<B>),
+    Mamba(crate::train::mamba::MambaForward<B>),
 }
 
 impl<B: Backend> Fwd<B> {
@@ -97,7 +105,7 @@ impl<B: Backend> Fwd<B> {
 impl Net {
     pub fn build(m: &ModelConfig, d_input: usize, d_output: usize, rng: &mut StdRng) -> Net {
         if m.arch == "mamba" {
-            let s = crate::mamba::MambaShape {
+            let s = crate::train::mamba::MambaShape {
                 d_input,
                 d_model: m.d_model,
                 d_inner: m.d_inner.unwrap_or(2 * m.d_model),
@@ -108,7 +116,7 @@ impl Net {
                 d_output,
                 norm_eps: 1e-5,
             };
-            Net::Mamba(crate::mamba::MambaParams::init(s, rng))
+            Net::Mamba(crate::train::mamba::MambaParams::init(s, rng))
         } else {
             let s = S4dShape {
                 d_input,
@@ -121,13 +129,13 @@ impl Net {
             Net::S4d(S4dParams::init(s, rng))
         }
     }
-    pub fn params(&self) -> &[crate::s4d::Param] {
+    pub fn params(&self) -> &[crate::train::s4d::Param] {
         match self {
             Net::S4d(p) => &p.params,
             Net::Mamba(p) => &p.params,
         }
     }
-    pub fn params_mut(&mut self) -> &mut [crate::s4d::Param] {
+    pub fn params_mut(&mut self) -> &mut [crate::train::s4d::Param] {
         match self {
             Net::S4d(p) => &mut p.params,
             Net::Mamba(p) => &mut p.params,
@@ -175,10 +183,10 @@ impl Net {
         rows: Vec<usize>,
     ) -> Result<Fwd<B>, crate::BackendError> {
         Ok(match self {
-            Net::S4d(p) => Fwd::S4d(crate::s4d::forward_rows(
+            Net::S4d(p) => Fwd::S4d(crate::train::s4d::forward_rows(
                 be, &p.shape, dp, x, batch, time, rows,
             )?),
-            Net::Mamba(p) => Fwd::Mamba(crate::mamba::forward(
+            Net::Mamba(p) => Fwd::Mamba(crate::train::mamba::forward(
                 be, &p.shape, &dp.w, x, batch, time, rows,
             )?),
         })
@@ -193,7 +201,7 @@ impl Net {
         match (self, f) {
             (Net::S4d(p), Fwd::S4d(f)) => backward(be, &p.shape, dp, f, dl),
             (Net::Mamba(p), Fwd::Mamba(f)) => {
-                crate::mamba::backward(be, &p.shape, &dp.w, &mut dp.g, f, dl)
+                crate::train::mamba::backward(be, &p.shape, &dp.w, &mut dp.g, f, dl)
             }
             _ => Err(crate::BackendError::Unavailable(
                 "forward and network differ".into(),
@@ -430,7 +438,7 @@ pub fn train<B: Backend>(
 fn optimizer_step<B: Backend>(
     be: &B,
     dp: &mut DeviceParams<B>,
-    params: &[crate::s4d::Param],
+    params: &[crate::train::s4d::Param],
     o: &OptimConfig,
     step: usize,
     total: usize,
@@ -479,7 +487,7 @@ fn ecg_scores<B: Backend>(
     let xn: Vec<f32> = x.iter().map(|v| (v - mean) / std).collect();
     let time = xn.len();
     let rows: Vec<usize> = (0..time).collect();
-    let f = crate::s4d::forward_rows(be, s, dp, &xn, 1, time, rows)?;
+    let f = crate::train::s4d::forward_rows(be, s, dp, &xn, 1, time, rows)?;
     let y = be.download(&f.logits)?;
     Ok(ecg::decide(&y, beats))
 }
@@ -569,7 +577,7 @@ fn train_ecg<B: Backend>(
                 be.fill(g, 0.0)?;
             }
             let rows: Vec<usize> = (0..bsz * w).collect();
-            let f = crate::s4d::forward_rows(be, &shape, &dp, &x, bsz, w, rows)?;
+            let f = crate::train::s4d::forward_rows(be, &shape, &dp, &x, bsz, w, rows)?;
             let mut dl = be.zeros(bsz * w)?;
             let loss = be.sigmoid_bce(&f.logits, &y, e.pos_weight, &mut dl)?;
             backward(be, &shape, &mut dp, &f, &dl)?;
@@ -649,7 +657,7 @@ fn write_report(out: &Path, report: &TrainReport, metric: &str) -> Result<(), Tr
     std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })?;
     let png = out.join("curves.png");
     let tmp = out.join(".curves.png.tmp.png");
-    crate::plot::curves(&tmp, &report.history, metric).map_err(|e| TrainError::Io {
+    crate::train::plot::curves(&tmp, &report.history, metric).map_err(|e| TrainError::Io {
         path: png.clone(),
         source: std::io::Error::other(e),
     })?;

@@ -11,13 +11,17 @@
 
 use std::collections::BTreeMap;
 
-use tinyssm_core::int_step::{self, plan, DA_FRAC, GLOBAL_PLAN_LEN, LAYER_PLAN_LEN};
+use tinyssm_core::int_step::{self, plan, GLOBAL_PLAN_LEN};
 use tinyssm_core::probe::{Probe, Site};
-use tinyssm_core::{Arch, Compute, Config, DType, Input, Model, Role, TensorSpec};
+use tinyssm_core::stack::{FinalNorm, Out, Stem};
+use tinyssm_core::{Block, Compute, Config, DType, Input, Model, Role, TensorSpec};
 use tinyssm_host::writer::{quantize_row_i8, spec_name};
 use tinyssm_host::{tensor_f32, write_blob, TensorData};
 
 use crate::error::ToolError;
+
+mod mamba1;
+mod s4d;
 
 /// Largest |value| seen at each site of each layer (`None` = model-global).
 #[derive(Debug, Clone, Default)]
@@ -239,35 +243,39 @@ fn eps_q(eps: f32, fin: i32) -> i32 {
         .clamp(0.0, i32::MAX as f64) as i32
 }
 
-/// Builds the integer-only blob of a float (or w8a8) model from its calibration ranges.
-pub fn to_int(m: &Model<'_>, ranges: &Ranges) -> Result<Vec<u8>, ToolError> {
-    let cfg = *m.config();
-    let mut out_cfg = cfg;
-    out_cfg.compute = Compute::Int;
-    out_cfg
-        .validate()
-        .map_err(tinyssm_host::HostError::Invalid)?;
-    let mut t = Tensors::new();
-    let mut g = vec![0i32; GLOBAL_PLAN_LEN];
-    g[plan::G_VERSION] = int_step::PLAN_VERSION;
-    let fin = f16site(ranges.get(None, Site::Input));
-    let fr = f16site(ranges.get(None, Site::Resid));
-    g[plan::G_IN_FRAC] = fin;
-    g[plan::G_RESID_FRAC] = fr;
-    let out_max = ranges.get(None, Site::Output) as f64;
-    let fout = frac_for(out_max * 2.0, 2f64.powi(31), 0, 24);
-    g[plan::G_OUT_FRAC] = fout;
-    let n_layers = cfg.n_layers as u16;
-    if let Some(fe) = &cfg.front_end {
-        front_end_tensors(m, fe, &mut t, &mut g)?;
+/// What a block kind's integer conversion works with: the float model, its calibration
+/// ranges, the residual stream's format, and the integer tensors made so far.
+pub(crate) struct Cx<'a, 'm> {
+    pub m: &'a Model<'m>,
+    pub cfg: Config,
+    pub ranges: &'a Ranges,
+    /// Fraction bits of the residual stream (`i16`).
+    pub fr: i32,
+    t: Tensors,
+}
+
+impl Cx<'_, '_> {
+    /// A tensor of the float model as f32.
+    pub fn f32(&self, layer: Option<u16>, role: Role) -> Result<Vec<f32>, ToolError> {
+        f32_of(self.m, layer, role)
     }
-    let linear = |t: &mut Tensors,
-                  layer: Option<u16>,
-                  role: Role,
-                  bias_role: Option<Role>,
-                  fin: i32,
-                  fout: &dyn Fn(usize) -> i32|
-     -> Result<(), ToolError> {
+
+    /// Stores an integer tensor of the converted model.
+    pub fn put(&mut self, layer: Option<u16>, role: Role, d: TensorData) {
+        put(&mut self.t, layer, role, d);
+    }
+
+    /// A matrix as `I8R` rows (input format `fin`, row `r`'s output format `fout(r)`) and
+    /// its bias, if any, as `i32` in the accumulator's format.
+    pub fn linear(
+        &mut self,
+        layer: Option<u16>,
+        role: Role,
+        bias_role: Option<Role>,
+        fin: i32,
+        fout: &dyn Fn(usize) -> i32,
+    ) -> Result<(), ToolError> {
+        let cfg = &self.cfg;
         let spec = cfg
             .tensor_spec(
                 cfg.tensor_index(layer, role)
@@ -281,8 +289,8 @@ pub fn to_int(m: &Model<'_>, ranges: &Ranges) -> Result<Vec<u8>, ToolError> {
                 msg: "no spec".into(),
             })?;
         let (rows, cols) = spec.rows_cols().unwrap_or((0, 0));
-        let w = f32_of(m, layer, role)?;
-        let b = bias_role.map(|br| f32_of(m, layer, br)).transpose()?;
+        let w = self.f32(layer, role)?;
+        let b = bias_role.map(|br| self.f32(layer, br)).transpose()?;
         let (d, bq) = i8r(
             &spec_name(&spec),
             &w,
@@ -292,221 +300,107 @@ pub fn to_int(m: &Model<'_>, ranges: &Ranges) -> Result<Vec<u8>, ToolError> {
             fin,
             fout,
         )?;
-        put(t, layer, role, d);
+        self.put(layer, role, d);
         if let (Some(br), Some(bq)) = (bias_role, bq) {
-            put(t, layer, br, TensorData::I32(bq));
+            self.put(layer, br, TensorData::I32(bq));
         }
         Ok(())
-    };
-    let mut layer_plans = Vec::new();
-    match &cfg.arch {
-        Arch::S4d(c) => {
-            let h = c.d_model as usize;
-            linear(
-                &mut t,
-                None,
-                Role::Encoder,
-                Some(Role::EncoderBias),
-                fin,
-                &|_| fr,
-            )?;
-            for l in 0..n_layers {
-                let li = Some(l);
-                let mut p = vec![0i32; LAYER_PLAN_LEN];
-                let fnorm = if c.prenorm {
-                    f16site(ranges.get(li, Site::NormOut))
-                } else {
-                    fr
-                };
-                let nw = f32_of(m, li, Role::Norm)?;
-                let fnw = f16site(amax(&nw));
-                p[plan::L_NORM_FRAC] = fnorm;
-                p[plan::L_NORM_EPS] = eps_q(c.norm_eps, fr);
-                p[plan::L_NORM_W_FRAC] = fnw;
-                put(&mut t, li, Role::Norm, q16(&nw, fnw));
-                let nb = f32_of(m, li, Role::NormBias)?;
-                put(&mut t, li, Role::NormBias, TensorData::I32(q32(&nb, fnorm)));
-                let fh = frac_for(
-                    ranges.get(li, Site::State) as f64 * 2.0,
-                    2f64.powi(31) - 1.0,
-                    0,
-                    40,
-                );
-                let cb = f32_of(m, li, Role::CB)?;
-                let fcb = frac_for(amax(&cb) as f64, 2f64.powi(22), 0, 40);
-                let d = f32_of(m, li, Role::D)?;
-                let fd = frac_for(amax(&d) as f64, 2f64.powi(22), 0, 40);
-                let fg = f16site(
-                    ranges
-                        .get(li, Site::S4dPreGelu)
-                        .max(ranges.get(li, Site::S4dGeluOut)),
-                );
-                let fgate = f16site(ranges.get(li, Site::S4dGate));
-                p[plan::S4D_H_FRAC] = fh;
-                p[plan::S4D_CB_FRAC] = fcb;
-                p[plan::S4D_D_FRAC] = fd;
-                p[plan::S4D_GELU_FRAC] = fg;
-                p[plan::S4D_GATE_FRAC] = fgate;
-                let da = f32_of(m, li, Role::DA)?;
-                put(&mut t, li, Role::DA, TensorData::I32(q32(&da, DA_FRAC)));
-                put(&mut t, li, Role::CB, TensorData::I32(q32(&cb, fcb)));
-                put(&mut t, li, Role::D, TensorData::I32(q32(&d, fd)));
-                let glu = c.glu;
-                linear(
-                    &mut t,
-                    li,
-                    Role::OutLinear,
-                    Some(Role::OutLinearBias),
-                    fg,
-                    &|r| if glu && r >= h { fgate } else { fr },
-                )?;
-                layer_plans.push(p);
-            }
-            let feat = if c.final_norm {
-                let w = f32_of(m, None, Role::NormF)?;
-                let fw = f16site(amax(&w));
-                let fnf = f16site(ranges.get(None, Site::FinalNorm));
-                g[plan::G_NORMF_FRAC] = fnf;
-                g[plan::G_NORMF_EPS] = eps_q(c.norm_eps, fr);
-                g[plan::G_NORMF_W_FRAC] = fw;
-                put(&mut t, None, Role::NormF, q16(&w, fw));
-                let b = f32_of(m, None, Role::NormFBias)?;
-                put(&mut t, None, Role::NormFBias, TensorData::I32(q32(&b, fnf)));
-                fnf
-            } else {
-                fr
-            };
-            linear(
-                &mut t,
-                None,
-                Role::Decoder,
-                Some(Role::DecoderBias),
-                feat,
-                &|_| fout,
-            )?;
+    }
+}
+
+/// One block kind's integer conversion: each layer's Q formats (its `IntLayerPlan`, layout
+/// `tinyssm_core::int_step::plan`) and integer tensors, the layer's input and output being
+/// the residual stream (`Cx::fr`).
+pub(crate) trait IntKind {
+    fn layer(&self, cx: &mut Cx<'_, '_>, layer: u16) -> Result<Vec<i32>, ToolError>;
+}
+
+/// The integer conversion's registration point: the block kinds it converts, each in its
+/// file here (the only place in `tinyssm-tools` that names a block kind).
+fn int_kind(b: &Block) -> Option<&dyn IntKind> {
+    match b {
+        Block::S4d(b) => Some(b),
+        Block::Mamba1(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// Builds the integer-only blob of a float (or w8a8) model from its calibration ranges: a
+/// vector model ([`supports`]) of one block kind that converts ([`IntKind`]).
+pub fn to_int(m: &Model<'_>, ranges: &Ranges) -> Result<Vec<u8>, ToolError> {
+    let cfg = *m.config();
+    let mut out_cfg = cfg;
+    out_cfg.compute = Compute::Int;
+    out_cfg
+        .validate()
+        .map_err(tinyssm_host::HostError::Invalid)?;
+    let stack = cfg.stack();
+    let kind = match (stack.blocks(), stack.stem, stack.head.out) {
+        ([b], Stem::Encoder { .. }, Out::Decoder { .. }) => int_kind(b).ok_or_else(|| {
+            ToolError::Usage(format!(
+                "--compute int has no conversion of block kind {}",
+                b.name()
+            ))
+        })?,
+        _ => {
+            return Err(ToolError::Usage(
+                "--compute int converts vector models (encoder input, decoder head) of one \
+                 block kind"
+                    .into(),
+            ))
         }
-        Arch::MambaSensor(c) => {
-            let (di, n, r) = (c.d_inner as usize, c.d_state as usize, c.dt_rank as usize);
-            linear(
-                &mut t,
-                None,
-                Role::Encoder,
-                Some(Role::EncoderBias),
-                fin,
-                &|_| fr,
-            )?;
-            for l in 0..n_layers {
-                let li = Some(l);
-                let mut p = vec![0i32; LAYER_PLAN_LEN];
-                let nw = f32_of(m, li, Role::Norm)?;
-                let fnw = f16site(amax(&nw));
-                let fnorm = f16site(ranges.get(li, Site::NormOut));
-                p[plan::L_NORM_FRAC] = fnorm;
-                p[plan::L_NORM_EPS] = eps_q(c.norm_eps, fr);
-                p[plan::L_NORM_W_FRAC] = fnw;
-                put(&mut t, li, Role::Norm, q16(&nw, fnw));
-                let fx = f16site(ranges.get(li, Site::MambaX));
-                let fz = f16site(ranges.get(li, Site::MambaZ));
-                let ib = c.in_proj_bias.then_some(Role::InProjBias);
-                linear(&mut t, li, Role::InProj, ib, fnorm, &|row| {
-                    if row < di {
-                        fx
-                    } else {
-                        fz
-                    }
-                })?;
-                let cw = f32_of(m, li, Role::ConvW)?;
-                let fcw = f16site(amax(&cw));
-                put(&mut t, li, Role::ConvW, q16(&cw, fcw));
-                if c.conv_bias {
-                    let cb = f32_of(m, li, Role::ConvB)?;
-                    put(&mut t, li, Role::ConvB, TensorData::I32(q32(&cb, fx + fcw)));
-                }
-                let fs = f16site(
-                    ranges
-                        .get(li, Site::MambaConvPre)
-                        .max(ranges.get(li, Site::MambaConvOut)),
-                );
-                let fdt = f16site(ranges.get(li, Site::MambaDtIn));
-                let fb = f16site(ranges.get(li, Site::MambaB));
-                let fc = f16site(ranges.get(li, Site::MambaC));
-                linear(&mut t, li, Role::XProj, None, fs, &|row| {
-                    if row < r {
-                        fdt
-                    } else if row < r + n {
-                        fb
-                    } else {
-                        fc
-                    }
-                })?;
-                let fsp = f16site(ranges.get(li, Site::MambaSoftplusIn));
-                linear(
-                    &mut t,
-                    li,
-                    Role::DtProj,
-                    Some(Role::DtProjBias),
-                    fdt,
-                    &|_| fsp,
-                )?;
-                let a = f32_of(m, li, Role::A)?;
-                let fa = frac_for(amax(&a) as f64, 2f64.powi(30), 0, 40);
-                put(&mut t, li, Role::A, TensorData::I32(q32(&a, fa)));
-                let d = f32_of(m, li, Role::D)?;
-                let fd = frac_for(amax(&d) as f64, 2f64.powi(22), 0, 40);
-                put(&mut t, li, Role::D, TensorData::I32(q32(&d, fd)));
-                let fh = frac_for(
-                    ranges.get(li, Site::State) as f64 * 2.0,
-                    2f64.powi(31) - 1.0,
-                    0,
-                    40,
-                );
-                let fy = frac_for(
-                    ranges.get(li, Site::MambaY) as f64 * 2.0,
-                    2f64.powi(31) - 1.0,
-                    0,
-                    30,
-                );
-                let fo = f16site(ranges.get(li, Site::MambaGated));
-                p[plan::M_X_FRAC] = fx;
-                p[plan::M_Z_FRAC] = fz;
-                p[plan::M_CONVW_FRAC] = fcw;
-                p[plan::M_SILU_FRAC] = fs;
-                p[plan::M_DTIN_FRAC] = fdt;
-                p[plan::M_B_FRAC] = fb;
-                p[plan::M_C_FRAC] = fc;
-                p[plan::M_SP_FRAC] = fsp;
-                p[plan::M_A_FRAC] = fa;
-                p[plan::M_H_FRAC] = fh;
-                p[plan::M_D_FRAC] = fd;
-                p[plan::M_Y_FRAC] = fy;
-                p[plan::M_O_FRAC] = fo;
-                let ob = c.out_proj_bias.then_some(Role::OutProjBias);
-                linear(&mut t, li, Role::OutProj, ob, fo, &|_| fr)?;
-                layer_plans.push(p);
-            }
-            let w = f32_of(m, None, Role::NormF)?;
+    };
+    let mut g = vec![0i32; GLOBAL_PLAN_LEN];
+    g[plan::G_VERSION] = int_step::PLAN_VERSION;
+    let fin = f16site(ranges.get(None, Site::Input));
+    let fr = f16site(ranges.get(None, Site::Resid));
+    g[plan::G_IN_FRAC] = fin;
+    g[plan::G_RESID_FRAC] = fr;
+    let out_max = ranges.get(None, Site::Output) as f64;
+    let fout = frac_for(out_max * 2.0, 2f64.powi(31), 0, 24);
+    g[plan::G_OUT_FRAC] = fout;
+    let mut cx = Cx {
+        m,
+        cfg,
+        ranges,
+        fr,
+        t: Tensors::new(),
+    };
+    if let Some(fe) = &cfg.front_end {
+        front_end_tensors(m, fe, &mut cx.t, &mut g)?;
+    }
+    cx.linear(None, Role::Encoder, Some(Role::EncoderBias), fin, &|_| fr)?;
+    let mut layer_plans = Vec::new();
+    for l in 0..cfg.n_layers as u16 {
+        layer_plans.push(kind.layer(&mut cx, l)?);
+    }
+    // The final norm (the integer step's: RMSNorm, or LayerNorm with a bias) and decoder.
+    let feat = match stack.head.norm {
+        FinalNorm::None => fr,
+        FinalNorm::Rms { eps } | FinalNorm::Layer { eps } => {
+            let w = cx.f32(None, Role::NormF)?;
             let fw = f16site(amax(&w));
             let fnf = f16site(ranges.get(None, Site::FinalNorm));
             g[plan::G_NORMF_FRAC] = fnf;
-            g[plan::G_NORMF_EPS] = eps_q(c.norm_eps, fr);
+            g[plan::G_NORMF_EPS] = eps_q(eps, fr);
             g[plan::G_NORMF_W_FRAC] = fw;
-            put(&mut t, None, Role::NormF, q16(&w, fw));
-            linear(
-                &mut t,
-                None,
-                Role::Decoder,
-                Some(Role::DecoderBias),
-                fnf,
-                &|_| fout,
-            )?;
-            let _ = di;
+            cx.put(None, Role::NormF, q16(&w, fw));
+            if matches!(stack.head.norm, FinalNorm::Layer { .. }) {
+                let b = cx.f32(None, Role::NormFBias)?;
+                cx.put(None, Role::NormFBias, TensorData::I32(q32(&b, fnf)));
+            }
+            fnf
         }
-        _ => {
-            return Err(ToolError::Usage(
-                "--compute int supports S4D and Mamba sensor models".into(),
-            ))
+        n => {
+            return Err(ToolError::Usage(format!(
+                "--compute int has no integer final norm {n:?}"
+            )))
         }
-    }
+    };
+    cx.linear(None, Role::Decoder, Some(Role::DecoderBias), feat, &|_| {
+        fout
+    })?;
+    let mut t = cx.t;
     put(&mut t, None, Role::IntPlan, TensorData::I32(g));
     for (l, p) in layer_plans.into_iter().enumerate() {
         put(

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::backend::{Backend, Result, SelScanDims, SelScanGrads, SelScanIn};
-use crate::s4d::Param;
+use crate::train::s4d::Param;
 
 /// Shape of a Mamba sensor classifier.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -244,7 +244,7 @@ impl MambaParams {
                 o.insert(k.clone(), v.clone());
             }
         }
-        crate::s4d::write_checkpoint(dir, &out, &cfg)
+        crate::train::s4d::write_checkpoint(dir, &out, &cfg)
     }
 }
 
