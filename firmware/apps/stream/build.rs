@@ -49,7 +49,12 @@ const DEFAULT_CLIPS: &str = "7_theo_0,3_jackson_1,0_nicolas_2";
 const DEFAULT_ECG_SAMPLES: usize = 720;
 
 fn main() {
-    for v in ["TINYSSM_FW_CLIPS", "TINYSSM_FW_ECG_SAMPLES", "TINYSSM_DATA"] {
+    for v in [
+        "TINYSSM_FW_CLIPS",
+        "TINYSSM_FW_ECG_SAMPLES",
+        "TINYSSM_DATA",
+        "TINYSSM_BOARD",
+    ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -57,6 +62,7 @@ fn main() {
     let repo = firmware.join("..");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
 
+    let small_ram = env::var("TINYSSM_BOARD").is_ok_and(|b| b == "microbit");
     let mut sample_rate = None;
     let mut frame_len = 0;
     let mut ecg_frac = None;
@@ -120,6 +126,16 @@ fn main() {
         );
         let _ = writeln!(cfg, "/// Values produced per step.");
         let _ = writeln!(cfg, "pub const D_OUTPUT: usize = {};", model.d_output());
+        // The view table costs one `Weights` (24 bytes on a 32-bit target) per tensor of
+        // RAM: the micro:bit's 16 KB hold the ECG image's buffers and stack only without
+        // it, so there the steps look their tensors up instead (same outputs).
+        let views = if small_ram { 0 } else { model.n_tensors() };
+        let _ = writeln!(
+            cfg,
+            "/// Entries of the tensor view table (`Model::with_views`; 0: none, the steps look \
+             tensors up)."
+        );
+        let _ = writeln!(cfg, "pub const N_VIEWS: usize = {views};");
         fs::write(out.join(format!("{name}.rs")), cfg).expect("write config");
     }
 

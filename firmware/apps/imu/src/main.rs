@@ -21,7 +21,7 @@
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use tinyssm_core::{Input, Kernels, Model};
+use tinyssm_core::{Input, Kernels, Model, Weights};
 use tinyssm_sensor::{Replay, SampleSource};
 
 mod model {
@@ -61,11 +61,18 @@ fn main() -> ! {
     static mut STATE: [f32; model::STATE_LEN] = [0.0; model::STATE_LEN];
     static mut SCRATCH: [f32; model::SCRATCH_LEN] = [0.0; model::SCRATCH_LEN];
     static mut OUT: [f32; model::D_OUTPUT] = [0.0; model::D_OUTPUT];
-    exit(run(STATE, SCRATCH, OUT))
+    // Every tensor's view, resolved once at start-up (`Model::with_views`).
+    static mut VIEWS: [Weights<'static>; model::N_TENSORS] = [Weights::EMPTY; model::N_TENSORS];
+    exit(run(STATE, SCRATCH, OUT, VIEWS))
 }
 
 /// Runs every case and prints the report; `false` on any error.
-fn run(state: &mut [f32], scratch: &mut [f32], out: &mut [f32]) -> bool {
+fn run(
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+    views: &'static mut [Weights<'static>],
+) -> bool {
     defmt::println!(
         "tinyssm imu on {=str}: basicmotions-s4d.tssm ({=usize} bytes), {=usize} cases of {=usize} steps",
         env!("TINYSSM_BOARD"),
@@ -88,6 +95,13 @@ fn run(state: &mut [f32], scratch: &mut [f32], out: &mut [f32]) -> bool {
         );
         return false;
     }
+    let model = match model.with_views(views) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::println!("error: views: {}", defmt::Display2Format(&e));
+            return false;
+        }
+    };
     defmt::println!("crc32 {=u32:#010x}", model.crc32());
     let Some(mut source) = Replay::<CHANNELS>::new(CASES_F32) else {
         defmt::println!("error: the recording is not a whole number of samples");

@@ -33,7 +33,7 @@ use nrf52840_hal::gpio::{p0, p1, DriveConfig, Level};
 use nrf52840_hal::pac;
 use nrf52840_hal::twim::{self, Twim};
 use nrf52840_hal::Timer;
-use tinyssm_core::{Input, Kernels, Model};
+use tinyssm_core::{Input, Kernels, Model, Weights};
 use tinyssm_sensor::{Lsm9ds1, Lsm9ds1Config, Paced, RemoveGravity, SampleSource};
 
 mod model {
@@ -56,14 +56,21 @@ fn main() -> ! {
     static mut STATE: [f32; model::STATE_LEN] = [0.0; model::STATE_LEN];
     static mut SCRATCH: [f32; model::SCRATCH_LEN] = [0.0; model::SCRATCH_LEN];
     static mut OUT: [f32; model::D_OUTPUT] = [0.0; model::D_OUTPUT];
-    run(STATE, SCRATCH, OUT);
+    // Every tensor's view, resolved once at start-up (`Model::with_views`).
+    static mut VIEWS: [Weights<'static>; model::N_TENSORS] = [Weights::EMPTY; model::N_TENSORS];
+    run(STATE, SCRATCH, OUT, VIEWS);
     loop {
         cortex_m::asm::wfi();
     }
 }
 
 /// Sets up the board and classifies window after window; returns only on an error.
-fn run(state: &mut [f32], scratch: &mut [f32], out: &mut [f32]) {
+fn run(
+    state: &mut [f32],
+    scratch: &mut [f32],
+    out: &mut [f32],
+    views: &'static mut [Weights<'static>],
+) {
     // The host's numerics: round to nearest, subnormals kept, NaNs propagated (the reset
     // value of FPSCR is not fixed by the architecture; QEMU starts with these).
     let mut fpscr = cortex_m::register::fpscr::read();
@@ -107,6 +114,13 @@ fn run(state: &mut [f32], scratch: &mut [f32], out: &mut [f32]) {
         );
         return;
     }
+    let model = match model.with_views(views) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::println!("error: views: {}", defmt::Display2Format(&e));
+            return;
+        }
+    };
     defmt::println!(
         "tinyssm on the Nano 33 BLE: basicmotions-s4d.tssm ({=usize} bytes, crc32 {=u32:#010x}), {=usize} steps per decision at 10 Hz",
         model::BLOB.0.len(),

@@ -79,8 +79,12 @@ macro_rules! stream_app {
             static mut STATE: [$t; config::STATE_LEN] = [$zero; config::STATE_LEN];
             static mut SCRATCH: [$t; config::SCRATCH_LEN] = [$zero; config::SCRATCH_LEN];
             static mut OUT: [$t; config::D_OUTPUT] = [$zero; config::D_OUTPUT];
+            // Every tensor's view, resolved once at start-up (`Model::with_views`; none
+            // on a board without the RAM for it).
+            static mut VIEWS: [$crate::tinyssm_core::Weights<'static>; config::N_VIEWS] =
+                [$crate::tinyssm_core::Weights::EMPTY; config::N_VIEWS];
             $crate::tinyssm_board::init();
-            let ok = match $crate::open($name, &config::BLOB.0, config::MODEL_CRC32) {
+            let ok = match $crate::open($name, &config::BLOB.0, config::MODEL_CRC32, VIEWS) {
                 Some(model) => $crate::$run(&model, STATE, SCRATCH, OUT),
                 None => false,
             };
@@ -139,8 +143,15 @@ impl Value for i32 {
     }
 }
 
-/// Parses the blob, checks it is the one the buffers were sized for, and prints the header.
-pub fn open<'m>(name: &str, blob: &'m [u8], crc: u32) -> Option<Model<'m>> {
+/// Parses the blob, checks it is the one the buffers were sized for, prints the header,
+/// and resolves every tensor into `views` once (the steps then read their tensors from it;
+/// an empty `views`: the steps look each tensor up).
+pub fn open<'m>(
+    name: &str,
+    blob: &'m [u8],
+    crc: u32,
+    views: &'m mut [tinyssm_core::Weights<'m>],
+) -> Option<Model<'m>> {
     let fpscr = tinyssm_board::fpscr();
     println!(
         "tinyssm stream on {}: {name}.tssm ({} bytes), fpscr {}",
@@ -163,7 +174,16 @@ pub fn open<'m>(name: &str, blob: &'m [u8], crc: u32) -> Option<Model<'m>> {
         return None;
     }
     println!("crc32 {:#010x}", model.crc32());
-    Some(model)
+    if views.is_empty() {
+        return Some(model);
+    }
+    match model.with_views(views) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            println!("error: views: {e}");
+            None
+        }
+    }
 }
 
 /// `0x…` or `none`.
