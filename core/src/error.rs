@@ -71,6 +71,12 @@ pub enum FormatError {
     /// Tensor `index` stores a parameter out of its range (the input bound of a
     /// [`crate::DType::I8S`] matrix must be finite and at least [`crate::format::I8S_MIN_XMAX`]).
     BadValue { index: u32 },
+    /// Tensor `index` holds a NaN or an infinity (a weight, a quantization scale or an
+    /// input bound): checked on the bit patterns by [`crate::Model::parse`].
+    NonFinite { index: u32 },
+    /// Tensor `index` holds a value its role forbids: a negative quantization scale or
+    /// mel filter weight.
+    Negative { index: u32 },
 }
 
 impl fmt::Display for FormatError {
@@ -130,6 +136,14 @@ impl fmt::Display for FormatError {
                 f,
                 "tensor {index} stores an out-of-range parameter (an int8s input bound must be finite and >= 1e-30)"
             ),
+            NonFinite { index } => write!(
+                f,
+                "tensor {index} holds a NaN or infinite value (a weight, scale or bound)"
+            ),
+            Negative { index } => write!(
+                f,
+                "tensor {index} holds a negative value where its role allows none (a quantization scale or mel filter weight)"
+            ),
         }
     }
 }
@@ -180,6 +194,8 @@ impl defmt::Format for FormatError {
             ReservedNotEmpty => defmt::write!(f, "reserved not empty"),
             TrailingBytes => defmt::write!(f, "trailing bytes"),
             BadValue { index } => defmt::write!(f, "bad value in tensor {}", index),
+            NonFinite { index } => defmt::write!(f, "non-finite value in tensor {}", index),
+            Negative { index } => defmt::write!(f, "negative value in tensor {}", index),
             KindNotBuilt { block, feature } => {
                 defmt::write!(
                     f,

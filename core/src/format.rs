@@ -23,7 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, DType, Role, Sizes};
+use crate::config::{Config, DType, Role, Sizes, TensorSpec};
 use crate::error::FormatError;
 
 /// First four bytes of every model blob.
@@ -214,10 +214,13 @@ pub(crate) fn decode_record(table: &[u8], i: usize) -> Option<TensorRecord> {
     postcard::from_bytes::<TensorRecord>(rec).ok()
 }
 
-pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatError> {
-    let got = blob.len() as u64;
-    if blob.len() < 8 {
-        if blob.len() >= 4 && blob[..4] != MAGIC {
+/// The whole blob's length as its preamble declares it, from the first
+/// [`PREAMBLE_LEN`] bytes alone: checks the magic, the version and the reserved fields, so
+/// a reader can reject a file, or size its buffer, before reading the rest.
+pub fn blob_len(preamble: &[u8]) -> Result<u64, FormatError> {
+    let got = preamble.len() as u64;
+    if preamble.len() < 8 {
+        if preamble.len() >= 4 && preamble[..4] != MAGIC {
             return Err(FormatError::BadMagic);
         }
         return Err(FormatError::Truncated {
@@ -225,11 +228,11 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
             got,
         });
     }
-    if blob[..4] != MAGIC {
+    if preamble[..4] != MAGIC {
         return Err(FormatError::BadMagic);
     }
-    let major = u16_at(blob, 4);
-    let minor = u16_at(blob, 6);
+    let major = u16_at(preamble, 4);
+    let minor = u16_at(preamble, 6);
     if major != VERSION_MAJOR || minor > VERSION_MINOR {
         return Err(FormatError::UnsupportedVersion {
             found_major: major,
@@ -237,26 +240,33 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
             supported_major: VERSION_MAJOR,
         });
     }
-    if blob.len() < PREAMBLE_LEN {
+    if preamble.len() < PREAMBLE_LEN {
         return Err(FormatError::Truncated {
             needed: PREAMBLE_LEN as u64,
             got,
         });
     }
+    if u32_at(preamble, 12) != 0 || u32_at(preamble, 28) != 0 {
+        return Err(FormatError::ReservedNotEmpty);
+    }
+    let header_end = PREAMBLE_LEN as u64 + u32_at(preamble, 8) as u64;
+    align_up(header_end)
+        .ok_or(FormatError::BadLayout)?
+        .checked_add(u64_at(preamble, 16))
+        .ok_or(FormatError::BadLayout)
+}
+
+pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatError> {
+    let got = blob.len() as u64;
+    let total = blob_len(blob)?;
     if !(blob.as_ptr() as usize).is_multiple_of(ALIGN) {
         return Err(FormatError::MisalignedBlob);
     }
-    let header_len = u32_at(blob, 8) as u64;
+    let minor = u16_at(blob, 6);
+    let header_end = PREAMBLE_LEN as u64 + u32_at(blob, 8) as u64;
+    let data_offset = align_up(header_end).ok_or(FormatError::BadLayout)?;
     let data_len = u64_at(blob, 16);
     let stored_crc = u32_at(blob, 24);
-    if u32_at(blob, 12) != 0 || u32_at(blob, 28) != 0 {
-        return Err(FormatError::ReservedNotEmpty);
-    }
-    let header_end = PREAMBLE_LEN as u64 + header_len;
-    let data_offset = align_up(header_end).ok_or(FormatError::BadLayout)?;
-    let total = data_offset
-        .checked_add(data_len)
-        .ok_or(FormatError::BadLayout)?;
     if total > got {
         return Err(FormatError::Truncated { needed: total, got });
     }
@@ -374,6 +384,12 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
                 return Err(FormatError::BadValue { index });
             }
         }
+        if verify_crc {
+            let t = data
+                .get(rec.offset as usize..end as usize)
+                .ok_or(FormatError::TensorOutOfBounds { index })?;
+            check_values(&spec, dtype, t, index)?;
+        }
         prev_end = end;
     }
     if align_up(prev_end) != Some(data_len) && prev_end != data_len {
@@ -388,6 +404,100 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         minor,
         crc: stored_crc,
     })
+}
+
+fn words32(b: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+fn words16(b: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    b.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
+}
+
+/// Whether an IEEE-754 value with `bits` is finite: its exponent field (`exp`) not all ones.
+#[inline]
+fn finite_bits(bits: u32, exp: u32) -> bool {
+    bits & exp != exp
+}
+
+/// Whether the value is below zero (−0 is not): sign bit set and magnitude non-zero.
+#[inline]
+fn negative_bits(bits: u32, sign: u32) -> bool {
+    bits & sign != 0 && bits & !sign != 0
+}
+
+/// The values of tensor `index` (its bytes `t`, stored as `dtype`): every float-valued
+/// entry finite — weights (f32, f16, bf16), int8 row scales and input bounds, int4 group
+/// scales — quantization scales not negative, and a mel filterbank not negative. Integer
+/// data has no such values. Bit-pattern checks only: no floating-point instruction.
+fn check_values(spec: &TensorSpec, dtype: DType, t: &[u8], index: u32) -> Result<(), FormatError> {
+    let non_finite = FormatError::NonFinite { index };
+    let negative = FormatError::Negative { index };
+    let no_negative = spec.role == Role::MelFilters;
+    match dtype {
+        DType::F32 => {
+            for w in words32(t) {
+                if !finite_bits(w, 0x7f80_0000) {
+                    return Err(non_finite);
+                }
+                if no_negative && negative_bits(w, 0x8000_0000) {
+                    return Err(negative);
+                }
+            }
+        }
+        DType::F16 | DType::Bf16 => {
+            let exp = if dtype == DType::F16 { 0x7c00 } else { 0x7f80 };
+            for h in words16(t) {
+                if !finite_bits(h, exp) {
+                    return Err(non_finite);
+                }
+                if no_negative && negative_bits(h, 0x8000) {
+                    return Err(negative);
+                }
+            }
+        }
+        DType::I8 | DType::I8S => {
+            // int8 values, padding to 4 bytes, then f32 row scales (and the input bound).
+            let (rows, cols) = spec.rows_cols().ok_or(FormatError::WrongShape { index })?;
+            let n = rows
+                .checked_mul(cols)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(FormatError::DimensionOverflow)?;
+            let s = t
+                .get(n.next_multiple_of(4)..)
+                .ok_or(FormatError::WrongLength { index })?;
+            for w in words32(s) {
+                if !finite_bits(w, 0x7f80_0000) {
+                    return Err(non_finite);
+                }
+                if negative_bits(w, 0x8000_0000) {
+                    return Err(negative);
+                }
+            }
+        }
+        DType::I4 => {
+            // 16-byte groups of packed values, then one f16 scale per group.
+            let (rows, cols) = spec.rows_cols().ok_or(FormatError::WrongShape { index })?;
+            let g = rows
+                .checked_mul(cols.div_ceil(crate::config::I4_GROUP as u64))
+                .and_then(|g| g.checked_mul(16))
+                .and_then(|g| usize::try_from(g).ok())
+                .ok_or(FormatError::DimensionOverflow)?;
+            let s = t.get(g..).ok_or(FormatError::WrongLength { index })?;
+            for h in words16(s) {
+                if !finite_bits(h, 0x7c00) {
+                    return Err(non_finite);
+                }
+                if negative_bits(h, 0x8000) {
+                    return Err(negative);
+                }
+            }
+        }
+        DType::I16 | DType::I32 | DType::I8R => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub enum HostError {
     Input { path: PathBuf, msg: String },
     #[error("unknown stream {0}")]
     UnknownStream(usize),
+    /// An output path that names something other than a regular file.
+    #[error("{path}: {msg}")]
+    Output { path: PathBuf, msg: String },
 }
 
 impl HostError {

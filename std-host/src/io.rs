@@ -118,7 +118,13 @@ fn fortran_to_c(shape: &[u64], data: &[f32]) -> Vec<f32> {
 /// into place (no half-written output on error).
 pub fn write_f32_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<(), HostError> {
     if data.len() != rows * cols {
-        return Err(HostError::input(path, "output size mismatch"));
+        return Err(HostError::input(
+            path,
+            format!(
+                "{} values are not {rows} rows of {cols} (nothing written)",
+                data.len()
+            ),
+        ));
     }
     atomic_write(path, |w| {
         let mut out = npyz::WriteOptions::<f32>::new()
@@ -131,11 +137,73 @@ pub fn write_f32_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Res
     })
 }
 
-/// Writes a file via a temporary sibling and a rename.
-pub fn atomic_write(
-    path: &Path,
-    f: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<(), HostError> {
+/// Why a file of type `ft` may not be an output (`None`: a regular file, which an output
+/// replaces whole). Outputs never replace, or write through, a symlink, directory, FIFO,
+/// device or socket: `--out /dev/null` run as root must not replace the device.
+pub fn output_refusal(ft: std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() {
+        return None;
+    }
+    Some(if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_char_device() {
+                "a character device"
+            } else if ft.is_block_device() {
+                "a block device"
+            } else if ft.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            "not a regular file"
+        }
+    })
+}
+
+/// Checks that `path` may be written as an output: absent, or a regular file (not followed
+/// if it is a link). Every writer here and in the CLI calls it before writing.
+pub fn check_output(path: &Path) -> Result<(), HostError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) => match output_refusal(md.file_type()) {
+            None => Ok(()),
+            Some(what) => Err(HostError::Output {
+                path: path.to_path_buf(),
+                msg: format!("is {what}; outputs only create or replace regular files"),
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                Err(HostError::Output {
+                    path: path.to_path_buf(),
+                    msg: format!("its directory {} does not exist", dir.display()),
+                })
+            }
+        }
+        Err(e) => Err(HostError::io(path, e)),
+    }
+}
+
+/// A temporary sibling of `path` for writing it whole before a rename: hidden, named after
+/// the process, keeping `path`'s extension (writers that pick the format from it).
+pub fn temp_sibling(path: &Path) -> std::path::PathBuf {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -144,9 +212,46 @@ pub fn atomic_write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    dir.join(format!(".{name}.tmp-{}{ext}", std::process::id()))
+}
+
+/// Writes `path` whole or not at all: checks it is a valid output ([`check_output`]), lets
+/// `write` create the temporary sibling ([`temp_sibling`]), then renames it over `path`. On
+/// any error the temporary file is removed and `path` is untouched.
+pub fn write_via_temp(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), HostError> {
+    check_output(path)?;
+    let tmp = temp_sibling(path);
+    if let Err(msg) = write(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(HostError::Output {
+            path: path.to_path_buf(),
+            msg,
+        });
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(HostError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Writes a file via a temporary sibling and a rename (whole or not at all); refuses a
+/// `path` that is not a regular file ([`check_output`]).
+pub fn atomic_write(
+    path: &Path,
+    f: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), HostError> {
+    check_output(path)?;
+    let tmp = temp_sibling(path);
     let res = (|| {
-        let file = std::fs::File::create(&tmp)?;
+        let file = std::fs::File::create_new(&tmp)?;
         let mut w = BufWriter::new(file);
         f(&mut w)?;
         w.flush()?;
@@ -175,6 +280,8 @@ pub fn read_csv(path: &Path) -> Result<(usize, Vec<f32>), HostError> {
 
 /// [`read_csv`] on a string; the error names the line.
 pub fn parse_csv(text: &str) -> Result<(usize, Vec<f32>), String> {
+    // A byte-order mark (as spreadsheet exports write) is not part of the first field.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut cols = 0usize;
     let mut data = Vec::new();
     let mut first = true;
@@ -184,29 +291,50 @@ pub fn parse_csv(text: &str) -> Result<(usize, Vec<f32>), String> {
             continue;
         }
         let fields: Vec<&str> = line.split([',', ';', '\t']).map(str::trim).collect();
-        let parsed: Result<Vec<f32>, _> = fields.iter().map(|f| f.parse::<f32>()).collect();
-        match parsed {
-            Ok(v) => {
-                if cols == 0 {
-                    cols = v.len();
-                } else if v.len() != cols {
-                    return Err(format!(
-                        "line {}: {} columns, expected {cols}",
-                        ln + 1,
-                        v.len()
-                    ));
-                }
-                if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
-                    return Err(format!("line {}: column {} is not finite", ln + 1, bad + 1));
-                }
-                data.extend(v);
-            }
-            Err(e) if first => {
-                let _ = e; // header row
-            }
-            Err(e) => return Err(format!("line {}: {e}", ln + 1)),
+        let numbers: Vec<Option<f32>> = fields.iter().map(|f| f.parse::<f32>().ok()).collect();
+        // Only a first row with no number in it is a header; anything else must be numbers.
+        if first && numbers.iter().all(Option::is_none) && fields.iter().all(|f| !f.is_empty())
+        {
+            first = false;
+            continue;
         }
         first = false;
+        let mut v = Vec::with_capacity(fields.len());
+        for (c, (f, x)) in fields.iter().zip(&numbers).enumerate() {
+            match x {
+                Some(x) if x.is_finite() => v.push(*x),
+                Some(_) => return Err(format!("line {}: column {} is not finite", ln + 1, c + 1)),
+                None if f.is_empty() => {
+                    return Err(format!(
+                        "line {}: column {} is empty{}",
+                        ln + 1,
+                        c + 1,
+                        if c + 1 == fields.len() {
+                            " (a trailing separator?)"
+                        } else {
+                            ""
+                        }
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "line {}: column {}: `{f}` is not a number",
+                        ln + 1,
+                        c + 1
+                    ))
+                }
+            }
+        }
+        if cols == 0 {
+            cols = v.len();
+        } else if v.len() != cols {
+            return Err(format!(
+                "line {}: {} columns, expected {cols}",
+                ln + 1,
+                v.len()
+            ));
+        }
+        data.extend(v);
     }
     if cols == 0 {
         return Err("no numeric rows".into());
@@ -242,6 +370,84 @@ pub fn read_wav(path: &Path) -> Result<(u32, usize, Vec<f32>), HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(unix)]
+    use std::os::unix::fs::FileTypeExt;
+
+    /// Output paths: a regular file is replaced whole; a FIFO, a symlink (to a file outside
+    /// the directory) and a directory are refused and left as they were. Everything lives
+    /// in a temporary directory; no device node is touched.
+    #[cfg(unix)]
+    #[test]
+    fn outputs_replace_only_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let write = |p: &Path| write_f32_npy(p, 1, 2, &[1.0, 2.0]);
+
+        let file = d.join("y.npy");
+        std::fs::write(&file, b"old").unwrap();
+        write(&file).unwrap();
+        assert_eq!(read_f32_npy(&file).unwrap().1, vec![1.0, 2.0]);
+
+        let fifo = d.join("fifo.npy");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = write(&fifo).unwrap_err().to_string();
+        assert!(e.contains("is a FIFO"), "{e}");
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+
+        let target = outside.path().join("target.npy");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = d.join("link.npy");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = write(&link).unwrap_err().to_string();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+
+        let sub = d.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let e = write(&sub).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+
+        let e = write_via_temp(&fifo, |_| Ok(())).unwrap_err().to_string();
+        assert!(e.contains("is a FIFO"), "{e}");
+        // Nothing left behind but what the test made.
+        let mut names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["fifo.npy", "link.npy", "sub", "y.npy"]);
+    }
+
+    /// The file-type check alone, on the types a temporary directory can hold.
+    #[cfg(unix)]
+    #[test]
+    fn the_output_check_names_each_file_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"").unwrap();
+        let l = dir.path().join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        let ty = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type();
+        assert_eq!(output_refusal(ty(&f)), None);
+        assert_eq!(output_refusal(ty(&l)), Some("a symbolic link"));
+        assert_eq!(output_refusal(ty(dir.path())), Some("a directory"));
+        assert!(check_output(&dir.path().join("absent")).is_ok());
+        let e = check_output(&dir.path().join("no/such/dir/y.png")).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert!(check_output(&l).is_err());
+    }
 
     #[test]
     fn csv_header_and_errors() {
@@ -251,6 +457,15 @@ mod tests {
         assert!(parse_csv("1,2\nx,3\n").unwrap_err().contains("line 2"));
         assert!(parse_csv("h\n").is_err());
         assert!(parse_csv("1,nan\n").is_err());
+        // A byte-order mark is not a header; neither is a row with a trailing separator.
+        assert_eq!(parse_csv("\u{feff}1,2\n3,4\n").unwrap(), (2, vec![1., 2., 3., 4.]));
+        assert_eq!(parse_csv("\u{feff}a,b\n3,4\n").unwrap(), (2, vec![3., 4.]));
+        let e = parse_csv("1,2,\n3,4,\n").unwrap_err();
+        assert!(e.contains("line 1: column 3 is empty (a trailing separator?)"), "{e}");
+        let e = parse_csv("a,2\n3,4\n").unwrap_err();
+        assert!(e.contains("line 1: column 1: `a` is not a number"), "{e}");
+        let e = parse_csv("1,,2\n").unwrap_err();
+        assert!(e.ends_with("line 1: column 2 is empty"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use tinyssm_core::format::{
     align_up, blob_crc, Header, TensorRecord, ALIGN, GLOBAL_LAYER, MAGIC, PREAMBLE_LEN,
     TENSOR_RECORD_LEN, VERSION_MAJOR, VERSION_MINOR, VERSION_MINOR_BASE,
 };
-use tinyssm_core::{Config, DType, Role, TensorSpec, I4_GROUP};
+use tinyssm_core::{Config, DType, FormatError, Role, TensorSpec, I4_GROUP};
 
 use crate::error::HostError;
 
@@ -372,6 +372,23 @@ where
     debug_assert_eq!(data_offset % ALIGN, 0);
     // Round-trip: what we write must parse.
     let aligned = crate::AlignedBuf::from_bytes(&blob);
-    tinyssm_core::Model::parse(aligned.as_bytes()).map_err(HostError::Invalid)?;
+    tinyssm_core::Model::parse(aligned.as_bytes()).map_err(|e| match e {
+        // The values the format forbids, named by tensor.
+        FormatError::NonFinite { index } | FormatError::Negative { index } => {
+            let name = config
+                .tensor_spec(index as usize)
+                .map(|s| spec_name(&s))
+                .unwrap_or_else(|| format!("#{index}"));
+            HostError::Tensor {
+                name,
+                msg: if matches!(e, FormatError::NonFinite { .. }) {
+                    "holds a NaN or infinite value (as stored: after any conversion)".into()
+                } else {
+                    "holds a negative value where its role allows none".into()
+                },
+            }
+        }
+        e => HostError::Invalid(e),
+    })?;
     Ok(blob)
 }

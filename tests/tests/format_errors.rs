@@ -413,6 +413,8 @@ fn every_error_has_a_message() {
         },
         FormatError::BadConfig("x"),
         FormatError::TensorOverlap { index: 3 },
+        FormatError::NonFinite { index: 4 },
+        FormatError::Negative { index: 5 },
     ];
     for e in errs {
         assert!(!e.to_string().is_empty());
@@ -470,4 +472,87 @@ fn quantized_tensor_corruptions() {
         matches!(e, Err(FormatError::DtypeNotAllowed { code: 3, .. })),
         "{e:?}"
     );
+}
+
+/// Values the format forbids, in every dtype that holds float values: a NaN or infinite
+/// weight (f32, f16, bf16), int8 row scale or int4 group scale is `NonFinite`; a negative
+/// scale or mel filter weight is `Negative`. `parse_skip_crc` (for a buffer validated once)
+/// checks neither, as it skips the CRC.
+#[test]
+fn non_finite_and_negative_values_are_refused() {
+    let cfg = configs::mamba1();
+    // (dtype, byte offset in the tensor to patch, bytes, the error)
+    let nan32 = f32::NAN.to_le_bytes().to_vec();
+    let inf32 = f32::INFINITY.to_le_bytes().to_vec();
+    let neg32 = (-1.0f32).to_le_bytes().to_vec();
+    type Case = (DType, bool, Vec<u8>, fn(u32) -> FormatError);
+    let cases: Vec<Case> = vec![
+        (DType::F32, false, nan32.clone(), |index| {
+            FormatError::NonFinite { index }
+        }),
+        (DType::F32, false, inf32.clone(), |index| {
+            FormatError::NonFinite { index }
+        }),
+        (DType::F16, false, vec![0x00, 0x7c], |index| {
+            FormatError::NonFinite { index }
+        }),
+        (DType::F16, false, vec![0x01, 0xfe], |index| {
+            FormatError::NonFinite { index }
+        }),
+        (DType::Bf16, false, vec![0x80, 0x7f], |index| {
+            FormatError::NonFinite { index }
+        }),
+        (DType::I8, true, nan32, |index| FormatError::NonFinite {
+            index,
+        }),
+        (DType::I8, true, inf32, |index| FormatError::NonFinite {
+            index,
+        }),
+        (DType::I8, true, neg32, |index| FormatError::Negative {
+            index,
+        }),
+        (DType::I4, true, vec![0x00, 0xfc], |index| {
+            FormatError::NonFinite { index }
+        }),
+        (DType::I4, true, vec![0x00, 0xbc], |index| {
+            FormatError::Negative { index }
+        }),
+    ];
+    for (dt, in_scales, bytes, want) in cases {
+        let q = random_blob(&cfg, 42, dt).unwrap().as_bytes().to_vec();
+        parse(&q).unwrap();
+        let mut p = split(&q);
+        let i = find(&p, Role::InProj);
+        let r = p.records[i];
+        assert_eq!(r.dtype, dt.code());
+        let n = r.d0 as usize * r.d1 as usize;
+        let at = r.offset as usize
+            + match (dt, in_scales) {
+                (_, false) => 0,
+                (DType::I8, true) => n.next_multiple_of(4),
+                (DType::I4, true) => r.d0 as usize * (r.d1 as usize).div_ceil(32) * 16,
+                _ => unreachable!(),
+            };
+        p.data[at..at + bytes.len()].copy_from_slice(&bytes);
+        let b = join(&p);
+        assert_eq!(parse(&b), Err(want(i as u32)), "{dt:?} {bytes:?}");
+        let buf = AlignedBuf::from_bytes(&b);
+        assert!(Model::parse_skip_crc(buf.as_bytes()).is_ok(), "{dt:?}");
+    }
+    // A shipped audio model with one negative mel filter weight.
+    let path = tinyssm_tests::repo_root().join("models/fsdd-s4d-tiny.tssm");
+    let blob = std::fs::read(path).unwrap();
+    parse(&blob).unwrap();
+    let mut p = split(&blob);
+    let i = find(&p, Role::MelFilters);
+    assert_eq!(p.records[i].dtype, DType::F32.code());
+    let at = p.records[i].offset as usize + 4 * 7;
+    p.data[at..at + 4].copy_from_slice(&(-0.25f32).to_le_bytes());
+    assert_eq!(
+        parse(&join(&p)),
+        Err(FormatError::Negative { index: i as u32 })
+    );
+    // −0 is not negative.
+    p.data[at..at + 4].copy_from_slice(&(-0.0f32).to_le_bytes());
+    assert_eq!(parse(&join(&p)), Ok(()));
 }

@@ -22,7 +22,19 @@ fn register_font() {
 /// One stream's outputs through several models (`tinyssm eval --plot`): a panel for each of
 /// up to four output channels (those with the largest final |value| in the first model),
 /// every model's trace overlaid. `traces[m]` is model m's `[steps × d]` outputs.
+/// The file is written whole or not at all, and only over a regular file
+/// (`tinyssm_host::io::write_via_temp`); errors name the path.
 pub fn output_traces(
+    path: &Path,
+    title: &str,
+    names: &[String],
+    traces: &[Vec<f32>],
+    d: usize,
+) -> Result<(), tinyssm_host::HostError> {
+    tinyssm_host::io::write_via_temp(path, |tmp| draw_traces(tmp, title, names, traces, d))
+}
+
+fn draw_traces(
     path: &Path,
     title: &str,
     names: &[String],

@@ -72,6 +72,13 @@ fn requantize_with(
     plan: Option<&[crate::w8a8::MatrixScale]>,
 ) -> Result<Vec<u8>, ToolError> {
     spec.validate()?;
+    if m.config().compute == tinyssm_core::Compute::Int {
+        return Err(ToolError::Usage(
+            "this model is integer-only (fixed-point tensors and plans, no float values to \
+             re-encode): convert its float source instead"
+                .into(),
+        ));
+    }
     let mut config = *m.config();
     config.compute = spec.compute;
     write_blob(&config, |ts| -> Result<TensorData, ToolError> {

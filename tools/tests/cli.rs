@@ -355,6 +355,20 @@ fn run_errors_are_clear() {
         .arg(&y));
     fails_with(&o, "none.npy");
     no_leftovers(outs.path());
+    // An integer-only audio model given feature vectors: it takes audio.
+    let int = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/fsdd-s4d-tiny-int.tssm");
+    let csv = tmp.path().join("x.csv");
+    let row = vec!["0.5"; 40].join(",");
+    std::fs::write(&csv, format!("{row}\n{row}\n")).unwrap();
+    let o = run(bin()
+        .arg("run")
+        .arg(&int)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&y));
+    fails_with(&o, "takes audio (--wav)");
+    no_leftovers(outs.path());
 }
 
 /// Minimal `.npy` writer for an i64 vector (format 1.0).
@@ -546,6 +560,16 @@ fn quantize_then_eval_layers_and_plot() {
     );
     let b = std::fs::read(&png).unwrap();
     assert_eq!(&b[1..4], b"PNG");
+    // A plot into a directory that does not exist: one line naming the path.
+    let nowhere = tmp.path().join("no/such/dir/out.png");
+    let mut c = bin();
+    c.env("TINYSSM_DATA", &data)
+        .arg("eval")
+        .arg(&float)
+        .args(["--dataset", "basicmotions", "--plot"])
+        .arg(&nowhere);
+    let o = run(&mut c);
+    fails_with(&o, "no/such/dir/out.png: its directory");
 }
 
 /// `--compute int`: the calibration set is required and checked, impossible combinations
@@ -810,4 +834,223 @@ fn support_matrix_without_the_batch_crate() {
     let out = ok(&run(bin().arg("support")));
     assert!(out.contains("| `mamba1` | yes | yes | yes |"), "{out}");
     assert!(out.contains("n/a | n/a | n/a | n/a |"), "{out}");
+}
+
+/// `--out` / `-o` onto a FIFO or a symbolic link is refused with the path and what it is,
+/// and leaves both as they were (the link's target outside the directory untouched); a
+/// regular file is replaced. Everything lives in temporary directories; no device node is
+/// touched.
+#[cfg(unix)]
+#[test]
+fn outputs_only_create_or_replace_regular_files() {
+    use std::os::unix::fs::FileTypeExt;
+    let src = first_fixture("hf", "mamba1");
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo.tssm");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let target = outside.path().join("keep.tssm");
+    std::fs::write(&target, b"keep").unwrap();
+    let link = tmp.path().join("link.tssm");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for (out, what) in [(&fifo, "is a FIFO"), (&link, "is a symbolic link")] {
+        let o = run(bin().arg("convert").arg(&src).arg("-o").arg(out));
+        fails_with(&o, what);
+        assert!(String::from_utf8_lossy(&o.stderr).contains(&*out.to_string_lossy()));
+    }
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    // The same for `run --out`, and a regular file is replaced.
+    let model = tmp.path().join("m.tssm");
+    std::fs::write(&model, b"old").unwrap();
+    ok(&run(bin().arg("convert").arg(&src).arg("-o").arg(&model)));
+    let y = tmp.path().join("y.npy");
+    let yfifo = tmp.path().join("y-fifo.npy");
+    assert!(Command::new("mkfifo")
+        .arg(&yfifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--tokens")
+        .arg(src.join("input_ids.npy"))
+        .arg("--out")
+        .arg(&yfifo));
+    fails_with(&o, "is a FIFO");
+    ok(&run(bin()
+        .arg("run")
+        .arg(&model)
+        .arg("--tokens")
+        .arg(src.join("input_ids.npy"))
+        .arg("--out")
+        .arg(&y)));
+    let mut names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["fifo.tssm", "link.tssm", "m.tssm", "y-fifo.npy", "y.npy"]
+    );
+}
+
+/// `generate` streams: with a token count of 2^64 − 1 or 2^40 it starts printing at once
+/// (nothing is preallocated for the count) and runs until stopped.
+#[test]
+fn generate_streams_any_token_count() {
+    use std::io::Read;
+    let src = first_fixture("hf", "mamba1");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.tssm");
+    ok(&run(bin().arg("convert").arg(&src).arg("-o").arg(&model)));
+    for n in ["18446744073709551615", "1099511627776"] {
+        let mut child = bin()
+            .arg("generate")
+            .arg(&model)
+            .arg("--prompt")
+            .arg("\u{1}\u{2}")
+            .arg("--tokens")
+            .arg(n)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        // The prompt, then at least 16 generated bytes, while the run goes on.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 2 + 16 {
+            let k = out.read(&mut buf).unwrap();
+            assert!(k > 0, "--tokens {n}: output ended after {got:?}");
+            got.extend_from_slice(&buf[..k]);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "--tokens {n}: exited early"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(got.starts_with(&[1, 2]), "{got:?}");
+    }
+}
+
+/// Logits that overflow (matrices scaled to 1e18: finite weights, infinite products) stop
+/// `generate` with an error naming the step instead of printing arbitrary bytes; scaling
+/// everything to 1e30 overflows the converted `A = −exp(A_log)` itself, which `convert`
+/// refuses naming the tensor.
+#[test]
+fn generate_refuses_non_finite_logits() {
+    let src = first_fixture("hf", "mamba1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ckpt");
+    copy_dir(&src, &dir);
+    let scaled = |dir: &Path, k: f32, all: bool| {
+        rewrite_tensors(dir, |name, d, s, b| {
+            if d != Dtype::F32 || !(all || (s.len() == 2 && name.ends_with(".weight"))) {
+                return Some((d, s, b));
+            }
+            let b = b
+                .chunks_exact(4)
+                .flat_map(|c| (f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * k).to_le_bytes())
+                .collect();
+            Some((d, s, b))
+        })
+    };
+    let model = tmp.path().join("m.tssm");
+    let all = tmp.path().join("all");
+    copy_dir(&src, &all);
+    scaled(&all, 1e30, true);
+    let o = run(bin().arg("convert").arg(&all).arg("-o").arg(&model));
+    fails_with(&o, "tensor layers.0.A: holds a NaN or infinite value");
+    scaled(&dir, 1e18, false);
+    ok(&run(bin().arg("convert").arg(&dir).arg("-o").arg(&model)));
+    let o = run(bin()
+        .arg("generate")
+        .arg(&model)
+        .arg("--prompt")
+        .arg("\u{1}\u{2}")
+        .arg("--tokens")
+        .arg("8"));
+    assert!(o.stdout.is_empty(), "{:?}", o.stdout);
+    fails_with(&o, "logits are not finite");
+}
+
+/// A calibration recording must be what the model's front end takes: a 16 kHz or a stereo
+/// WAV is refused for an 8 kHz mono model, naming both rates, and nothing is written.
+#[test]
+fn calibration_wav_must_match_the_front_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/fsdd-s4d-tiny.tssm");
+    let out = tmp.path().join("int.tssm");
+    let wav = |name: &str, rate: u32, channels: u16| {
+        let p = tmp.path().join(name);
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        for i in 0..rate as i32 * channels as i32 {
+            w.write_sample(((i * 37) % 2000 - 1000) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        p
+    };
+    for (p, needle) in [
+        (
+            wav("fast.wav", 16_000, 1),
+            "the recording is 16000 Hz, the model's front end takes 8000 Hz",
+        ),
+        (wav("stereo.wav", 8_000, 2), "mono audio"),
+    ] {
+        let o = run(bin()
+            .arg("convert")
+            .arg(&float)
+            .arg("-o")
+            .arg(&out)
+            .args(["--compute", "int", "--calibrate"])
+            .arg(&p));
+        fails_with(&o, needle);
+        assert!(!out.exists());
+    }
+    ok(&run(bin()
+        .arg("convert")
+        .arg(&float)
+        .arg("-o")
+        .arg(&out)
+        .args(["--compute", "int", "--calibrate"])
+        .arg(wav("ok.wav", 8_000, 1))));
+}
+
+/// Re-encoding an integer-only model is refused with the reason (it holds no float values
+/// to re-encode), for every weight type, and writes nothing.
+#[test]
+fn an_integer_only_model_is_not_re_encoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let int = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/fsdd-s4d-tiny-int.tssm");
+    for w in ["f32", "f16", "int8"] {
+        let o = run(bin()
+            .arg("convert")
+            .arg(&int)
+            .arg("-o")
+            .arg(tmp.path().join("z.tssm"))
+            .args(["--weights", w]));
+        fails_with(&o, "integer-only");
+        no_leftovers(tmp.path());
+    }
 }

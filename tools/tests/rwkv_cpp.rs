@@ -130,3 +130,29 @@ fn corrupt_files_are_errors_not_panics() {
         let _ = parse(&c).map(|f| f.version());
     }
 }
+
+/// A NaN or infinite weight in an rwkv.cpp file is refused at conversion with the tensor
+/// and the element named (as the safetensors and `.pth` paths do), never written.
+#[test]
+fn non_finite_weights_are_refused_by_name() {
+    let Some(dir) = data_dir() else { return };
+    let path = dir.join("tiny-rwkv-4v0-660K-FP32.bin");
+    let b = std::fs::read(&path).unwrap();
+    let f = parse(&b).unwrap();
+    let t = &f.tensors["blocks.0.att.key.weight"];
+    let at = t.data.start + 4 * 3;
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in [f32::NAN, f32::NEG_INFINITY] {
+        let mut c = b.clone();
+        c[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+        let p = tmp.path().join("bad.bin");
+        std::fs::write(&p, &c).unwrap();
+        let e = tinyssm_tools::import::rwkv_cpp::convert(&p, tinyssm_tools::WeightDtype::F32)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("blocks.0.att.key.weight") && e.contains("element 3"),
+            "{e}"
+        );
+    }
+}

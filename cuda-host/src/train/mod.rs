@@ -292,6 +292,9 @@ pub enum TrainError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Writing an output (the message names the path).
+    #[error(transparent)]
+    Output(#[from] tinyssm_host::HostError),
 }
 
 impl TrainConfig {
@@ -653,18 +656,13 @@ fn train_ecg<B: Backend>(
 /// `report.json` and `curves.png` (through a temporary file) in `out`.
 fn write_report(out: &Path, report: &TrainReport, metric: &str) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(report).unwrap_or_default();
-    let path = out.join("report.json");
-    std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })?;
-    let png = out.join("curves.png");
-    let tmp = out.join(".curves.png.tmp.png");
-    crate::train::plot::curves(&tmp, &report.history, metric).map_err(|e| TrainError::Io {
-        path: png.clone(),
-        source: std::io::Error::other(e),
+    tinyssm_host::io::atomic_write(&out.join("report.json"), |w| {
+        std::io::Write::write_all(w, text.as_bytes())
     })?;
-    std::fs::rename(&tmp, &png).map_err(|e| TrainError::Io {
-        path: png,
-        source: e,
-    })
+    tinyssm_host::io::write_via_temp(&out.join("curves.png"), |tmp| {
+        crate::train::plot::curves(tmp, &report.history, metric)
+    })?;
+    Ok(())
 }
 
 /// Sequence classification (fsdd, basicmotions), decided at each sequence's last step.

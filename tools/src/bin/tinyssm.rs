@@ -314,7 +314,8 @@ fn main() -> ExitCode {
 /// (ranges come from the source model's own float step).
 fn calibration_source(src: &std::path::Path) -> Result<tinyssm_host::AlignedBuf, ToolError> {
     let blob = if tinyssm_tools::intq::is_tssm(src) {
-        std::fs::read(src).map_err(|e| ToolError::io(src, e))?
+        // Checked (preamble first, then the whole model) and loaded once.
+        return Ok(tinyssm_host::ModelFile::open(src)?.into_buf());
     } else {
         convert_dir(src, WeightDtype::F32)?
     };
@@ -462,6 +463,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     "integer-only models take vectors or audio (--csv or --wav)".into(),
                 ));
             } else if let (true, Some(p)) = (int, &csv) {
+                if m.config().front_end.is_some() {
+                    return Err(ToolError::Usage(format!(
+                        "{}: this integer-only model takes audio (--wav): its features come \
+                         from its own integer front end, not from a file",
+                        p.display()
+                    )));
+                }
                 let (cols, x) = io::read_csv(p)?;
                 check_vectors(&m, cols, p)?;
                 (x.len() / cols, int_run(&x)?)
@@ -542,12 +550,39 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             temperature,
             seed,
         } => {
+            use std::io::Write;
             let mf = ModelFile::open(&model)?;
             let ids = io::text_tokens(&prompt);
-            let out =
-                tinyssm_tools::generate::generate(mf.model(), &ids, tokens, temperature, seed)?;
-            let bytes: Vec<u8> = out.iter().map(|&t| t.min(255) as u8).collect();
-            println!("{}{}", prompt, String::from_utf8_lossy(&bytes));
+            // Each token is printed as it is made (a byte-level model's token is a byte).
+            let mut stdout = std::io::stdout().lock();
+            let io_err = |e| ToolError::io(std::path::Path::new("<stdout>"), e);
+            // The prompt goes out with the first token (nothing is printed for a prompt or
+            // model that is refused).
+            let mut started = false;
+            let mut text = tinyssm_tools::generate::Utf8Stream::default();
+            tinyssm_tools::generate::generate_each(
+                mf.model(),
+                &ids,
+                tokens,
+                temperature,
+                seed,
+                |t| {
+                    if !started {
+                        write!(stdout, "{prompt}").map_err(io_err)?;
+                        started = true;
+                    }
+                    let s = text.push(t.min(255) as u8);
+                    if !s.is_empty() {
+                        stdout.write_all(s.as_bytes()).map_err(io_err)?;
+                        stdout.flush().map_err(io_err)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            if !started {
+                write!(stdout, "{prompt}").map_err(io_err)?;
+            }
+            writeln!(stdout, "{}", text.finish()).map_err(io_err)?;
             Ok(())
         }
         #[cfg(not(feature = "cuda"))]
@@ -632,8 +667,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                         &names,
                         &traces,
                         ms[0].d_output(),
-                    )
-                    .map_err(ToolError::Usage)?;
+                    )?;
                     eprintln!("wrote {}", png.display());
                 }
                 if layers {

@@ -345,17 +345,20 @@ impl<'a> RwkvCppFile<'a> {
             })?;
         check_shape(name, &t.shape, shape)?;
         let raw = &self.bytes[t.data.clone()];
-        Ok(match t.dtype {
-            FileDtype::F32 => raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            FileDtype::F16 => raw
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            q => dequantize(q, raw),
-        })
+        super::store::finite(
+            name,
+            match t.dtype {
+                FileDtype::F32 => raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                FileDtype::F16 => raw
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                q => dequantize(q, raw),
+            },
+        )
     }
 }
 

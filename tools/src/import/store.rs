@@ -135,13 +135,7 @@ impl TensorStore {
                 })
             }
         };
-        if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
-            return Err(ToolError::BadValues {
-                name: name.into(),
-                msg: format!("element {bad} is not finite"),
-            });
-        }
-        Ok(v)
+        finite(name, v)
     }
 
     /// Reads a tensor as f64 (for parameters transformed at conversion).
@@ -155,5 +149,17 @@ impl TensorStore {
 
     pub fn path_of(&self, name: &str) -> Option<&Path> {
         self.index.get(name).map(|&i| self.files[i].0.as_path())
+    }
+}
+
+/// `v` if every value is finite; else the tensor and the element are named. Every importer
+/// reads its tensors through this (a model with NaN or infinite weights is never written).
+pub(crate) fn finite(name: &str, v: Vec<f32>) -> Result<Vec<f32>, ToolError> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(bad) => Err(ToolError::BadValues {
+            name: name.into(),
+            msg: format!("element {bad} is {} (not finite)", v[bad]),
+        }),
+        None => Ok(v),
     }
 }

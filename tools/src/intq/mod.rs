@@ -488,9 +488,22 @@ pub fn calibration_streams(model: &Model<'_>, spec: &str) -> Result<Vec<Vec<f32>
             let p = std::path::Path::new(spec);
             match p.extension().and_then(|e| e.to_str()) {
                 Some("wav") => {
-                    let (_, ch, x) = tinyssm_host::io::read_wav(p)?;
-                    if ch != 1 && model.config().front_end.is_some() {
-                        return Err(usage("an audio model calibrates on mono audio".into()));
+                    let (rate, ch, x) = tinyssm_host::io::read_wav(p)?;
+                    if let Some(fe) = &model.config().front_end {
+                        if ch != 1 {
+                            return Err(usage("an audio model calibrates on mono audio".into()));
+                        }
+                        if rate != fe.sample_rate {
+                            return Err(usage(format!(
+                                "the recording is {rate} Hz, the model's front end takes {} Hz",
+                                fe.sample_rate
+                            )));
+                        }
+                    } else if ch != model.d_input() {
+                        return Err(usage(format!(
+                            "{ch} channels, the model takes {} inputs per step",
+                            model.d_input()
+                        )));
                     }
                     vec![x]
                 }
