@@ -237,6 +237,14 @@ pub enum StepError {
     /// A float step on an integer-only model, or an integer step on a float model
     /// ([`crate::Compute::Int`] models step with [`crate::Model::step_int`]).
     WrongCompute,
+    /// Input value `index` of the step (a vector element, or the audio sample: 0) is NaN
+    /// or infinite. Nothing was computed: the state is unchanged.
+    NonFiniteInput { index: usize },
+    /// The step produced a NaN or infinite output: a finite input or state too large for
+    /// f32 arithmetic (beyond ~1e18 in magnitude) overflowed inside it. The stream's state
+    /// was reset to the initial state, so the next step starts clean; `out` holds the
+    /// non-finite values.
+    Overflow,
     /// An internal invariant failed (a bug; reported, never a panic).
     Internal,
 }
@@ -283,6 +291,15 @@ impl fmt::Display for StepError {
                 f,
                 "wrong step for this model's compute mode (integer-only models step with step_int)"
             ),
+            NonFiniteInput { index } => write!(
+                f,
+                "input value {index} is NaN or infinite (nothing computed, state unchanged)"
+            ),
+            Overflow => write!(
+                f,
+                "the step overflowed f32 (NaN or infinite output from a too large input or \
+                 state); the stream was reset to its initial state"
+            ),
             Internal => write!(f, "internal error in tinyssm-core"),
         }
     }
@@ -305,6 +322,8 @@ impl defmt::Format for StepError {
             TokenOutOfRange { token, vocab } => defmt::write!(f, "token {} >= {}", token, vocab),
             WrongInputKind => defmt::write!(f, "wrong input kind"),
             WrongCompute => defmt::write!(f, "wrong compute mode"),
+            NonFiniteInput { index } => defmt::write!(f, "non-finite input {}", index),
+            Overflow => defmt::write!(f, "overflow: stream reset"),
             Internal => defmt::write!(f, "internal"),
         }
     }

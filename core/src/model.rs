@@ -302,6 +302,14 @@ impl<'a> Model<'a> {
         if self.config.compute == Compute::Int {
             return Err(StepError::WrongCompute);
         }
+        // The non-finite policy (ARCHITECTURE.md): a NaN or infinite input is refused before
+        // anything is touched; an output that is not finite (an overflow inside the step)
+        // resets the stream and is reported. Bit-pattern checks: integer instructions.
+        if let Input::Vector(x) = input {
+            if let Some(index) = x.iter().position(|v| !crate::fbits::is_finite(*v)) {
+                return Err(StepError::NonFiniteInput { index });
+            }
+        }
         self.layout.stack.step(
             self,
             &self.layout.state_lens,
@@ -310,7 +318,15 @@ impl<'a> Model<'a> {
             scratch,
             out,
             probe,
-        )
+        )?;
+        if out.iter().all(|v| crate::fbits::is_finite(*v)) {
+            return Ok(());
+        }
+        state.fill(0.0);
+        self.layout
+            .stack
+            .init_state(&self.layout.state_lens, state)?;
+        Err(StepError::Overflow)
     }
 
     /// The audio front end, for a model that takes raw samples.
@@ -397,14 +413,29 @@ impl<'a> Model<'a> {
                 needed: self.sizes.scratch,
                 got,
             })?;
+        if !crate::fbits::is_finite(x) {
+            return Err(StepError::NonFiniteInput { index: 0 });
+        }
         let (model_state, fe_state) = state.split_at_mut(ms);
         let (model_scratch, rest) = scratch.split_at_mut(mc);
         let (fft, feats) = rest.split_at_mut(rest.len() - nm);
         if !fe.push(x, fe_state, fft, feats)? {
             return Ok(false);
         }
-        self.frame_step(feats, model_state, model_scratch, out, probe)?;
-        Ok(true)
+        match self.frame_step(feats, model_state, model_scratch, out, probe) {
+            Ok(()) => Ok(true),
+            // Finite samples whose frame overflowed (in the front end: non-finite
+            // features; or in the model): the whole stream, front end included, restarts.
+            Err(StepError::NonFiniteInput { .. } | StepError::Overflow) => {
+                fe_state.fill(0.0);
+                model_state.fill(0.0);
+                self.layout
+                    .stack
+                    .init_state(&self.layout.state_lens, model_state)?;
+                Err(StepError::Overflow)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The model step on a completed frame's features, out of line so that a sample that

@@ -101,7 +101,10 @@ impl ModelFile {
             return Err(format(tinyssm_core::FormatError::TrailingBytes));
         }
         let len = usize::try_from(total).map_err(|_| {
-            HostError::input(&path, format!("{total} bytes do not fit this machine's memory"))
+            HostError::input(
+                &path,
+                format!("{total} bytes do not fit this machine's memory"),
+            )
         })?;
         let mut buf = AlignedBuf::try_zeroed(len).map_err(|_| {
             HostError::input(
@@ -220,10 +223,7 @@ mod tests {
         for len in [0, 3, 4, 7, 8, 31, 32, 33, 100, blob.len() - 1] {
             std::fs::write(&p, &blob[..len]).unwrap();
             let e = format_error(ModelFile::open(&p).unwrap_err());
-            assert!(
-                matches!(e, FormatError::Truncated { .. }),
-                "{len}: {e:?}"
-            );
+            assert!(matches!(e, FormatError::Truncated { .. }), "{len}: {e:?}");
         }
     }
 }

@@ -23,6 +23,13 @@ pub enum HostError {
     Invalid(#[from] FormatError),
     #[error("step failed: {0}")]
     Step(#[from] StepError),
+    /// A step of a fed chunk failed (`at`: "step 12", "sample 3071").
+    #[error("{at}: {source}")]
+    StepAt {
+        at: String,
+        #[source]
+        source: StepError,
+    },
     #[error("tensor {name}: {msg}")]
     Tensor { name: String, msg: String },
     #[error("{path}: {msg}")]

@@ -293,8 +293,7 @@ pub fn parse_csv(text: &str) -> Result<(usize, Vec<f32>), String> {
         let fields: Vec<&str> = line.split([',', ';', '\t']).map(str::trim).collect();
         let numbers: Vec<Option<f32>> = fields.iter().map(|f| f.parse::<f32>().ok()).collect();
         // Only a first row with no number in it is a header; anything else must be numbers.
-        if first && numbers.iter().all(Option::is_none) && fields.iter().all(|f| !f.is_empty())
-        {
+        if first && numbers.iter().all(Option::is_none) && fields.iter().all(|f| !f.is_empty()) {
             first = false;
             continue;
         }
@@ -364,6 +363,17 @@ pub fn read_wav(path: &Path) -> Result<(u32, usize, Vec<f32>), HostError> {
         }
     };
     let samples = samples.map_err(|e| HostError::input(path, format!("bad WAV data: {e}")))?;
+    if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+        return Err(HostError::input(
+            path,
+            format!(
+                "sample {} of channel {} is {} (a float WAV must hold finite samples)",
+                i / (spec.channels.max(1) as usize),
+                i % (spec.channels.max(1) as usize),
+                samples[i]
+            ),
+        ));
+    }
     Ok((spec.sample_rate, spec.channels as usize, samples))
 }
 
@@ -458,10 +468,16 @@ mod tests {
         assert!(parse_csv("h\n").is_err());
         assert!(parse_csv("1,nan\n").is_err());
         // A byte-order mark is not a header; neither is a row with a trailing separator.
-        assert_eq!(parse_csv("\u{feff}1,2\n3,4\n").unwrap(), (2, vec![1., 2., 3., 4.]));
+        assert_eq!(
+            parse_csv("\u{feff}1,2\n3,4\n").unwrap(),
+            (2, vec![1., 2., 3., 4.])
+        );
         assert_eq!(parse_csv("\u{feff}a,b\n3,4\n").unwrap(), (2, vec![3., 4.]));
         let e = parse_csv("1,2,\n3,4,\n").unwrap_err();
-        assert!(e.contains("line 1: column 3 is empty (a trailing separator?)"), "{e}");
+        assert!(
+            e.contains("line 1: column 3 is empty (a trailing separator?)"),
+            "{e}"
+        );
         let e = parse_csv("a,2\n3,4\n").unwrap_err();
         assert!(e.contains("line 1: column 1: `a` is not a number"), "{e}");
         let e = parse_csv("1,,2\n").unwrap_err();

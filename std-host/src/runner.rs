@@ -122,8 +122,13 @@ impl<'m> Runner<'m> {
     pub fn feed_tokens(&mut self, id: StreamId, tokens: &[u32]) -> Result<Vec<f32>, HostError> {
         let d = self.model.d_output();
         let mut out = vec![f32::NAN; tokens.len() * d];
-        for (t, o) in tokens.iter().zip(out.chunks_exact_mut(d.max(1))) {
-            self.step(id, Input::Token(*t), o)?;
+        for (i, (t, o)) in tokens
+            .iter()
+            .zip(out.chunks_exact_mut(d.max(1)))
+            .enumerate()
+        {
+            self.step(id, Input::Token(*t), o)
+                .map_err(|e| at("step", i, e))?;
         }
         Ok(out)
     }
@@ -135,8 +140,11 @@ impl<'m> Runner<'m> {
         let d = self.model.d_output();
         let mut out = Vec::new();
         let mut o = vec![0f32; d];
-        for &x in xs {
-            if self.step_sample(id, x, &mut o)? {
+        for (i, &x) in xs.iter().enumerate() {
+            if self
+                .step_sample(id, x, &mut o)
+                .map_err(|e| at("sample", i, e))?
+            {
                 out.extend_from_slice(&o);
             }
         }
@@ -154,9 +162,25 @@ impl<'m> Runner<'m> {
         }
         let steps = xs.len() / di;
         let mut out = vec![f32::NAN; steps * d];
-        for (x, o) in xs.chunks_exact(di).zip(out.chunks_exact_mut(d.max(1))) {
-            self.step(id, Input::Vector(x), o)?;
+        for (i, (x, o)) in xs
+            .chunks_exact(di)
+            .zip(out.chunks_exact_mut(d.max(1)))
+            .enumerate()
+        {
+            self.step(id, Input::Vector(x), o)
+                .map_err(|e| at("step", i, e))?;
         }
         Ok(out)
+    }
+}
+
+/// A step error of a fed chunk, with where in the chunk it happened (0-based).
+fn at(what: &str, i: usize, e: HostError) -> HostError {
+    match e {
+        HostError::Step(source) => HostError::StepAt {
+            at: format!("{what} {i}"),
+            source,
+        },
+        e => e,
     }
 }

@@ -949,7 +949,8 @@ fn generate_streams_any_token_count() {
 }
 
 /// Logits that overflow (matrices scaled to 1e18: finite weights, infinite products) stop
-/// `generate` with an error naming the step instead of printing arbitrary bytes; scaling
+/// `generate` with an error naming the step (the core's overflow check) instead of
+/// printing arbitrary bytes; scaling
 /// everything to 1e30 overflows the converted `A = −exp(A_log)` itself, which `convert`
 /// refuses naming the tensor.
 #[test]
@@ -986,7 +987,7 @@ fn generate_refuses_non_finite_logits() {
         .arg("--tokens")
         .arg("8"));
     assert!(o.stdout.is_empty(), "{:?}", o.stdout);
-    fails_with(&o, "logits are not finite");
+    fails_with(&o, "step 0: the step overflowed");
 }
 
 /// A calibration recording must be what the model's front end takes: a 16 kHz or a stereo
@@ -1053,4 +1054,62 @@ fn an_integer_only_model_is_not_re_encoded() {
         fails_with(&o, "integer-only");
         no_leftovers(tmp.path());
     }
+}
+
+/// Non-finite and overflowing inputs are never silent: a NaN in a float WAV is refused
+/// naming the sample; a finite sample or CSV value that overflows the step (3e38) stops the
+/// run with the step or sample named and that the stream was reset; nothing is written.
+#[test]
+fn non_finite_inputs_are_reported_not_propagated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let y = tmp.path().join("y.npy");
+    let wav = |name: &str, samples: &[f32]| {
+        let p = tmp.path().join(name);
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        for &s in samples {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        p
+    };
+    let mut clip: Vec<f32> = (0..4000).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
+    clip[1234] = f32::NAN;
+    let nan = wav("nan.wav", &clip);
+    let o = run(bin()
+        .arg("run")
+        .arg(models.join("fsdd-s4d-tiny.tssm"))
+        .arg("--wav")
+        .arg(&nan)
+        .arg("--out")
+        .arg(&y));
+    fails_with(&o, "sample 1234 of channel 0 is NaN");
+    clip[1234] = 3e38;
+    let huge = wav("huge.wav", &clip);
+    let o = run(bin()
+        .arg("run")
+        .arg(models.join("fsdd-s4d-tiny.tssm"))
+        .arg("--wav")
+        .arg(&huge)
+        .arg("--out")
+        .arg(&y));
+    fails_with(&o, "the stream was reset");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sample 12"));
+    let csv = tmp.path().join("x.csv");
+    std::fs::write(&csv, "0.5\n0.25\n3e38\n0.5\n").unwrap();
+    let o = run(bin()
+        .arg("run")
+        .arg(models.join("ecg-rpeak.tssm"))
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&y));
+    fails_with(&o, "step 2: the step overflowed");
+    assert!(!y.exists());
 }

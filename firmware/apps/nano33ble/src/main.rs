@@ -33,7 +33,7 @@ use nrf52840_hal::gpio::{p0, p1, DriveConfig, Level};
 use nrf52840_hal::pac;
 use nrf52840_hal::twim::{self, Twim};
 use nrf52840_hal::Timer;
-use tinyssm_core::{Input, Kernels, Model, Weights};
+use tinyssm_core::{Input, Kernels, Model, StepError, Weights};
 use tinyssm_sensor::{Lsm9ds1, Lsm9ds1Config, Paced, RemoveGravity, SampleSource};
 
 mod model {
@@ -150,7 +150,7 @@ fn run(
     );
 
     let mut x = [0.0f32; model::D_INPUT];
-    for window in 0u32.. {
+    'windows: for window in 0u32.. {
         if let Err(e) = model.reset(state) {
             defmt::println!("error: reset: {}", defmt::Display2Format(&e));
             return;
@@ -160,9 +160,22 @@ fn run(
                 defmt::println!("error: IMU: {}", defmt::Debug2Format(&e));
                 return;
             }
-            if let Err(e) = model.step(Input::Vector(&x), state, scratch, out) {
-                defmt::println!("error: step: {}", defmt::Display2Format(&e));
-                return;
+            match model.step(Input::Vector(&x), state, scratch, out) {
+                Ok(()) => {}
+                // A bad reading (NaN from the sensor path) or an overflow: the step has
+                // refused it or reset the stream; drop this window and go on.
+                Err(e @ (StepError::NonFiniteInput { .. } | StepError::Overflow)) => {
+                    defmt::println!(
+                        "window {=u32} dropped: {}",
+                        window,
+                        defmt::Display2Format(&e)
+                    );
+                    continue 'windows;
+                }
+                Err(e) => {
+                    defmt::println!("error: step: {}", defmt::Display2Format(&e));
+                    return;
+                }
             }
         }
         let y = &out[..model.d_output()];
