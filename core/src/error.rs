@@ -328,3 +328,102 @@ impl defmt::Format for StepError {
         }
     }
 }
+
+/// Why a stream snapshot was refused ([`crate::snapshot`]). The state is untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Shorter than its header says (a torn write).
+    Truncated { needed: usize, got: usize },
+    /// Longer than its header says.
+    TrailingBytes,
+    /// The first four bytes are not `TSSS`.
+    BadMagic,
+    /// A snapshot format version this build does not read.
+    UnsupportedVersion { found: u16 },
+    /// Its CRC does not match its bytes (corrupted).
+    CrcMismatch { stored: u32, computed: u32 },
+    /// A float stream's snapshot given to an integer-only model's restore, or the reverse.
+    WrongElementType,
+    /// The snapshot is of another model (`snapshot`: the CRC-32 of the model it was taken
+    /// from).
+    OtherModel { snapshot: u32, model: u32 },
+    /// A float state value is NaN or infinite.
+    NonFinite,
+    /// The state buffer is shorter than [`crate::Model::state_len`].
+    StateTooShort { needed: usize, got: usize },
+    /// The output buffer is shorter than [`crate::Model::snapshot_len`].
+    BufferTooShort { needed: usize, got: usize },
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SnapshotError::*;
+        match *self {
+            Truncated { needed, got } => write!(
+                f,
+                "snapshot truncated (a torn write?): {got} bytes, needs {needed}"
+            ),
+            TrailingBytes => write!(f, "bytes follow the snapshot"),
+            BadMagic => write!(f, "not a tinyssm stream snapshot (bad magic)"),
+            UnsupportedVersion { found } => write!(
+                f,
+                "snapshot format version {found}; this build reads version {}",
+                crate::version::SNAPSHOT_VERSION
+            ),
+            CrcMismatch { stored, computed } => write!(
+                f,
+                "snapshot CRC mismatch (corrupted): stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            WrongElementType => write!(
+                f,
+                "snapshot of a float stream restored into an integer-only one, or the reverse"
+            ),
+            OtherModel { snapshot, model } => write!(
+                f,
+                "snapshot of another model (model CRC {snapshot:#010x}; this model's is {model:#010x})"
+            ),
+            NonFinite => write!(f, "snapshot state holds a NaN or infinite value"),
+            StateTooShort { needed, got } => write!(
+                f,
+                "state buffer too short: needs {needed} elements, has {got}"
+            ),
+            BufferTooShort { needed, got } => write!(
+                f,
+                "snapshot buffer too short: needs {needed} bytes, has {got}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for SnapshotError {}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for SnapshotError {
+    fn format(&self, f: defmt::Formatter) {
+        use SnapshotError::*;
+        match *self {
+            Truncated { needed, got } => {
+                defmt::write!(f, "snapshot truncated {} < {}", got, needed)
+            }
+            TrailingBytes => defmt::write!(f, "snapshot trailing bytes"),
+            BadMagic => defmt::write!(f, "snapshot bad magic"),
+            UnsupportedVersion { found } => defmt::write!(f, "snapshot version {}", found),
+            CrcMismatch { stored, computed } => {
+                defmt::write!(f, "snapshot crc {=u32:#x} != {=u32:#x}", stored, computed)
+            }
+            WrongElementType => defmt::write!(f, "snapshot element type"),
+            OtherModel { snapshot, model } => {
+                defmt::write!(
+                    f,
+                    "snapshot of model {=u32:#x}, not {=u32:#x}",
+                    snapshot,
+                    model
+                )
+            }
+            NonFinite => defmt::write!(f, "snapshot non-finite"),
+            StateTooShort { needed, got } => defmt::write!(f, "state short {} < {}", got, needed),
+            BufferTooShort { needed, got } => defmt::write!(f, "buffer short {} < {}", got, needed),
+        }
+    }
+}

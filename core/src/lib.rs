@@ -89,6 +89,7 @@ pub mod list;
 mod model;
 pub mod probe;
 mod role;
+pub mod snapshot;
 pub mod stack;
 mod stages;
 mod tensors;
@@ -104,7 +105,7 @@ pub use blocks::{
 pub use config::{
     Compute, Config, DType, LayerIndex, Role, Sizes, TensorSpec, I4_GROUP, MAX_D_CONV, MAX_LAYERS,
 };
-pub use error::{FormatError, StepError};
+pub use error::{FormatError, SnapshotError, StepError};
 pub use kernels::{ActQuant, IntWeights, Kernels, QuantI4, QuantI8, QuantI8R, Weights};
 pub use model::{Model, TensorView, WeightStats};
 pub use stack::Input;

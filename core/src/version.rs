@@ -34,3 +34,7 @@ pub const VERSION_MAJOR: u16 = 1;
 pub const VERSION_MINOR: u16 = 5;
 /// The minor version written for blobs that use no 1.4 feature.
 pub const VERSION_MINOR_BASE: u16 = 3;
+
+/// The stream snapshot format version this build writes and reads
+/// ([`crate::snapshot`]): 1, the first.
+pub const SNAPSHOT_VERSION: u16 = 1;

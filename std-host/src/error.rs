@@ -36,6 +36,13 @@ pub enum HostError {
     Input { path: PathBuf, msg: String },
     #[error("unknown stream {0}")]
     UnknownStream(usize),
+    /// A stream snapshot that was refused.
+    #[error("{path}: {source}")]
+    Snapshot {
+        path: PathBuf,
+        #[source]
+        source: tinyssm_core::SnapshotError,
+    },
     /// An output path that names something other than a regular file.
     #[error("{path}: {msg}")]
     Output { path: PathBuf, msg: String },

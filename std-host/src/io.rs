@@ -266,6 +266,21 @@ pub fn atomic_write(
     Ok(())
 }
 
+/// Reads a file of at most `max` bytes (a snapshot, a small input): a larger one is refused
+/// from its metadata before anything is read.
+pub fn read_small(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, HostError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| HostError::io(path, e))?
+        .len();
+    if len > max {
+        return Err(HostError::input(
+            path,
+            format!("{len} bytes: larger than any {what} of this model ({max} bytes)"),
+        ));
+    }
+    std::fs::read(path).map_err(|e| HostError::io(path, e))
+}
+
 /// Text as byte tokens (for byte-level models).
 pub fn text_tokens(text: &str) -> Vec<u32> {
     text.bytes().map(u32::from).collect()

@@ -71,6 +71,41 @@ impl<'m> Runner<'m> {
             .ok_or(HostError::UnknownStream(id.0))
     }
 
+    /// A snapshot of the stream ([`tinyssm_core::snapshot`]): its whole state as bytes,
+    /// tied to this model.
+    pub fn snapshot(&self, id: StreamId) -> Result<Vec<u8>, HostError> {
+        let st = self.state(id)?;
+        let mut out = vec![0u8; self.model.snapshot_len()];
+        self.model
+            .snapshot(st, &mut out)
+            .map_err(|source| HostError::Snapshot {
+                path: "<stream>".into(),
+                source,
+            })?;
+        Ok(out)
+    }
+
+    /// Sets the stream's state from a snapshot of this model (`path` names it in errors);
+    /// on any error the stream is unchanged.
+    pub fn restore(
+        &mut self,
+        id: StreamId,
+        snapshot: &[u8],
+        path: &std::path::Path,
+    ) -> Result<(), HostError> {
+        let st = self
+            .states
+            .get_mut(id.0)
+            .and_then(Option::as_mut)
+            .ok_or(HostError::UnknownStream(id.0))?;
+        self.model
+            .restore(snapshot, st)
+            .map_err(|source| HostError::Snapshot {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
     /// Resets a stream to the initial state.
     pub fn reset(&mut self, id: StreamId) -> Result<(), HostError> {
         let st = self

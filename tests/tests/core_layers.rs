@@ -37,6 +37,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("format", 4),
     // 5: the parsed model
     ("model", 5),
+    // 6: what is built on the model
+    ("snapshot", 6),
 ];
 
 /// Crate-root re-exports and the module that defines them.
@@ -56,6 +58,7 @@ const REEXPORTS: &[(&str, &str)] = &[
     ("LayerIndex", "role"),
     ("Tensors", "tensors"),
     ("StepError", "error"),
+    ("SnapshotError", "error"),
     ("FormatError", "error"),
     ("TensorView", "model"),
     ("Sizes", "config"),

@@ -114,13 +114,25 @@ pub fn to_i16(x: f32, frac: u32) -> i16 {
 /// Audio models take the samples as 16-bit PCM (`round(x · 32768)`), vector models their
 /// inputs in the model's input format ([`Model::int_io`]).
 pub fn int_stream(model: &Model<'_>, inputs: &[f32]) -> Result<(Vec<i32>, Vec<i32>), ToolError> {
+    let mut st = vec![0i32; model.state_len()];
+    model.reset_int(&mut st).map_err(usage)?;
+    int_stream_from(model, st, inputs)
+}
+
+/// [`int_stream`] from the state `st` (e.g. a restored snapshot) instead of the initial one.
+pub fn int_stream_from(
+    model: &Model<'_>,
+    mut st: Vec<i32>,
+    inputs: &[f32],
+) -> Result<(Vec<i32>, Vec<i32>), ToolError> {
     let io = model
         .int_io()
         .ok_or_else(|| usage("not an integer-only model"))?;
-    let mut st = vec![0i32; model.state_len()];
+    if st.len() != model.state_len() {
+        return Err(usage("state of the wrong length"));
+    }
     let mut sc = vec![0i32; model.scratch_len()];
     let mut o = vec![0i32; model.d_output()];
-    model.reset_int(&mut st).map_err(usage)?;
     let mut ys = Vec::new();
     if let Some(fe) = model.front_end_int() {
         for &s in inputs {

@@ -1113,3 +1113,109 @@ fn non_finite_inputs_are_reported_not_propagated() {
     fails_with(&o, "step 2: the step overflowed");
     assert!(!y.exists());
 }
+
+/// `run --state-out` then `run --state-in` continues a stream exactly: the input split in
+/// two runs gives the outputs of one run over the whole input, for a float vector model, an
+/// integer-only one and an audio model (the split falls inside a frame: the front end's
+/// ring is part of the snapshot). A snapshot of another model is refused naming the file.
+#[test]
+fn state_snapshots_continue_a_stream_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let read = |p: &Path| tinyssm_host::io::read_f32_npy(p).unwrap().1;
+    let runs = |model: &str, flag: &str, whole: &Path, a: &Path, b: &Path| {
+        let m = models.join(model);
+        let (yw, ya, yb) = (
+            tmp.path().join("w.npy"),
+            tmp.path().join("a.npy"),
+            tmp.path().join("b.npy"),
+        );
+        let s = tmp.path().join(format!("{model}.state"));
+        ok(&run(bin()
+            .arg("run")
+            .arg(&m)
+            .arg(flag)
+            .arg(whole)
+            .arg("--out")
+            .arg(&yw)));
+        ok(&run(bin()
+            .arg("run")
+            .arg(&m)
+            .arg(flag)
+            .arg(a)
+            .arg("--out")
+            .arg(&ya)
+            .arg("--state-out")
+            .arg(&s)));
+        ok(&run(bin()
+            .arg("run")
+            .arg(&m)
+            .arg(flag)
+            .arg(b)
+            .arg("--out")
+            .arg(&yb)
+            .args(["--state-in".as_ref(), s.as_os_str()])
+            .args(["--state-out".as_ref(), s.as_os_str()])));
+        let mut joined = read(&ya);
+        joined.extend(read(&yb));
+        let whole = read(&yw);
+        assert!(!whole.is_empty());
+        assert_eq!(
+            joined.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{model}"
+        );
+        s
+    };
+    let rows: Vec<String> = (0..400)
+        .map(|i| format!("{}", ((i * 37) % 200) as f32 / 100.0 - 1.0))
+        .collect();
+    let csv = |name: &str, r: &[String]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, r.join("\n") + "\n").unwrap();
+        p
+    };
+    let (w, a, b) = (
+        csv("w.csv", &rows),
+        csv("a.csv", &rows[..150]),
+        csv("b.csv", &rows[150..]),
+    );
+    let float_state = runs("ecg-rpeak.tssm", "--csv", &w, &a, &b);
+    runs("ecg-rpeak-int.tssm", "--csv", &w, &a, &b);
+    let wav = |name: &str, samples: &[i16]| {
+        let p = tmp.path().join(name);
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut wr = hound::WavWriter::create(&p, spec).unwrap();
+        for &s in samples {
+            wr.write_sample(s).unwrap();
+        }
+        wr.finalize().unwrap();
+        p
+    };
+    let clip: Vec<i16> = (0..6000)
+        .map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16)
+        .collect();
+    runs(
+        "fsdd-s4d-tiny.tssm",
+        "--wav",
+        &wav("w.wav", &clip),
+        &wav("a.wav", &clip[..2345]),
+        &wav("b.wav", &clip[2345..]),
+    );
+    // The float ECG model's snapshot given to the integer-only one.
+    let o = run(bin()
+        .arg("run")
+        .arg(models.join("ecg-rpeak-int.tssm"))
+        .arg("--csv")
+        .arg(&b)
+        .arg("--out")
+        .arg(tmp.path().join("x.npy"))
+        .arg("--state-in")
+        .arg(&float_state));
+    fails_with(&o, "ecg-rpeak.tssm.state");
+}

@@ -88,6 +88,15 @@ fn main() {
     let _ = writeln!(cfg, "pub const D_INPUT: usize = {};", model.d_input());
     let _ = writeln!(cfg, "/// Values produced per step.");
     let _ = writeln!(cfg, "pub const D_OUTPUT: usize = {};", model.d_output());
+    let _ = writeln!(
+        cfg,
+        "/// Bytes of a stream snapshot (`Model::snapshot_len`)."
+    );
+    let _ = writeln!(
+        cfg,
+        "pub const SNAPSHOT_LEN: usize = {};",
+        model.snapshot_len()
+    );
     let _ = writeln!(cfg, "/// Tensors of the model (`Model::with_views`).");
     let _ = writeln!(cfg, "pub const N_TENSORS: usize = {};", model.n_tensors());
     fs::write(out.join("model.rs"), cfg).expect("write model.rs");

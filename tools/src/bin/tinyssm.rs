@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tinyssm_core::{Compute, DType, Kernels};
-use tinyssm_host::{io, ModelFile, Runner};
+use tinyssm_host::{io, HostError, ModelFile, Runner};
 use tinyssm_tools::quantize::{requantize, requantize_blob, QuantSpec};
 use tinyssm_tools::{convert_dir, inspect, ToolError, WeightDtype};
 
@@ -92,6 +92,14 @@ enum Cmd {
         /// Step with the scalar reference kernels instead of the fast ones.
         #[arg(long)]
         reference_kernels: bool,
+        /// Start the stream from this snapshot (of this model, from `--state-out`) instead
+        /// of the initial state.
+        #[arg(long)]
+        state_in: Option<PathBuf>,
+        /// Write a snapshot of the stream after the input (continue it with `--state-in`;
+        /// the same file as `--state-in` is fine).
+        #[arg(long)]
+        state_out: Option<PathBuf>,
     },
     /// Generate text with a byte-level language model: feed the prompt, then produce tokens.
     Generate {
@@ -443,6 +451,8 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             wav,
             out,
             reference_kernels,
+            state_in,
+            state_out,
         } => {
             let mf = ModelFile::open(&model)?;
             let mut m = mf.model();
@@ -453,10 +463,33 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let id = runner.open();
             let d = m.d_output();
             let int = m.int_io().is_some();
+            // The stream's starting state: a snapshot, or the initial state.
+            let mut int_state = vec![0i32; if int { m.state_len() } else { 0 }];
+            if int {
+                m.reset_int(&mut int_state).map_err(HostError::from)?;
+            }
+            if let Some(p) = &state_in {
+                let snap = io::read_small(p, m.snapshot_len() as u64, "snapshot")?;
+                if int {
+                    m.restore_int(&snap, &mut int_state)
+                        .map_err(|source| HostError::Snapshot {
+                            path: p.clone(),
+                            source,
+                        })?;
+                } else {
+                    runner.restore(id, &snap, p)?;
+                }
+            }
             // Integer-only models: inputs in the model's fixed-point formats (PCM for audio),
             // outputs scaled back to real units.
-            let int_run = |x: &[f32]| -> Result<Vec<f32>, ToolError> {
-                Ok(tinyssm_tools::eval::stream_outputs(&[&m], x)?.remove(0))
+            let int_run = |x: &[f32], st: &mut Vec<i32>| -> Result<Vec<f32>, ToolError> {
+                let (ys, end) = tinyssm_tools::eval::int_stream_from(&m, std::mem::take(st), x)?;
+                *st = end;
+                let io = m
+                    .int_io()
+                    .ok_or(HostError::Step(tinyssm_core::StepError::WrongCompute))?;
+                let s = 2f32.powi(-(io.output_frac as i32));
+                Ok(ys.iter().map(|&v| v as f32 * s).collect())
             };
             let (steps, y) = if int && (tokens.is_some() || text.is_some()) {
                 return Err(ToolError::Usage(
@@ -472,7 +505,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 }
                 let (cols, x) = io::read_csv(p)?;
                 check_vectors(&m, cols, p)?;
-                (x.len() / cols, int_run(&x)?)
+                (x.len() / cols, int_run(&x, &mut int_state)?)
             } else if let (true, Some(p)) = (int, &wav) {
                 let (rate, ch, x) = io::read_wav(p)?;
                 match m.config().front_end {
@@ -486,7 +519,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     Some(_) => {}
                     None => check_vectors(&m, ch, p)?,
                 }
-                let y = int_run(&x)?;
+                let y = int_run(&x, &mut int_state)?;
                 (y.len() / d.max(1), y)
             } else if let Some(p) = tokens {
                 let t = io::read_tokens_npy(&p)?;
@@ -525,6 +558,25 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             };
             io::write_f32_npy(&out, steps, d, &y)?;
             eprintln!("wrote {} [{steps}, {d}]", out.display());
+            if let Some(p) = &state_out {
+                let snap = if int {
+                    let mut b = vec![0u8; m.snapshot_len()];
+                    m.snapshot_int(&int_state, &mut b)
+                        .map_err(|source| HostError::Snapshot {
+                            path: p.clone(),
+                            source,
+                        })?;
+                    b
+                } else {
+                    runner.snapshot(id)?
+                };
+                io::atomic_write(p, |f| std::io::Write::write_all(f, &snap))?;
+                eprintln!(
+                    "wrote {} (stream snapshot, {} bytes)",
+                    p.display(),
+                    snap.len()
+                );
+            }
             if steps > 0 && d > 0 {
                 let last = &y[(steps - 1) * d..];
                 let (arg, max) =

@@ -21,7 +21,7 @@
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use tinyssm_core::{Input, Kernels, Model, Weights};
+use tinyssm_core::{Input, Kernels, Model, SnapshotError, Weights};
 use tinyssm_sensor::{Replay, SampleSource};
 
 mod model {
@@ -63,7 +63,9 @@ fn main() -> ! {
     static mut OUT: [f32; model::D_OUTPUT] = [0.0; model::D_OUTPUT];
     // Every tensor's view, resolved once at start-up (`Model::with_views`).
     static mut VIEWS: [Weights<'static>; model::N_TENSORS] = [Weights::EMPTY; model::N_TENSORS];
-    exit(run(STATE, SCRATCH, OUT, VIEWS))
+    // A stream snapshot, as a device would persist it across a power cut.
+    static mut SNAPSHOT: [u8; model::SNAPSHOT_LEN] = [0; model::SNAPSHOT_LEN];
+    exit(run(STATE, SCRATCH, OUT, VIEWS, SNAPSHOT))
 }
 
 /// Runs every case and prints the report; `false` on any error.
@@ -72,6 +74,7 @@ fn run(
     scratch: &mut [f32],
     out: &mut [f32],
     views: &'static mut [Weights<'static>],
+    snapshot: &mut [u8],
 ) -> bool {
     defmt::println!(
         "tinyssm imu on {=str}: basicmotions-s4d.tssm ({=usize} bytes), {=usize} cases of {=usize} steps",
@@ -119,7 +122,10 @@ fn run(
         }
         let mut input = Fnv::new();
         let mut outputs = Fnv::new();
-        for _ in 0..cases::STEPS {
+        for t in 0..cases::STEPS {
+            if t == cases::STEPS / 2 && !power_cut(&model, state, snapshot) {
+                return false;
+            }
             if let Err(e) = source.read(&mut x) {
                 defmt::println!("error: replay: {}", e);
                 return false;
@@ -156,6 +162,42 @@ fn run(
         );
     }
     defmt::println!("done {=usize}", cases::CASES.len());
+    true
+}
+
+/// A power cut in the middle of a stream: snapshot the state, lose it (reset), check that a
+/// corrupted copy of the snapshot is refused and changes nothing, then restore it. The
+/// stream's later outputs (compared with the host's, which never stops) prove the
+/// continuation bit-exact.
+fn power_cut(model: &Model<'_>, state: &mut [f32], snap: &mut [u8]) -> bool {
+    let n = match model.snapshot(state, snap) {
+        Ok(n) => n,
+        Err(e) => {
+            defmt::println!("error: snapshot: {}", defmt::Display2Format(&e));
+            return false;
+        }
+    };
+    if let Err(e) = model.reset(state) {
+        defmt::println!("error: reset: {}", defmt::Display2Format(&e));
+        return false;
+    }
+    let fresh = Fnv::new().f32s(&state[..model.state_len()]).0;
+    snap[n / 2] ^= 0x04;
+    let refused = model.restore(&snap[..n], state);
+    snap[n / 2] ^= 0x04;
+    let untouched = Fnv::new().f32s(&state[..model.state_len()]).0 == fresh;
+    if !matches!(refused, Err(SnapshotError::CrcMismatch { .. })) || !untouched {
+        defmt::println!("error: a corrupted snapshot was not refused cleanly");
+        return false;
+    }
+    if let Err(e) = model.restore(&snap[..n], state) {
+        defmt::println!("error: restore: {}", defmt::Display2Format(&e));
+        return false;
+    }
+    defmt::println!(
+        "snapshot {=usize} bytes restored; corrupted copy refused",
+        n
+    );
     true
 }
 
