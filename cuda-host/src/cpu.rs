@@ -5,8 +5,8 @@
 use rayon::prelude::*;
 
 use crate::backend::{
-    check_len, AdamW, Backend, BackendError, Result, ScanDims, SelScanDims, SelScanGrads,
-    SelScanIn, SsdDims, SsdGrads, SsdIn,
+    contract, AdamW, Backend, Result, ScanDims, SelScanDims, SelScanGrads, SelScanIn, SsdDims,
+    SsdGrads, SsdIn,
 };
 
 /// The CPU reference backend.
@@ -49,69 +49,6 @@ fn silu_grad(x: f32) -> f32 {
     s * (1.0 + x * (1.0 - s))
 }
 
-/// Input lengths of the selective scan (forward and backward).
-fn check_selscan(
-    op: &'static str,
-    dims: SelScanDims,
-    x: &SelScanIn<'_, Vec<f32>>,
-    states: usize,
-) -> Result<()> {
-    let SelScanDims { batch, time, d, n } = dims;
-    let (bt, btn) = (batch * time * d, batch * time * n);
-    for (what, len, want) in [
-        ("u", x.u.len(), bt),
-        ("dt", x.dt.len(), bt),
-        ("z", x.z.len(), bt),
-        ("B", x.bm.len(), btn),
-        ("C", x.cm.len(), btn),
-        ("A", x.a.len(), d * n),
-        ("bias", x.bias.len(), d),
-        ("D", x.dskip.len(), d),
-        ("states", states, bt * n),
-    ] {
-        check_len(op, what, len, want)?;
-    }
-    Ok(())
-}
-
-/// Input lengths of the SSD scan (forward and backward).
-fn check_ssd(
-    op: &'static str,
-    dims: SsdDims,
-    x: &SsdIn<'_, Vec<f32>>,
-    states: usize,
-) -> Result<()> {
-    let SsdDims {
-        batch,
-        time,
-        heads,
-        head_dim,
-        groups,
-        n,
-        ..
-    } = dims;
-    if groups == 0 || !heads.is_multiple_of(groups) {
-        return Err(BackendError::Shape {
-            op,
-            msg: "heads must be a multiple of groups".into(),
-        });
-    }
-    let (bt, hp) = (batch * time, heads * head_dim);
-    for (what, len, want) in [
-        ("x", x.x.len(), bt * hp),
-        ("dt", x.dt.len(), bt * heads),
-        ("B", x.bm.len(), bt * groups * n),
-        ("C", x.cm.len(), bt * groups * n),
-        ("A", x.a.len(), heads),
-        ("bias", x.bias.len(), heads),
-        ("D", x.dskip.len(), heads),
-        ("states", states, bt * hp * n),
-    ] {
-        check_len(op, what, len, want)?;
-    }
-    Ok(())
-}
-
 impl Backend for Cpu {
     type Buf = Vec<f32>;
 
@@ -135,7 +72,7 @@ impl Backend for Cpu {
         Ok(())
     }
     fn add_assign(&self, y: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
-        check_len("add_assign", "x", x.len(), y.len())?;
+        contract::add_assign(self, y, x)?;
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(a, b)| *a += b));
@@ -152,13 +89,7 @@ impl Backend for Cpu {
         dout: usize,
         y: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "linear_fwd";
-        check_len(OP, "x", x.len(), rows * din)?;
-        check_len(OP, "w", w.len(), dout * din)?;
-        check_len(OP, "y", y.len(), rows * dout)?;
-        if let Some(b) = b {
-            check_len(OP, "b", b.len(), dout)?;
-        }
+        contract::linear_fwd(self, x, w, b, rows, din, dout, y)?;
         y.par_chunks_mut(dout)
             .zip(x.par_chunks(din))
             .for_each(|(yr, xr)| {
@@ -185,13 +116,19 @@ impl Backend for Cpu {
         dw: &mut Vec<f32>,
         db: Option<&mut Vec<f32>>,
     ) -> Result<()> {
-        const OP: &str = "linear_bwd";
-        check_len(OP, "x", x.len(), rows * din)?;
-        check_len(OP, "w", w.len(), dout * din)?;
-        check_len(OP, "dy", dy.len(), rows * dout)?;
-        check_len(OP, "dw", dw.len(), dout * din)?;
+        contract::linear_bwd(
+            self,
+            x,
+            w,
+            dy,
+            rows,
+            din,
+            dout,
+            dx.as_deref(),
+            dw,
+            db.as_deref(),
+        )?;
         if let Some(dx) = dx {
-            check_len(OP, "dx", dx.len(), rows * din)?;
             dx.par_chunks_mut(din)
                 .zip(dy.par_chunks(dout))
                 .for_each(|(dxr, dyr)| {
@@ -215,7 +152,6 @@ impl Backend for Cpu {
             }
         });
         if let Some(db) = db {
-            check_len(OP, "db", db.len(), dout)?;
             db.par_iter_mut().enumerate().for_each(|(o, d)| {
                 let mut acc = 0.0f32;
                 for dyr in dy.chunks_exact(dout) {
@@ -238,12 +174,7 @@ impl Backend for Cpu {
         y: &mut Vec<f32>,
         stats: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "layer_norm_fwd";
-        check_len(OP, "x", x.len(), rows * d)?;
-        check_len(OP, "y", y.len(), rows * d)?;
-        check_len(OP, "g", g.len(), d)?;
-        check_len(OP, "b", b.len(), d)?;
-        check_len(OP, "stats", stats.len(), rows * 2)?;
+        contract::layer_norm_fwd(self, x, g, b, rows, d, y, stats)?;
         y.par_chunks_mut(d)
             .zip(x.par_chunks(d))
             .zip(stats.par_chunks_mut(2))
@@ -282,14 +213,7 @@ impl Backend for Cpu {
         dg: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "layer_norm_bwd";
-        check_len(OP, "x", x.len(), rows * d)?;
-        check_len(OP, "dy", dy.len(), rows * d)?;
-        check_len(OP, "dx", dx.len(), rows * d)?;
-        check_len(OP, "g", g.len(), d)?;
-        check_len(OP, "dg", dg.len(), d)?;
-        check_len(OP, "db", db.len(), d)?;
-        check_len(OP, "stats", stats.len(), rows * 2)?;
+        contract::layer_norm_bwd(self, x, g, stats, dy, rows, d, dx, dg, db)?;
         dx.par_chunks_mut(d)
             .zip(x.par_chunks(d))
             .zip(dy.par_chunks(d))
@@ -332,15 +256,14 @@ impl Backend for Cpu {
     }
 
     fn gelu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
-        check_len("gelu_fwd", "y", y.len(), x.len())?;
+        contract::gelu_fwd(self, x, y)?;
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(o, &v)| *o = gelu(v)));
         Ok(())
     }
     fn gelu_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> Result<()> {
-        check_len("gelu_bwd", "dy", dy.len(), x.len())?;
-        check_len("gelu_bwd", "dx", dx.len(), x.len())?;
+        contract::gelu_bwd(self, x, dy, dx)?;
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
             .for_each(|(dx, (x, dy))| {
@@ -352,8 +275,7 @@ impl Backend for Cpu {
     }
 
     fn glu_fwd(&self, x: &Vec<f32>, rows: usize, d: usize, y: &mut Vec<f32>) -> Result<()> {
-        check_len("glu_fwd", "x", x.len(), rows * 2 * d)?;
-        check_len("glu_fwd", "y", y.len(), rows * d)?;
+        contract::glu_fwd(self, x, rows, d, y)?;
         y.par_chunks_mut(d)
             .zip(x.par_chunks(2 * d))
             .for_each(|(yr, xr)| {
@@ -372,9 +294,7 @@ impl Backend for Cpu {
         d: usize,
         dx: &mut Vec<f32>,
     ) -> Result<()> {
-        check_len("glu_bwd", "x", x.len(), rows * 2 * d)?;
-        check_len("glu_bwd", "dy", dy.len(), rows * d)?;
-        check_len("glu_bwd", "dx", dx.len(), rows * 2 * d)?;
+        contract::glu_bwd(self, x, dy, rows, d, dx)?;
         dx.par_chunks_mut(2 * d)
             .zip(x.par_chunks(2 * d).zip(dy.par_chunks(d)))
             .for_each(|(dxr, (xr, dyr))| {
@@ -399,14 +319,8 @@ impl Backend for Cpu {
         y: &mut Vec<f32>,
         states: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "s4d_scan_fwd";
-        let ScanDims { batch, time, h, n2 } = dims;
-        check_len(OP, "u", u.len(), batch * time * h)?;
-        check_len(OP, "y", y.len(), batch * time * h)?;
-        check_len(OP, "dA", da.len(), h * n2 * 2)?;
-        check_len(OP, "C̃", cb.len(), h * n2 * 2)?;
-        check_len(OP, "D", dskip.len(), h)?;
-        check_len(OP, "states", states.len(), batch * time * h * n2 * 2)?;
+        contract::s4d_scan_fwd(self, dims, u, da, cb, dskip, y, states)?;
+        let ScanDims { time, h, n2, .. } = dims;
         let per = h * n2 * 2;
         y.par_chunks_mut(time * h)
             .zip(states.par_chunks_mut(time * per))
@@ -454,19 +368,11 @@ impl Backend for Cpu {
         dcb: &mut Vec<f32>,
         ddskip: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "s4d_scan_bwd";
-        let ScanDims { batch, time, h, n2 } = dims;
+        contract::s4d_scan_bwd(
+            self, dims, u, da, cb, dskip, states, dy, du, dda, dcb, ddskip,
+        )?;
+        let ScanDims { time, h, n2, .. } = dims;
         let per = h * n2 * 2;
-        check_len(OP, "u", u.len(), batch * time * h)?;
-        check_len(OP, "dy", dy.len(), batch * time * h)?;
-        check_len(OP, "du", du.len(), batch * time * h)?;
-        check_len(OP, "dA", da.len(), per)?;
-        check_len(OP, "C̃", cb.len(), per)?;
-        check_len(OP, "dD", ddskip.len(), h)?;
-        check_len(OP, "d dA", dda.len(), per)?;
-        check_len(OP, "d C̃", dcb.len(), per)?;
-        check_len(OP, "D", dskip.len(), h)?;
-        check_len(OP, "states", states.len(), batch * time * per)?;
         // Per-stream parameter gradients, summed in stream order afterwards.
         let partial: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = du
             .par_chunks_mut(time * h)
@@ -528,11 +434,8 @@ impl Backend for Cpu {
         y: &mut Vec<f32>,
         states: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "selective_scan_fwd";
-        let SelScanDims { batch, time, d, n } = dims;
-        let bt = batch * time * d;
-        check_selscan(OP, dims, &x, states.len())?;
-        check_len(OP, "y", y.len(), bt)?;
+        contract::selective_scan_fwd(self, dims, &x, y, states)?;
+        let SelScanDims { time, d, n, .. } = dims;
         y.par_chunks_mut(time * d)
             .zip(states.par_chunks_mut(time * d * n))
             .enumerate()
@@ -568,23 +471,8 @@ impl Backend for Cpu {
         dy: &Vec<f32>,
         g: SelScanGrads<'_, Vec<f32>>,
     ) -> Result<()> {
-        const OP: &str = "selective_scan_bwd";
-        let SelScanDims { batch, time, d, n } = dims;
-        let (bt, btn) = (batch * time * d, batch * time * n);
-        check_selscan(OP, dims, &x, states.len())?;
-        for (what, len, want) in [
-            ("dy", dy.len(), bt),
-            ("du", g.du.len(), bt),
-            ("ddt", g.ddt.len(), bt),
-            ("dz", g.dz.len(), bt),
-            ("dB", g.dbm.len(), btn),
-            ("dC", g.dcm.len(), btn),
-            ("dA", g.da.len(), d * n),
-            ("dD", g.dskip.len(), d),
-            ("dbias", g.dbias.len(), d),
-        ] {
-            check_len(OP, what, len, want)?;
-        }
+        contract::selective_scan_bwd(self, dims, &x, states, dy, &g)?;
+        let SelScanDims { time, d, n, .. } = dims;
         type Partial = (Vec<f32>, Vec<f32>, Vec<f32>);
         // One stream per task: its du/ddt/dz/dB/dC rows are disjoint; dA/dD/dbias are
         // summed per stream, then across streams in order.
@@ -664,9 +552,8 @@ impl Backend for Cpu {
         y: &mut Vec<f32>,
         states: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "ssd_scan_fwd";
+        contract::ssd_scan_fwd(self, dims, &x, y, states)?;
         let SsdDims {
-            batch,
             time,
             heads,
             head_dim: p,
@@ -674,10 +561,9 @@ impl Backend for Cpu {
             n,
             dt_min,
             dt_max,
+            ..
         } = dims;
-        let (bt, hp) = (batch * time, heads * p);
-        check_ssd(OP, dims, &x, states.len())?;
-        check_len(OP, "y", y.len(), bt * hp)?;
+        let hp = heads * p;
         let hpg = heads / groups;
         y.par_chunks_mut(time * hp)
             .zip(states.par_chunks_mut(time * hp * n))
@@ -717,9 +603,8 @@ impl Backend for Cpu {
         dy: &Vec<f32>,
         g: SsdGrads<'_, Vec<f32>>,
     ) -> Result<()> {
-        const OP: &str = "ssd_scan_bwd";
+        contract::ssd_scan_bwd(self, dims, &x, states, dy, &g)?;
         let SsdDims {
-            batch,
             time,
             heads,
             head_dim: p,
@@ -727,21 +612,9 @@ impl Backend for Cpu {
             n,
             dt_min,
             dt_max,
+            ..
         } = dims;
-        let (bt, hp) = (batch * time, heads * p);
-        check_ssd(OP, dims, &x, states.len())?;
-        for (what, len, want) in [
-            ("dy", dy.len(), bt * hp),
-            ("dx", g.dx.len(), bt * hp),
-            ("ddt", g.ddt.len(), bt * heads),
-            ("dB", g.dbm.len(), bt * groups * n),
-            ("dC", g.dcm.len(), bt * groups * n),
-            ("dA", g.da.len(), heads),
-            ("dD", g.dskip.len(), heads),
-            ("dbias", g.dbias.len(), heads),
-        ] {
-            check_len(OP, what, len, want)?;
-        }
+        let hp = heads * p;
         let hpg = heads / groups;
         type Partial = (Vec<f32>, Vec<f32>, Vec<f32>);
         let partial: Vec<Partial> =
@@ -823,13 +696,7 @@ impl Backend for Cpu {
         k: usize,
         y: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "conv1d_fwd";
-        check_len(OP, "x", x.len(), batch * time * ch)?;
-        check_len(OP, "y", y.len(), batch * time * ch)?;
-        check_len(OP, "w", w.len(), ch * k)?;
-        if let Some(b) = bias {
-            check_len(OP, "bias", b.len(), ch)?;
-        }
+        contract::conv1d_fwd(self, x, w, bias, batch, time, ch, k, y)?;
         y.par_chunks_mut(time * ch)
             .zip(x.par_chunks(time * ch))
             .for_each(|(yb, xb)| {
@@ -863,12 +730,7 @@ impl Backend for Cpu {
         dw: &mut Vec<f32>,
         dbias: Option<&mut Vec<f32>>,
     ) -> Result<()> {
-        const OP: &str = "conv1d_bwd";
-        check_len(OP, "x", x.len(), batch * time * ch)?;
-        check_len(OP, "dy", dy.len(), batch * time * ch)?;
-        check_len(OP, "dx", dx.len(), batch * time * ch)?;
-        check_len(OP, "w", w.len(), ch * k)?;
-        check_len(OP, "dw", dw.len(), ch * k)?;
+        contract::conv1d_bwd(self, x, w, dy, batch, time, ch, k, dx, dw, dbias.as_deref())?;
         dx.par_chunks_mut(time * ch)
             .zip(dy.par_chunks(time * ch))
             .for_each(|(dxb, dyb)| {
@@ -900,7 +762,6 @@ impl Backend for Cpu {
             }
         });
         if let Some(db) = dbias {
-            check_len(OP, "dbias", db.len(), ch)?;
             for (c, d) in db.iter_mut().enumerate() {
                 let mut acc = 0.0f32;
                 for row in dy.chunks_exact(ch) {
@@ -922,11 +783,7 @@ impl Backend for Cpu {
         y: &mut Vec<f32>,
         stats: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "rms_norm_fwd";
-        check_len(OP, "x", x.len(), rows * d)?;
-        check_len(OP, "y", y.len(), rows * d)?;
-        check_len(OP, "g", g.len(), d)?;
-        check_len(OP, "stats", stats.len(), rows)?;
+        contract::rms_norm_fwd(self, x, g, rows, d, y, stats)?;
         y.par_chunks_mut(d)
             .zip(x.par_chunks(d))
             .zip(stats.par_iter_mut())
@@ -955,13 +812,7 @@ impl Backend for Cpu {
         dx: &mut Vec<f32>,
         dg: &mut Vec<f32>,
     ) -> Result<()> {
-        const OP: &str = "rms_norm_bwd";
-        check_len(OP, "x", x.len(), rows * d)?;
-        check_len(OP, "dy", dy.len(), rows * d)?;
-        check_len(OP, "dx", dx.len(), rows * d)?;
-        check_len(OP, "g", g.len(), d)?;
-        check_len(OP, "dg", dg.len(), d)?;
-        check_len(OP, "stats", stats.len(), rows)?;
+        contract::rms_norm_bwd(self, x, g, stats, dy, rows, d, dx, dg)?;
         dx.par_chunks_mut(d)
             .zip(x.par_chunks(d).zip(dy.par_chunks(d)))
             .zip(stats.par_iter())
@@ -987,15 +838,14 @@ impl Backend for Cpu {
     }
 
     fn silu_fwd(&self, x: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
-        check_len("silu_fwd", "y", y.len(), x.len())?;
+        contract::silu_fwd(self, x, y)?;
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(o, &v)| *o = silu(v)));
         Ok(())
     }
     fn silu_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) -> Result<()> {
-        check_len("silu_bwd", "dy", dy.len(), x.len())?;
-        check_len("silu_bwd", "dx", dx.len(), x.len())?;
+        contract::silu_bwd(self, x, dy, dx)?;
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
             .for_each(|(dx, (x, dy))| {
@@ -1007,15 +857,9 @@ impl Backend for Cpu {
     }
 
     fn gather_rows(&self, x: &Vec<f32>, d: usize, rows: &[usize], y: &mut Vec<f32>) -> Result<()> {
-        check_len("gather_rows", "y", y.len(), rows.len() * d)?;
+        contract::gather_rows(self, x, d, rows, y)?;
         for (yr, &r) in y.chunks_exact_mut(d.max(1)).zip(rows) {
-            let src = x
-                .get(r * d..(r + 1) * d)
-                .ok_or_else(|| BackendError::Shape {
-                    op: "gather_rows",
-                    msg: format!("row {r} out of range"),
-                })?;
-            yr.copy_from_slice(src);
+            yr.copy_from_slice(&x[r * d..(r + 1) * d]);
         }
         Ok(())
     }
@@ -1027,15 +871,10 @@ impl Backend for Cpu {
         rows: &[usize],
         dx: &mut Vec<f32>,
     ) -> Result<()> {
-        check_len("gather_rows_bwd", "dy", dy.len(), rows.len() * d)?;
+        contract::gather_rows_bwd(self, dy, d, rows, dx)?;
         dx.fill(0.0);
         for (gr, &r) in dy.chunks_exact(d.max(1)).zip(rows) {
-            let dst = dx
-                .get_mut(r * d..(r + 1) * d)
-                .ok_or_else(|| BackendError::Shape {
-                    op: "gather_rows_bwd",
-                    msg: format!("row {r} out of range"),
-                })?;
+            let dst = &mut dx[r * d..(r + 1) * d];
             dst.iter_mut().zip(gr).for_each(|(a, b)| *a += b);
         }
         Ok(())
@@ -1048,10 +887,8 @@ impl Backend for Cpu {
         classes: usize,
         dlogits: &mut Vec<f32>,
     ) -> Result<(f32, usize)> {
-        const OP: &str = "softmax_xent";
+        contract::softmax_xent(self, logits, labels, classes, dlogits)?;
         let n = labels.len();
-        check_len(OP, "logits", logits.len(), n * classes)?;
-        check_len(OP, "dlogits", dlogits.len(), n * classes)?;
         let mut loss = 0.0f64;
         let mut correct = 0;
         for ((lr, gr), &y) in logits
@@ -1060,12 +897,6 @@ impl Backend for Cpu {
             .zip(labels)
         {
             let y = y as usize;
-            if y >= classes {
-                return Err(BackendError::Shape {
-                    op: OP,
-                    msg: format!("label {y} >= {classes} classes"),
-                });
-            }
             let max = lr.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
             let mut z = 0.0f32;
             for (g, &v) in gr.iter_mut().zip(lr) {
@@ -1099,9 +930,8 @@ impl Backend for Cpu {
         pos_weight: f32,
         dlogits: &mut Vec<f32>,
     ) -> Result<f32> {
+        contract::sigmoid_bce(self, logits, targets, dlogits)?;
         let n = logits.len();
-        check_len("sigmoid_bce", "targets", targets.len(), n)?;
-        check_len("sigmoid_bce", "dlogits", dlogits.len(), n)?;
         let mut loss = 0f64;
         for ((g, &z), &y) in dlogits.iter_mut().zip(logits).zip(targets) {
             // −[w y ln σ(z) + (1−y) ln(1−σ(z))], stable: ln σ(z) = −softplus(−z).
@@ -1134,10 +964,8 @@ impl Backend for Cpu {
         h: AdamW,
         decay: bool,
     ) -> Result<()> {
+        contract::adamw(self, p, g, m, v)?;
         let n = p.len();
-        check_len("adamw", "g", g.len(), n)?;
-        check_len("adamw", "m", m.len(), n)?;
-        check_len("adamw", "v", v.len(), n)?;
         let t = h.step.max(1) as i32;
         let bc1 = 1.0 - libm::powf(h.beta1, t as f32);
         let bc2 = 1.0 - libm::powf(h.beta2, t as f32);

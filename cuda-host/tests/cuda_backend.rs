@@ -22,7 +22,8 @@ use std::sync::OnceLock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tinyssm_cuda::backend::{
-    AdamW, Backend, ScanDims, SelScanDims, SelScanGrads, SelScanIn, SsdDims, SsdGrads, SsdIn,
+    AdamW, Backend, BackendError, ScanDims, SelScanDims, SelScanGrads, SelScanIn, SsdDims,
+    SsdGrads, SsdIn,
 };
 use tinyssm_cuda::cuda::emu::EmuDevice;
 use tinyssm_cuda::cuda::{self, CudaBackend, CudaDevice, Device, SsdFwdKernel, Tf32Mode};
@@ -1246,4 +1247,287 @@ fn bad_shapes_are_errors_not_launches() {
     let e = be.linear_fwd(&x, &x, None, 2, 3, 2, &mut y).unwrap_err();
     assert!(e.to_string().contains("linear_fwd"), "{e}");
     let _ = be.device().describe();
+}
+
+fn shape_err<T: std::fmt::Debug>(r: Result<T, BackendError>) -> BackendError {
+    r.expect_err("a bad shape is an error")
+}
+
+/// The errors of a handful of ops called with bad shapes on `be` (the shared contract in
+/// `backend::contract`), checking that each op left its outputs as they were.
+fn bad_shape_errors<B: Backend>(be: &B) -> Vec<BackendError> {
+    let up = |v: &[f32]| be.upload(v).unwrap();
+    let filled = |n: usize, v: f32| be.upload(&vec![v; n]).unwrap();
+    let unchanged = |what: &str, b: &B::Buf, v: f32| {
+        assert!(
+            be.download(b).unwrap().iter().all(|&x| x == v),
+            "{what} written before the shape error"
+        );
+    };
+    let mut e = Vec::new();
+
+    let mut y = filled(4, 7.0);
+    e.push(shape_err(be.add_assign(&mut y, &filled(5, 1.0))));
+    let (x, w) = (filled(6, 1.0), filled(6, 1.0));
+    e.push(shape_err(be.linear_fwd(
+        &x,
+        &w,
+        None,
+        2,
+        3,
+        2,
+        &mut filled(5, 0.0),
+    )));
+    // The CPU backend used to check `db` only after accumulating `dw`.
+    let (mut dx, mut dw) = (filled(6, 7.0), filled(6, 7.0));
+    e.push(shape_err(be.linear_bwd(
+        &x,
+        &w,
+        &filled(4, 1.0),
+        2,
+        3,
+        2,
+        Some(&mut dx),
+        &mut dw,
+        Some(&mut filled(3, 0.0)),
+    )));
+    unchanged("linear_bwd dx", &dx, 7.0);
+    unchanged("linear_bwd dw", &dw, 7.0);
+    let (g, b) = (filled(3, 1.0), filled(3, 0.0));
+    e.push(shape_err(be.layer_norm_fwd(
+        &x,
+        &g,
+        &b,
+        2,
+        3,
+        1e-5,
+        &mut filled(6, 0.0),
+        &mut filled(3, 0.0),
+    )));
+    e.push(shape_err(be.glu_bwd(
+        &x,
+        &filled(3, 1.0),
+        1,
+        3,
+        &mut filled(5, 0.0),
+    )));
+    // conv1d over batch 1, time 3, 2 channels, k 2; the CPU backend used to write `dx`
+    // and `dw` before it checked `dbias`.
+    let (mut dx, mut dw) = (filled(6, 7.0), filled(4, 7.0));
+    e.push(shape_err(be.conv1d_bwd(
+        &x,
+        &filled(4, 1.0),
+        &filled(6, 1.0),
+        1,
+        3,
+        2,
+        2,
+        &mut dx,
+        &mut dw,
+        Some(&mut filled(3, 0.0)),
+    )));
+    unchanged("conv1d_bwd dx", &dx, 7.0);
+    unchanged("conv1d_bwd dw", &dw, 7.0);
+    e.push(shape_err(be.rms_norm_bwd(
+        &x,
+        &g,
+        &filled(3, 1.0),
+        &filled(6, 1.0),
+        2,
+        3,
+        &mut filled(6, 0.0),
+        &mut filled(3, 0.0),
+    )));
+    // x holds two rows of 3; the first bad index is reported.
+    let mut y = filled(9, 7.0);
+    e.push(shape_err(be.gather_rows(&x, 3, &[1, 5, 2], &mut y)));
+    unchanged("gather_rows y", &y, 7.0);
+    let mut dx = filled(6, 7.0);
+    e.push(shape_err(be.gather_rows_bwd(
+        &filled(6, 1.0),
+        3,
+        &[0, 4],
+        &mut dx,
+    )));
+    unchanged("gather_rows_bwd dx", &dx, 7.0);
+    let mut dl = filled(9, 7.0);
+    e.push(shape_err(be.softmax_xent(
+        &filled(9, 0.5),
+        &[1, 3, 7],
+        3,
+        &mut dl,
+    )));
+    unchanged("softmax_xent dlogits", &dl, 7.0);
+    e.push(shape_err(be.sigmoid_bce(
+        &filled(4, 0.5),
+        &[1.0; 3],
+        1.0,
+        &mut filled(4, 0.0),
+    )));
+    let h = AdamW {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        step: 1,
+    };
+    e.push(shape_err(be.adamw(
+        &mut filled(4, 1.0),
+        &filled(4, 1.0),
+        &mut filled(4, 0.0),
+        &mut filled(5, 0.0),
+        h,
+        false,
+    )));
+
+    let sd = ScanDims {
+        batch: 2,
+        time: 3,
+        h: 2,
+        n2: 2,
+    };
+    e.push(shape_err(be.s4d_scan_fwd(
+        sd,
+        &filled(12, 1.0),
+        &filled(8, 0.5),
+        &filled(8, 0.5),
+        &filled(3, 1.0),
+        &mut filled(12, 0.0),
+        &mut filled(48, 0.0),
+    )));
+
+    let dims = SelScanDims {
+        batch: 2,
+        time: 3,
+        d: 2,
+        n: 4,
+    };
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut hs = sel_inputs(&mut rng, dims);
+    let sl = be.selective_scan_states_len(dims);
+    let ok: Vec<B::Buf> = hs.iter().map(|v| up(v)).collect();
+    let mut st = filled(sl, 0.0);
+    // The CPU backend's `state_at` did not check the inputs before.
+    e.push(shape_err(be.selective_scan_state_at(
+        dims,
+        sel_in(&ok),
+        &st,
+        &[0, 3],
+    )));
+    hs[4].pop();
+    let bad: Vec<B::Buf> = hs.iter().map(|v| up(v)).collect();
+    let mut y = filled(12, 7.0);
+    e.push(shape_err(be.selective_scan_fwd(
+        dims,
+        sel_in(&bad),
+        &mut y,
+        &mut st,
+    )));
+    unchanged("selective_scan_fwd y", &y, 7.0);
+    e.push(shape_err(be.selective_scan_state_at(
+        dims,
+        sel_in(&bad),
+        &st,
+        &[0, 2],
+    )));
+
+    let dims = SsdDims {
+        batch: 2,
+        time: 3,
+        heads: 2,
+        head_dim: 2,
+        groups: 1,
+        n: 4,
+        dt_min: 0.0,
+        dt_max: f32::INFINITY,
+    };
+    let hs = ssd_inputs(&mut rng, dims);
+    let x: Vec<B::Buf> = hs.iter().map(|v| up(v)).collect();
+    let three_heads = SsdDims {
+        heads: 3,
+        groups: 2,
+        ..dims
+    };
+    e.push(shape_err(be.ssd_scan_fwd(
+        three_heads,
+        ssd_in(&x),
+        &mut filled(36, 0.0),
+        &mut filled(be.ssd_scan_states_len(three_heads), 0.0),
+    )));
+    let (bt, hp) = (6, 4);
+    let st = filled(be.ssd_scan_states_len(dims), 0.0);
+    let mut gr: Vec<B::Buf> = [bt * hp, bt * 2, bt * 4, bt * 4 + 1, 2, 2, 2]
+        .iter()
+        .map(|&n| filled(n, 0.0))
+        .collect();
+    let [gdx, gdt, gbm, gcm, gda, gdd, gdb] = &mut gr[..] else {
+        unreachable!()
+    };
+    e.push(shape_err(be.ssd_scan_bwd(
+        dims,
+        ssd_in(&x),
+        &st,
+        &filled(bt * hp, 1.0),
+        SsdGrads {
+            dx: gdx,
+            ddt: gdt,
+            dbm: gbm,
+            dcm: gcm,
+            da: gda,
+            dskip: gdd,
+            dbias: gdb,
+        },
+    )));
+    e
+}
+
+#[test]
+fn cpu_and_emulator_reject_bad_shapes_alike() {
+    let want = bad_shape_errors(&Cpu);
+    assert_eq!(bad_shape_errors(emu()), want);
+    let ops: Vec<&str> = want
+        .iter()
+        .map(|e| match e {
+            BackendError::Shape { op, .. } => *op,
+            other => panic!("not a shape error: {other}"),
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "add_assign",
+            "linear_fwd",
+            "linear_bwd",
+            "layer_norm_fwd",
+            "glu_bwd",
+            "conv1d_bwd",
+            "rms_norm_bwd",
+            "gather_rows",
+            "gather_rows_bwd",
+            "softmax_xent",
+            "sigmoid_bce",
+            "adamw",
+            "s4d_scan_fwd",
+            "selective_scan_state_at",
+            "selective_scan_fwd",
+            "selective_scan_state_at",
+            "ssd_scan_fwd",
+            "ssd_scan_bwd",
+        ]
+    );
+    let msgs: Vec<String> = want.iter().map(|e| e.to_string()).collect();
+    for m in [
+        "linear_bwd: db has 3 elements, expected 2",
+        "gather_rows: row 5 out of range",
+        "gather_rows_bwd: row 4 out of range",
+        "softmax_xent: label 3 >= 3 classes",
+        "selective_scan_state_at: step 3 of stream 1 is past the 3 steps",
+        "selective_scan_fwd: B has 23 elements, expected 24",
+        "selective_scan_state_at: B has 23 elements, expected 24",
+        "ssd_scan_fwd: heads must be a multiple of groups",
+        "ssd_scan_bwd: dC has 25 elements, expected 24",
+    ] {
+        assert!(msgs.iter().any(|e| e == m), "{m} not in {msgs:#?}");
+    }
 }

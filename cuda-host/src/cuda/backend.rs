@@ -7,8 +7,8 @@
 use super::device::{Device, Gemm, Launch};
 use super::params::*;
 use crate::backend::{
-    check_len, AdamW, Backend, BackendError, Result, ScanDims, SelScanDims, SelScanGrads,
-    SelScanIn, SsdDims, SsdGrads, SsdIn,
+    check_len, contract, state_rows, AdamW, Backend, BackendError, Result, ScanDims, SelScanDims,
+    SelScanGrads, SelScanIn, SsdDims, SsdGrads, SsdIn,
 };
 use crate::cpu::Cpu;
 
@@ -309,66 +309,6 @@ impl<D: Device> CudaBackend<D> {
     }
 }
 
-fn lens<D: Device>(op: &'static str, items: &[(&str, &DevBuf<D>, usize)]) -> Result<()> {
-    for (what, b, want) in items {
-        check_len(op, what, b.len, *want)?;
-    }
-    Ok(())
-}
-
-fn sel_check<D: Device>(
-    op: &'static str,
-    dims: SelScanDims,
-    x: &SelScanIn<'_, DevBuf<D>>,
-) -> Result<()> {
-    let SelScanDims { batch, time, d, n } = dims;
-    let (bt, btn) = (batch * time * d, batch * time * n);
-    lens(
-        op,
-        &[
-            ("u", x.u, bt),
-            ("dt", x.dt, bt),
-            ("z", x.z, bt),
-            ("B", x.bm, btn),
-            ("C", x.cm, btn),
-            ("A", x.a, d * n),
-            ("bias", x.bias, d),
-            ("D", x.dskip, d),
-        ],
-    )
-}
-
-fn ssd_check<D: Device>(op: &'static str, dims: SsdDims, x: &SsdIn<'_, DevBuf<D>>) -> Result<()> {
-    let SsdDims {
-        batch,
-        time,
-        heads,
-        head_dim,
-        groups,
-        n,
-        ..
-    } = dims;
-    if groups == 0 || !heads.is_multiple_of(groups) {
-        return Err(BackendError::Shape {
-            op,
-            msg: "heads must be a multiple of groups".into(),
-        });
-    }
-    let bt = batch * time;
-    lens(
-        op,
-        &[
-            ("x", x.x, bt * heads * head_dim),
-            ("dt", x.dt, bt * heads),
-            ("B", x.bm, bt * groups * n),
-            ("C", x.cm, bt * groups * n),
-            ("A", x.a, heads),
-            ("bias", x.bias, heads),
-            ("D", x.dskip, heads),
-        ],
-    )
-}
-
 /// Host vectors as a SelScanIn of the CPU backend (fallback path).
 fn sel_host(h: &[Vec<f32>]) -> SelScanIn<'_, Vec<f32>> {
     SelScanIn {
@@ -464,10 +404,8 @@ impl<D: Device> CudaBackend<D> {
         states: &mut DevBuf<D>,
     ) -> Result<()> {
         const OP: &str = "ssd_scan_fwd";
-        ssd_check(OP, dims, &x)?;
+        contract::ssd_scan_fwd(self, dims, &x, y, states)?;
         let hp = dims.heads * dims.head_dim;
-        check_len(OP, "y", y.len, dims.batch * dims.time * hp)?;
-        check_len(OP, "states", states.len, self.ssd_scan_states_len(dims))?;
         let chunked = match kernel {
             SsdFwdKernel::Auto => self.supports_ssd_chunked(dims),
             SsdFwdKernel::Recurrent => false,
@@ -596,7 +534,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         self.map("ew_fill", None, None, b, v)
     }
     fn add_assign(&self, y: &mut DevBuf<D>, x: &DevBuf<D>) -> Result<()> {
-        check_len("add_assign", "x", x.len, y.len)?;
+        contract::add_assign(self, y, x)?;
         self.map("ew_add_assign", Some(x), None, y, 0.0)
     }
 
@@ -610,17 +548,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         dout: usize,
         y: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "linear_fwd";
-        lens(
-            OP,
-            &[
-                ("x", x, rows * din),
-                ("w", w, dout * din),
-                ("y", y, rows * dout),
-            ],
-        )?;
+        contract::linear_fwd(self, x, w, b, rows, din, dout, y)?;
         if let Some(b) = b {
-            check_len(OP, "b", b.len, dout)?;
             let p = ColParams {
                 b: self.a(b),
                 y: self.a(y),
@@ -668,18 +597,19 @@ impl<D: Device> Backend for CudaBackend<D> {
         dw: &mut DevBuf<D>,
         db: Option<&mut DevBuf<D>>,
     ) -> Result<()> {
-        const OP: &str = "linear_bwd";
-        lens(
-            OP,
-            &[
-                ("x", x, rows * din),
-                ("w", w, dout * din),
-                ("dy", dy, rows * dout),
-                ("dw", dw, dout * din),
-            ],
+        contract::linear_bwd(
+            self,
+            x,
+            w,
+            dy,
+            rows,
+            din,
+            dout,
+            dx.as_deref(),
+            dw,
+            db.as_deref(),
         )?;
         if let Some(dx) = dx {
-            check_len(OP, "dx", dx.len, rows * din)?;
             if dout == 0 {
                 self.fill(dx, 0.0)?;
             } else {
@@ -718,7 +648,6 @@ impl<D: Device> Backend for CudaBackend<D> {
             })?;
         }
         if let Some(db) = db {
-            check_len(OP, "db", db.len, dout)?;
             self.col_sum_into(dy, rows, dout, db)?;
         }
         Ok(())
@@ -735,17 +664,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         y: &mut DevBuf<D>,
         stats: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "layer_norm_fwd";
-        lens(
-            OP,
-            &[
-                ("x", x, rows * d),
-                ("y", y, rows * d),
-                ("g", g, d),
-                ("b", b, d),
-                ("stats", stats, rows * 2),
-            ],
-        )?;
+        contract::layer_norm_fwd(self, x, g, b, rows, d, y, stats)?;
         if rows == 0 {
             return Ok(());
         }
@@ -784,19 +703,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         dg: &mut DevBuf<D>,
         db: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "layer_norm_bwd";
-        lens(
-            OP,
-            &[
-                ("x", x, rows * d),
-                ("dy", dy, rows * d),
-                ("dx", dx, rows * d),
-                ("g", g, d),
-                ("dg", dg, d),
-                ("db", db, d),
-                ("stats", stats, rows * 2),
-            ],
-        )?;
+        contract::layer_norm_bwd(self, x, g, stats, dy, rows, d, dx, dg, db)?;
         if rows == 0 || d == 0 {
             return Ok(());
         }
@@ -845,18 +752,16 @@ impl<D: Device> Backend for CudaBackend<D> {
     }
 
     fn gelu_fwd(&self, x: &DevBuf<D>, y: &mut DevBuf<D>) -> Result<()> {
-        check_len("gelu_fwd", "y", y.len, x.len)?;
+        contract::gelu_fwd(self, x, y)?;
         self.map("ew_gelu_fwd", Some(x), None, y, 0.0)
     }
     fn gelu_bwd(&self, x: &DevBuf<D>, dy: &DevBuf<D>, dx: &mut DevBuf<D>) -> Result<()> {
-        check_len("gelu_bwd", "dy", dy.len, x.len)?;
-        check_len("gelu_bwd", "dx", dx.len, x.len)?;
+        contract::gelu_bwd(self, x, dy, dx)?;
         self.map("ew_gelu_bwd", Some(x), Some(dy), dx, 0.0)
     }
 
     fn glu_fwd(&self, x: &DevBuf<D>, rows: usize, d: usize, y: &mut DevBuf<D>) -> Result<()> {
-        check_len("glu_fwd", "x", x.len, rows * 2 * d)?;
-        check_len("glu_fwd", "y", y.len, rows * d)?;
+        contract::glu_fwd(self, x, rows, d, y)?;
         if rows * d == 0 {
             return Ok(());
         }
@@ -879,9 +784,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         d: usize,
         dx: &mut DevBuf<D>,
     ) -> Result<()> {
-        check_len("glu_bwd", "x", x.len, rows * 2 * d)?;
-        check_len("glu_bwd", "dy", dy.len, rows * d)?;
-        check_len("glu_bwd", "dx", dx.len, rows * 2 * d)?;
+        contract::glu_bwd(self, x, dy, rows, d, dx)?;
         if rows * d == 0 {
             return Ok(());
         }
@@ -907,20 +810,9 @@ impl<D: Device> Backend for CudaBackend<D> {
         y: &mut DevBuf<D>,
         states: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "s4d_scan_fwd";
+        contract::s4d_scan_fwd(self, dims, u, da, cb, dskip, y, states)?;
         let ScanDims { batch, time, h, n2 } = dims;
         let per = h * n2 * 2;
-        lens(
-            OP,
-            &[
-                ("u", u, batch * time * h),
-                ("y", y, batch * time * h),
-                ("dA", da, per),
-                ("C̃", cb, per),
-                ("D", dskip, h),
-                ("states", states, batch * time * per),
-            ],
-        )?;
         if batch * time * h == 0 {
             return Ok(());
         }
@@ -967,24 +859,11 @@ impl<D: Device> Backend for CudaBackend<D> {
         dcb: &mut DevBuf<D>,
         ddskip: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "s4d_scan_bwd";
+        contract::s4d_scan_bwd(
+            self, dims, u, da, cb, dskip, states, dy, du, dda, dcb, ddskip,
+        )?;
         let ScanDims { batch, time, h, n2 } = dims;
         let per = h * n2 * 2;
-        lens(
-            OP,
-            &[
-                ("u", u, batch * time * h),
-                ("dy", dy, batch * time * h),
-                ("du", du, batch * time * h),
-                ("dA", da, per),
-                ("C̃", cb, per),
-                ("dD", ddskip, h),
-                ("d dA", dda, per),
-                ("d C̃", dcb, per),
-                ("D", dskip, h),
-                ("states", states, batch * time * per),
-            ],
-        )?;
         if batch * time * h == 0 {
             return Ok(());
         }
@@ -1040,16 +919,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         y: &mut DevBuf<D>,
         states: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "selective_scan_fwd";
+        contract::selective_scan_fwd(self, dims, &x, y, states)?;
         let SelScanDims { batch, time, d, n } = dims;
-        sel_check(OP, dims, &x)?;
-        check_len(OP, "y", y.len, batch * time * d)?;
-        check_len(
-            OP,
-            "states",
-            states.len,
-            self.selective_scan_states_len(dims),
-        )?;
         if batch * time * d == 0 {
             return Ok(());
         }
@@ -1074,30 +945,10 @@ impl<D: Device> Backend for CudaBackend<D> {
         states: &DevBuf<D>,
         steps: &[usize],
     ) -> Result<Vec<f32>> {
-        const OP: &str = "selective_scan_state_at";
+        contract::selective_scan_state_at(self, dims, &x, states, steps)?;
         let SelScanDims { batch, time, d, n } = dims;
-        sel_check(OP, dims, &x)?;
-        check_len(OP, "steps", steps.len(), batch)?;
-        check_len(
-            OP,
-            "states",
-            states.len,
-            self.selective_scan_states_len(dims),
-        )?;
-        if let Some((b, &t)) = steps.iter().enumerate().find(|(_, &t)| t >= time) {
-            return Err(BackendError::Shape {
-                op: OP,
-                msg: format!("step {t} of stream {b} is past the {time} steps"),
-            });
-        }
         if !self.supports(ScanOp::Selective, n, batch) {
-            let all = self.download(states)?;
-            let per = d * n;
-            return Ok(steps
-                .iter()
-                .enumerate()
-                .flat_map(|(b, &t)| all[(b * time + t) * per..(b * time + t + 1) * per].to_vec())
-                .collect());
+            return state_rows(self, states, time, d * n, steps);
         }
         let idx: Vec<i64> = steps.iter().map(|&s| s as i64).collect();
         let steps_d = self.upload_i64(&idx)?;
@@ -1119,30 +970,9 @@ impl<D: Device> Backend for CudaBackend<D> {
         dy: &DevBuf<D>,
         g: SelScanGrads<'_, DevBuf<D>>,
     ) -> Result<()> {
-        const OP: &str = "selective_scan_bwd";
+        contract::selective_scan_bwd(self, dims, &x, states, dy, &g)?;
         let SelScanDims { batch, time, d, n } = dims;
-        sel_check(OP, dims, &x)?;
-        let (bt, btn) = (batch * time * d, batch * time * n);
-        check_len(
-            OP,
-            "states",
-            states.len,
-            self.selective_scan_states_len(dims),
-        )?;
-        lens(
-            OP,
-            &[
-                ("dy", dy, bt),
-                ("du", g.du, bt),
-                ("ddt", g.ddt, bt),
-                ("dz", g.dz, bt),
-                ("dB", g.dbm, btn),
-                ("dC", g.dcm, btn),
-                ("dA", g.da, d * n),
-                ("dD", g.dskip, d),
-                ("dbias", g.dbias, d),
-            ],
-        )?;
+        let bt = batch * time * d;
         if bt == 0 {
             return Ok(());
         }
@@ -1218,27 +1048,10 @@ impl<D: Device> Backend for CudaBackend<D> {
         states: &DevBuf<D>,
         steps: &[usize],
     ) -> Result<Vec<f32>> {
-        const OP: &str = "ssd_scan_state_at";
-        ssd_check(OP, dims, &x)?;
+        contract::ssd_scan_state_at(self, dims, &x, states, steps)?;
         let hp = dims.heads * dims.head_dim;
-        check_len(OP, "steps", steps.len(), dims.batch)?;
-        check_len(OP, "states", states.len, self.ssd_scan_states_len(dims))?;
-        if let Some((b, &t)) = steps.iter().enumerate().find(|(_, &t)| t >= dims.time) {
-            return Err(BackendError::Shape {
-                op: OP,
-                msg: format!("step {t} of stream {b} is past the {} steps", dims.time),
-            });
-        }
         if !self.supports(ScanOp::Ssd, dims.n, dims.batch) {
-            let all = self.download(states)?;
-            let per = hp * dims.n;
-            return Ok(steps
-                .iter()
-                .enumerate()
-                .flat_map(|(b, &t)| {
-                    all[(b * dims.time + t) * per..(b * dims.time + t + 1) * per].to_vec()
-                })
-                .collect());
+            return state_rows(self, states, dims.time, hp * dims.n, steps);
         }
         let idx: Vec<i64> = steps.iter().map(|&s| s as i64).collect();
         let steps_d = self.upload_i64(&idx)?;
@@ -1260,32 +1073,16 @@ impl<D: Device> Backend for CudaBackend<D> {
         dy: &DevBuf<D>,
         g: SsdGrads<'_, DevBuf<D>>,
     ) -> Result<()> {
-        const OP: &str = "ssd_scan_bwd";
-        ssd_check(OP, dims, &x)?;
+        contract::ssd_scan_bwd(self, dims, &x, states, dy, &g)?;
         let SsdDims {
             batch,
             time,
             heads,
             head_dim,
-            groups,
             n,
             ..
         } = dims;
         let (bt, hp) = (batch * time, heads * head_dim);
-        check_len(OP, "states", states.len, self.ssd_scan_states_len(dims))?;
-        lens(
-            OP,
-            &[
-                ("dy", dy, bt * hp),
-                ("dx", g.dx, bt * hp),
-                ("ddt", g.ddt, bt * heads),
-                ("dB", g.dbm, bt * groups * n),
-                ("dC", g.dcm, bt * groups * n),
-                ("dA", g.da, heads),
-                ("dD", g.dskip, heads),
-                ("dbias", g.dbias, heads),
-            ],
-        )?;
         if bt * hp == 0 {
             return Ok(());
         }
@@ -1346,18 +1143,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         k: usize,
         y: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "conv1d_fwd";
-        lens(
-            OP,
-            &[
-                ("x", x, batch * time * ch),
-                ("y", y, batch * time * ch),
-                ("w", w, ch * k),
-            ],
-        )?;
-        if let Some(b) = bias {
-            check_len(OP, "bias", b.len, ch)?;
-        }
+        contract::conv1d_fwd(self, x, w, bias, batch, time, ch, k, y)?;
         if batch * time * ch == 0 {
             return Ok(());
         }
@@ -1390,21 +1176,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         dw: &mut DevBuf<D>,
         dbias: Option<&mut DevBuf<D>>,
     ) -> Result<()> {
-        const OP: &str = "conv1d_bwd";
+        contract::conv1d_bwd(self, x, w, dy, batch, time, ch, k, dx, dw, dbias.as_deref())?;
         let m = batch * time * ch;
-        lens(
-            OP,
-            &[
-                ("x", x, m),
-                ("dy", dy, m),
-                ("dx", dx, m),
-                ("w", w, ch * k),
-                ("dw", dw, ch * k),
-            ],
-        )?;
-        if let Some(db) = &dbias {
-            check_len(OP, "dbias", db.len, ch)?;
-        }
         if m == 0 {
             return Ok(());
         }
@@ -1462,16 +1235,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         y: &mut DevBuf<D>,
         stats: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "rms_norm_fwd";
-        lens(
-            OP,
-            &[
-                ("x", x, rows * d),
-                ("y", y, rows * d),
-                ("g", g, d),
-                ("stats", stats, rows),
-            ],
-        )?;
+        contract::rms_norm_fwd(self, x, g, rows, d, y, stats)?;
         if rows == 0 {
             return Ok(());
         }
@@ -1508,18 +1272,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         dx: &mut DevBuf<D>,
         dg: &mut DevBuf<D>,
     ) -> Result<()> {
-        const OP: &str = "rms_norm_bwd";
-        lens(
-            OP,
-            &[
-                ("x", x, rows * d),
-                ("dy", dy, rows * d),
-                ("dx", dx, rows * d),
-                ("g", g, d),
-                ("dg", dg, d),
-                ("stats", stats, rows),
-            ],
-        )?;
+        contract::rms_norm_bwd(self, x, g, stats, dy, rows, d, dx, dg)?;
         if rows == 0 || d == 0 {
             return Ok(());
         }
@@ -1568,12 +1321,11 @@ impl<D: Device> Backend for CudaBackend<D> {
     }
 
     fn silu_fwd(&self, x: &DevBuf<D>, y: &mut DevBuf<D>) -> Result<()> {
-        check_len("silu_fwd", "y", y.len, x.len)?;
+        contract::silu_fwd(self, x, y)?;
         self.map("ew_silu_fwd", Some(x), None, y, 0.0)
     }
     fn silu_bwd(&self, x: &DevBuf<D>, dy: &DevBuf<D>, dx: &mut DevBuf<D>) -> Result<()> {
-        check_len("silu_bwd", "dy", dy.len, x.len)?;
-        check_len("silu_bwd", "dx", dx.len, x.len)?;
+        contract::silu_bwd(self, x, dy, dx)?;
         self.map("ew_silu_bwd", Some(x), Some(dy), dx, 0.0)
     }
 
@@ -1584,14 +1336,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         rows: &[usize],
         y: &mut DevBuf<D>,
     ) -> Result<()> {
-        check_len("gather_rows", "y", y.len, rows.len() * d)?;
+        contract::gather_rows(self, x, d, rows, y)?;
         let x_rows = x.len.checked_div(d).unwrap_or(0);
-        if let Some(&r) = rows.iter().find(|&&r| r >= x_rows && d > 0) {
-            return Err(BackendError::Shape {
-                op: "gather_rows",
-                msg: format!("row {r} out of range"),
-            });
-        }
         if rows.is_empty() || d == 0 {
             return Ok(());
         }
@@ -1615,14 +1361,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         rows: &[usize],
         dx: &mut DevBuf<D>,
     ) -> Result<()> {
-        check_len("gather_rows_bwd", "dy", dy.len, rows.len() * d)?;
+        contract::gather_rows_bwd(self, dy, d, rows, dx)?;
         let x_rows = dx.len.checked_div(d).unwrap_or(0);
-        if let Some(&r) = rows.iter().find(|&&r| r >= x_rows && d > 0) {
-            return Err(BackendError::Shape {
-                op: "gather_rows_bwd",
-                msg: format!("row {r} out of range"),
-            });
-        }
         self.dev.zero(&mut dx.mem)?;
         if rows.is_empty() || d == 0 {
             return Ok(());
@@ -1647,16 +1387,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         classes: usize,
         dlogits: &mut DevBuf<D>,
     ) -> Result<(f32, usize)> {
-        const OP: &str = "softmax_xent";
+        contract::softmax_xent(self, logits, labels, classes, dlogits)?;
         let n = labels.len();
-        check_len(OP, "logits", logits.len, n * classes)?;
-        check_len(OP, "dlogits", dlogits.len, n * classes)?;
-        if let Some(&y) = labels.iter().find(|&&y| y as usize >= classes) {
-            return Err(BackendError::Shape {
-                op: OP,
-                msg: format!("label {y} >= {classes} classes"),
-            });
-        }
         if n == 0 {
             return Ok((0.0, 0));
         }
@@ -1701,9 +1433,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         pos_weight: f32,
         dlogits: &mut DevBuf<D>,
     ) -> Result<f32> {
+        contract::sigmoid_bce(self, logits, targets, dlogits)?;
         let n = logits.len;
-        check_len("sigmoid_bce", "targets", targets.len(), n)?;
-        check_len("sigmoid_bce", "dlogits", dlogits.len, n)?;
         if n == 0 {
             return Ok(0.0);
         }
@@ -1738,10 +1469,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         h: AdamW,
         decay: bool,
     ) -> Result<()> {
+        contract::adamw(self, p, g, m, v)?;
         let n = p.len;
-        check_len("adamw", "g", g.len, n)?;
-        check_len("adamw", "m", m.len, n)?;
-        check_len("adamw", "v", v.len, n)?;
         if n == 0 {
             return Ok(());
         }
