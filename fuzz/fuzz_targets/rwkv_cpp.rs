@@ -1,15 +1,8 @@
-//! Fuzzes the rwkv.cpp file reader: arbitrary bytes never panic.
-//! Run: `cd fuzz && cargo +nightly fuzz run rwkv_cpp -- -max_total_time=300`
-//! (seed corpus: the files in `$TINYSSM_DATA/rwkv-tiny`).
+//! Fuzz target `rwkv_cpp`: the body is `tinyssm_tools::fuzzing::rwkv_cpp` (shared with the stable
+//! replay of the committed corpus, `tests/tests/fuzz_corpus.rs`).
+//! Run: `cd fuzz && cargo +nightly fuzz run rwkv_cpp corpus/rwkv_cpp -- -max_total_time=300`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyssm_tools::import::rwkv_cpp::RwkvCppFile;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(f) = RwkvCppFile::parse(data, std::path::Path::new("fuzz")) {
-        let _ = f.version();
-        let (v, d) = (f.n_vocab as usize, f.n_embed as usize);
-        let _ = f.get("emb.weight", &[v, d]);
-    }
-});
+fuzz_target!(|data: &[u8]| tinyssm_tools::fuzzing::rwkv_cpp(data));

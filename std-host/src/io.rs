@@ -11,7 +11,55 @@ use crate::error::HostError;
 /// Reads token ids from a 1-D `.npy` of any integer dtype (negative ids are an error).
 pub fn read_tokens_npy(path: &Path) -> Result<Vec<u32>, HostError> {
     let bytes = std::fs::read(path).map_err(|e| HostError::io(path, e))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
+    parse_tokens_npy(&bytes, path)
+}
+
+/// The `.npy` preamble's header length checked against the bytes there are, before the
+/// reader allocates a buffer of that length (a 4 GiB claim in a 200-byte file was one).
+fn check_npy_header(bytes: &[u8], path: &Path) -> Result<(), HostError> {
+    let bad = |m: &str| HostError::input(path, format!("not a .npy file: {m}"));
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("no .npy magic"));
+    }
+    let (len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(bad(&format!("format version {v}"))),
+    };
+    if start + len > bytes.len() {
+        return Err(bad(&format!(
+            "its header claims {len} bytes, the file has {}",
+            bytes.len() - start
+        )));
+    }
+    // The header is a Python dict literal: `{'descr': '<f4', 'fortran_order': False,
+    // 'shape': (3, 4), }`. Plain dtypes nest two deep; deeper nesting (structured dtypes,
+    // which no reader here takes) makes the literal parser backtrack for minutes.
+    let (mut depth, mut max, mut dicts) = (0i32, 0i32, 0);
+    for &c in &bytes[start..start + len] {
+        match c {
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+                dicts += usize::from(c == b'{');
+            }
+            b'}' | b')' | b']' => depth -= 1,
+            _ => {}
+        }
+    }
+    if max > 3 || dicts != 1 {
+        return Err(bad("its header is not a plain-dtype dict"));
+    }
+    Ok(())
+}
+
+/// [`read_tokens_npy`] of bytes in memory (`path` names them in errors).
+pub fn parse_tokens_npy(bytes: &[u8], path: &Path) -> Result<Vec<u32>, HostError> {
+    check_npy_header(bytes, path)?;
+    let npy = npyz::NpyFile::new(bytes)
         .map_err(|e| HostError::input(path, format!("not a .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
     if shape.len() != 1 && !(shape.len() == 2 && shape[0] == 1) {
@@ -63,7 +111,13 @@ pub fn read_tokens_npy(path: &Path) -> Result<Vec<u32>, HostError> {
 /// Reads a `.npy` of f32 or f64 values as `(shape, data)`.
 pub fn read_f32_npy(path: &Path) -> Result<(Vec<u64>, Vec<f32>), HostError> {
     let bytes = std::fs::read(path).map_err(|e| HostError::io(path, e))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
+    parse_f32_npy(&bytes, path)
+}
+
+/// [`read_f32_npy`] of bytes in memory (`path` names them in errors).
+pub fn parse_f32_npy(bytes: &[u8], path: &Path) -> Result<(Vec<u64>, Vec<f32>), HostError> {
+    check_npy_header(bytes, path)?;
+    let npy = npyz::NpyFile::new(bytes)
         .map_err(|e| HostError::input(path, format!("not a .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
     let fortran = npy.order() == npyz::Order::Fortran;
@@ -358,8 +412,22 @@ pub fn parse_csv(text: &str) -> Result<(usize, Vec<f32>), String> {
 
 /// Reads a WAV file as `(sample_rate, channels, interleaved samples in [-1, 1])`.
 pub fn read_wav(path: &Path) -> Result<(u32, usize, Vec<f32>), HostError> {
-    let mut r = hound::WavReader::open(path)
+    let r = hound::WavReader::open(path)
         .map_err(|e| HostError::input(path, format!("cannot read WAV: {e}")))?;
+    wav_samples(r, path)
+}
+
+/// [`read_wav`] of bytes in memory (`path` names them in errors).
+pub fn parse_wav(bytes: &[u8], path: &Path) -> Result<(u32, usize, Vec<f32>), HostError> {
+    let r = hound::WavReader::new(std::io::Cursor::new(bytes))
+        .map_err(|e| HostError::input(path, format!("cannot read WAV: {e}")))?;
+    wav_samples(r, path)
+}
+
+fn wav_samples<R: std::io::Read>(
+    mut r: hound::WavReader<R>,
+    path: &Path,
+) -> Result<(u32, usize, Vec<f32>), HostError> {
     let spec = r.spec();
     let samples: Result<Vec<f32>, hound::Error> = match spec.sample_format {
         hound::SampleFormat::Float => r.samples::<f32>().collect(),
@@ -497,6 +565,24 @@ mod tests {
         assert!(e.contains("line 1: column 1: `a` is not a number"), "{e}");
         let e = parse_csv("1,,2\n").unwrap_err();
         assert!(e.ends_with("line 1: column 2 is empty"), "{e}");
+    }
+
+    /// Found by fuzzing (fuzz/regressions/npy/header-len-oom): a version-3 header
+    /// claiming 4 GiB in a 200-byte file made the reader allocate it; refused from the size.
+    #[test]
+    fn an_npy_header_longer_than_the_file_is_refused() {
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/npy/header-len-oom");
+        let b = std::fs::read(&p).unwrap();
+        let e = parse_f32_npy(&b, &p).unwrap_err().to_string();
+        assert!(e.contains("its header claims"), "{e}");
+        assert!(parse_tokens_npy(&b, &p).is_err());
+        // And a header of nested braces that made the dict parser backtrack for minutes.
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/regressions/npy/nested-header-timeout");
+        let b = std::fs::read(&p).unwrap();
+        let e = parse_f32_npy(&b, &p).unwrap_err().to_string();
+        assert!(e.contains("plain-dtype dict"), "{e}");
     }
 
     #[test]

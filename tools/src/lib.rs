@@ -10,6 +10,8 @@
 
 pub mod error;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod import;
 pub mod inspect;

@@ -156,3 +156,16 @@ fn non_finite_weights_are_refused_by_name() {
         );
     }
 }
+
+/// Found by fuzzing (fuzz/regressions/rwkv_cpp/n-layer-oom): a 104-byte file whose
+/// header claims 2^22 layers made the reader build a name per layer (gigabytes) before
+/// noticing; it is refused from the tensor count.
+#[test]
+fn a_header_claiming_millions_of_layers_is_refused_cheaply() {
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/rwkv_cpp/n-layer-oom");
+    let b = std::fs::read(p).unwrap();
+    assert!(b.len() < 200);
+    let e = parse(&b).unwrap_err();
+    assert!(e.contains("n_layer"), "{e}");
+}

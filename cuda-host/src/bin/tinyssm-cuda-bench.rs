@@ -5,8 +5,10 @@
 //! events, median of repeats, two input sets alternated, after a correctness check of the
 //! same kernels against the CPU reference.
 //!
-//!     tinyssm-cuda-bench            # on GPU 0, the issue's sizes (B=16, D=1536, N=16, L=4096)
-//!     tinyssm-cuda-bench --emulate  # the same program on the kernel emulator, small sizes
+//! ```text
+//! tinyssm-cuda-bench            # on GPU 0, the issue's sizes (B=16, D=1536, N=16, L=4096)
+//! tinyssm-cuda-bench --emulate  # the same program on the kernel emulator, small sizes
+//! ```
 //!
 //! Last, the verification step path (`kernels/step.cu`) on models/ecg-rpeak.tssm (or
 //! `--step-model PATH`): 4096 streams × 512 steps (8 × 16 on `--emulate`), in

@@ -1,5 +1,5 @@
 //! The batch crate's block kinds: what its backends implement of each core block kind, one
-//! file per kind, and this crate's one registration point ([`batch_kinds!`] below: the only
+//! file per kind, and this crate's one registration point (`batch_kinds!` below: the only
 //! place in `tinyssm-cuda` that names a [`Block`] variant).
 //!
 //! A kind's [`BatchKind`] implementation owns everything this crate knows about it: its

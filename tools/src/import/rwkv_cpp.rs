@@ -300,17 +300,25 @@ impl<'a> RwkvCppFile<'a> {
         }
         // Completeness: a file cut at a tensor boundary is still well-formed, so check
         // that the tensors every RWKV model has (the last ones written among them) are there.
-        let mut needed = vec![
-            "emb.weight".to_string(),
-            "ln_out.weight".into(),
-            "ln_out.bias".into(),
-            "head.weight".into(),
-        ];
-        needed.extend((0..n_layer).map(|i| format!("blocks.{i}.ln1.weight")));
-        if let Some(missing) = needed.iter().find(|n| !tensors.contains_key(n.as_str())) {
+        // Every layer has its own tensors: a header claiming more layers than the file has
+        // tensors is refused before anything is built per layer.
+        if n_layer as usize > order.len() {
             return Err(format!(
-                "tensor `{missing}` is missing (file truncated or not an RWKV model)"
+                "header n_layer = {n_layer}, but the file holds only {} tensors (truncated \
+                 or not an RWKV model)",
+                order.len()
             ));
+        }
+        let needed = ["emb.weight", "ln_out.weight", "ln_out.bias", "head.weight"]
+            .into_iter()
+            .map(String::from)
+            .chain((0..n_layer).map(|i| format!("blocks.{i}.ln1.weight")));
+        for missing in needed {
+            if !tensors.contains_key(missing.as_str()) {
+                return Err(format!(
+                    "tensor `{missing}` is missing (file truncated or not an RWKV model)"
+                ));
+            }
         }
         if tensors.contains_key(&format!("blocks.{n_layer}.ln1.weight")) {
             return Err(format!(

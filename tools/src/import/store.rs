@@ -55,17 +55,24 @@ impl TensorStore {
 
     pub fn open_files(paths: &[PathBuf]) -> Result<Self, ToolError> {
         let mut files = Vec::new();
-        let mut index = HashMap::new();
-        for (i, p) in paths.iter().enumerate() {
+        for p in paths {
             let bytes = std::fs::read(p).map_err(|e| ToolError::io(p, e))?;
-            let st = SafeTensors::deserialize(&bytes).map_err(|e| ToolError::Safetensors {
+            files.push((p.clone(), bytes));
+        }
+        Self::from_files(files)
+    }
+
+    /// Files already in memory: `(name for messages, safetensors bytes)`.
+    pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, ToolError> {
+        let mut index = HashMap::new();
+        for (i, (p, bytes)) in files.iter().enumerate() {
+            let st = SafeTensors::deserialize(bytes).map_err(|e| ToolError::Safetensors {
                 path: p.clone(),
                 msg: e.to_string(),
             })?;
             for name in st.names() {
                 index.insert(name.to_string(), i);
             }
-            files.push((p.clone(), bytes));
         }
         Ok(TensorStore { files, index })
     }
