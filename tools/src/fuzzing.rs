@@ -8,8 +8,11 @@ use std::path::Path;
 
 use tinyssm_core::{Aligned, Input, Model};
 
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
 /// The fuzz targets, by name (the `fuzz/Cargo.toml` binaries and corpus folders).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("parse", parse),
     ("rwkv_cpp", rwkv_cpp),
     ("csv", csv),
