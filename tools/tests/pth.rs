@@ -87,3 +87,16 @@ fn corrupt_pth_is_an_error_not_a_panic() {
     let e = convert_dir(&p, WeightDtype::F32).unwrap_err().to_string();
     assert!(e.contains("PyTorch checkpoint"), "{e}");
 }
+
+/// Found by fuzzing (fuzz/regressions/pth/pickle-string-len-oom): an archive whose pickle
+/// holds a string opcode claiming 4 GiB made candle-core's reader allocate it; the importer's
+/// pre-scan of the pickle refuses it from the lengths, with nothing allocated.
+#[test]
+fn a_pickle_string_longer_than_the_pickle_is_refused() {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/pth/pickle-string-len-oom");
+    let e = tinyssm_tools::import::pth::read_state_dict(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("remain in the pickle"), "{e}");
+}

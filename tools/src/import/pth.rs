@@ -37,12 +37,130 @@ fn err(path: &Path, msg: impl Into<String>) -> ToolError {
     }
 }
 
+/// Walks the pickle program `r` (`limit` bytes) as candle-core's reader would, checking every
+/// length it would allocate against the bytes that remain: candle reads a `BINUNICODE`
+/// string into `vec![0; len]` before reading it (a 4 GiB claim in a small archive was found
+/// by fuzzing). Opcodes outside candle's set end the scan (its reader refuses them).
+fn prescan_pickle(r: impl std::io::Read, limit: u64) -> Result<(), String> {
+    /// The pickle stream and the bytes it has left.
+    struct P<R> {
+        r: R,
+        left: u64,
+    }
+    impl<R: std::io::Read> P<R> {
+        /// The next byte (`None` at the end).
+        fn byte(&mut self) -> Result<Option<u8>, String> {
+            let mut b = [0u8; 1];
+            if self.r.read(&mut b).map_err(|e| e.to_string())? == 0 {
+                return Ok(None);
+            }
+            self.left = self.left.saturating_sub(1);
+            Ok(Some(b[0]))
+        }
+        /// `n` bytes, after checking that many remain.
+        fn skip(&mut self, n: u64, what: &str) -> Result<(), String> {
+            if n > self.left {
+                return Err(format!(
+                    "{what} claims {n} bytes, {} remain in the pickle",
+                    self.left
+                ));
+            }
+            self.left -= n;
+            let got = std::io::copy(
+                &mut std::io::Read::take(&mut self.r, n),
+                &mut std::io::sink(),
+            )
+            .map_err(|e| e.to_string())?;
+            if got != n {
+                return Err(format!("{what}: the pickle ends early"));
+            }
+            Ok(())
+        }
+        fn u32(&mut self, what: &str) -> Result<u64, String> {
+            let mut b = [0u8; 4];
+            if self.left < 4 {
+                return Err(format!("{what}: the pickle ends early"));
+            }
+            self.r.read_exact(&mut b).map_err(|e| e.to_string())?;
+            self.left -= 4;
+            Ok(u32::from_le_bytes(b) as u64)
+        }
+    }
+    let mut p = P { r, left: limit };
+    while let Some(op) = p.byte()? {
+        match op {
+            // Fixed-size arguments.
+            0x80 | b'q' | b'K' | b'h' => p.skip(1, "an opcode argument")?,
+            b'M' => p.skip(2, "an opcode argument")?,
+            b'r' | b'J' | b'j' => p.skip(4, "an opcode argument")?,
+            b'G' => p.skip(8, "a float")?,
+            // BINUNICODE: a u32 length, then that many bytes.
+            b'X' => {
+                let n = p.u32("a string length")?;
+                p.skip(n, "a string")?;
+            }
+            // LONG1: a u8 count, then that many bytes.
+            0x8a => match p.byte()? {
+                Some(n) => p.skip(n as u64, "a long")?,
+                None => return Ok(()),
+            },
+            // GLOBAL: two newline-terminated names, each read whole by candle.
+            b'c' => {
+                for _ in 0..2 {
+                    let mut n = 0u32;
+                    loop {
+                        match p.byte()? {
+                            None => return Ok(()),
+                            Some(b'\n') => break,
+                            Some(_) => n += 1,
+                        }
+                        if n > 1 << 16 {
+                            return Err("a class name longer than 64 KiB".into());
+                        }
+                    }
+                }
+            }
+            b'.' => return Ok(()),
+            // No argument.
+            b')' | b'R' | b'(' | b't' | b'Q' | b'N' | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | b's'
+            | b'u' | b'}' | b'd' | b'b' | 0x81 | b']' | b'a' | b'e' => {}
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// Checks every `data.pkl` of the archive with [`prescan_pickle`].
+fn prescan_archive(path: &Path) -> Result<(), String> {
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| e.to_string())?;
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        if !entry
+            .name()
+            .map_err(|e| e.to_string())?
+            .ends_with("data.pkl")
+        {
+            continue;
+        }
+        let size = entry.size();
+        prescan_pickle(std::io::BufReader::new(entry), size)?;
+    }
+    Ok(())
+}
+
 /// Reads every tensor of a PyTorch state dict (f32, f16, bf16 or f64) as f32.
 pub fn read_state_dict(path: &Path) -> Result<HashMap<String, PthTensor>, ToolError> {
     use candle_core::pickle::PthTensors;
     let file_len = std::fs::metadata(path)
         .map_err(|e| ToolError::io(path, e))?
         .len();
+    prescan_archive(path).map_err(|m| {
+        err(
+            path,
+            format!("not a readable PyTorch checkpoint (zip + pickle): {m}"),
+        )
+    })?;
     let run = || -> Result<HashMap<String, PthTensor>, ToolError> {
         let pth = PthTensors::new(path, None).map_err(|e| {
             err(
