@@ -110,6 +110,20 @@ pub fn random_blob_mode(
     Ok(AlignedBuf::from_bytes(&blob))
 }
 
+/// The same model in format 1.5 stack form: its own input stage, layer table and head
+/// under an explicit `Arch::Stack` header (everything else unchanged).
+pub fn as_stack(c: &Config) -> Config {
+    let s = c.stack();
+    Config {
+        arch: tinyssm_core::Arch::Stack(tinyssm_core::StackConfig {
+            stem: s.stem,
+            layers: s.layers,
+            head: s.head,
+        }),
+        ..*c
+    }
+}
+
 /// Normalised mean squared error `Σ (got − want)² / Σ want²`.
 pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len());

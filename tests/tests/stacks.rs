@@ -9,7 +9,7 @@ use tinyssm_core::{
     Arch, Block, Compute, Config, DType, FormatError, Kernels, LayerTable, Model, Role, StackConfig,
 };
 use tinyssm_host::{io, write_blob, AlignedBuf, HostError, Runner, TensorData};
-use tinyssm_tests::{configs, fixtures, nmse, random_blob, random_values, Rng};
+use tinyssm_tests::{as_stack, configs, fixtures, nmse, random_blob, random_values, Rng};
 
 fn stack_config(stem: Stem, blocks: &[Block], table: &[u8], head: Head, n: u32) -> Config {
     Config {
@@ -24,19 +24,6 @@ fn stack_config(stem: Stem, blocks: &[Block], table: &[u8], head: Head, n: u32) 
         }),
         front_end: None,
         compute: Compute::Float,
-    }
-}
-
-/// The same model in stack form: its stages and blocks, written as a 1.5 header.
-fn as_stack(c: &Config) -> Config {
-    let s = c.stack();
-    Config {
-        arch: Arch::Stack(StackConfig {
-            stem: s.stem,
-            layers: s.layers,
-            head: s.head,
-        }),
-        ..*c
     }
 }
 

@@ -6,7 +6,7 @@ use tinyssm_core::{Compute, DType, Model};
 use tinyssm_cuda::cuda::step::StepModel;
 use tinyssm_cuda::cuda::step_int::StepIntModel;
 use tinyssm_cuda::support::for_kind;
-use tinyssm_tests::{configs, random_blob_mode, repo_root};
+use tinyssm_tests::{as_stack, configs, random_blob_mode, repo_root};
 
 #[test]
 fn the_float_step_path_packs_exactly_the_listed_kinds() {
@@ -77,18 +77,9 @@ fn every_registered_kind_has_a_support_row() {
 /// pack into the same kernel parameters and weight buffer.
 #[test]
 fn the_step_paths_pack_a_model_and_its_stack_form_alike() {
-    use tinyssm_core::{Arch, StackConfig};
     let mut n = 0;
     for (name, cfg) in configs::all() {
-        let s = cfg.stack();
-        let stack = tinyssm_core::Config {
-            arch: Arch::Stack(StackConfig {
-                stem: s.stem,
-                layers: s.layers,
-                head: s.head,
-            }),
-            ..cfg
-        };
+        let stack = as_stack(&cfg);
         let (a, b) = (
             random_blob_mode(&cfg, 7, (DType::F32, Compute::Float)).unwrap(),
             random_blob_mode(&stack, 7, (DType::F32, Compute::Float)).unwrap(),
@@ -117,15 +108,7 @@ fn the_step_paths_pack_a_model_and_its_stack_form_alike() {
         if m.config().compute != Compute::Int {
             continue;
         }
-        let s = m.config().stack();
-        let cfg = tinyssm_core::Config {
-            arch: Arch::Stack(StackConfig {
-                stem: s.stem,
-                layers: s.layers,
-                head: s.head,
-            }),
-            ..*m.config()
-        };
+        let cfg = as_stack(m.config());
         // The same tensors under the stack header.
         let blob = tinyssm_host::write_blob(&cfg, |spec| {
             use tinyssm_core::{IntWeights, Weights};
@@ -159,19 +142,10 @@ fn the_step_paths_pack_a_model_and_its_stack_form_alike() {
 /// and its stack form alike, and refuses what it does not run with the reason.
 #[test]
 fn the_scan_path_runs_a_model_and_its_stack_form_alike() {
-    use tinyssm_core::{Arch, StackConfig};
     use tinyssm_cuda::verify::blob_forward;
     let mut n = 0;
     for (name, cfg) in configs::all() {
-        let s = cfg.stack();
-        let stack = tinyssm_core::Config {
-            arch: Arch::Stack(StackConfig {
-                stem: s.stem,
-                layers: s.layers,
-                head: s.head,
-            }),
-            ..cfg
-        };
+        let stack = as_stack(&cfg);
         let (a, b) = (
             random_blob_mode(&cfg, 3, (DType::F32, Compute::Float)).unwrap(),
             random_blob_mode(&stack, 3, (DType::F32, Compute::Float)).unwrap(),

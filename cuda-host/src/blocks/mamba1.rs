@@ -17,6 +17,17 @@ use crate::verify::{f32s, float_compute_only};
 const SLOTS: usize = 12;
 const INT_SLOTS: usize = 17;
 
+/// `(d_model, d_inner, d_state, d_conv, dt_rank)`.
+fn dims(b: &Mamba1Block) -> (usize, usize, usize, usize, usize) {
+    (
+        b.d_model as usize,
+        b.d_inner as usize,
+        b.d_state as usize,
+        b.d_conv as usize,
+        b.dt_rank as usize,
+    )
+}
+
 /// The kernels and the trainer's model end in an RMSNorm with the blocks' eps.
 fn check_norm(b: &Mamba1Block, v: &VectorModel) -> Result<()> {
     match v.norm {
@@ -38,13 +49,7 @@ impl BatchKind for Mamba1Block {
     };
 
     fn step_layout(&self, v: &VectorModel, p: &mut StepParams) -> Result<StepLayout> {
-        let (dm, di, n, dc, r) = (
-            self.d_model as usize,
-            self.d_inner as usize,
-            self.d_state as usize,
-            self.d_conv as usize,
-            self.dt_rank as usize,
-        );
+        let (dm, di, n, dc, r) = dims(self);
         if dc == 0 {
             return Err(step::shape("Mamba d_conv is 0".into()));
         }
@@ -71,13 +76,7 @@ impl BatchKind for Mamba1Block {
     }
 
     fn step_pack_layer(&self, pk: &mut Packer<'_>, b: usize, layer: u16) -> Result<()> {
-        let (dm, di, n, dc, r) = (
-            self.d_model as usize,
-            self.d_inner as usize,
-            self.d_state as usize,
-            self.d_conv as usize,
-            self.dt_rank as usize,
-        );
+        let (dm, di, n, dc, r) = dims(self);
         let li = Some(layer);
         pk.vec(b, li, Role::Norm, dm)?;
         pk.mat(b + 1, li, Role::InProj, 2 * di, dm)?;
@@ -101,13 +100,7 @@ impl BatchKind for Mamba1Block {
     }
 
     fn step_int_layout(&self, v: &VectorModel, p: &mut StepIntParams) -> Result<StepLayout> {
-        let (dm, di, n, dc, r) = (
-            self.d_model as usize,
-            self.d_inner as usize,
-            self.d_state as usize,
-            self.d_conv as usize,
-            self.dt_rank as usize,
-        );
+        let (dm, di, n, dc, r) = dims(self);
         if dc == 0 || dm == 0 || di == 0 || r == 0 {
             return Err(step_int::shape(format!(
                 "Mamba d_model {dm}, d_inner {di}, d_conv {dc}, dt_rank {r}"
@@ -141,13 +134,7 @@ impl BatchKind for Mamba1Block {
     }
 
     fn step_int_pack_layer(&self, pk: &mut IntPacker<'_>, b: usize, layer: u16) -> Result<()> {
-        let (dm, di, n, dc, r) = (
-            self.d_model as usize,
-            self.d_inner as usize,
-            self.d_state as usize,
-            self.d_conv as usize,
-            self.dt_rank as usize,
-        );
+        let (dm, di, n, dc, r) = dims(self);
         let li = Some(layer);
         pk.plan(b, li, Role::IntLayerPlan)?;
         pk.i16s(b + 1, li, Role::Norm, dm)?;
