@@ -41,7 +41,7 @@ struct StepParams {
     i64 dt_rank;
     i64 flags;
     float eps;
-    int pad;
+    int nslots;  // tensor slots; woff holds 2 * nslots entries (see step_q)
 };
 
 // flags
@@ -117,13 +117,65 @@ DEVFN const float* step_w(const StepParams& p, i64 slot) {
     return o < 0 ? (const float*)0 : p.w + o;
 }
 
+// Quantized matrices: woff[nslots + slot] is the offset of the slot's quantization record
+// [mode, xmax, scale[0..rows]] (-1: an f32 matrix), and the matrix slot holds the int8
+// values q as floats (exact), transposed like every matrix. Modes, as the core's
+// kernels::matvec with Kernels::Reference:
+//   1  int8 rows times f32 activations (reference::dot_i8: the sequential f32 sum of q·x,
+//      then times the row's scale);
+//   2  w8a8 with the dynamic activation scale max|x| / 127 (kernels::w8a8): x quantized to
+//      clamp(round_half_away(x · 127/max|x|), ±127), exact i32 dot products per chunk of
+//      W8A8_CHUNK columns summed in f32, times (row scale · max|x|/127); an all-zero or
+//      non-finite x takes mode 1's arithmetic;
+//   3  w8a8 with the static bound xmax calibrated at conversion (NaN quantizes to 0).
+#define STEP_W8A8_CHUNK 512
+DEVFN const float* step_q(const StepParams& p, i64 slot) {
+    i64 o = p.woff[p.nslots + slot];
+    return o < 0 ? (const float*)0 : p.w + o;
+}
+
 // out[r] = sum_j W[r, j] in[j] (+ bias[r]), W stored transposed (wt[j * rows + r]); the
-// sum is sequential from 0 and the bias added last, as the core's linear.
-DEVFN void step_linear(const float* wt, const float* bias, const float* in, i64 rows, i64 cols,
-                       float* out) {
+// sum is sequential from 0 and the bias added last, as the core's linear. `q`: the matrix's
+// quantization record (null for f32 values), see step_q.
+DEVFN void step_linear(const float* q, const float* wt, const float* bias, const float* in,
+                       i64 rows, i64 cols, float* out) {
+    const int mode = q ? (int)q[0] : 0;
+    // Every thread finds the activation bound itself (a few hundred reads; no shared
+    // memory or barrier needed for it).
+    float amax = 0.0f;
+    bool w8 = false;
+    if (mode == 2) {
+        bool finite = true;
+        for (i64 j = 0; j < cols; j++) {
+            finite = finite && isfinite(in[j]);
+            float a = fabsf(in[j]);
+            amax = a > amax ? a : amax;
+        }
+        w8 = finite && amax != 0.0f;
+    } else if (mode == 3) {
+        amax = q[1];
+        w8 = true;
+    }
+    const float sx = w8 ? amax / 127.0f : 0.0f;
+    const float inv = w8 ? 127.0f / amax : 0.0f;
     for (i64 r = threadIdx.x; r < rows; r += blockDim.x) {
         float acc = 0.0f;
-        for (i64 j = 0; j < cols; j++) acc += wt[j * rows + r] * in[j];
+        if (w8) {
+            for (i64 c0 = 0; c0 < cols; c0 += STEP_W8A8_CHUNK) {
+                const i64 m = cols - c0 < STEP_W8A8_CHUNK ? cols - c0 : STEP_W8A8_CHUNK;
+                int part = 0;
+                for (i64 j = c0; j < c0 + m; j++) {
+                    float v = roundf(in[j] * inv);
+                    int qx = isnan(v) ? 0 : (int)(v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v));
+                    part += (int)wt[j * rows + r] * qx;
+                }
+                acc += (float)part;
+            }
+            acc = acc * (q[2 + r] * sx);
+        } else {
+            for (i64 j = 0; j < cols; j++) acc += wt[j * rows + r] * in[j];
+            if (mode != 0) acc = acc * q[2 + r];
+        }
         out[r] = bias ? acc + bias[r] : acc;
     }
     __syncthreads();
@@ -186,7 +238,7 @@ KERNEL step_s4d(const StepParams p) {
     float* in = o + no;
     float* stats = in + p.d_in;
     step_load_input(p, s, in);
-    step_linear(step_w(p, SW_ENC), step_w(p, SW_ENC_B), in, h, p.d_in, x);
+    step_linear(step_q(p, SW_ENC), step_w(p, SW_ENC), step_w(p, SW_ENC_B), in, h, p.d_in, x);
     float* st = p.state + s * p.state_len;
     for (i64 l = 0; l < p.n_layers; l++) {
         const i64 base = SW_GLOBAL + l * S4_PER_LAYER;
@@ -219,7 +271,7 @@ KERNEL step_s4d(const StepParams p) {
             z[ch] = ref_gelu(2.0f * y + dd[ch] * u);
         }
         __syncthreads();
-        step_linear(step_w(p, base + S4_OUT), step_w(p, base + S4_OUT_B), z, no, h, o);
+        step_linear(step_q(p, base + S4_OUT), step_w(p, base + S4_OUT), step_w(p, base + S4_OUT_B), z, no, h, o);
         for (i64 c = threadIdx.x; c < h; c += blockDim.x) {
             x[c] += glu ? o[c] * ref_sigmoid(o[h + c]) : o[c];
         }
@@ -231,7 +283,7 @@ KERNEL step_s4d(const StepParams p) {
         step_layer_norm(x, step_w(p, SW_NORMF), step_w(p, SW_NORMF_B), h, p.eps, z, stats);
         feat = z;
     }
-    step_linear(step_w(p, SW_DEC), step_w(p, SW_DEC_B), feat, p.d_out, h,
+    step_linear(step_q(p, SW_DEC), step_w(p, SW_DEC), step_w(p, SW_DEC_B), feat, p.d_out, h,
                 p.out + (s * p.steps + p.t) * p.d_out);
 }
 
@@ -251,14 +303,14 @@ KERNEL step_mamba(const StepParams p) {
     float* xs = xz;
     const float* zs = xz + di;
     step_load_input(p, s, in);
-    step_linear(step_w(p, SW_ENC), step_w(p, SW_ENC_B), in, dm, p.d_in, resid);
+    step_linear(step_q(p, SW_ENC), step_w(p, SW_ENC), step_w(p, SW_ENC_B), in, dm, p.d_in, resid);
     float* st = p.state + s * p.state_len;
     for (i64 l = 0; l < p.n_layers; l++) {
         const i64 base = SW_GLOBAL + l * MB_PER_LAYER;
         float* hist = st + l * (di * hl + di * n);
         float* ssm = hist + di * hl;
         step_rms_norm(resid, step_w(p, base + MB_NORM), dm, p.eps, normed, stats);
-        step_linear(step_w(p, base + MB_IN), step_w(p, base + MB_IN_B), normed, 2 * di, dm, xz);
+        step_linear(step_q(p, base + MB_IN), step_w(p, base + MB_IN), step_w(p, base + MB_IN_B), normed, 2 * di, dm, xz);
         const float* cw = step_w(p, base + MB_CONV_W);
         const float* cbias = step_w(p, base + MB_CONV_B);
         for (i64 c = threadIdx.x; c < di; c += blockDim.x) {
@@ -279,8 +331,9 @@ KERNEL step_mamba(const StepParams p) {
             xs[c] = ref_silu(acc);
         }
         __syncthreads();
-        step_linear(step_w(p, base + MB_XPROJ), (const float*)0, xs, r + 2 * n, di, dbc);
+        step_linear(step_q(p, base + MB_XPROJ), step_w(p, base + MB_XPROJ), (const float*)0, xs, r + 2 * n, di, dbc);
         const float* dtw = step_w(p, base + MB_DT_W);
+        const float* dtq = step_q(p, base + MB_DT_W);  // int8 rows: mode 1 (the core's dot_row)
         const float* dtb = step_w(p, base + MB_DT_B);
         const float* av = step_w(p, base + MB_A);
         const float* dv = step_w(p, base + MB_D);
@@ -289,6 +342,7 @@ KERNEL step_mamba(const StepParams p) {
         for (i64 ch = threadIdx.x; ch < di; ch += blockDim.x) {
             float acc = 0.0f;
             for (i64 j = 0; j < r; j++) acc += dtw[j * di + ch] * dbc[j];
+            if (dtq) acc = acc * dtq[2 + ch];
             const float dt = ref_softplus(acc + dtb[ch]);
             const float u = xs[ch];
             float y = 0.0f;
@@ -303,12 +357,12 @@ KERNEL step_mamba(const StepParams p) {
             xs[ch] = y * ref_silu(zs[ch]);
         }
         __syncthreads();
-        step_linear(step_w(p, base + MB_OUT), step_w(p, base + MB_OUT_B), xs, dm, di, normed);
+        step_linear(step_q(p, base + MB_OUT), step_w(p, base + MB_OUT), step_w(p, base + MB_OUT_B), xs, dm, di, normed);
         for (i64 c = threadIdx.x; c < dm; c += blockDim.x) resid[c] += normed[c];
         __syncthreads();
     }
     step_rms_norm(resid, step_w(p, SW_NORMF), dm, p.eps, normed, stats);
-    step_linear(step_w(p, SW_DEC), step_w(p, SW_DEC_B), normed, p.d_out, dm,
+    step_linear(step_q(p, SW_DEC), step_w(p, SW_DEC), step_w(p, SW_DEC_B), normed, p.d_out, dm,
                 p.out + (s * p.steps + p.t) * p.d_out);
 }
 

@@ -1,7 +1,9 @@
 //! The verification step path (`kernels/step.cu`, `tinyssm_cuda::cuda::step`) against the
 //! core stepping each stream with `Kernels::Reference`, within `Tier::STEP` (outputs and
 //! states): the same f32 operations in the same order, except exp, log1p and erf, which are
-//! the device's own. Every check prints the measured max ulp and max relative error.
+//! the device's own. Every check prints the measured max ulp and max relative error. w8a8
+//! models (int8 matrices, int8 activations with dynamic or static scales) are held to
+//! `Tier::W8A8_STEP` and must be told apart from the same weights with f32 activations.
 //!
 //! Every check runs on the **kernel emulator** (always) and on a **real GPU** when one is
 //! present — else it prints `skipped: no CUDA device`. The shipped-model checks read real
@@ -14,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tinyssm_core::kernels::{self as ck, Kernels};
 use tinyssm_core::{
+    Compute,
     Arch, Config, DType, HeadKind, MambaSensorConfig, Model, Role, S4dConfig, TensorSpec,
 };
 use tinyssm_cuda::cuda::emu::EmuDevice;
@@ -100,7 +103,8 @@ fn layers_of(m: &Model<'_>, st: &[f32]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Step-path outputs and states against the core's under `Tier::STEP`: the report (max ulp,
+/// Step-path outputs and states against the core's under the step tier
+/// (`Tier::step_for`: `Tier::STEP`, or `Tier::W8A8_STEP` for w8a8 models): the report (max ulp,
 /// max relative error), printed; panics when beyond the tier.
 fn within_step_tier(
     what: &str,
@@ -113,7 +117,7 @@ fn within_step_tier(
     let sb: Vec<_> = states.iter().map(|s| layers_of(m, s)).collect();
     let sc: Vec<_> = core_states.iter().map(|s| layers_of(m, s)).collect();
     let r = compare(
-        Tier::STEP,
+        Tier::step_for(m),
         what.to_string(),
         "step",
         outs,
@@ -128,7 +132,8 @@ fn within_step_tier(
     );
     assert!(
         r.ok,
-        "{what}: beyond Tier::STEP, first divergence {:?}",
+        "{what}: beyond {:?}, first divergence {:?}",
+        r.tier,
         r.first_divergence
     );
     r
@@ -203,6 +208,11 @@ fn check_streams<D: Device>(
 // ---- random models
 
 fn random_blob(config: &Config, seed: u64, matrices: DType) -> AlignedBuf {
+    random_blob_q(config, seed, matrices, None)
+}
+
+/// [`random_blob`] whose int8 matrices, with `xmax`, carry that static input bound (I8S).
+fn random_blob_q(config: &Config, seed: u64, matrices: DType, xmax: Option<f32>) -> AlignedBuf {
     let mut rng = StdRng::seed_from_u64(seed);
     let blob = write_blob(
         config,
@@ -232,7 +242,11 @@ fn random_blob(config: &Config, seed: u64, matrices: DType) -> AlignedBuf {
             } else {
                 DType::F32
             };
-            Ok(TensorData::from_f32(v, dt))
+            let t = TensorData::encode(v, dt, spec)?;
+            match (xmax, &t) {
+                (Some(x), TensorData::I8 { .. }) => t.with_input_bound(x),
+                _ => Ok(t),
+            }
         },
     )
     .unwrap();
@@ -293,7 +307,7 @@ fn random_streams(rng: &mut StdRng, d: usize, lens: &[usize]) -> Vec<Vec<f32>> {
 fn random_models_case<D: Device>(dev: &D) {
     let mut rng = StdRng::seed_from_u64(7);
     let lens = [23usize, 1, 17, 30, 9];
-    let mut cases: Vec<(String, Config, DType)> = Vec::new();
+    let mut cases: Vec<(String, Config, DType, Option<f32>)> = Vec::new();
     for (i, &(pre, glu, fin)) in [
         (true, true, true),
         (false, true, false),
@@ -315,6 +329,7 @@ fn random_models_case<D: Device>(dev: &D) {
                 fin,
             ),
             dt,
+            None,
         ));
     }
     for (i, &(dc, ib, cb, ob)) in [
@@ -330,21 +345,92 @@ fn random_models_case<D: Device>(dev: &D) {
             format!("mamba d_conv={dc} in_bias={ib} conv_bias={cb} out_bias={ob} {dt:?}"),
             mamba_config(dc, ib, cb, ob),
             dt,
+            None,
         ));
     }
-    for (k, (name, cfg, dt)) in cases.iter().enumerate() {
-        let blob = random_blob(cfg, 100 + k as u64, *dt);
+    // int8 matrices: with f32 activations, and w8a8 with dynamic and static scales.
+    for (i, (compute, xmax)) in [
+        (Compute::Float, None),
+        (Compute::W8a8, None),
+        (Compute::W8a8, Some(2.5f32)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let what = match xmax {
+            Some(_) => "static",
+            None => "dynamic",
+        };
+        let mut s4d = s4d_config(4, 28, 8, i != 1, true, i == 2);
+        s4d.compute = compute;
+        cases.push((format!("s4d int8 {} {what}", compute.name()), s4d, DType::I8, xmax));
+        let mut mamba = mamba_config(3, i == 0, true, i != 2);
+        mamba.compute = compute;
+        cases.push((format!("mamba int8 {} {what}", compute.name()), mamba, DType::I8, xmax));
+    }
+    for (k, (name, cfg, dt, xmax)) in cases.iter().enumerate() {
+        let blob = random_blob_q(cfg, 100 + k as u64, *dt, *xmax);
         let m = Model::parse(blob.as_bytes()).unwrap();
         let streams = random_streams(&mut rng, m.d_input(), &lens);
         // Windows of 8 steps: the state carries over between runs.
         let r = check_streams(dev, &m, &streams, None, 8, None);
+        if cfg.compute == Compute::W8a8 {
+            w8a8_is_not_float(dev, cfg, 100 + k as u64, *xmax, &streams);
+        }
         println!(
-            "{}: {name}: within Tier::STEP ({} ulp, rel {:.3e})",
+            "{}: {name}: within the step tier ({} ulp, rel {:.3e})",
             dev.describe(),
             r.max_ulp,
             r.max_rel_err
         );
     }
+}
+
+/// The step path on a w8a8 model is told apart from the core computing the same int8
+/// weights with f32 activations: activation quantization is what the kernels compute.
+fn w8a8_is_not_float<D: Device>(
+    dev: &D,
+    cfg: &Config,
+    seed: u64,
+    xmax: Option<f32>,
+    streams: &[Vec<f32>],
+) {
+    let blob = random_blob_q(cfg, seed, DType::I8, xmax);
+    let m = Model::parse(blob.as_bytes()).unwrap();
+    let mut fcfg = cfg.clone();
+    fcfg.compute = Compute::Float;
+    let fblob = random_blob_q(&fcfg, seed, DType::I8, None);
+    let fm = Model::parse(fblob.as_bytes()).unwrap();
+    let core = fm.with_kernels(Kernels::Reference);
+    let d = m.d_input();
+    let lens: Vec<usize> = streams.iter().map(|s| s.len() / d).collect();
+    let time = lens.iter().copied().max().unwrap();
+    let mut x = vec![0f32; streams.len() * time * d];
+    for (s, st) in streams.iter().enumerate() {
+        x[s * time * d..s * time * d + st.len()].copy_from_slice(st);
+    }
+    let mut run = StepRunner::new(dev, &m, streams.len()).unwrap();
+    let y = run.run(&x, time, &lens).unwrap();
+    let o = m.d_output();
+    let per = run.model().state_len();
+    let outs: Vec<Vec<f32>> = (0..streams.len())
+        .map(|s| y[s * time * o..(s * time + lens[s]) * o].to_vec())
+        .collect();
+    let (mut fo, mut fs) = (Vec::new(), Vec::new());
+    for st in streams {
+        let (ys, fin) = core_stream(&core, &vec![0f32; per], st);
+        fo.push(ys);
+        fs.push(fin);
+    }
+    let st = run.states().unwrap();
+    let sb: Vec<_> = st.chunks(per).map(|v| layers_of(&m, v)).collect();
+    let sc: Vec<_> = fs.iter().map(|v| layers_of(&m, v)).collect();
+    let r = compare(Tier::W8A8_STEP, "w8a8 vs float".into(), "step", &outs, &fo, o, &sb, &sc);
+    println!(
+        "  w8a8 step path vs the core's f32-activation step: max scaled {:.3e}, NMSE {:.2e} (told apart)",
+        r.max_scaled_err, r.nmse
+    );
+    assert!(!r.ok, "w8a8 not told apart from float activations");
 }
 
 #[test]
@@ -723,7 +809,7 @@ fn fsdd_case<D: Device>(dev: &D, model: &str) {
     );
     exact("samples vs frames: state", &fin, &st[..per]);
     println!(
-        "{}: {model}: {} FSDD clips ({} frames) within Tier::STEP ({} ulp, rel {:.3e})",
+        "{}: {model}: {} FSDD clips ({} frames) within the step tier ({} ulp, rel {:.3e})",
         dev.describe(),
         frames.len(),
         frames.iter().map(|f| f.len() / m.d_input()).sum::<usize>(),
@@ -742,12 +828,12 @@ fn shipped_fsdd_mamba_agrees_within_the_step_tier_on_real_clips() {
     on_devices!(fsdd_case, "fsdd-mamba.tssm");
 }
 
-fn ecg_case<D: Device>(dev: &D) {
+fn ecg_case<D: Device>(dev: &D, model: &str) {
     let Some(dir) = data_or_skip("ecg/100.dat", "MIT-BIH Arrhythmia Database, PhysioNet") else {
         return;
     };
     let (sig, _, _) = tinyssm_data::ecg::record_100(&dir).unwrap();
-    let blob = load("ecg-rpeak.tssm");
+    let blob = load(model);
     let m = Model::parse(blob.as_bytes()).unwrap();
     // Eight stretches from the test region, of different lengths (1.1 to 1.5 s).
     let start = sig.len() * 8 / 10;
@@ -759,7 +845,7 @@ fn ecg_case<D: Device>(dev: &D) {
         .collect();
     let r = check_streams(dev, &m, &streams, None, 128, None);
     println!(
-        "{}: ecg-rpeak.tssm: 8 ECG stretches within Tier::STEP ({} ulp, rel {:.3e})",
+        "{}: {model}: 8 ECG stretches within the step tier ({} ulp, rel {:.3e})",
         dev.describe(),
         r.max_ulp,
         r.max_rel_err
@@ -768,7 +854,27 @@ fn ecg_case<D: Device>(dev: &D) {
 
 #[test]
 fn shipped_ecg_model_agrees_within_the_step_tier_on_real_ecg() {
-    on_devices!(ecg_case);
+    on_devices!(ecg_case, "ecg-rpeak.tssm");
+}
+
+// The shipped w8a8 models (int8 matrices, int8 activations with dynamic scales): the step
+// kernels quantize each linear's input as the core does and sum the int8 products exactly.
+
+#[test]
+fn shipped_w8a8_ecg_model_agrees_within_the_step_tier_on_real_ecg() {
+    on_devices!(ecg_case, "ecg-rpeak-int8.tssm");
+}
+
+#[test]
+fn shipped_w8a8_fsdd_s4d_models_agree_within_the_step_tier_on_real_clips() {
+    on_devices!(fsdd_case, "fsdd-s4d-int8.tssm");
+    on_devices!(fsdd_case, "fsdd-s4d-small-int8.tssm");
+    on_devices!(fsdd_case, "fsdd-s4d-tiny-int8.tssm");
+}
+
+#[test]
+fn shipped_w8a8_fsdd_mamba_agrees_within_the_step_tier_on_real_clips() {
+    on_devices!(fsdd_case, "fsdd-mamba-int8.tssm");
 }
 
 fn basicmotions_case<D: Device>(dev: &D) {

@@ -8,7 +8,7 @@ use tinyssm_core::{Model, Role};
 
 use super::{BatchKind, BlobOut, StepLayout, VectorModel};
 use crate::backend::{Backend, BackendError, Result};
-use crate::cuda::step::{self, Packer, StepParams};
+use crate::cuda::step::{self, MatUse, Packer, StepParams};
 use crate::cuda::step_int::{self, v16, IntPacker, StepIntParams};
 use crate::support::BatchSupport;
 use crate::verify::{f32s, float_compute_only};
@@ -88,7 +88,7 @@ impl BatchKind for Mamba1Block {
             pk.vec(b + 4, li, Role::ConvB, di)?;
         }
         pk.mat(b + 5, li, Role::XProj, r + 2 * n, di)?;
-        pk.mat(b + 6, li, Role::DtProj, di, r)?;
+        pk.mat_as(b + 6, li, Role::DtProj, di, r, MatUse::Rows)?;
         pk.vec(b + 7, li, Role::DtProjBias, di)?;
         pk.vec(b + 8, li, Role::A, di * n)?;
         pk.vec(b + 9, li, Role::D, di)?;

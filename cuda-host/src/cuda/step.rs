@@ -16,7 +16,7 @@
 //! the front end's feature frames (computed on the host by the core).
 
 use tinyssm_core::stack::FinalNorm;
-use tinyssm_core::{Kernels, Model, Role, Weights};
+use tinyssm_core::{ActQuant, Kernels, Model, Role, Weights};
 
 use super::device::{Device, Launch};
 use super::params::KernelParams;
@@ -54,7 +54,9 @@ pub struct StepParams {
     pub dt_rank: i64,
     pub flags: i64,
     pub eps: f32,
-    pub pad: i32,
+    /// Tensor slots; the offsets table holds `2 · nslots` entries (the second half: each
+    /// quantized matrix's record, see [`Packer::mat`]).
+    pub nslots: i32,
 }
 // SAFETY: repr(C), 20 eight-byte integers then two four-byte fields: no padding (the
 // assertion below), plain data.
@@ -98,6 +100,16 @@ pub struct Packer<'m> {
     m: &'m Model<'m>,
     weights: Vec<f32>,
     offsets: Vec<i64>,
+    nslots: usize,
+}
+
+/// How the core multiplies by a matrix: [`kernels::matvec`](tinyssm_core::kernels::matvec)
+/// (w8a8 where the model quantizes activations) or row by row with f32 activations
+/// (`dot_row`: Mamba-1's dt projection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatUse {
+    Linear,
+    Rows,
 }
 
 impl Packer<'_> {
@@ -119,15 +131,15 @@ impl Packer<'_> {
             ))
         })?;
         // f16/bf16 → f32 is exact: the core's f16/bf16 dots multiply the converted value.
-        // int8/int4 rows are `scale · Σ q·x` in the core (and w8a8 quantizes activations),
-        // which this path does not compute yet.
+        // int8 matrices go through `mat` (values and scales apart); int4 groups are not
+        // computed by the step kernels.
         let v: Vec<f32> = match t.weights {
             Weights::F32(w) => w.to_vec(),
             Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
             Weights::Bf16(w) => w.iter().map(|x| x.to_f32()).collect(),
             Weights::I8(_) | Weights::I4(_) | Weights::Int(_) => {
                 return Err(BackendError::Unavailable(format!(
-                    "the step path runs models with f32/f16/bf16 matrices; {} is {}",
+                    "the step path runs f32/f16/bf16 vectors and f32/f16/bf16/int8 matrices; {} is {}",
                     role.name(),
                     t.dtype.name()
                 )))
@@ -150,7 +162,8 @@ impl Packer<'_> {
         Ok(())
     }
 
-    /// A `[rows, cols]` matrix, stored transposed (`[cols, rows]`).
+    /// A `[rows, cols]` matrix the core multiplies by with `kernels::matvec`, stored
+    /// transposed (`[cols, rows]`).
     pub fn mat(
         &mut self,
         slot: usize,
@@ -159,6 +172,49 @@ impl Packer<'_> {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
+        self.mat_as(slot, layer, role, rows, cols, MatUse::Linear)
+    }
+
+    /// A `[rows, cols]` matrix used as `how` says, stored transposed (`[cols, rows]`). An
+    /// int8 matrix is stored as its values `q` (exact in f32), and its quantization record
+    /// `[mode, xmax, scale per row]` goes to slot `nslots + slot` (`kernels/step.cu`,
+    /// `step_q`): mode 1 for f32 activations, 2 for w8a8 with dynamic scales, 3 for w8a8
+    /// with the static bound `xmax` — the core's own choice in `kernels::matvec`.
+    pub fn mat_as(
+        &mut self,
+        slot: usize,
+        layer: Option<u16>,
+        role: Role,
+        rows: usize,
+        cols: usize,
+        how: MatUse,
+    ) -> Result<()> {
+        if let Some(Weights::I8(q)) = self.m.find(layer, role).map(|t| t.weights) {
+            if q.q.len() != rows * cols || q.scale.len() != rows {
+                return Err(shape(format!(
+                    "{} has {} int8 values and {} scales, expected {rows} × {cols}",
+                    role.name(),
+                    q.q.len(),
+                    q.scale.len()
+                )));
+            }
+            let mut t = vec![0f32; rows * cols];
+            for r in 0..rows {
+                for c in 0..cols {
+                    t[c * rows + r] = q.q[r * cols + c] as f32;
+                }
+            }
+            self.put(slot, t);
+            let (mode, xmax) = match (how, q.act) {
+                (MatUse::Linear, ActQuant::DynamicI8) if q.cols == cols => (2.0, 0.0),
+                (MatUse::Linear, ActQuant::StaticI8 { xmax }) if q.cols == cols => (3.0, xmax),
+                _ => (1.0, 0.0),
+            };
+            let mut rec = vec![mode, xmax];
+            rec.extend_from_slice(q.scale);
+            self.put(self.nslots + slot, rec);
+            return Ok(());
+        }
         let v = self.values(layer, role, rows * cols)?;
         let mut t = vec![0f32; v.len()];
         for r in 0..rows {
@@ -206,10 +262,14 @@ impl KindFn for PackStep<'_, '_> {
             )));
         }
         // The slots: [`GLOBAL_SLOTS`] (encoder, final norm, decoder), then each layer's.
+        let nslots = GLOBAL_SLOTS + layers * lay.per_layer;
+        p.nslots = i32::try_from(nslots)
+            .map_err(|_| shape(format!("{nslots} tensor slots do not fit the kernel's i32")))?;
         let mut pk = Packer {
             m,
             weights: Vec::new(),
-            offsets: vec![-1; GLOBAL_SLOTS + layers * lay.per_layer],
+            offsets: vec![-1; 2 * nslots],
+            nslots,
         };
         pk.mat(0, None, Role::Encoder, dm, d_in)?;
         pk.vec(1, None, Role::EncoderBias, dm)?;

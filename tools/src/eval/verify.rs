@@ -87,7 +87,7 @@ impl<D: Device> BatchRun for StepRun<'_, D> {
 fn core_for<'a>(path: VerifyPath, model: &Model<'a>) -> (Model<'a>, Tier) {
     match path {
         VerifyPath::Scan => (*model, Tier::FLOAT),
-        VerifyPath::Step => (model.with_kernels(Kernels::Reference), Tier::STEP),
+        VerifyPath::Step => (model.with_kernels(Kernels::Reference), Tier::step_for(model)),
     }
 }
 
