@@ -16,8 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tinyssm_core::kernels::{self as ck, Kernels};
 use tinyssm_core::{
-    Compute,
-    Arch, Config, DType, HeadKind, MambaSensorConfig, Model, Role, S4dConfig, TensorSpec,
+    Arch, Compute, Config, DType, HeadKind, MambaSensorConfig, Model, Role, S4dConfig, TensorSpec,
 };
 use tinyssm_cuda::cuda::emu::EmuDevice;
 use tinyssm_cuda::cuda::step::{math_probe, StepParams, StepRunner};
@@ -133,8 +132,7 @@ fn within_step_tier(
     assert!(
         r.ok,
         "{what}: beyond {:?}, first divergence {:?}",
-        r.tier,
-        r.first_divergence
+        r.tier, r.first_divergence
     );
     r
 }
@@ -363,10 +361,20 @@ fn random_models_case<D: Device>(dev: &D) {
         };
         let mut s4d = s4d_config(4, 28, 8, i != 1, true, i == 2);
         s4d.compute = compute;
-        cases.push((format!("s4d int8 {} {what}", compute.name()), s4d, DType::I8, xmax));
+        cases.push((
+            format!("s4d int8 {} {what}", compute.name()),
+            s4d,
+            DType::I8,
+            xmax,
+        ));
         let mut mamba = mamba_config(3, i == 0, true, i != 2);
         mamba.compute = compute;
-        cases.push((format!("mamba int8 {} {what}", compute.name()), mamba, DType::I8, xmax));
+        cases.push((
+            format!("mamba int8 {} {what}", compute.name()),
+            mamba,
+            DType::I8,
+            xmax,
+        ));
     }
     for (k, (name, cfg, dt, xmax)) in cases.iter().enumerate() {
         let blob = random_blob_q(cfg, 100 + k as u64, *dt, *xmax);
@@ -397,7 +405,7 @@ fn w8a8_is_not_float<D: Device>(
 ) {
     let blob = random_blob_q(cfg, seed, DType::I8, xmax);
     let m = Model::parse(blob.as_bytes()).unwrap();
-    let mut fcfg = cfg.clone();
+    let mut fcfg = *cfg;
     fcfg.compute = Compute::Float;
     let fblob = random_blob_q(&fcfg, seed, DType::I8, None);
     let fm = Model::parse(fblob.as_bytes()).unwrap();
@@ -425,7 +433,16 @@ fn w8a8_is_not_float<D: Device>(
     let st = run.states().unwrap();
     let sb: Vec<_> = st.chunks(per).map(|v| layers_of(&m, v)).collect();
     let sc: Vec<_> = fs.iter().map(|v| layers_of(&m, v)).collect();
-    let r = compare(Tier::W8A8_STEP, "w8a8 vs float".into(), "step", &outs, &fo, o, &sb, &sc);
+    let r = compare(
+        Tier::W8A8_STEP,
+        "w8a8 vs float".into(),
+        "step",
+        &outs,
+        &fo,
+        o,
+        &sb,
+        &sc,
+    );
     println!(
         "  w8a8 step path vs the core's f32-activation step: max scaled {:.3e}, NMSE {:.2e} (told apart)",
         r.max_scaled_err, r.nmse

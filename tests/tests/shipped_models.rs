@@ -448,3 +448,38 @@ fn integer_only_models_are_their_float_models_converted_and_hold_the_accuracy() 
         holds_the_bound(name, "integer-only", (&mf, &pf), (&mi, &pi), 0.02);
     }
 }
+
+/// `verify --all models/` on the emulated CUDA step path: every shipped model — float, w8a8
+/// and integer-only — verified against the core with its dataset (2 streams each; ECG
+/// streams of `ALL_ECG_STEPS`), one row per model, none failed or left unverified.
+#[test]
+fn every_shipped_model_verifies_on_the_emulated_step_path() {
+    if !fsdd_present() {
+        return;
+    }
+    std::env::set_var("TINYSSM_DATA", data_dir());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("emu-verify-all");
+    let dev = tinyssm_cuda::cuda::emu::EmuDevice::build(&dir).unwrap();
+    let rows =
+        tinyssm_tools::eval::verify_all(&dev, &repo_root().join("models"), Split::Test, 2).unwrap();
+    print!("{}", tinyssm_tools::eval::all_table(&rows));
+    let shipped = std::fs::read_dir(repo_root().join("models"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "tssm"))
+        })
+        .count();
+    assert_eq!(rows.len(), shipped);
+    for c in ["float", "w8a8", "int"] {
+        assert!(rows.iter().any(|r| r.compute == c), "no {c} model");
+    }
+    for r in &rows {
+        assert!(r.ok && r.error.is_none(), "{r:?}");
+        assert!(r.streams >= 1 && r.steps > 0, "{r:?}");
+        match r.compute.as_str() {
+            "int" => assert_eq!(r.differing, Some(0), "{r:?}"),
+            _ => assert!(r.max_scaled_err.is_some(), "{r:?}"),
+        }
+    }
+}

@@ -14,8 +14,9 @@ use crate::error::ToolError;
 mod verify;
 #[cfg(feature = "cuda")]
 pub use verify::{
-    verify_basicmotions, verify_basicmotions_step, verify_ecg, verify_ecg_step, verify_fsdd,
-    verify_fsdd_step, verify_int_step, VerifyData, VerifyPath,
+    all_table, verify_all, verify_basicmotions, verify_basicmotions_step, verify_ecg,
+    verify_ecg_step, verify_fsdd, verify_fsdd_step, verify_int_step, AllRow, VerifyData,
+    VerifyPath,
 };
 
 /// One model's result.

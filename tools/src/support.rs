@@ -68,6 +68,8 @@ float / w8a8 / int: the compute modes the kind's step implements in the core (a 
 for another is refused at parse). kernels: every kind runs under the scalar reference kernels
 and the fast ones; \"own\" means fast kernels of its own beyond the shared matrix products.
 training: `tinyssm train` builds it (vector models). batch scan op: the whole-sequence scan op
-that the CPU and CUDA backends implement, forward and backward. CUDA step / int step: the CUDA
-step paths of `tinyssm verify` (vector models). n/a: this build has no `cuda` feature.
+that the CPU and CUDA backends implement, forward and backward (float compute; w8a8 models are
+verified on the step path). CUDA step / int step: the CUDA step paths of `tinyssm verify`
+(vector models): float and w8a8 (f32/f16/bf16/int8 matrices) / integer-only. n/a: this build
+has no `cuda` feature.
 ";

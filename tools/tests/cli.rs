@@ -1219,3 +1219,49 @@ fn state_snapshots_continue_a_stream_exactly() {
         .arg(&float_state));
     fails_with(&o, "ecg-rpeak.tssm.state");
 }
+
+/// `verify --all DIR` prints one row per model and fails, naming the model, when one cannot
+/// be verified; an empty directory is an error, not an empty success.
+#[cfg(feature = "cuda")]
+#[test]
+fn verify_all_lists_every_model_and_fails_on_an_unverifiable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(bin()
+        .args(["verify", "--backend", "cuda-emu", "--all"])
+        .arg(dir.path()));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no .tssm models"));
+    // A vector model with 3 inputs: no dataset takes it.
+    let cfg = tinyssm_core::Config {
+        n_layers: 1,
+        front_end: None,
+        compute: tinyssm_core::Compute::Float,
+        arch: tinyssm_core::Arch::S4d(tinyssm_core::S4dConfig {
+            d_input: 3,
+            d_model: 8,
+            d_state: 4,
+            d_output: 2,
+            norm_eps: 1e-5,
+            prenorm: true,
+            glu: true,
+            final_norm: false,
+            head: tinyssm_core::HeadKind::Classification,
+        }),
+    };
+    let blob = tinyssm_host::write_blob(&cfg, |spec: &tinyssm_core::TensorSpec| {
+        let n = spec.numel().unwrap_or(0) as usize;
+        Ok::<_, tinyssm_host::HostError>(tinyssm_host::TensorData::F32(vec![0.01; n]))
+    })
+    .unwrap();
+    std::fs::write(dir.path().join("three.tssm"), blob).unwrap();
+    let o = run(bin()
+        .args(["verify", "--backend", "cuda-emu", "--all"])
+        .arg(dir.path()));
+    assert!(!o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("three.tssm") && out.contains("NOT VERIFIED: no dataset takes 3 inputs"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 1 models failed"));
+}

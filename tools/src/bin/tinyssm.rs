@@ -171,9 +171,17 @@ enum Cmd {
         command(about = NEEDS_CUDA_HELP, long_about = None)
     )]
     Verify {
-        model: PathBuf,
-        #[arg(long, value_enum)]
-        dataset: DatasetKind,
+        #[arg(required_unless_present = "all")]
+        model: Option<PathBuf>,
+        #[arg(long, value_enum, required_unless_present = "all")]
+        dataset: Option<DatasetKind>,
+        /// Verify every `*.tssm` in this directory on the step path (`--backend cuda` or
+        /// `cuda-emu`): float and w8a8 models within their tier, integer-only models bit
+        /// for bit, each with the dataset its input takes (audio: FSDD, one input: ECG,
+        /// six: BasicMotions); prints one table (`--json`: one array), non-zero exit if
+        /// any model failed or could not be verified.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "dataset", "path"])]
+        all: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "test")]
         split: SplitKind,
         #[arg(long, default_value_t = 64)]
@@ -815,6 +823,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Cmd::Verify {
             model,
             dataset,
+            all,
             split,
             streams,
             backend,
@@ -825,8 +834,31 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 SplitKind::Train => tinyssm_data::Split::Train,
                 SplitKind::Test => tinyssm_data::Split::Test,
             };
-            let mf = ModelFile::open(&model)?;
             use tinyssm_tools::eval;
+            if let Some(dir) = all {
+                let rows =
+                    with_device!(backend, dev => eval::verify_all(dev, &dir, split, streams)?);
+                if json {
+                    println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+                } else {
+                    print!("{}", eval::all_table(&rows));
+                }
+                let bad = rows.iter().filter(|r| !r.ok).count();
+                return if bad == 0 {
+                    Ok(())
+                } else {
+                    Err(ToolError::Usage(format!(
+                        "{bad} of {} models failed or could not be verified",
+                        rows.len()
+                    )))
+                };
+            }
+            let (Some(model), Some(dataset)) = (model, dataset) else {
+                return Err(ToolError::Usage(
+                    "give a model and --dataset, or --all DIR".into(),
+                ));
+            };
+            let mf = ModelFile::open(&model)?;
             let m = mf.model();
             if m.config().compute == tinyssm_core::Compute::Int {
                 // Integer-only models: the integer step kernels against the core's integer

@@ -87,7 +87,10 @@ impl<D: Device> BatchRun for StepRun<'_, D> {
 fn core_for<'a>(path: VerifyPath, model: &Model<'a>) -> (Model<'a>, Tier) {
     match path {
         VerifyPath::Scan => (*model, Tier::FLOAT),
-        VerifyPath::Step => (model.with_kernels(Kernels::Reference), Tier::step_for(model)),
+        VerifyPath::Step => (
+            model.with_kernels(Kernels::Reference),
+            Tier::step_for(model),
+        ),
     }
 }
 
@@ -175,7 +178,7 @@ pub fn verify_ecg<B: tinyssm_cuda::Backend>(
     model: &Model<'_>,
     streams: usize,
 ) -> Result<Report, ToolError> {
-    ecg_on(&ScanRun(be), model, streams)
+    ecg_on(&ScanRun(be), model, streams, usize::MAX)
 }
 
 /// [`verify_ecg`] on the step path of a CUDA device (or the emulator).
@@ -184,10 +187,15 @@ pub fn verify_ecg_step<D: Device>(
     model: &Model<'_>,
     streams: usize,
 ) -> Result<Report, ToolError> {
-    ecg_on(&StepRun(dev), model, streams)
+    ecg_on(&StepRun(dev), model, streams, usize::MAX)
 }
 
-fn ecg_on(run: &dyn BatchRun, model: &Model<'_>, streams: usize) -> Result<Report, ToolError> {
+fn ecg_on(
+    run: &dyn BatchRun,
+    model: &Model<'_>,
+    streams: usize,
+    max_steps: usize,
+) -> Result<Report, ToolError> {
     if model.d_input() != 1 || model.front_end().is_some() {
         return Err(usage(
             "the ecg dataset needs a model with one input per step",
@@ -198,7 +206,7 @@ fn ecg_on(run: &dyn BatchRun, model: &Model<'_>, streams: usize) -> Result<Repor
     let chunks: Vec<Vec<f32>> = test
         .chunks_exact(test.len() / streams)
         .take(streams)
-        .map(|c| c.to_vec())
+        .map(|c| c[..c.len().min(max_steps)].to_vec())
         .collect();
     let (cm, _) = core_for(run.path(), model);
     let core = chunks
@@ -265,6 +273,17 @@ pub fn verify_int_step<D: Device>(
     split: Split,
     streams: usize,
 ) -> Result<IntReport, ToolError> {
+    int_step_on(dev, model, data, split, streams, usize::MAX)
+}
+
+fn int_step_on<D: Device>(
+    dev: &D,
+    model: &Model<'_>,
+    data: VerifyData,
+    split: Split,
+    streams: usize,
+    max_steps: usize,
+) -> Result<IntReport, ToolError> {
     let io = model
         .int_io()
         .ok_or_else(|| usage("not an integer-only model"))?;
@@ -283,7 +302,7 @@ pub fn verify_int_step<D: Device>(
             let n = streams.clamp(1, test.len());
             test.chunks_exact(test.len() / n)
                 .take(n)
-                .map(|c| c.to_vec())
+                .map(|c| c[..c.len().min(max_steps)].to_vec())
                 .collect()
         }
         VerifyData::Basicmotions => {
@@ -318,4 +337,172 @@ pub fn verify_int_step<D: Device>(
         &st_be,
         &st_core,
     ))
+}
+
+/// Steps per ECG stream in `verify --all` (2.8 s of the 360 Hz record): the step path launches once per
+/// step, and the single-model `verify` already covers the whole test region.
+pub const ALL_ECG_STEPS: usize = 1_000;
+
+/// One model's line in `tinyssm verify --all`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AllRow {
+    /// The model file's name.
+    pub model: String,
+    /// `float`, `w8a8` or `int`.
+    pub compute: String,
+    /// The dataset its streams came from (`None` where the run did not start).
+    pub dataset: Option<String>,
+    /// `step` (float and w8a8 step kernels) or `step-int` (integer step kernels).
+    pub path: String,
+    /// `exact`, or the float tier's `rel`.
+    pub tier: String,
+    pub streams: usize,
+    pub steps: usize,
+    /// Largest `|Δ| / max(|core|, rms)` (float and w8a8 models).
+    pub max_scaled_err: Option<f32>,
+    /// Values that differ (integer-only models; must be 0).
+    pub differing: Option<usize>,
+    pub ok: bool,
+    /// Why a model was not verified (then `ok` is false).
+    pub error: Option<String>,
+}
+
+/// The dataset a model's input takes: an audio front end → FSDD, one input per step → the
+/// ECG record, six → BasicMotions (the shipped models' three kinds of input).
+fn dataset_of(m: &Model<'_>) -> Option<VerifyData> {
+    match (m.config().front_end.is_some(), m.d_input()) {
+        (true, _) => Some(VerifyData::Fsdd),
+        (false, 1) => Some(VerifyData::Ecg),
+        (false, 6) => Some(VerifyData::Basicmotions),
+        _ => None,
+    }
+}
+
+/// `tinyssm verify --all DIR`: every `*.tssm` in `dir` (sorted by name) on the step path of
+/// `dev` — float and w8a8 models through the step kernels within their tier
+/// ([`Tier::step_for`]), integer-only models through the integer step kernels for
+/// equality — with up to `streams` streams of the dataset its input takes (ECG streams cut
+/// to [`ALL_ECG_STEPS`] steps). A model that
+/// cannot be verified (no dataset for its input, a kind the step path does not run) is a
+/// row with `ok: false` and the reason; nothing is skipped silently.
+pub fn verify_all<D: Device>(
+    dev: &D,
+    dir: &Path,
+    split: Split,
+    streams: usize,
+) -> Result<Vec<AllRow>, ToolError> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| usage(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tssm") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(usage(format!("{}: no .tssm models", dir.display())));
+    }
+    let mut rows = Vec::new();
+    for f in files {
+        let name = f
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut row = AllRow {
+            model: name,
+            compute: String::new(),
+            dataset: None,
+            path: "step".into(),
+            tier: String::new(),
+            streams: 0,
+            steps: 0,
+            max_scaled_err: None,
+            differing: None,
+            ok: false,
+            error: None,
+        };
+        if let Err(e) = verify_one(dev, &f, split, streams, &mut row) {
+            row.ok = false;
+            row.error = Some(e.to_string());
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn verify_one<D: Device>(
+    dev: &D,
+    f: &Path,
+    split: Split,
+    streams: usize,
+    row: &mut AllRow,
+) -> Result<(), ToolError> {
+    let mf = tinyssm_host::ModelFile::open(f)?;
+    let m = mf.model();
+    let compute = m.config().compute;
+    row.compute = compute.name().to_string();
+    let data = dataset_of(&m)
+        .ok_or_else(|| usage(format!("no dataset takes {} inputs per step", m.d_input())))?;
+    row.dataset = Some(
+        match data {
+            VerifyData::Fsdd => "fsdd",
+            VerifyData::Ecg => "ecg",
+            VerifyData::Basicmotions => "basicmotions",
+        }
+        .into(),
+    );
+    if compute == tinyssm_core::Compute::Int {
+        row.path = "step-int".into();
+        row.tier = "exact".into();
+        let r = int_step_on(dev, &m, data, split, streams, ALL_ECG_STEPS)?;
+        row.streams = r.streams;
+        row.steps = r.steps;
+        row.differing = Some(r.differing);
+        row.ok = r.ok;
+        return Ok(());
+    }
+    let run = StepRun(dev);
+    let r = match data {
+        VerifyData::Fsdd => fsdd_on(&run, &m, split, streams)?,
+        VerifyData::Ecg => ecg_on(&run, &m, streams, ALL_ECG_STEPS)?,
+        VerifyData::Basicmotions => basicmotions_on(&run, &m, split, streams)?,
+    };
+    row.tier = match r.tier {
+        Tier::Exact => "exact".into(),
+        Tier::Float { rel, .. } => format!("rel {rel:.0e}"),
+    };
+    row.streams = r.streams;
+    row.steps = r.steps;
+    row.max_scaled_err = Some(r.max_scaled_err);
+    row.ok = r.ok;
+    Ok(())
+}
+
+/// The `verify --all` table as text, one line per model.
+pub fn all_table(rows: &[AllRow]) -> String {
+    let mut s = format!(
+        "{:<26} {:<7} {:<13} {:<9} {:<8} {:>7} {:>6} {:>22}  result\n",
+        "model", "compute", "dataset", "path", "tier", "streams", "steps", "max scaled Δ / differ"
+    );
+    for r in rows {
+        let measure = match (r.max_scaled_err, r.differing) {
+            (Some(e), _) => format!("{e:.2e}"),
+            (_, Some(d)) => format!("{d} values"),
+            _ => "-".into(),
+        };
+        let result = match (&r.error, r.ok) {
+            (Some(e), _) => format!("NOT VERIFIED: {e}"),
+            (None, true) => "ok".into(),
+            (None, false) => "FAILED".into(),
+        };
+        s.push_str(&format!(
+            "{:<26} {:<7} {:<13} {:<9} {:<8} {:>7} {:>6} {:>22}  {result}\n",
+            r.model,
+            r.compute,
+            r.dataset.as_deref().unwrap_or("-"),
+            r.path,
+            r.tier,
+            r.streams,
+            r.steps,
+            measure
+        ));
+    }
+    s
 }
