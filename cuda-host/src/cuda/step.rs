@@ -189,33 +189,27 @@ impl Packer<'_> {
         cols: usize,
         how: MatUse,
     ) -> Result<()> {
-        if let Some(Weights::I8(q)) = self.m.find(layer, role).map(|t| t.weights) {
-            if q.q.len() != rows * cols || q.scale.len() != rows {
-                return Err(shape(format!(
-                    "{} has {} int8 values and {} scales, expected {rows} × {cols}",
-                    role.name(),
-                    q.q.len(),
-                    q.scale.len()
-                )));
-            }
-            let mut t = vec![0f32; rows * cols];
-            for r in 0..rows {
-                for c in 0..cols {
-                    t[c * rows + r] = q.q[r * cols + c] as f32;
+        let (v, rec) = match self.m.find(layer, role).map(|t| t.weights) {
+            Some(Weights::I8(q)) => {
+                if q.q.len() != rows * cols || q.scale.len() != rows {
+                    return Err(shape(format!(
+                        "{} has {} int8 values and {} scales, expected {rows} × {cols}",
+                        role.name(),
+                        q.q.len(),
+                        q.scale.len()
+                    )));
                 }
+                let (mode, xmax) = match (how, q.act) {
+                    (MatUse::Linear, ActQuant::DynamicI8) if q.cols == cols => (2.0, 0.0),
+                    (MatUse::Linear, ActQuant::StaticI8 { xmax }) if q.cols == cols => (3.0, xmax),
+                    _ => (1.0, 0.0),
+                };
+                let mut rec = vec![mode, xmax];
+                rec.extend_from_slice(q.scale);
+                (q.q.iter().map(|&x| x as f32).collect(), Some(rec))
             }
-            self.put(slot, t);
-            let (mode, xmax) = match (how, q.act) {
-                (MatUse::Linear, ActQuant::DynamicI8) if q.cols == cols => (2.0, 0.0),
-                (MatUse::Linear, ActQuant::StaticI8 { xmax }) if q.cols == cols => (3.0, xmax),
-                _ => (1.0, 0.0),
-            };
-            let mut rec = vec![mode, xmax];
-            rec.extend_from_slice(q.scale);
-            self.put(self.nslots + slot, rec);
-            return Ok(());
-        }
-        let v = self.values(layer, role, rows * cols)?;
+            _ => (self.values(layer, role, rows * cols)?, None),
+        };
         let mut t = vec![0f32; v.len()];
         for r in 0..rows {
             for c in 0..cols {
@@ -223,6 +217,9 @@ impl Packer<'_> {
             }
         }
         self.put(slot, t);
+        if let Some(rec) = rec {
+            self.put(self.nslots + slot, rec);
+        }
         Ok(())
     }
 }
