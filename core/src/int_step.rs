@@ -16,7 +16,8 @@
 //! | norm biases | `i32` | the norm's output |
 //! | S4D `dA` | `i32` | 30 (`DA_FRAC`) |
 //! | S4D `C·dB`, `D`; Mamba `A`, `D` | `i32` | per tensor (largest value below 2^22 / 2^30) |
-//! | recurrent states (S4D modes, Mamba SSM) | `i32` | per layer, calibrated with 2× headroom |
+//! | recurrent states: S4D modes | `i32` | per layer, from the bound `(max i16 input + rounding) / (1 − max|dA|)`: no input saturates them |
+//! | recurrent states: Mamba SSM | `i32` | per layer, calibrated with 2× headroom |
 //! | Mamba conv history | `i16` in `i32` slots | the conv input's |
 //! | Mamba `dt` | `i32` | 24 (Q7.24, [`softplus_q24`]) |
 //! | decays `exp(dt·A)` | `i32` | 31 ([`fixed::exp_neg_q31`]) |

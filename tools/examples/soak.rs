@@ -21,9 +21,12 @@
 //! - `noise`: uniform white noise over the same full scale (fixed seed).
 //!
 //! Checks, per (model, input): no step error and every output finite (float); the state
-//! stays bounded — its largest |value| (the layers' state, not the front end's ring) over
-//! the whole run at most 1.5× its largest over the first half (integer-only models: how
-//! many values sit at the i32 limits is reported); at `K` checkpoints the state is cloned and `W` further steps run with the
+//! stays bounded — for float and w8a8 S4D models (linear: `h ← dA·h + u` per mode) every
+//! mode within its closed-form bound `max|u| / (1 − |dA|)`, `max|u|` the largest |input| its
+//! channel has seen (probed at the block's input), checked 100 times per run; for other
+//! float models the largest |value| of the layers' state (not the front end's ring) over the
+//! whole run at most 1.5× its largest over the first half; for integer-only models no state
+//! value at the i32 limits (saturated); at `K` checkpoints the state is cloned and `W` further steps run with the
 //! reference kernels beside the fast ones from it: integer-only outputs must be equal,
 //! float outputs within 1e-3 and w8a8 within 4e-3 of `max(|ref|, rms of the window)`.
 //! Exit status 1 when any check fails.
@@ -31,7 +34,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tinyssm_core::{Compute, Input, Kernels, Model};
+use tinyssm_core::probe::{NoProbe, Probe, Site};
+use tinyssm_core::{Compute, Input, Kernels, Model, Role};
 use tinyssm_data::Split;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,6 +109,82 @@ struct Runner<'a> {
     m: Model<'a>,
     audio: bool,
     in_frac: u32,
+    /// Float/w8a8 models whose every layer is S4D: each mode's gain `1 / (1 − |dA|)`.
+    lti: Option<Lti>,
+}
+
+/// The closed-form state bound of a stack of S4D layers.
+struct Lti {
+    /// Per layer: channels, complex modes per channel, `1 / (1 − |dA|)` per (channel, mode).
+    layers: Vec<(usize, usize, Vec<f64>)>,
+}
+
+impl Lti {
+    fn of(m: &Model<'_>, model_state: usize) -> Option<Lti> {
+        if m.config().compute == Compute::Int {
+            return None;
+        }
+        let f32s = |l: u16, r: Role| {
+            m.find(Some(l), r)
+                .and_then(|t| tinyssm_host::tensor_f32(&t))
+        };
+        let mut layers = Vec::new();
+        let mut len = 0;
+        for l in 0..m.config().n_layers as u16 {
+            let (da, d) = (f32s(l, Role::DA)?, f32s(l, Role::D)?);
+            let h = d.len();
+            let half = da.len() / (2 * h.max(1));
+            let gain = da
+                .chunks_exact(2)
+                .map(|a| 1.0 / (1.0 - (a[0] as f64).hypot(a[1] as f64)))
+                .collect();
+            len += 2 * h * half;
+            layers.push((h, half, gain));
+        }
+        (len == model_state).then_some(Lti { layers })
+    }
+
+    /// The largest `|h| / bound` over every mode of `st` (layers back to back), given each
+    /// channel's largest |input| so far.
+    fn ratio(&self, st: &[f32], umax: &UMax) -> f64 {
+        let mut at = 0;
+        let mut worst = 0f64;
+        for (l, (h, half, gain)) in self.layers.iter().enumerate() {
+            for c in 0..*h {
+                let u = umax.0.get(l).and_then(|v| v.get(c)).copied().unwrap_or(0.0) as f64;
+                for n in 0..*half {
+                    let (re, im) = (st[at] as f64, st[at + 1] as f64);
+                    at += 2;
+                    let bound = u * gain[c * half + n];
+                    let mag = re.hypot(im);
+                    if mag > 0.0 {
+                        worst = worst.max(mag / bound.max(1e-300));
+                    }
+                }
+            }
+        }
+        worst
+    }
+}
+
+/// Each layer's per-channel largest |input| to its S4D recurrence (the norm's output).
+#[derive(Default)]
+struct UMax(Vec<Vec<f32>>);
+
+impl Probe for UMax {
+    fn observe(&mut self, layer: Option<u16>, site: Site, values: &[f32]) {
+        if let (Some(l), Site::NormOut) = (layer, site) {
+            let l = l as usize;
+            if self.0.len() <= l {
+                self.0.resize(l + 1, Vec::new());
+            }
+            let v = &mut self.0[l];
+            v.resize(values.len().max(v.len()), 0.0);
+            for (m, x) in v.iter_mut().zip(values) {
+                *m = m.max(x.abs());
+            }
+        }
+    }
 }
 
 impl Runner<'_> {
@@ -131,15 +211,28 @@ impl Runner<'_> {
 
     /// One step with kernels `k`: whether it produced an output.
     fn step(&self, k: Kernels, s: &mut Stream, x: &[f32]) -> Result<bool, String> {
+        self.step_probed(k, s, x, &mut NoProbe)
+    }
+
+    /// [`Self::step`], handing a float step's intermediate values to `probe`.
+    fn step_probed<P: Probe>(
+        &self,
+        k: Kernels,
+        s: &mut Stream,
+        x: &[f32],
+        probe: &mut P,
+    ) -> Result<bool, String> {
         let m = self.m.with_kernels(k);
         let e = |e: tinyssm_core::StepError| e.to_string();
         match s {
             Stream::Float { st, sc, out } => {
                 if self.audio {
                     let fe = m.front_end().ok_or("no front end")?;
-                    m.step_sample(&fe, x[0], st, sc, out).map_err(e)
+                    m.step_sample_probed(&fe, x[0], st, sc, out, probe)
+                        .map_err(e)
                 } else {
-                    m.step(Input::Vector(x), st, sc, out).map_err(e)?;
+                    m.step_probed(Input::Vector(x), st, sc, out, probe)
+                        .map_err(e)?;
                     Ok(true)
                 }
             }
@@ -197,6 +290,8 @@ struct Outcome {
     checkpoints: usize,
     /// Integer-only: most state values at the i32 limits at one probe.
     saturated: usize,
+    /// S4D float/w8a8: the largest `|h| / bound` seen.
+    bound_ratio: Option<f64>,
     failure: Option<String>,
 }
 
@@ -218,8 +313,10 @@ fn soak(
         checkpoint_err: 0.0,
         checkpoints: 0,
         saturated: 0,
+        bound_ratio: None,
         failure: None,
     };
+    let mut umax = UMax::default();
     let mut s = match r.new_stream() {
         Ok(s) => s,
         Err(e) => {
@@ -237,7 +334,12 @@ fn soak(
             .map_or(r.m.state_len(), |z| z.model_state);
     while o.steps < steps {
         src.next(&mut x);
-        match r.step(Kernels::Fast, &mut s, &x) {
+        let stepped = if r.lti.is_some() {
+            r.step_probed(Kernels::Fast, &mut s, &x, &mut umax)
+        } else {
+            r.step(Kernels::Fast, &mut s, &x)
+        };
+        match stepped {
             Ok(true) => {
                 o.outputs += 1;
                 if let Stream::Float { out, .. } = &s {
@@ -271,6 +373,25 @@ fn soak(
                         .filter(|&&v| v == i32::MAX || v == i32::MIN)
                         .count(),
                 );
+                if o.saturated > 0 {
+                    o.failure = Some(format!(
+                        "{} state values at the i32 limits at step {}",
+                        o.saturated, o.steps
+                    ));
+                    break;
+                }
+            }
+            if let (Some(lti), Stream::Float { st, .. }) = (&r.lti, &s) {
+                let q = lti.ratio(st, &umax);
+                o.bound_ratio = Some(o.bound_ratio.unwrap_or(0.0).max(q));
+                // f32 rounding: a relative 1e-3 of slack.
+                if q > 1.001 {
+                    o.failure = Some(format!(
+                        "a mode at {q:.4}× its bound max|u| / (1 − |dA|) at step {}",
+                        o.steps
+                    ));
+                    break;
+                }
             }
         }
         if o.steps.is_multiple_of(every) {
@@ -337,7 +458,7 @@ fn soak(
         }
     }
     o.secs = t0.elapsed().as_secs_f64();
-    if o.failure.is_none() && o.max > 1.5 * o.early_max {
+    if o.failure.is_none() && o.bound_ratio.is_none() && !int && o.max > 1.5 * o.early_max {
         o.failure = Some(format!(
             "state still growing: max |state| {:.3e} in the second half against {:.3e} in the first",
             o.max, o.early_max
@@ -400,9 +521,9 @@ fn main() {
         .count() as u64;
     let n_float = files.len() as u64 - n_int;
     println!(
-        "| model | compute | input | steps | outputs | seconds | max abs state (first half → all) | state values at the i32 limits | checkpoints: max fast–reference difference | result |"
+        "| model | compute | input | steps | outputs | seconds | max abs state (first half → all) | S4D: max |state| / bound | state values at the i32 limits | checkpoints: max fast–reference difference | result |"
     );
-    println!("|---|---|---|---:|---:|---:|---|---:|---|---|");
+    println!("|---|---|---|---:|---:|---:|---|---:|---:|---|---|");
     let mut failed = 0;
     for (p, f) in paths.iter().zip(&files) {
         let m = f.model();
@@ -419,7 +540,7 @@ fn main() {
             Ok(v) => v,
             Err(e) => {
                 println!(
-                    "| {} | {} | - | - | - | - | - | - | - | NOT RUN: {e} |",
+                    "| {} | {} | - | - | - | - | - | - | - | - | NOT RUN: {e} |",
                     name(p),
                     compute.name()
                 );
@@ -435,7 +556,14 @@ fn main() {
         } else {
             8.0 * peak
         };
-        let r = Runner { m, audio, in_frac };
+        let model_state = m.config().sizes().map_or(m.state_len(), |z| z.model_state);
+        let lti = Lti::of(&m, model_state);
+        let r = Runner {
+            m,
+            audio,
+            in_frac,
+            lti,
+        };
         for kind in KINDS {
             let mut src = Source {
                 kind,
@@ -455,7 +583,7 @@ fn main() {
                 }
             };
             println!(
-                "| {} | {} | {kind:?} | {} | {} | {:.1} | {:.3e} → {:.3e} | {} | {} × {window} steps: {} | {verdict} |",
+                "| {} | {} | {kind:?} | {} | {} | {:.1} | {:.3e} → {:.3e} | {} | {} | {} × {window} steps: {} | {verdict} |",
                 name(p),
                 compute.name(),
                 o.steps,
@@ -463,6 +591,7 @@ fn main() {
                 o.secs,
                 o.early_max,
                 o.max,
+                o.bound_ratio.map_or("-".into(), |q| format!("{q:.3}")),
                 if compute == Compute::Int { o.saturated.to_string() } else { "-".into() },
                 o.checkpoints,
                 if compute == Compute::Int {

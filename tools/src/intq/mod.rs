@@ -4,8 +4,9 @@
 //! encoding of the integer tensors and plans (layouts: `tinyssm_core::int_step`).
 //!
 //! Formats: an `i16` site holding values up to `max` gets `f = floor(log2(32767 / max))`
-//! fraction bits (clamped to `0..=15`); a recurrent state (`i32`) the same against
-//! `2^31 − 1` with 2× headroom; `C·dB` and `D` are stored below `2^22`, Mamba's `A` below
+//! fraction bits (clamped to `0..=15`); Mamba's recurrent state (`i32`) the same against
+//! `2^31 − 1` with 2× headroom, S4D's from the bound that no input can exceed
+//! (`s4d::state_frac`); `C·dB` and `D` are stored below `2^22`, Mamba's `A` below
 //! `2^30`. Matrices: int8 per output row (`scale = max|w| / 127`), the row's requantization
 //! folding its scale, the input's and the output's formats into one multiplier and shift.
 
