@@ -54,8 +54,8 @@ fn main() {
     let frames = outs[0].len();
     let rel = |a: usize, b: usize, w: (usize, usize)| {
         let (mut d, mut r, mut n) = (0f64, 0f64, 0usize);
-        for f in w.0..w.1 {
-            for (p, q) in outs[a][f].iter().zip(&outs[b][f]) {
+        for (oa, ob) in outs[a][w.0..w.1].iter().zip(&outs[b][w.0..w.1]) {
+            for (p, q) in oa.iter().zip(ob) {
                 d = d.max((p - q).abs() as f64);
                 r += (*q as f64).powi(2);
                 n += 1;
