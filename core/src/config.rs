@@ -47,7 +47,9 @@ impl TensorSpec {
         }
         Some(n)
     }
-    /// Which dtypes this role may be stored in.
+    /// Which dtypes this role may be stored in (float and w8a8 models): matrices in any
+    /// float or quantized matrix type, everything else f32 — and, since format 1.6, a
+    /// block kind's compact encodings ([`Config::allows`]).
     pub fn allows(&self, dtype: DType) -> bool {
         match dtype {
             DType::F32 => true,
@@ -65,11 +67,17 @@ impl TensorSpec {
             _ => DType::I32,
         }
     }
-    /// `(rows, cols)`: the last dimension is `cols`, the others multiply into `rows`.
+    /// `(rows, cols)`: the last dimension is `cols`, the others multiply into `rows` — except
+    /// S4D's mode tensors (`dA`, `C·dB`, `[d_model, d_state/2, 2]`), whose rows are their
+    /// channels (`d_model` rows of `d_state` values: one int8 scale per channel).
     pub fn rows_cols(&self) -> Option<(u64, u64)> {
         let r = self.rank as usize;
         if r == 0 {
             return Some((1, 1));
+        }
+        if matches!(self.role, Role::DA | Role::CB) && r == 3 {
+            let [h, half, two, _] = self.shape;
+            return Some((h as u64, (half as u64).checked_mul(two as u64)?));
         }
         let cols = *self.shape.get(r - 1)? as u64;
         let mut rows: u64 = 1;
@@ -183,7 +191,11 @@ impl Layout {
         let (rank, shape) = match role {
             Role::MelFilters => {
                 let fe = c.front_end.as_ref()?;
-                (2, [fe.n_mels, fe.n_fft / 2 + 1, 0, 0])
+                if fe.sparse_filters() {
+                    (1, [u32::try_from(fe.stored_filters_len()).ok()?, 0, 0, 0])
+                } else {
+                    (2, [fe.n_mels, fe.n_fft / 2 + 1, 0, 0])
+                }
             }
             Role::Window => (1, [c.front_end.as_ref()?.frame_len, 0, 0, 0]),
             Role::IntPlan => (1, [crate::int_step::GLOBAL_PLAN_LEN as u32, 0, 0, 0]),
@@ -212,9 +224,46 @@ impl Config {
     pub fn allows(&self, spec: &TensorSpec, dtype: DType) -> bool {
         match self.compute {
             Compute::Int => dtype == spec.int_dtype(),
-            Compute::W8a8 => spec.allows(dtype),
-            _ => dtype != DType::I8S && spec.allows(dtype),
+            Compute::W8a8 => spec.allows(dtype) || self.is_compact(spec, dtype),
+            _ => dtype != DType::I8S && (spec.allows(dtype) || self.is_compact(spec, dtype)),
         }
+    }
+
+    /// Whether `dtype` is the compact encoding (format 1.6) that tensor `spec`'s block kind
+    /// reads for it in a float or w8a8 model ([`crate::blocks::BlockKind::compact_dtype`]),
+    /// and not already an encoding every format allows.
+    pub fn is_compact(&self, spec: &TensorSpec, dtype: DType) -> bool {
+        let stack = self.stack();
+        self.compute != Compute::Int
+            && !spec.allows(dtype)
+            && spec
+                .layer
+                .and_then(|l| stack.block(l as usize))
+                .and_then(|b| b.compact_dtype(spec.role))
+                == Some(dtype)
+    }
+
+    /// The oldest format minor version in which tensor `spec` may be stored as `dtype`:
+    /// bf16 and the int8/int4 matrices 1.2, the integer-only types 1.3, [`DType::I8S`] 1.4,
+    /// the compact encodings ([`Self::is_compact`]) 1.6.
+    pub fn dtype_min_minor(&self, spec: &TensorSpec, dtype: DType) -> u16 {
+        match dtype {
+            _ if self.is_compact(spec, dtype) => 6,
+            DType::F32 | DType::F16 => 0,
+            DType::I8S => 4,
+            d if d.is_integer_mode() => 3,
+            _ => 2,
+        }
+    }
+
+    /// The oldest format minor version that can hold this configuration: 1.5 for an
+    /// explicit stack, 1.6 for a sparse filterbank, else 0.
+    pub fn min_minor(&self) -> u16 {
+        let fe = match &self.front_end {
+            Some(f) if f.sparse_filters() => 6,
+            _ => 0,
+        };
+        self.arch.min_minor().max(fe)
     }
 
     /// Checks every configuration value; run by the parser and the writer.
@@ -241,6 +290,11 @@ impl Config {
             if self.d_input() != fe.n_mels as usize {
                 return Err(FormatError::BadConfig(
                     "a front end needs a vector-input model with d_input = n_mels",
+                ));
+            }
+            if fe.sparse_filters() && self.compute == Compute::Int {
+                return Err(FormatError::BadConfig(
+                    "compute int: the integer front end needs a dense filterbank",
                 ));
             }
         }

@@ -70,12 +70,104 @@ struct HeaderV1_0 {
     quant_len: u32,
 }
 
+/// The front end as formats 1.1–1.5 store it (no `filter_nnz`: the filterbank is dense).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct FrontEndConfigV1_1 {
+    sample_rate: u32,
+    frame_len: u32,
+    hop: u32,
+    n_fft: u32,
+    n_mels: u32,
+    f_min: f32,
+    f_max: f32,
+    window: crate::frontend::Window,
+    mel_scale: crate::frontend::MelScale,
+    area_norm: bool,
+    log_eps: f32,
+}
+
+impl From<FrontEndConfigV1_1> for crate::frontend::FrontEndConfig {
+    fn from(f: FrontEndConfigV1_1) -> Self {
+        crate::frontend::FrontEndConfig {
+            sample_rate: f.sample_rate,
+            frame_len: f.frame_len,
+            hop: f.hop,
+            n_fft: f.n_fft,
+            n_mels: f.n_mels,
+            f_min: f.f_min,
+            f_max: f.f_max,
+            window: f.window,
+            mel_scale: f.mel_scale,
+            area_norm: f.area_norm,
+            log_eps: f.log_eps,
+            filter_nnz: 0,
+        }
+    }
+}
+
+impl FrontEndConfigV1_1 {
+    /// The 1.1–1.5 form of `f`, when it has one (a dense filterbank).
+    fn of(f: &crate::frontend::FrontEndConfig) -> Option<Self> {
+        (!f.sparse_filters()).then_some(FrontEndConfigV1_1 {
+            sample_rate: f.sample_rate,
+            frame_len: f.frame_len,
+            hop: f.hop,
+            n_fft: f.n_fft,
+            n_mels: f.n_mels,
+            f_min: f.f_min,
+            f_max: f.f_max,
+            window: f.window,
+            mel_scale: f.mel_scale,
+            area_norm: f.area_norm,
+            log_eps: f.log_eps,
+        })
+    }
+}
+
 /// Format 1.1's configuration (no compute mode).
 #[derive(Deserialize)]
 struct ConfigV1_1 {
     n_layers: u32,
     arch: crate::blocks::Arch,
-    front_end: Option<crate::frontend::FrontEndConfig>,
+    front_end: Option<FrontEndConfigV1_1>,
+}
+
+/// Formats 1.2–1.5's configuration (a dense filterbank).
+#[derive(Debug, Serialize, Deserialize)]
+struct ConfigV1_2 {
+    n_layers: u32,
+    arch: crate::blocks::Arch,
+    front_end: Option<FrontEndConfigV1_1>,
+    compute: crate::config::Compute,
+}
+
+/// Formats 1.2–1.5's header: what the writer still writes for every model that uses no 1.6
+/// feature, so that those blobs stay byte-identical and older readers keep reading them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HeaderV1_2 {
+    config: ConfigV1_2,
+    n_tensors: u32,
+    quant_len: u32,
+}
+
+impl HeaderV1_2 {
+    /// The 1.2–1.5 form of `h`, unless its configuration needs 1.6 (a sparse filterbank).
+    pub fn of(h: &Header) -> Option<Self> {
+        let front_end = match &h.config.front_end {
+            Some(f) => Some(FrontEndConfigV1_1::of(f)?),
+            None => None,
+        };
+        Some(HeaderV1_2 {
+            config: ConfigV1_2 {
+                n_layers: h.config.n_layers,
+                arch: h.config.arch,
+                front_end,
+                compute: h.config.compute,
+            },
+            n_tensors: h.n_tensors,
+            quant_len: h.quant_len,
+        })
+    }
 }
 
 /// Format 1.1's header.
@@ -95,7 +187,7 @@ fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatErr
             config: Config {
                 n_layers: h.config.n_layers,
                 arch: h.config.arch,
-                front_end: h.config.front_end,
+                front_end: h.config.front_end.map(Into::into),
                 compute: crate::config::Compute::Float,
             },
             n_tensors: h.n_tensors,
@@ -117,18 +209,36 @@ fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatErr
             quant_len: h.quant_len,
         };
         Ok((header, rest))
+    } else if minor < 6 {
+        let (h, rest) = postcard::take_from_bytes::<HeaderV1_2>(region)
+            .map_err(|_| stacks_or_bad_header(region))?;
+        let header = Header {
+            config: Config {
+                n_layers: h.config.n_layers,
+                arch: h.config.arch,
+                front_end: h.config.front_end.map(Into::into),
+                compute: h.config.compute,
+            },
+            n_tensors: h.n_tensors,
+            quant_len: h.quant_len,
+        };
+        Ok((header, rest))
     } else {
-        postcard::take_from_bytes::<Header>(region).map_err(|_| {
-            // The header starts with `n_layers`, then the `Arch` variant (postcard varints).
-            let variant = postcard::take_from_bytes::<u32>(region)
-                .and_then(|(_, rest)| postcard::take_from_bytes::<u32>(rest));
-            match variant {
-                Ok((v, _)) if !cfg!(feature = "stacks") && v == crate::blocks::STACK_VARIANT => {
-                    FormatError::StacksNotBuilt
-                }
-                _ => FormatError::BadHeader,
-            }
-        })
+        postcard::take_from_bytes::<Header>(region).map_err(|_| stacks_or_bad_header(region))
+    }
+}
+
+/// The error for a header that does not decode: [`FormatError::StacksNotBuilt`] when it
+/// holds an explicit stack and this build has no stacks, else [`FormatError::BadHeader`].
+fn stacks_or_bad_header(region: &[u8]) -> FormatError {
+    // The header starts with `n_layers`, then the `Arch` variant (postcard varints).
+    let variant = postcard::take_from_bytes::<u32>(region)
+        .and_then(|(_, rest)| postcard::take_from_bytes::<u32>(rest));
+    match variant {
+        Ok((v, _)) if !cfg!(feature = "stacks") && v == crate::blocks::STACK_VARIANT => {
+            FormatError::StacksNotBuilt
+        }
+        _ => FormatError::BadHeader,
     }
 }
 
@@ -297,8 +407,8 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
     if minor < 3 && config.compute == crate::config::Compute::Int {
         return Err(FormatError::BadHeader);
     }
-    // An explicit stack (a layer table) is a 1.5 header.
-    if minor < config.arch.min_minor() {
+    // An explicit stack (a layer table) is a 1.5 header, a sparse filterbank 1.6.
+    if minor < config.min_minor() {
         return Err(FormatError::BadHeader);
     }
     config.validate()?;
@@ -347,10 +457,7 @@ pub(crate) fn parse(blob: &[u8], verify_crc: bool) -> Result<Parsed<'_>, FormatE
         if rec.quant != u32::MAX {
             return Err(FormatError::ReservedNotEmpty);
         }
-        if (minor < 2 && !matches!(dtype, DType::F32 | DType::F16))
-            || (minor < 3 && dtype.is_integer_mode())
-            || (minor < 4 && dtype == DType::I8S)
-        {
+        if minor < config.dtype_min_minor(&spec, dtype) {
             return Err(FormatError::DtypeNotAllowed {
                 index,
                 code: rec.dtype,

@@ -60,6 +60,14 @@ pub struct FrontEndConfig {
     pub area_norm: bool,
     /// `features = ln(mel_power + log_eps)`.
     pub log_eps: f32,
+    /// How the filterbank tensor ([`crate::Role::MelFilters`]) is stored: `0`, dense
+    /// (`[n_mels, n_bins]`, row-major); otherwise sparse (format 1.6) with this many stored
+    /// weights: `2 · n_mels` band bounds first (each band's non-zero bins `[start, end)`,
+    /// exact small integers as f32), then each band's weights over its bins, band after
+    /// band ([`sparse_filterbank`]). The features are the same either way (see
+    /// [`FrontEnd::new`]).
+    #[serde(default)]
+    pub filter_nnz: u32,
 }
 
 impl FrontEndConfig {
@@ -91,7 +99,27 @@ impl FrontEndConfig {
         if !(lt(0.0, self.log_eps) && is_finite(self.log_eps)) {
             return Err(bad("front end: log_eps must be finite and > 0"));
         }
+        if self.filter_nnz as usize > self.filterbank_len() {
+            return Err(bad(
+                "front end: filter_nnz must be at most n_mels * (n_fft/2 + 1)",
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the filterbank is stored sparse (format 1.6; [`Self::filter_nnz`]).
+    pub fn sparse_filters(&self) -> bool {
+        self.filter_nnz != 0
+    }
+
+    /// Values of the stored filterbank tensor: `n_mels · n_bins` dense, `2 · n_mels +
+    /// filter_nnz` sparse.
+    pub fn stored_filters_len(&self) -> usize {
+        if self.sparse_filters() {
+            2 * self.n_mels as usize + self.filter_nnz as usize
+        } else {
+            self.filterbank_len()
+        }
     }
 
     /// Power-spectrum bins, `n_fft/2 + 1`.
@@ -111,6 +139,7 @@ impl FrontEndConfig {
     }
 
     /// Length of the filterbank, `n_mels × n_bins`.
+    /// Values of the dense filterbank, `n_mels · (n_fft/2 + 1)`.
     pub fn filterbank_len(&self) -> usize {
         self.n_mels as usize * self.n_bins()
     }
@@ -187,6 +216,61 @@ pub fn mel_filterbank(cfg: &FrontEndConfig, out: &mut [f32]) -> Result<(), Forma
     Ok(())
 }
 
+/// Each band's non-zero bins `[start, end)` of a dense filterbank (`[n_mels, n_bins]`):
+/// from its first to its last weight that is not ±0 (empty bands: `[0, 0)`).
+fn band_range(row: &[f32]) -> (usize, usize) {
+    let nz = |w: &f32| w.to_bits() & 0x7fff_ffff != 0;
+    let start = row.iter().position(nz).unwrap_or(0);
+    let end = row.iter().rposition(nz).map_or(0, |i| i + 1);
+    (start, end)
+}
+
+/// The number of weights the sparse form of `dense` (`[n_mels, n_bins]` for `cfg`) stores:
+/// the sum of its bands' ranges ([`FrontEndConfig::filter_nnz`]).
+pub fn sparse_len(cfg: &FrontEndConfig, dense: &[f32]) -> Result<usize, FormatError> {
+    let nb = cfg.n_bins();
+    if dense.len() != cfg.filterbank_len() {
+        return Err(FormatError::BadConfig(
+            "front end: filterbank length must be n_mels * (n_fft/2 + 1)",
+        ));
+    }
+    Ok(dense
+        .chunks_exact(nb)
+        .map(|r| {
+            let (a, b) = band_range(r);
+            b - a
+        })
+        .sum())
+}
+
+/// Packs a dense filterbank (`[n_mels, n_bins]` for `cfg`) into the sparse form
+/// ([`FrontEndConfig::filter_nnz`]): `2 · n_mels` band bounds, then each band's weights
+/// from its first to its last non-zero bin. `out` must hold exactly `2 · n_mels +`
+/// [`sparse_len`] values.
+pub fn sparse_filterbank(
+    cfg: &FrontEndConfig,
+    dense: &[f32],
+    out: &mut [f32],
+) -> Result<(), FormatError> {
+    let nnz = sparse_len(cfg, dense)?;
+    let (nm, nb) = (cfg.n_mels as usize, cfg.n_bins());
+    if out.len() != 2 * nm + nnz {
+        return Err(FormatError::BadConfig(
+            "front end: sparse filterbank buffer must hold 2 * n_mels + nnz values",
+        ));
+    }
+    let (bounds, weights) = out.split_at_mut(2 * nm);
+    let mut at = 0;
+    for (pair, row) in bounds.chunks_exact_mut(2).zip(dense.chunks_exact(nb)) {
+        let (a, b) = band_range(row);
+        pair[0] = a as f32;
+        pair[1] = b as f32;
+        weights[at..at + b - a].copy_from_slice(&row[a..b]);
+        at += b - a;
+    }
+    Ok(())
+}
+
 /// In-place real FFT of `buf` (length `n`, a supported power of two); returns `false` for
 /// an unsupported size.
 fn rfft(buf: &mut [f32]) -> bool {
@@ -209,10 +293,12 @@ fn rfft(buf: &mut [f32]) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct FrontEnd<'a> {
     cfg: FrontEndConfig,
+    /// Dense: `[n_mels, n_bins]`; sparse: the bands' weights back to back.
     filters: &'a [f32],
     window: Option<&'a [f32]>,
     /// Per mel band, the bins `[start, end)` outside which its filter weights are zero
-    /// (pairs of exact small integers as f32), from [`FrontEnd::window_table`].
+    /// (pairs of exact small integers as f32): a sparse filterbank's own bounds, or for a
+    /// dense one from [`FrontEnd::window_table`].
     bands: Option<&'a [f32]>,
 }
 
@@ -243,19 +329,53 @@ impl<'b> WindowTable<'b> {
 }
 
 impl<'a> FrontEnd<'a> {
-    /// `filters`: `[n_mels, n_bins]` row-major (see [`mel_filterbank`]).
+    /// `filters`: the stored filterbank, `[n_mels, n_bins]` row-major (see
+    /// [`mel_filterbank`]) or, when `cfg` says so, its sparse form ([`sparse_filterbank`]),
+    /// whose band bounds are checked here: exact integers with `start ≤ end ≤ n_bins`,
+    /// their ranges adding up to `filter_nnz`. Features are bit-identical for the dense and
+    /// the sparse form of one filterbank (each band sums only its own bins either way; see
+    /// `FrontEnd::frame`).
     pub fn new(cfg: FrontEndConfig, filters: &'a [f32]) -> Result<Self, FormatError> {
         cfg.validate()?;
-        if filters.len() != cfg.filterbank_len() {
+        if filters.len() != cfg.stored_filters_len() {
+            return Err(FormatError::BadConfig(if cfg.sparse_filters() {
+                "front end: a sparse filterbank holds 2 * n_mels + filter_nnz values"
+            } else {
+                "front end: filterbank length must be n_mels * (n_fft/2 + 1)"
+            }));
+        }
+        if !cfg.sparse_filters() {
+            return Ok(FrontEnd {
+                cfg,
+                filters,
+                window: None,
+                bands: None,
+            });
+        }
+        let (bounds, weights) = filters.split_at(2 * cfg.n_mels as usize);
+        let nb = cfg.n_bins() as f32;
+        let mut total = 0usize;
+        for pair in bounds.chunks_exact(2) {
+            let (a, b) = (pair[0], pair[1]);
+            // Comparisons are false for NaN: a NaN bound is refused too.
+            let whole = |v: f32| v >= 0.0 && v <= nb && (v as u32) as f32 == v;
+            if !(whole(a) && whole(b) && a <= b) {
+                return Err(FormatError::BadConfig(
+                    "front end: a sparse band's bounds must be integers with start <= end <= n_bins",
+                ));
+            }
+            total += (b - a) as usize;
+        }
+        if total != weights.len() {
             return Err(FormatError::BadConfig(
-                "front end: filterbank length must be n_mels * (n_fft/2 + 1)",
+                "front end: the sparse bands' ranges must add up to filter_nnz",
             ));
         }
         Ok(FrontEnd {
             cfg,
-            filters,
+            filters: weights,
             window: None,
-            bands: None,
+            bands: Some(bounds),
         })
     }
 
@@ -274,7 +394,7 @@ impl<'a> FrontEnd<'a> {
             *v = self.cfg.window_at(i);
         }
         let bands = match rest.get_mut(..2 * nm) {
-            Some(bands) if nb > 0 => {
+            Some(bands) if nb > 0 && !self.cfg.sparse_filters() => {
                 for (pair, row) in bands.chunks_exact_mut(2).zip(self.filters.chunks_exact(nb)) {
                     // ±0 weights are zero; anything else (NaN included) is summed.
                     let nz = |w: &f32| w.to_bits() & 0x7fff_ffff != 0;
@@ -310,7 +430,13 @@ impl<'a> FrontEnd<'a> {
             cfg: self.cfg,
             filters: self.filters,
             window: Some(w.values),
-            bands: if same { w.bands } else { None },
+            bands: if self.cfg.sparse_filters() {
+                self.bands
+            } else if same {
+                w.bands
+            } else {
+                None
+            },
         })
     }
 
@@ -413,6 +539,33 @@ impl<'a> FrontEnd<'a> {
             .iter()
             .fold(0u32, |m, p| m.max(p.to_bits() & 0x7fff_ffff))
             < 0x7f80_0000;
+        if self.cfg.sparse_filters() {
+            // A sparse filterbank has only the bands' own bins. With every power finite
+            // the sums are the dense ones (above). A non-finite power (samples near f32's
+            // limit) makes every dense sum non-finite (∞ where the band weighs that bin,
+            // NaN where 0 · ∞); here every feature is NaN, which a model step treats alike.
+            let bands = self.bands.ok_or(StepError::Internal)?;
+            let mut at = 0usize;
+            for (o, be) in out.iter_mut().zip(bands.chunks_exact(2)) {
+                let end = (be[1] as usize).min(nb);
+                let start = (be[0] as usize).min(end);
+                let w = self
+                    .filters
+                    .get(at..at + (end - start))
+                    .ok_or(StepError::Internal)?;
+                at += end - start;
+                let mut acc = 0.0f32;
+                for (&w, &p) in w.iter().zip(&power[start..end]) {
+                    acc += w * p;
+                }
+                *o = if finite {
+                    libm::logf(acc + self.cfg.log_eps)
+                } else {
+                    f32::NAN
+                };
+            }
+            return Ok(());
+        }
         match self.bands {
             Some(bands) if finite => {
                 for ((o, row), be) in out
@@ -460,6 +613,7 @@ pub(crate) fn same_front_end(a: &FrontEndConfig, b: &FrontEndConfig) -> bool {
         && a.mel_scale == b.mel_scale
         && a.area_norm == b.area_norm
         && a.log_eps.to_bits() == b.log_eps.to_bits()
+        && a.filter_nnz == b.filter_nnz
 }
 
 #[cfg(test)]

@@ -209,6 +209,10 @@ impl<'a> Model<'a> {
                     cols,
                 })
             }
+            // In a float or w8a8 model an i16 tensor (S4D's dA, format 1.6) is Q1.15.
+            DType::I16 if self.config.compute != Compute::Int => {
+                Weights::Q15(bytemuck::try_cast_slice::<u8, i16>(bytes).ok()?)
+            }
             DType::I16 => Weights::Int(IntWeights::I16(
                 bytemuck::try_cast_slice::<u8, i16>(bytes).ok()?,
             )),

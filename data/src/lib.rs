@@ -54,6 +54,7 @@ pub fn fsdd_front_end() -> FrontEndConfig {
         mel_scale: MelScale::Htk,
         area_norm: false,
         log_eps: 1e-6,
+        filter_nnz: 0,
     }
 }
 

@@ -276,7 +276,14 @@ where
             (Role::MelFilters, Some(fe)) if config.compute != tinyssm_core::Compute::Int => {
                 let mut fb = vec![0f32; fe.filterbank_len()];
                 tinyssm_core::frontend::mel_filterbank(fe, &mut fb).map_err(HostError::Invalid)?;
-                TensorData::F32(fb)
+                if fe.sparse_filters() {
+                    let mut sp = vec![0f32; fe.stored_filters_len()];
+                    tinyssm_core::frontend::sparse_filterbank(fe, &fb, &mut sp)
+                        .map_err(HostError::Invalid)?;
+                    TensorData::F32(sp)
+                } else {
+                    TensorData::F32(fb)
+                }
             }
             _ => provide(&spec)?,
         };
@@ -332,7 +339,25 @@ where
         n_tensors: n as u32,
         quant_len: 0,
     };
-    let mut hdr = postcard::to_stdvec(&header).map_err(|e| HostError::Tensor {
+    // The oldest minor that holds the content: 1.6 for a sparse filterbank or compact S4D
+    // modes, 1.5 for an explicit stack, 1.4 for static-scale w8a8 matrices, else 1.3.
+    let mut minor = VERSION_MINOR_BASE.max(config.min_minor());
+    for (i, r) in records.iter().enumerate() {
+        if let (Some(spec), Some(dt)) = (config.tensor_spec(i), DType::from_code(r.dtype)) {
+            minor = minor.max(config.dtype_min_minor(&spec, dt));
+        }
+    }
+    debug_assert!(minor <= VERSION_MINOR);
+    // Blobs without a 1.6 feature keep the 1.2–1.5 header layout, byte for byte.
+    let hdr = if minor >= 6 {
+        postcard::to_stdvec(&header)
+    } else {
+        match tinyssm_core::format::HeaderV1_2::of(&header) {
+            Some(h) => postcard::to_stdvec(&h),
+            None => postcard::to_stdvec(&header),
+        }
+    };
+    let mut hdr = hdr.map_err(|e| HostError::Tensor {
         name: "header".into(),
         msg: e.to_string(),
     })?;
@@ -349,15 +374,6 @@ where
     let mut blob = vec![0u8; data_offset + data_len];
     blob[0..4].copy_from_slice(&MAGIC);
     blob[4..6].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
-    // The oldest minor that holds the content: 1.5 for an explicit stack, 1.4 for
-    // static-scale w8a8 matrices, else 1.3.
-    let minor = if records.iter().any(|r| r.dtype == DType::I8S.code()) {
-        4
-    } else {
-        VERSION_MINOR_BASE
-    }
-    .max(config.arch.min_minor());
-    debug_assert!(minor <= VERSION_MINOR);
     blob[6..8].copy_from_slice(&minor.to_le_bytes());
     blob[8..12].copy_from_slice(&(hdr.len() as u32).to_le_bytes());
     blob[16..24].copy_from_slice(&(data_len as u64).to_le_bytes());

@@ -24,6 +24,7 @@ pub fn variants() -> Vec<(String, Config)> {
         mel_scale: MelScale::Htk,
         area_norm: false,
         log_eps: 1e-6,
+        filter_nnz: 0,
     };
     use crate::configs::{mamba1_config, mamba2_config, mamba_sensor_config, s4d_config};
     let (m1, m2, s4, ms) = (

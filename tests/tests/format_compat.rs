@@ -63,6 +63,7 @@ fn format_1_1_blobs_read_and_migrate() {
         QuantSpec {
             weights: tinyssm_core::DType::F32,
             compute: tinyssm_core::Compute::Float,
+            compact: true,
         },
     )
     .unwrap();
@@ -100,9 +101,11 @@ fn format_1_4_static_w8a8_blobs() {
     let fresh = convert_dir(&fixtures().join("s4d/s4d-glu-prenorm"), WeightDtype::F32).unwrap();
     let fb = AlignedBuf::from_bytes(&fresh);
     let mf = Model::parse(fb.as_bytes()).unwrap();
+    // Without the 1.6 encodings: this test is about 1.4 against 1.3.
     let spec = QuantSpec {
         weights: DType::I8,
         compute: Compute::W8a8,
+        compact: false,
     };
     let x: Vec<f32> = (0..mf.d_input() * 40)
         .map(|i| ((i * 7) % 13) as f32 / 6.5 - 1.0)
@@ -214,4 +217,155 @@ fn format_1_4_static_w8a8_blobs() {
     assert!(tinyssm_host::TensorData::F32(vec![1.0])
         .with_input_bound(1.0)
         .is_err());
+}
+
+/// Format 1.6: an int8 conversion stores the filterbank sparse and S4D's `dA` in Q1.15,
+/// `C·dB` as int8 rows (one scale per channel), `D` and the output bias f16 — and is
+/// written as 1.6 only then (`compact: false` writes 1.3, the float model's own blob is
+/// unchanged byte for byte). The compact step computes what a blob holding the same values
+/// dequantized to f32 computes, up to f32 rounding (the int8 scale multiplies the channel's
+/// sum, the f16 bias is added after the product) — checked with f32 activations, where no
+/// activation quantization can amplify a rounding difference. A 1.5 reader's rules refuse
+/// the blob.
+#[test]
+fn format_1_6_compact_blobs() {
+    use tinyssm_core::{Compute, DType, FormatError, Role, Weights};
+    use tinyssm_host::{tensor_f32, write_blob, TensorData};
+    use tinyssm_tools::quantize::{requantize, QuantSpec};
+    let path = tinyssm_tests::repo_root().join("models/fsdd-s4d-tiny.tssm");
+    let float = std::fs::read(&path).unwrap();
+    let fb = AlignedBuf::from_bytes(&float);
+    let mf = Model::parse(fb.as_bytes()).unwrap();
+    // The float model re-written as f32 is its own bytes (the 1.2–1.5 header layout).
+    let spec = |compact| QuantSpec {
+        weights: DType::F32,
+        compute: Compute::Float,
+        compact,
+    };
+    assert!(requantize(&mf, spec(true)).unwrap() == float);
+    let int8 = |compact| QuantSpec {
+        weights: DType::I8,
+        compute: Compute::W8a8,
+        compact,
+    };
+    let (c, n) = (
+        requantize(&mf, int8(true)).unwrap(),
+        requantize(&mf, int8(false)).unwrap(),
+    );
+    assert_eq!(u16::from_le_bytes([c[6], c[7]]), 6);
+    assert_eq!(u16::from_le_bytes([n[6], n[7]]), 3);
+    println!(
+        "fsdd-s4d-tiny: float {} bytes, int8 {} (1.5 encodings), {} (compact)",
+        float.len(),
+        n.len(),
+        c.len()
+    );
+    assert!(
+        c.len() * 10 <= float.len() * 3,
+        "{} vs {}",
+        c.len(),
+        float.len()
+    );
+    let (cb, nb) = (AlignedBuf::from_bytes(&c), AlignedBuf::from_bytes(&n));
+    let (mc, mn) = (
+        Model::parse(cb.as_bytes()).unwrap(),
+        Model::parse(nb.as_bytes()).unwrap(),
+    );
+    let fe = mc.config().front_end.unwrap();
+    assert!(fe.sparse_filters() && mn.config().front_end.unwrap().filter_nnz == 0);
+    let dtype = |m: &Model<'_>, r: Role| m.find(Some(0), r).unwrap().dtype;
+    assert_eq!(dtype(&mc, Role::DA), DType::I16);
+    assert_eq!(dtype(&mc, Role::CB), DType::I8);
+    assert_eq!(dtype(&mc, Role::D), DType::F16);
+    assert_eq!(dtype(&mc, Role::OutLinearBias), DType::F16);
+    for r in [Role::DA, Role::CB, Role::D, Role::OutLinearBias] {
+        assert_eq!(dtype(&mn, r), DType::F32);
+    }
+    // With f32 activations (int8 weights): `cf` compact, `e` the same values dequantized
+    // into f32 vectors beside the same int8 matrices.
+    let f8 = |compact| QuantSpec {
+        weights: DType::I8,
+        compute: Compute::Float,
+        compact,
+    };
+    let (cf, nf) = (
+        requantize(&mf, f8(true)).unwrap(),
+        requantize(&mf, f8(false)).unwrap(),
+    );
+    let (cfb, nfb) = (AlignedBuf::from_bytes(&cf), AlignedBuf::from_bytes(&nf));
+    let (mcf, mnf) = (
+        Model::parse(cfb.as_bytes()).unwrap(),
+        Model::parse(nfb.as_bytes()).unwrap(),
+    );
+    let compact_role = |r: Role| matches!(r, Role::DA | Role::CB | Role::D | Role::OutLinearBias);
+    let e = write_blob(
+        mnf.config(),
+        |s| -> Result<TensorData, tinyssm_host::HostError> {
+            let t = if compact_role(s.role) {
+                mcf.find(s.layer, s.role)
+            } else {
+                mnf.find(s.layer, s.role)
+            }
+            .unwrap();
+            Ok(match t.weights {
+                Weights::I8(w) if s.role.is_matrix() => TensorData::I8 {
+                    q: w.q.to_vec(),
+                    scale: w.scale.to_vec(),
+                    xmax: None,
+                },
+                _ => TensorData::F32(tensor_f32(&t).unwrap()),
+            })
+        },
+    )
+    .unwrap();
+    let eb = AlignedBuf::from_bytes(&e);
+    let me = Model::parse(eb.as_bytes()).unwrap();
+    let dir = tinyssm_data::data_dir();
+    let files = tinyssm_data::fsdd_files(&dir, tinyssm_data::Split::Test).unwrap();
+    let mut x = Vec::new();
+    for (p, _) in files.iter().step_by(60) {
+        x.extend(tinyssm_data::fsdd_clip(p, &fe).unwrap());
+    }
+    let run = |m: Model<'_>| {
+        let mut r = Runner::new(m);
+        let id = r.open();
+        r.feed_samples(id, &x).unwrap()
+    };
+    let (ycf, ye) = (run(mcf), run(me));
+    let (yc, yn, yf) = (run(mc), run(mn), run(mf));
+    let rms = (ye.iter().map(|v| v * v).sum::<f32>() / ye.len() as f32).sqrt();
+    let worst = ycf
+        .iter()
+        .zip(&ye)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(rms))
+        .fold(0f32, f32::max);
+    println!(
+        "compact vs its dequantized twin: {worst:.2e} over {} outputs; NMSE vs float: compact {:.2e}, 1.5 encodings {:.2e}",
+        yc.len(),
+        tinyssm_tests::nmse(&yc, &yf),
+        tinyssm_tests::nmse(&yn, &yf)
+    );
+    assert!(yc.len() > 1000);
+    assert!(worst <= 1e-5, "{worst}");
+    assert!(tinyssm_tests::nmse(&yc, &yf) < 1e-3);
+    // A 1.5 reader's rules: 1.5 headers have no filter_nnz, and the compact dtypes are 1.6's.
+    let mut old = c.clone();
+    old[6..8].copy_from_slice(&5u16.to_le_bytes());
+    let parse = |b: &[u8]| Model::parse_skip_crc(AlignedBuf::from_bytes(b).as_bytes()).map(|_| ());
+    assert!(
+        matches!(
+            parse(&old),
+            Err(FormatError::BadHeader | FormatError::DtypeNotAllowed { .. })
+        ),
+        "{:?}",
+        parse(&old)
+    );
+    // The compact dtypes are refused for a role whose block kind does not read them.
+    let cfg = mn.config();
+    let d_spec = (0..cfg.n_tensors())
+        .filter_map(|i| cfg.tensor_spec(i))
+        .find(|s| s.role == Role::Norm && s.layer == Some(0))
+        .unwrap();
+    assert!(!cfg.allows(&d_spec, DType::F16));
+    assert!(!cfg.allows(&d_spec, DType::I16));
 }

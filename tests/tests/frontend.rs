@@ -48,6 +48,7 @@ fn config(dir: &Path) -> FrontEndConfig {
         },
         area_norm: j["area_norm"].as_bool().unwrap(),
         log_eps: f("log_eps"),
+        filter_nnz: 0,
     }
 }
 
@@ -151,6 +152,7 @@ fn bad_configs_and_short_buffers_are_errors() {
         },
         FrontEndConfig {
             log_eps: 0.0,
+            filter_nnz: 0,
             ..cfg
         },
         FrontEndConfig {
@@ -383,4 +385,123 @@ fn windowed_step_sample_is_bit_identical() {
     assert!(m
         .step_sample(&other, 0.0, &mut st, &mut sc, &mut o)
         .is_err());
+}
+
+/// Format 1.6's sparse filterbank: for every fixture configuration (HTK and Slaney, unit
+/// peak and unit area) and for the shipped spoken-digit one over real recordings, the
+/// features from the sparse form equal the dense form's bit for bit, with and without a
+/// window table; the sparse form is the dense one's non-zero bands and nothing else.
+#[test]
+fn sparse_filterbank_features_are_bit_identical() {
+    use tinyssm_core::frontend::{sparse_filterbank, sparse_len};
+    let mut configs: Vec<(FrontEndConfig, Vec<f32>)> = cases()
+        .iter()
+        .map(|d| (config(d), io::read_f32_npy(&d.join("input.npy")).unwrap().1))
+        .collect();
+    let dir = tinyssm_data::data_dir();
+    let files = tinyssm_data::fsdd_files(&dir, tinyssm_data::Split::Test).unwrap();
+    let fsdd = tinyssm_data::fsdd_front_end();
+    let mut audio = Vec::new();
+    for (p, _) in files.iter().step_by(30) {
+        audio.extend(tinyssm_data::fsdd_clip(p, &fsdd).unwrap());
+    }
+    configs.push((fsdd, audio));
+    for (dense_cfg, x) in configs {
+        let mut fb = vec![0f32; dense_cfg.filterbank_len()];
+        mel_filterbank(&dense_cfg, &mut fb).unwrap();
+        let nnz = sparse_len(&dense_cfg, &fb).unwrap();
+        let sparse_cfg = FrontEndConfig {
+            filter_nnz: nnz as u32,
+            ..dense_cfg
+        };
+        let mut sp = vec![0f32; sparse_cfg.stored_filters_len()];
+        sparse_filterbank(&sparse_cfg, &fb, &mut sp).unwrap();
+        // Every weight outside the stored bands is zero; the stored ones are the dense ones.
+        let (nm, nb) = (dense_cfg.n_mels as usize, dense_cfg.n_bins());
+        let (bounds, w) = sp.split_at(2 * nm);
+        let mut at = 0;
+        for (row, be) in fb.chunks_exact(nb).zip(bounds.chunks_exact(2)) {
+            let (a, b) = (be[0] as usize, be[1] as usize);
+            assert!(row[..a].iter().chain(&row[b..]).all(|&v| v == 0.0));
+            assert_eq!(&row[a..b], &w[at..at + b - a]);
+            at += b - a;
+        }
+        println!(
+            "{} Hz, {} mels: {nnz} of {} weights stored",
+            dense_cfg.sample_rate,
+            nm,
+            fb.len()
+        );
+        assert!(nnz < fb.len() / 4, "{nnz} of {}", fb.len());
+        let features = |fe: FrontEnd<'_>, window: bool| {
+            let cfg = *fe.config();
+            let mut table = vec![0f32; cfg.frame_len as usize + 2 * nm];
+            let fe = if window {
+                let t = fe.window_table(&mut table).unwrap();
+                fe.with_window(&t).unwrap()
+            } else {
+                fe
+            };
+            let mut st = vec![0f32; cfg.state_len()];
+            let mut sc = vec![0f32; cfg.scratch_len()];
+            let mut out = vec![0f32; nm];
+            let mut got = Vec::new();
+            for &s in &x {
+                if fe.push(s, &mut st, &mut sc, &mut out).unwrap() {
+                    got.extend(out.iter().map(|v| v.to_bits()));
+                }
+            }
+            got
+        };
+        let dense = FrontEnd::new(dense_cfg, &fb).unwrap();
+        let sparse = FrontEnd::new(sparse_cfg, &sp).unwrap();
+        let want = features(dense, false);
+        assert!(want.len() > 10 * nm);
+        for window in [false, true] {
+            assert!(features(dense, window) == want, "dense, window {window}");
+            assert!(features(sparse, window) == want, "sparse, window {window}");
+        }
+        // A dense filterbank under a sparse configuration (and the reverse) is refused.
+        assert!(FrontEnd::new(sparse_cfg, &fb).is_err());
+        assert!(FrontEnd::new(dense_cfg, &sp).is_err());
+    }
+}
+
+/// A sparse filterbank's band bounds are checked where the front end is made: each an
+/// exact integer, `start ≤ end ≤ n_bins`, the ranges adding up to `filter_nnz`.
+#[test]
+fn malformed_sparse_bounds_are_refused() {
+    use tinyssm_core::frontend::{sparse_filterbank, sparse_len};
+    let dense_cfg = tinyssm_data::fsdd_front_end();
+    let mut fb = vec![0f32; dense_cfg.filterbank_len()];
+    mel_filterbank(&dense_cfg, &mut fb).unwrap();
+    let cfg = FrontEndConfig {
+        filter_nnz: sparse_len(&dense_cfg, &fb).unwrap() as u32,
+        ..dense_cfg
+    };
+    let mut sp = vec![0f32; cfg.stored_filters_len()];
+    sparse_filterbank(&cfg, &fb, &mut sp).unwrap();
+    assert!(FrontEnd::new(cfg, &sp).is_ok());
+    let nb = cfg.n_bins() as f32;
+    let (s0, e0) = (sp[4], sp[5]);
+    for (what, i, v) in [
+        ("NaN start", 4, f32::NAN),
+        ("fractional start", 4, s0 + 0.5),
+        ("negative start", 4, -1.0),
+        ("start after end", 4, e0 + 1.0),
+        ("end past the bins", 5, nb + 1.0),
+        ("infinite end", 5, f32::INFINITY),
+        ("ranges not adding up", 5, e0 - 1.0),
+    ] {
+        let mut bad = sp.clone();
+        bad[i] = v;
+        let e = FrontEnd::new(cfg, &bad).unwrap_err().to_string();
+        assert!(e.contains("sparse"), "{what}: {e}");
+    }
+    // filter_nnz beyond the dense size is a bad configuration.
+    let huge = FrontEndConfig {
+        filter_nnz: dense_cfg.filterbank_len() as u32 + 1,
+        ..dense_cfg
+    };
+    assert!(huge.validate().is_err());
 }

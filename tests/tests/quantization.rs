@@ -19,7 +19,17 @@ fn run_tokens(m: Model<'_>, tokens: &[u32]) -> Vec<f32> {
 }
 
 fn quant(blob: &[u8], weights: DType, compute: Compute) -> AlignedBuf {
-    AlignedBuf::from_bytes(&requantize_blob(blob, QuantSpec { weights, compute }).unwrap())
+    AlignedBuf::from_bytes(
+        &requantize_blob(
+            blob,
+            QuantSpec {
+                weights,
+                compute,
+                compact: true,
+            },
+        )
+        .unwrap(),
+    )
 }
 
 const MODES: [(&str, DType, Compute); 3] = [

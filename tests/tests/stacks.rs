@@ -97,6 +97,7 @@ fn mlp_stack_matches_the_numpy_reference() {
     let spec = QuantSpec {
         weights: DType::I8,
         compute: Compute::W8a8,
+        compact: true,
     };
     let float = run(model, 1, 40);
     let dy = requantize(&model, spec).unwrap();

@@ -423,9 +423,14 @@ pub fn layer_snr(
     path: &Path,
     streams: &[Vec<f32>],
 ) -> Result<LayerReport, ToolError> {
-    if reference.config().arch != model.config().arch
-        || reference.config().front_end != model.config().front_end
-    {
+    // The filterbank's storage (dense or sparse) does not change the features.
+    let fe = |m: &Model<'_>| {
+        m.config().front_end.map(|mut f| {
+            f.filter_nnz = 0;
+            f
+        })
+    };
+    if reference.config().arch != model.config().arch || fe(reference) != fe(model) {
         return Err(usage(format!(
             "{} and {}: --layers compares a model with its own re-encoding (same architecture and sizes)",
             ref_path.display(),

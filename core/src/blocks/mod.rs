@@ -185,6 +185,11 @@ pub(crate) trait BlockKind: Copy {
     fn int_state_frac_entry(&self, _i: usize) -> Option<usize> {
         None
     }
+    /// Float and w8a8 models (format 1.6): the compact encoding the kind's step also reads
+    /// for its tensor `role` besides f32 (and the matrix types of a matrix role), if any.
+    fn compact_dtype(&self, _role: Role) -> Option<crate::DType> {
+        None
+    }
     /// One layer step of one stream in float or w8a8 compute (the matrix products follow
     /// the stored dtypes): `resid` is the stream's residual (`d_model`), `state` its state
     /// of this layer, `scratch` [`Self::scratch_len`] values.
@@ -411,6 +416,11 @@ impl Block {
     /// element `i` of a layer's state (`None`: the kind has no integer mode).
     pub fn int_state_frac_entry(&self, i: usize) -> Option<usize> {
         each!(self, b => b.int_state_frac_entry(i))
+    }
+    /// The compact encoding (format 1.6) a layer's tensor `role` may have in a float or
+    /// w8a8 model ([`BlockKind::compact_dtype`]).
+    pub fn compact_dtype(&self, role: Role) -> Option<crate::DType> {
+        each!(self, b => b.compact_dtype(role))
     }
     pub(crate) fn int_validate(&self, d_input: u32) -> Result<(), FormatError> {
         each!(self, b => b.int_validate(d_input))

@@ -21,6 +21,7 @@ fn shipped() -> FrontEndConfig {
         mel_scale: MelScale::Htk,
         area_norm: false,
         log_eps: 1e-6,
+        filter_nnz: 0,
     }
 }
 

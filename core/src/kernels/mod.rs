@@ -56,8 +56,9 @@ pub fn dot_row(k: Kernels, w: Weights<'_>, row: usize, cols: usize, x: &[f32]) -
                 fast::dot_i4(q, s, &x[..cols])
             }
         }
-        // Unreachable: float steps refuse integer-only models before any kernel runs.
-        Weights::Int(_) => 0.0,
+        // Unreachable: a Q1.15 tensor is a vector (S4D's dA), never a matrix row, and
+        // float steps refuse integer-only models before any kernel runs.
+        Weights::Q15(_) | Weights::Int(_) => 0.0,
     }
 }
 

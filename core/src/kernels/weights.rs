@@ -4,6 +4,9 @@
 
 use half::{bf16, f16};
 
+/// The value of one Q1.15 unit ([`Weights::Q15`]): `2^-15`.
+pub const Q15_SCALE: f32 = 1.0 / 32768.0;
+
 /// A borrowed weight matrix or vector in its stored dtype.
 #[derive(Debug, Clone, Copy)]
 pub enum Weights<'a> {
@@ -14,6 +17,9 @@ pub enum Weights<'a> {
     I8(QuantI8<'a>),
     /// int4 in groups of 32 with f16 scales (layout: [`crate::DType::I4`]).
     I4(QuantI4<'a>),
+    /// Q1.15 fixed point, `value = q / 32768` (format 1.6: S4D's `dA` in a float or w8a8
+    /// model, stored as [`crate::DType::I16`]).
+    Q15(&'a [i16]),
     /// A tensor of an integer-only model (format 1.3); the float kernels never see one
     /// (a float step on such a model is refused before any kernel runs).
     Int(IntWeights<'a>),
@@ -119,6 +125,8 @@ impl<'a> Weights<'a> {
             Weights::Int(IntWeights::I8R(w)) => {
                 w.cols == cols && w.rq.len() == 2 * rows && w.q.len() == n
             }
+            // A vector encoding (S4D's dA), never a matrix.
+            Weights::Q15(_) => false,
             Weights::Int(_) => false,
         }
     }
@@ -130,6 +138,7 @@ impl<'a> Weights<'a> {
             Weights::Bf16(w) => w.len(),
             Weights::I8(w) => w.scale.len() * w.cols,
             Weights::I4(w) => w.rows() * w.cols,
+            Weights::Q15(w) => w.len(),
             Weights::Int(IntWeights::I16(w)) => w.len(),
             Weights::Int(IntWeights::I32(w)) => w.len(),
             Weights::Int(IntWeights::I8R(w)) => w.q.len(),
@@ -170,6 +179,7 @@ impl<'a> Weights<'a> {
                     cols: w.cols,
                 })
             }
+            Weights::Q15(w) => Weights::Q15(w.get(r)?),
             Weights::Int(_) => return None,
         })
     }
@@ -213,6 +223,11 @@ impl<'a> Weights<'a> {
                     let gi = c / crate::dtype::I4_GROUP;
                     let grp = &gs[gi * 16..gi * 16 + 16];
                     *o = i4_at(grp, c % crate::dtype::I4_GROUP) as f32 * sc[gi].to_f32();
+                }
+            }
+            Weights::Q15(w) => {
+                for (o, &q) in out.iter_mut().zip(w.get(lo..hi)?) {
+                    *o = q as f32 * Q15_SCALE;
                 }
             }
             // Integer-only tensors have no float value without their model's plan.

@@ -137,6 +137,18 @@ impl Packer<'_> {
             Weights::F32(w) => w.to_vec(),
             Weights::F16(w) => w.iter().map(|x| x.to_f32()).collect(),
             Weights::Bf16(w) => w.iter().map(|x| x.to_f32()).collect(),
+            // Format 1.6's compact S4D modes: dA in Q1.15 (exact in f32) and C·dB as int8
+            // rows, dequantized (the core applies each row's scale to the row's sum
+            // instead: the same value up to f32 rounding).
+            Weights::Q15(w) => w
+                .iter()
+                .map(|&q| q as f32 * tinyssm_core::kernels::Q15_SCALE)
+                .collect(),
+            Weights::I8(_) if !role.is_matrix() => {
+                tinyssm_host::tensor_f32(&t).ok_or_else(|| {
+                    shape(format!("{} is not a consistent int8 tensor", role.name()))
+                })?
+            }
             Weights::I8(_) | Weights::I4(_) | Weights::Int(_) => {
                 return Err(BackendError::Unavailable(format!(
                     "the step path runs f32/f16/bf16 vectors and f32/f16/bf16/int8 matrices; {} is {}",

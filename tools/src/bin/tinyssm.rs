@@ -53,8 +53,14 @@ enum Cmd {
         out: PathBuf,
         /// Storage dtype of weight matrices (norms, biases, conv, A, D, dt stay f32;
         /// dt_proj stays f16 at int8/int4). int8: per output channel; int4: groups of 32.
+        /// At int8/int4 the filterbank is stored sparse and S4D's modes compact (dA Q1.15,
+        /// C·dB int8 per channel, D and the output bias f16): format 1.6.
         #[arg(long, value_enum, default_value = "f32")]
         weights: Weights,
+        /// At int8/int4: keep the filterbank dense and S4D's vectors f32 (a blob that
+        /// format 1.5 readers read).
+        #[arg(long)]
+        no_compact: bool,
         /// The step's arithmetic.
         #[arg(long, value_enum, default_value = "float")]
         compute: ComputeArg,
@@ -347,6 +353,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             compute,
             calibrate,
             all_static,
+            no_compact,
         } => {
             if all_static && compute != ComputeArg::W8a8 {
                 return Err(ToolError::Usage(
@@ -401,6 +408,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let spec = QuantSpec {
                 weights: dtype,
                 compute,
+                compact: !no_compact,
             };
             spec.validate()?;
             let is_tssm = tinyssm_tools::intq::is_tssm(&src);

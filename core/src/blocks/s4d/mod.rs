@@ -149,6 +149,8 @@ impl BlockKind for S4dBlock {
     fn shape(&self, role: Role) -> Option<Shape> {
         Some(match role {
             Role::Norm | Role::NormBias | Role::D => s1(self.d_model),
+            // Per channel, `d_state / 2` complex modes as (re, im) pairs (one row per
+            // channel: `TensorSpec::rows_cols`).
             Role::DA | Role::CB => s3(self.d_model, self.d_state / 2, 2),
             Role::OutLinear => s2(self.out_rows()?, self.d_model),
             Role::OutLinearBias => s1(self.out_rows()?),
@@ -179,6 +181,17 @@ impl BlockKind for S4dBlock {
 
     fn int_state_frac_entry(&self, _i: usize) -> Option<usize> {
         Some(crate::int_step::plan::S4D_H_FRAC)
+    }
+
+    /// `dA` in Q1.15, `C·dB` int8 with one scale per channel, `D` and the output linear's
+    /// bias f16 (`float::layer` reads each in either encoding).
+    fn compact_dtype(&self, role: Role) -> Option<crate::DType> {
+        Some(match role {
+            Role::DA => crate::DType::I16,
+            Role::CB => crate::DType::I8,
+            Role::D | Role::OutLinearBias => crate::DType::F16,
+            _ => return None,
+        })
     }
 
     #[inline]
