@@ -38,8 +38,12 @@ impl Compute {
 
 /// Weight element types. Codes are stable across format versions.
 ///
-/// The quantized types (format 1.2) are only allowed for weight matrices and are stored
-/// self-contained (values, then scales) so a tensor stays one zero-copy slice:
+/// The quantized types (format 1.2) are only allowed for weight matrices — and, from format
+/// 1.6, for the vectors a block kind reads in a compact encoding
+/// (`BlockKind::compact_dtype`: S4D's `C·dB` as [`DType::I8`] with one scale per channel,
+/// its `dA` as [`DType::I16`] in Q1.15, `value = q / 32768`, its `D` and output bias as
+/// [`DType::F16`]) — and are stored self-contained (values, then scales) so a tensor stays
+/// one zero-copy slice:
 /// - [`DType::I8`]: `rows × cols` signed bytes (row-major), zero padding to a multiple of 4
 ///   bytes, then `rows` f32 scales: `w[r][c] = q[r][c] · scale[r]` (per output channel,
 ///   symmetric, `q ∈ [-127, 127]`).

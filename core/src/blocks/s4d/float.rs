@@ -128,79 +128,36 @@ fn finish<P: Probe>(
     Ok(())
 }
 
-/// One channel's modes (`(re, im)` pairs) in a stored encoding: `value(m)` is mode `m`
-/// before the channel's `scale()`.
-trait Pairs {
-    fn pair(&self, m: usize) -> Option<(f32, f32)>;
-    fn scale(&self) -> f32 {
-        1.0
-    }
-}
+/// Modes converted at a time by [`compact_modes`] (`2 · CHUNK` values on the stack).
+const CHUNK: usize = 16;
 
-struct F32Pairs<'a>(&'a [f32]);
-impl Pairs for F32Pairs<'_> {
-    #[inline(always)]
-    fn pair(&self, m: usize) -> Option<(f32, f32)> {
-        Some((*self.0.get(2 * m)?, *self.0.get(2 * m + 1)?))
-    }
-}
-
-struct Q15Pairs<'a>(&'a [i16]);
-impl Pairs for Q15Pairs<'_> {
-    #[inline(always)]
-    fn pair(&self, m: usize) -> Option<(f32, f32)> {
-        let (r, i) = (*self.0.get(2 * m)?, *self.0.get(2 * m + 1)?);
-        Some((r as f32 * Q15_SCALE, i as f32 * Q15_SCALE))
-    }
-}
-
-/// An int8 row: the values here, its scale applied once to the channel's sum.
-struct I8Pairs<'a>(&'a [i8], f32);
-impl Pairs for I8Pairs<'_> {
-    #[inline(always)]
-    fn pair(&self, m: usize) -> Option<(f32, f32)> {
-        Some((*self.0.get(2 * m)? as f32, *self.0.get(2 * m + 1)? as f32))
-    }
-    fn scale(&self) -> f32 {
-        self.1
-    }
-}
-
-/// Channel `ch`'s pairs of a `[d_model, d_state]` mode tensor in any allowed encoding.
-fn channel<'a>(w: &Weights<'a>, ch: usize, n: usize) -> Option<ModeRow<'a>> {
-    let r = ch.checked_mul(n)?..ch.checked_mul(n)?.checked_add(n)?;
-    Some(match w {
-        Weights::F32(v) => ModeRow::F(F32Pairs(v.get(r)?)),
-        Weights::Q15(v) => ModeRow::Q(Q15Pairs(v.get(r)?)),
-        Weights::I8(q) if q.cols == n => ModeRow::I(I8Pairs(q.q.get(r)?, *q.scale.get(ch)?)),
+/// Values `start..start + out.len()` of channel `ch`'s row (`n` values) of a mode tensor in
+/// f32: Q1.15 scaled, int8 as its integers (the caller applies the row's scale, returned).
+#[inline(never)]
+fn fill(w: &Weights<'_>, ch: usize, n: usize, start: usize, out: &mut [f32]) -> Option<f32> {
+    let lo = ch.checked_mul(n)?.checked_add(start)?;
+    let r = lo..lo.checked_add(out.len())?;
+    match w {
+        Weights::F32(v) => out.copy_from_slice(v.get(r)?),
+        Weights::Q15(v) => {
+            for (o, &q) in out.iter_mut().zip(v.get(r)?) {
+                *o = q as f32 * Q15_SCALE;
+            }
+        }
+        Weights::I8(q) if q.cols == n => {
+            for (o, &v) in out.iter_mut().zip(q.q.get(r)?) {
+                *o = v as f32;
+            }
+            return q.scale.get(ch).copied();
+        }
         _ => return None,
-    })
-}
-
-enum ModeRow<'a> {
-    F(F32Pairs<'a>),
-    Q(Q15Pairs<'a>),
-    I(I8Pairs<'a>),
-}
-
-/// One channel's update: `h ← dA·h + u` per mode, returns `scale(C̃) · Re(Σ C̃·h)`.
-#[inline(always)]
-fn modes<A: Pairs, C: Pairs>(hs: &mut [f32], a: &A, c: &C, u: f32) -> Option<f32> {
-    let mut y = 0.0f32;
-    for (m, hm) in hs.chunks_exact_mut(2).enumerate() {
-        let ((ar, ai), (cr, ci)) = (a.pair(m)?, c.pair(m)?);
-        let (hr, hi) = (hm[0], hm[1]);
-        let nr = (ar * hr - ai * hi) + u;
-        let ni = ar * hi + ai * hr;
-        hm[0] = nr;
-        hm[1] = ni;
-        y += cr * nr - ci * ni;
     }
-    Some(c.scale() * y)
+    Some(1.0)
 }
 
 /// The modes of a layer whose `dA`, `C·dB`, `D` are not all f32 (format 1.6: `dA` in
-/// Q1.15, `C·dB` int8 with one scale per channel, `y = 2·s·Re(Σ q·h) + D·u`, `D` f16).
+/// Q1.15, `C·dB` int8 with one scale per channel, `y = 2·s·Re(Σ q·h) + D·u`, `D` f16):
+/// per channel, [`CHUNK`] modes at a time converted to f32, then the f32 update.
 #[allow(clippy::too_many_arguments)]
 fn compact_modes<P: Probe>(
     c: &S4dBlock,
@@ -213,38 +170,41 @@ fn compact_modes<P: Probe>(
     probe: &mut P,
 ) -> Result<(), StepError> {
     let n = c.d_state as usize;
+    let bad = StepError::Internal;
     if st.len() < z.len() * n {
-        return Err(StepError::Internal);
+        return Err(bad);
     }
+    let (mut a, mut w) = ([0f32; 2 * CHUNK], [0f32; 2 * CHUNK]);
     for (ch, (zc, hs)) in z.iter_mut().zip(st.chunks_exact_mut(n)).enumerate() {
         let u = *zc;
-        let bad = StepError::Internal;
-        let (a, cc) = (
-            channel(&da, ch, n).ok_or(bad)?,
-            channel(&cb, ch, n).ok_or(bad)?,
-        );
-        macro_rules! go {
-            ($a:expr) => {
-                match &cc {
-                    ModeRow::F(cr) => modes(hs, $a, cr, u),
-                    ModeRow::Q(cr) => modes(hs, $a, cr, u),
-                    ModeRow::I(cr) => modes(hs, $a, cr, u),
-                }
-            };
+        let mut y = 0.0f32;
+        let mut scale = 1.0f32;
+        for (k, hc) in hs.chunks_mut(2 * CHUNK).enumerate() {
+            let len = hc.len();
+            let (a, w) = (&mut a[..len], &mut w[..len]);
+            fill(&da, ch, n, 2 * CHUNK * k, a).ok_or(bad)?;
+            scale = fill(&cb, ch, n, 2 * CHUNK * k, w).ok_or(bad)?;
+            for ((hm, am), cm) in hc
+                .chunks_exact_mut(2)
+                .zip(a.chunks_exact(2))
+                .zip(w.chunks_exact(2))
+            {
+                let (hr, hi) = (hm[0], hm[1]);
+                let nr = (am[0] * hr - am[1] * hi) + u;
+                let ni = am[0] * hi + am[1] * hr;
+                hm[0] = nr;
+                hm[1] = ni;
+                y += cm[0] * nr - cm[1] * ni;
+            }
         }
-        let y = match &a {
-            ModeRow::F(ar) => go!(ar),
-            ModeRow::Q(ar) => go!(ar),
-            ModeRow::I(ar) => go!(ar),
-        }
-        .ok_or(StepError::Internal)?;
+        let y = scale * y;
         probe.observe(li, Site::State, hs);
         let dc = match d {
             Weights::F32(d) => d.get(ch).copied(),
             Weights::F16(d) => d.get(ch).map(|v| v.to_f32()),
             _ => None,
         };
-        let pre = 2.0 * y + dc.ok_or(StepError::Internal)? * u;
+        let pre = 2.0 * y + dc.ok_or(bad)? * u;
         probe.observe(li, Site::S4dPreGelu, core::slice::from_ref(&pre));
         *zc = kernels::gelu(pre);
     }
