@@ -179,22 +179,50 @@ fn compact_modes<P: Probe>(
         let u = *zc;
         let mut y = 0.0f32;
         let mut scale = 1.0f32;
-        for (k, hc) in hs.chunks_mut(2 * CHUNK).enumerate() {
-            let len = hc.len();
-            let (a, w) = (&mut a[..len], &mut w[..len]);
-            fill(&da, ch, n, 2 * CHUNK * k, a).ok_or(bad)?;
-            scale = fill(&cb, ch, n, 2 * CHUNK * k, w).ok_or(bad)?;
-            for ((hm, am), cm) in hc
-                .chunks_exact_mut(2)
-                .zip(a.chunks_exact(2))
-                .zip(w.chunks_exact(2))
-            {
-                let (hr, hi) = (hm[0], hm[1]);
-                let nr = (am[0] * hr - am[1] * hi) + u;
-                let ni = am[0] * hi + am[1] * hr;
-                hm[0] = nr;
-                hm[1] = ni;
-                y += cm[0] * nr - cm[1] * ni;
+        // What int8 conversions write (`dA` Q1.15, `C·dB` int8): converted in the loop.
+        if let (Weights::Q15(dq), Weights::I8(cq)) = (&da, &cb) {
+            let r = ch * n..(ch + 1) * n;
+            if let (Some(dr), Some(cr), Some(&s), true) = (
+                dq.get(r.clone()),
+                cq.q.get(r),
+                cq.scale.get(ch),
+                cq.cols == n,
+            ) {
+                for ((hm, am), cm) in hs
+                    .chunks_exact_mut(2)
+                    .zip(dr.chunks_exact(2))
+                    .zip(cr.chunks_exact(2))
+                {
+                    let (ar, ai) = (am[0] as f32 * Q15_SCALE, am[1] as f32 * Q15_SCALE);
+                    let (hr, hi) = (hm[0], hm[1]);
+                    let nr = (ar * hr - ai * hi) + u;
+                    let ni = ar * hi + ai * hr;
+                    hm[0] = nr;
+                    hm[1] = ni;
+                    y += cm[0] as f32 * nr - cm[1] as f32 * ni;
+                }
+                scale = s;
+            } else {
+                return Err(bad);
+            }
+        } else {
+            for (k, hc) in hs.chunks_mut(2 * CHUNK).enumerate() {
+                let len = hc.len();
+                let (a, w) = (&mut a[..len], &mut w[..len]);
+                fill(&da, ch, n, 2 * CHUNK * k, a).ok_or(bad)?;
+                scale = fill(&cb, ch, n, 2 * CHUNK * k, w).ok_or(bad)?;
+                for ((hm, am), cm) in hc
+                    .chunks_exact_mut(2)
+                    .zip(a.chunks_exact(2))
+                    .zip(w.chunks_exact(2))
+                {
+                    let (hr, hi) = (hm[0], hm[1]);
+                    let nr = (am[0] * hr - am[1] * hi) + u;
+                    let ni = am[0] * hi + am[1] * hr;
+                    hm[0] = nr;
+                    hm[1] = ni;
+                    y += cm[0] * nr - cm[1] * ni;
+                }
             }
         }
         let y = scale * y;
