@@ -230,17 +230,18 @@ impl Config {
     }
 
     /// Whether `dtype` is the compact encoding (format 1.6) that tensor `spec`'s block kind
-    /// reads for it in a float or w8a8 model ([`crate::blocks::BlockKind::compact_dtype`]),
+    /// reads for it in a float or w8a8 model (`blocks::BlockKind::compact_dtype`),
     /// and not already an encoding every format allows.
     pub fn is_compact(&self, spec: &TensorSpec, dtype: DType) -> bool {
+        if self.compute == Compute::Int || spec.allows(dtype) {
+            return false;
+        }
+        let Some(l) = spec.layer else { return false };
         let stack = self.stack();
-        self.compute != Compute::Int
-            && !spec.allows(dtype)
-            && spec
-                .layer
-                .and_then(|l| stack.block(l as usize))
-                .and_then(|b| b.compact_dtype(spec.role))
-                == Some(dtype)
+        stack
+            .block(l as usize)
+            .and_then(|b| b.compact_dtype(spec.role))
+            == Some(dtype)
     }
 
     /// The oldest format minor version in which tensor `spec` may be stored as `dtype`:

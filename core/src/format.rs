@@ -120,7 +120,7 @@ struct ConfigV1_2 {
 
 /// Formats 1.2–1.5's header: what the writer still writes for every model that uses no 1.6
 /// feature, so that those blobs stay byte-identical and older readers keep reading them.
-/// (The reader decodes every minor field by field: [`decode_header`].)
+/// (The reader decodes every minor field by field: `decode_header`.)
 #[derive(Debug, Serialize)]
 pub struct HeaderV1_2 {
     config: ConfigV1_2,
@@ -154,32 +154,32 @@ impl HeaderV1_2 {
 /// `n_layers`, `arch`, then `front_end` (1.1+; with `filter_nnz` from 1.6), `compute`
 /// (1.2+), `n_tensors`, `quant_len`.
 fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatError> {
-    fn take<'a, T: serde::Deserialize<'a>>(r: &'a [u8]) -> Result<(T, &'a [u8]), FormatError> {
-        postcard::take_from_bytes::<T>(r).map_err(|_| FormatError::BadHeader)
-    }
-    let (n_layers, r) = take::<u32>(region)?;
-    let (arch, r) = postcard::take_from_bytes::<crate::blocks::Arch>(r).map_err(|_| {
+    use serde::Deserialize as _;
+    let mut de = postcard::Deserializer::from_bytes(region);
+    let bad = |_| FormatError::BadHeader;
+    let n_layers = u32::deserialize(&mut de).map_err(bad)?;
+    let arch = crate::blocks::Arch::deserialize(&mut de).map_err(|_| {
         if minor >= 2 {
             stacks_or_bad_header(region)
         } else {
             FormatError::BadHeader
         }
     })?;
-    let (front_end, r) = match minor {
-        0 => (None, r),
-        1..=5 => {
-            let (f, r) = take::<Option<FrontEndConfigV1_1>>(r)?;
-            (f.map(Into::into), r)
-        }
-        _ => take::<Option<crate::frontend::FrontEndConfig>>(r)?,
+    let front_end = match minor {
+        0 => None,
+        1..=5 => Option::<FrontEndConfigV1_1>::deserialize(&mut de)
+            .map_err(bad)?
+            .map(Into::into),
+        _ => Option::<crate::frontend::FrontEndConfig>::deserialize(&mut de).map_err(bad)?,
     };
-    let (compute, r) = if minor >= 2 {
-        take::<crate::config::Compute>(r)?
+    let compute = if minor >= 2 {
+        crate::config::Compute::deserialize(&mut de).map_err(bad)?
     } else {
-        (crate::config::Compute::Float, r)
+        crate::config::Compute::Float
     };
-    let (n_tensors, r) = take::<u32>(r)?;
-    let (quant_len, r) = take::<u32>(r)?;
+    let n_tensors = u32::deserialize(&mut de).map_err(bad)?;
+    let quant_len = u32::deserialize(&mut de).map_err(bad)?;
+    let rest = de.finalize().map_err(bad)?;
     let config = Config {
         n_layers,
         arch,
@@ -192,7 +192,7 @@ fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatErr
             n_tensors,
             quant_len,
         },
-        r,
+        rest,
     ))
 }
 

@@ -33,12 +33,13 @@ pub const VERSION_MAJOR: u16 = 1;
 ///   version. A 1.0–1.4 header holding the stack variant is malformed.
 /// - 1.6: compact float tensors for small flash: a sparse mel filterbank
 ///   ([`crate::frontend::FrontEndConfig::filter_nnz`]: each band's non-zero bins only),
-///   S4D's `dA` in Q1.15 ([`crate::DType::I16`] in a float or w8a8 model) and `C·dB` as
-///   int8 rows with one scale per channel ([`crate::DType::I8`]; the S4D mode tensors are
-///   `[d_model, d_state]`, the same values as 1.0–1.5's `[d_model, d_state/2, 2]`).
-///   Migration: none — the writer keeps the 1.2–1.5 header layout (no `filter_nnz`) and
-///   minor for every blob without these encodings (byte-identical, as before); a 1.5
-///   reader refuses 1.6 blobs by their minor version.
+///   and the block kinds' compact encodings ([`crate::Config::is_compact`]): S4D's `dA` in
+///   Q1.15 ([`crate::DType::I16`] in a float or w8a8 model), `C·dB` as int8 rows with one
+///   scale per channel ([`crate::DType::I8`]; a mode tensor's rows are its channels,
+///   [`crate::TensorSpec::rows_cols`]), `D` and the output bias f16. Migration: none — the
+///   writer keeps the 1.2–1.5 header layout (no `filter_nnz`) and minor for every blob
+///   without these encodings (byte-identical, as before); a 1.5 reader refuses 1.6 blobs by
+///   their minor version (re-convert with `--no-compact` for one).
 pub const VERSION_MINOR: u16 = 6;
 /// The minor version written for blobs that use no 1.4 feature.
 pub const VERSION_MINOR_BASE: u16 = 3;

@@ -64,7 +64,11 @@ pub fn summarize(m: &Model<'_>) -> Summary {
         .collect();
     let ws = m.weight_stats();
     let (mut n_static, mut n_dynamic) = (0, 0);
-    for t in (0..m.n_tensors()).filter_map(|i| m.tensor(i)) {
+    // Matrices only: an int8 vector (format 1.6's compact S4D C·dB) has no activations.
+    for t in (0..m.n_tensors())
+        .filter_map(|i| m.tensor(i))
+        .filter(|t| t.spec.role.is_matrix())
+    {
         match t.dtype {
             tinyssm_core::DType::I8S => n_static += 1,
             tinyssm_core::DType::I8 => n_dynamic += 1,

@@ -738,7 +738,28 @@ fn static_w8a8_convert_plans_its_scales_and_evaluates() {
     );
     let js = ok(&run(bin().arg("inspect").arg(&out).arg("--json")));
     let v: serde_json::Value = serde_json::from_str(&js).unwrap();
-    assert_eq!(v["format_version"], "1.4");
+    // Static scales are 1.4; an int8 conversion's compact S4D vectors make it 1.6, and
+    // `--no-compact` writes what a 1.4 reader reads.
+    assert_eq!(v["format_version"], "1.6");
+    let plain = tmp.path().join("plain.tssm");
+    ok(&run(bin()
+        .args(["convert"])
+        .arg(&float)
+        .arg("-o")
+        .arg(&plain)
+        .args([
+            "--compute",
+            "w8a8",
+            "--weights",
+            "int8",
+            "--calibrate",
+            "basicmotions",
+            "--no-compact",
+        ])));
+    let js = ok(&run(bin().arg("inspect").arg(&plain).arg("--json")));
+    let p: serde_json::Value = serde_json::from_str(&js).unwrap();
+    assert_eq!(p["format_version"], "1.4");
+    assert!(std::fs::metadata(&plain).unwrap().len() > std::fs::metadata(&out).unwrap().len());
     let (ns, nd) = (
         v["w8a8_static_matrices"].as_u64().unwrap(),
         v["w8a8_dynamic_matrices"].as_u64().unwrap(),

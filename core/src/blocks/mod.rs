@@ -418,7 +418,7 @@ impl Block {
         each!(self, b => b.int_state_frac_entry(i))
     }
     /// The compact encoding (format 1.6) a layer's tensor `role` may have in a float or
-    /// w8a8 model ([`BlockKind::compact_dtype`]).
+    /// w8a8 model (`BlockKind::compact_dtype`).
     pub fn compact_dtype(&self, role: Role) -> Option<crate::DType> {
         each!(self, b => b.compact_dtype(role))
     }
