@@ -382,8 +382,8 @@ impl<'a> Model<'a> {
     /// `Ok` when `cfg` is this model's front-end configuration (compared on bit patterns:
     /// integer instructions only), else [`StepError::WrongInputKind`].
     fn check_own_front_end(&self, cfg: &crate::frontend::FrontEndConfig) -> Result<(), StepError> {
-        match self.config.front_end {
-            Some(own) if crate::frontend::same_front_end(&own, cfg) => Ok(()),
+        match &self.config.front_end {
+            Some(own) if crate::frontend::same_front_end(own, cfg) => Ok(()),
             _ => Err(StepError::WrongInputKind),
         }
     }
