@@ -178,11 +178,12 @@ struct HeaderV1_1 {
     quant_len: u32,
 }
 
-/// Decodes the header of format 1.`minor`, one whole struct per layout. (Decoding field by
+/// Decodes the header region of a format 1.`minor` blob (the bytes after the preamble):
+/// the header and the rest (the tensor table), one whole struct per layout. (Decoding field by
 /// field would instantiate the block kinds' decoder once instead of three times, but
 /// measured on the Cortex-M4 bench images it costs ~1 KB more stack at parse and saves no
 /// `.text`.)
-fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatError> {
+pub fn decode_header(minor: u16, region: &[u8]) -> Result<(Header, &[u8]), FormatError> {
     if minor == 1 {
         let (h, rest) =
             postcard::take_from_bytes::<HeaderV1_1>(region).map_err(|_| FormatError::BadHeader)?;

@@ -38,14 +38,15 @@ struct Parts {
 fn split(b: &[u8]) -> Parts {
     let hl = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
     let region = &b[PREAMBLE_LEN..PREAMBLE_LEN + hl];
-    let (header, rest): (Header, &[u8]) = postcard::take_from_bytes(region).unwrap();
+    let minor = u16::from_le_bytes([b[6], b[7]]);
+    let (header, rest) = tinyssm_core::format::decode_header(minor, region).unwrap();
     let records = rest
         .chunks_exact(TENSOR_RECORD_LEN)
         .map(|c| postcard::from_bytes(c).unwrap())
         .collect();
     let data_off = (PREAMBLE_LEN + hl).div_ceil(16) * 16;
     Parts {
-        minor: u16::from_le_bytes([b[6], b[7]]),
+        minor,
         header,
         records,
         data: b[data_off..].to_vec(),
@@ -54,7 +55,11 @@ fn split(b: &[u8]) -> Parts {
 
 /// Re-assembles a blob (valid preamble + CRC) from possibly patched parts.
 fn join(p: &Parts) -> Vec<u8> {
-    let mut hdr = postcard::to_stdvec(&p.header).unwrap();
+    // The layout of the blob's minor: 1.2–1.5's where it has one (as the writer does).
+    let mut hdr = match tinyssm_core::format::HeaderV1_2::of(&p.header) {
+        Some(h) if p.minor < 6 => postcard::to_stdvec(&h).unwrap(),
+        _ => postcard::to_stdvec(&p.header).unwrap(),
+    };
     for r in &p.records {
         hdr.extend(postcard::to_stdvec(r).unwrap());
     }
