@@ -86,9 +86,11 @@ pub struct FrontEndConfigV1_1 {
     log_eps: f32,
 }
 
-impl From<FrontEndConfigV1_1> for crate::frontend::FrontEndConfig {
-    fn from(f: FrontEndConfigV1_1) -> Self {
-        crate::frontend::FrontEndConfig {
+/// `Dst { <the fields 1.1–1.5 store> from src, rest… }` (one list for both directions).
+macro_rules! front_end_fields {
+    ($src:expr, $dst:path { $($rest:tt)* }) => {{
+        let f = $src;
+        $dst {
             sample_rate: f.sample_rate,
             frame_len: f.frame_len,
             hop: f.hop,
@@ -100,27 +102,21 @@ impl From<FrontEndConfigV1_1> for crate::frontend::FrontEndConfig {
             mel_scale: f.mel_scale,
             area_norm: f.area_norm,
             log_eps: f.log_eps,
-            filter_nnz: 0,
+            $($rest)*
         }
+    }};
+}
+
+impl From<FrontEndConfigV1_1> for crate::frontend::FrontEndConfig {
+    fn from(f: FrontEndConfigV1_1) -> Self {
+        front_end_fields!(f, crate::frontend::FrontEndConfig { filter_nnz: 0 })
     }
 }
 
 impl FrontEndConfigV1_1 {
     /// The 1.1–1.5 form of `f`, when it has one (a dense filterbank).
     fn of(f: &crate::frontend::FrontEndConfig) -> Option<Self> {
-        (!f.sparse_filters()).then_some(FrontEndConfigV1_1 {
-            sample_rate: f.sample_rate,
-            frame_len: f.frame_len,
-            hop: f.hop,
-            n_fft: f.n_fft,
-            n_mels: f.n_mels,
-            f_min: f.f_min,
-            f_max: f.f_max,
-            window: f.window,
-            mel_scale: f.mel_scale,
-            area_norm: f.area_norm,
-            log_eps: f.log_eps,
-        })
+        (!f.sparse_filters()).then(|| front_end_fields!(f, FrontEndConfigV1_1 {}))
     }
 }
 

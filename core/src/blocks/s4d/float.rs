@@ -64,12 +64,7 @@ pub(super) fn layer<P: Probe>(
             .zip(dac.chunks_exact(2))
             .zip(cbc.chunks_exact(2))
         {
-            let (hr, hi) = (hm[0], hm[1]);
-            let nr = (am[0] * hr - am[1] * hi) + u;
-            let ni = am[0] * hi + am[1] * hr;
-            hm[0] = nr;
-            hm[1] = ni;
-            y += cm[0] * nr - cm[1] * ni;
+            y += mode(hm, (am[0], am[1]), (cm[0], cm[1]), u);
         }
         probe.observe(li, Site::State, hs);
         let pre = 2.0 * y + d[ch] * u;
@@ -126,6 +121,18 @@ fn finish<P: Probe>(
         probe.observe(None, Site::Resid, x);
     }
     Ok(())
+}
+
+/// One complex mode `hm = (re, im)`: `h ← dA·h + u`, returns its share `Re(C̃·h)` of the
+/// channel's output (every encoding's loop, so all compute it alike).
+#[inline(always)]
+fn mode(hm: &mut [f32], (ar, ai): (f32, f32), (cr, ci): (f32, f32), u: f32) -> f32 {
+    let (hr, hi) = (hm[0], hm[1]);
+    let nr = (ar * hr - ai * hi) + u;
+    let ni = ar * hi + ai * hr;
+    hm[0] = nr;
+    hm[1] = ni;
+    cr * nr - ci * ni
 }
 
 /// Modes converted at a time by [`compact_modes`] (`2 · CHUNK` values on the stack).
@@ -193,6 +200,8 @@ fn compact_modes<P: Probe>(
                     .zip(dr.chunks_exact(2))
                     .zip(cr.chunks_exact(2))
                 {
+                    // Written out (not `mode`): the int8 C̃ converted after the update
+                    // measured 6k Cortex-M4 instructions per frame fewer.
                     let (ar, ai) = (am[0] as f32 * Q15_SCALE, am[1] as f32 * Q15_SCALE);
                     let (hr, hi) = (hm[0], hm[1]);
                     let nr = (ar * hr - ai * hi) + u;
@@ -216,12 +225,7 @@ fn compact_modes<P: Probe>(
                     .zip(a.chunks_exact(2))
                     .zip(w.chunks_exact(2))
                 {
-                    let (hr, hi) = (hm[0], hm[1]);
-                    let nr = (am[0] * hr - am[1] * hi) + u;
-                    let ni = am[0] * hi + am[1] * hr;
-                    hm[0] = nr;
-                    hm[1] = ni;
-                    y += cm[0] * nr - cm[1] * ni;
+                    y += mode(hm, (am[0], am[1]), (cm[0], cm[1]), u);
                 }
             }
         }
