@@ -50,24 +50,36 @@ fn have(prog: &str, hint: &str) -> bool {
 }
 
 /// Compiles the plugin as `firmware/qemu-plugin/Makefile` does, into a test-only folder.
+///
+/// Built once per test binary: the tests run in parallel threads, and one test loading the
+/// library while another rewrote it failed with "file too short". The compiler writes a
+/// temporary file that is renamed into place, so another test binary (or an earlier run)
+/// never sees a half-written library either.
 fn build_plugin() -> PathBuf {
-    let src = firmware_dir().join("qemu-plugin");
-    let out = firmware_dir().join("target/qemu-plugin-test");
-    std::fs::create_dir_all(&out).expect("create plugin folder");
-    let so = out.join("libinsn_count.so");
-    let o = Command::new("gcc")
-        .args(["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror"])
-        .args(["-shared", "-fPIC", "-fvisibility=hidden", "-o"])
-        .arg(&so)
-        .arg(src.join("insn_count.c"))
-        .output()
-        .expect("run gcc");
-    assert!(
-        o.status.success(),
-        "gcc failed on insn_count.c:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    so
+    static PLUGIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PLUGIN
+        .get_or_init(|| {
+            let src = firmware_dir().join("qemu-plugin");
+            let out = firmware_dir().join("target/qemu-plugin-test");
+            std::fs::create_dir_all(&out).expect("create plugin folder");
+            let so = out.join("libinsn_count.so");
+            let tmp = out.join(format!("libinsn_count.so.{}.tmp", std::process::id()));
+            let o = Command::new("gcc")
+                .args(["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror"])
+                .args(["-shared", "-fPIC", "-fvisibility=hidden", "-o"])
+                .arg(&tmp)
+                .arg(src.join("insn_count.c"))
+                .output()
+                .expect("run gcc");
+            assert!(
+                o.status.success(),
+                "gcc failed on insn_count.c:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            std::fs::rename(&tmp, &so).expect("move the plugin into place");
+            so
+        })
+        .clone()
 }
 
 /// Builds the `insn-calib` image (only that binary) with the firmware workspace's config.
