@@ -6,11 +6,17 @@
 //!   whose DSP extension is optional, so the target does not assume it), or `-dsp` to turn
 //!   it off;
 //! - `target_feature = "dsp"` where the compiler reports it.
+//!
+//! And `cfg(tinyssm_arm_fp16)` when the target's FPU converts half precision
+//! (`VCVTB.F32.F16`, which `src/simd.rs` uses for f16 weights): the hard-float Cortex-M
+//! targets `thumbv7em-*-eabihf` (FPv4-SP, FPv5) and `thumbv8m.main-*-eabihf` (FPv5), whose
+//! FPUs all have the half-precision conversions; `-C target-feature=-fp16` turns it off.
 
 use std::env;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinyssm_arm_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(tinyssm_arm_fp16)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("arm") {
@@ -22,6 +28,9 @@ fn main() {
         .split(',')
         .any(|f| f == "dsp");
     let mut dsp = reported || target.starts_with("thumbv7em");
+    let hard_float = target.ends_with("eabihf");
+    let mut fp16 =
+        hard_float && (target.starts_with("thumbv7em") || target.starts_with("thumbv8m.main"));
     // The last `+dsp` / `-dsp` in the target-feature flags wins, as in rustc.
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let mut args = flags.split('\x1f');
@@ -35,6 +44,7 @@ fn main() {
                 match f {
                     "+dsp" => dsp = true,
                     "-dsp" => dsp = false,
+                    "-fp16" => fp16 = false,
                     _ => {}
                 }
             }
@@ -42,5 +52,8 @@ fn main() {
     }
     if dsp {
         println!("cargo::rustc-cfg=tinyssm_arm_dsp");
+    }
+    if fp16 {
+        println!("cargo::rustc-cfg=tinyssm_arm_fp16");
     }
 }

@@ -51,11 +51,11 @@ pub(crate) fn lora(
 /// `w[c*d_conv .. (c+1)*d_conv]` multiplies `[hist..., x]` (the newest input last, as a
 /// rolled conv state does).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn conv_silu_step(
+pub(crate) fn conv_silu_step<W: kernels::Elem>(
     k: Kernels,
     x: &mut [f32],
     hist: &mut [f32],
-    w: &[f32],
+    w: &[W],
     bias: Option<&[f32]>,
     d_conv: usize,
     probe: &mut impl crate::probe::Probe,
@@ -68,7 +68,7 @@ pub(crate) fn conv_silu_step(
     }
     if h == 0 {
         for (c, xc) in x.iter_mut().enumerate() {
-            let mut acc = w[c] * *xc;
+            let mut acc = w[c].get() * *xc;
             if let Some(b) = bias {
                 acc += b[c];
             }
@@ -88,9 +88,9 @@ pub(crate) fn conv_silu_step(
     {
         let mut acc = 0.0f32;
         for (hv, wv) in hc.iter().zip(wc) {
-            acc += hv * wv;
+            acc += hv * wv.get();
         }
-        acc += *xc * wc[h];
+        acc += *xc * wc[h].get();
         if let Some(b) = bias {
             acc += b[c];
         }

@@ -52,15 +52,17 @@ impl Tier {
     /// device's exp/log1p/erf put activations a few ulp off the core's, and an activation
     /// within those few ulp of a rounding boundary (`x · 127 / max|x|` at `k + ½`)
     /// quantizes one step apart: one int8 activation LSB, `max|x| / 127` (0.79% of the
-    /// vector's range), enters that linear's outputs and the recurrence. `rel` is half
-    /// such an LSB relative to the vector's scale. Measured on the emulator over the
-    /// shipped w8a8 models on real data (`tests/step_path.rs`): largest scaled error
-    /// 8.4e-4 (ecg-rpeak-int8, one flip at step 493 of a 500-step stream), every other
-    /// model within [`Tier::STEP`]; the same int8 weights with f32 activations (the
-    /// arithmetic a path that ignored activation quantization would compute) are
-    /// 6e-2 to 3 away.
+    /// vector's range), enters that linear's outputs and the recurrence. `rel` is one such
+    /// LSB relative to the vector's scale. Measured on the emulator over the shipped w8a8
+    /// models on real data (`tests/step_path.rs`): largest scaled error 5.96e-3
+    /// (fsdd-mamba-int8, a flip at step 25 of one of 10 clips: 0.75 LSB; the same blob with
+    /// its f16 `A` and conv weights stored as the same values in f32 gives the same bits;
+    /// before the f16 encoding its clips stayed within [`Tier::STEP`] and ecg-rpeak-int8
+    /// showed a flip of 8.4e-4), every other model within [`Tier::STEP`]; the same int8 weights with f32 activations (the
+    /// arithmetic a path that ignored activation quantization would compute) are 6e-2 to 3
+    /// away, 7.5× beyond it or more.
     pub const W8A8_STEP: Tier = Tier::Float {
-        rel: 4e-3,
+        rel: 8e-3,
         abs: 1e-5,
     };
 

@@ -325,6 +325,106 @@ fn format_1_6_compact_blobs() {
     assert!(!cfg.allows(&d_spec, DType::I16));
 }
 
+/// Format 1.6 for Mamba-1: `A` and the conv weights f16 in an int8 conversion, which puts
+/// `fsdd-mamba-int8` at ≤ 0.30× its float blob. The conversion to f32 is exact, so the
+/// compact step equals its dequantized twin bit for bit, with either kernel set.
+#[test]
+fn format_1_6_compact_mamba1() {
+    use tinyssm_core::{Compute, DType, Kernels, Role};
+    use tinyssm_tools::quantize::{requantize, QuantSpec};
+    let root = tinyssm_tests::repo_root();
+    let float = std::fs::read(root.join("models/fsdd-mamba.tssm")).unwrap();
+    let fb = AlignedBuf::from_bytes(&float);
+    let mf = Model::parse(fb.as_bytes()).unwrap();
+    let c = requantize(
+        &mf,
+        QuantSpec {
+            weights: DType::I8,
+            compute: Compute::W8a8,
+            compact: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(u16::from_le_bytes([c[6], c[7]]), 6);
+    println!(
+        "fsdd-mamba int8 compact: {} bytes = {:.3}x the float blob",
+        c.len(),
+        c.len() as f64 / float.len() as f64
+    );
+    assert!(
+        c.len() * 100 <= float.len() * 30,
+        "{} vs {}",
+        c.len(),
+        float.len()
+    );
+    let shipped = std::fs::read(root.join("models/fsdd-mamba-int8.tssm")).unwrap();
+    assert!(
+        c == shipped,
+        "models/fsdd-mamba-int8.tssm is not today's conversion"
+    );
+    let cb = AlignedBuf::from_bytes(&c);
+    let mc = Model::parse(cb.as_bytes()).unwrap();
+    for l in 0..4 {
+        for r in [Role::A, Role::ConvW] {
+            assert_eq!(mc.find(Some(l), r).unwrap().dtype, DType::F16, "{r:?}");
+        }
+    }
+    let fe = mc.config().front_end.unwrap();
+    let dir = tinyssm_data::data_dir();
+    let files = tinyssm_data::fsdd_files(&dir, tinyssm_data::Split::Test).unwrap();
+    let mut x = Vec::new();
+    for (p, _) in files.iter().step_by(100) {
+        x.extend(tinyssm_data::fsdd_clip(p, &fe).unwrap());
+    }
+    // Fast kernels (the helper's runner), then the reference kernels' own loops.
+    let worst = compact_vs_dequantized(&mf, &[Role::A, Role::ConvW], &x);
+    assert_eq!(worst, 0.0, "the compact Mamba-1 step is not its f32 twin");
+    let e = dequantized(&c, &[Role::A, Role::ConvW]);
+    let eb = AlignedBuf::from_bytes(&e);
+    let me = Model::parse(eb.as_bytes()).unwrap();
+    assert_eq!(me.find(Some(0), Role::A).unwrap().dtype, DType::F32);
+    assert_eq!(me.find(Some(0), Role::InProj).unwrap().dtype, DType::I8);
+    let run = |b: &[u8], k: Kernels| {
+        let mut r = Runner::new(Model::parse(b).unwrap().with_kernels(k));
+        let id = r.open();
+        r.feed_samples(id, &x).unwrap()
+    };
+    for k in [Kernels::Reference, Kernels::Fast] {
+        let (yc, ye) = (run(cb.as_bytes(), k), run(eb.as_bytes(), k));
+        assert!(yc.len() > 100);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert!(
+            bits(&yc) == bits(&ye),
+            "{k:?}: compact w8a8 step is not its f32 twin"
+        );
+    }
+}
+
+/// `blob` with its `roles` tensors re-stored as f32 (every other tensor as it is).
+fn dequantized(blob: &[u8], roles: &[tinyssm_core::Role]) -> Vec<u8> {
+    use tinyssm_core::Weights;
+    use tinyssm_host::{tensor_f32, write_blob, TensorData};
+    let b = AlignedBuf::from_bytes(blob);
+    let m = Model::parse(b.as_bytes()).unwrap();
+    write_blob(
+        m.config(),
+        |s| -> Result<TensorData, tinyssm_host::HostError> {
+            let t = m.find(s.layer, s.role).unwrap();
+            Ok(match t.weights {
+                _ if roles.contains(&s.role) => TensorData::F32(tensor_f32(&t).unwrap()),
+                Weights::I8(w) => TensorData::I8 {
+                    q: w.q.to_vec(),
+                    scale: w.scale.to_vec(),
+                    xmax: None,
+                },
+                Weights::F16(w) => TensorData::F16(w.to_vec()),
+                _ => TensorData::F32(tensor_f32(&t).unwrap()),
+            })
+        },
+    )
+    .unwrap()
+}
+
 /// `mf` re-encoded with int8 weights and f32 activations, compact (`cf`) and not; `e` holds
 /// `cf`'s `roles` dequantized to f32 beside the same int8 matrices. Returns the largest
 /// difference between `cf`'s and `e`'s outputs over the audio `x`, relative to

@@ -180,6 +180,30 @@ pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// An element of a stored vector that a step loop reads one value at a time: f32 itself,
+/// or f16 (format 1.6's compact Mamba-1 `A` and conv weights) converted exactly by
+/// [`fast::f16_to_f32`] (integer operations, no `half` call per element: the compact
+/// Mamba-1 step costs the Cortex-M4 a few instructions per `A` value). A loop generic
+/// over it gives the bits of the f32 loop over the converted values.
+pub trait Elem: Copy {
+    /// The exact f32 value.
+    fn get(self) -> f32;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn get(self) -> f32 {
+        self
+    }
+}
+
+impl Elem for f16 {
+    #[inline(always)]
+    fn get(self) -> f32 {
+        fast::f16_to_f32(self.to_bits())
+    }
+}
+
 /// f16 → f32 for one element (used by embedding lookups).
 #[inline]
 pub fn f16_to_f32(x: f16) -> f32 {

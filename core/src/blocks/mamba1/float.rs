@@ -3,7 +3,7 @@
 use super::Mamba1Block;
 use crate::blocks::{take, Layer};
 use crate::error::StepError;
-use crate::kernels::{self, Kernels};
+use crate::kernels::{self, Elem, Kernels, Weights};
 use crate::layers::{conv_silu_step, linear};
 use crate::probe::{Probe, Site};
 use crate::role::Role;
@@ -43,7 +43,12 @@ pub(super) fn layer<P: Probe>(
     probe.observe(li, Site::MambaX, x);
     probe.observe(li, Site::MambaZ, z);
     let cb = m.opt_f32s(c.conv_bias, li, Role::ConvB)?;
-    conv_silu_step(k, x, hist, m.f32s(li, Role::ConvW)?, cb, dc, probe, li)?;
+    // f32, or f16 in format 1.6's compact encoding (`Mamba1Block::compact_dtype`).
+    match m.w(li, Role::ConvW)? {
+        Weights::F32(w) => conv_silu_step(k, x, hist, w, cb, dc, probe, li)?,
+        Weights::F16(w) => conv_silu_step(k, x, hist, w, cb, dc, probe, li)?,
+        _ => return Err(StepError::Internal),
+    }
     probe.observe(li, Site::MambaConvOut, x);
     linear(k, m.w(li, Role::XProj)?, x, None, dbc)?;
     let (dt_in, bc) = dbc.split_at(r);
@@ -51,16 +56,38 @@ pub(super) fn layer<P: Probe>(
     probe.observe(li, Site::MambaDtIn, dt_in);
     probe.observe(li, Site::MambaB, bm);
     probe.observe(li, Site::MambaC, cm);
-    let scan = Scan {
-        dt_in,
-        bm,
-        cm,
-        dt_w: m.w(li, Role::DtProj)?,
-        dt_b: m.f32s(li, Role::DtProjBias)?,
-        a: m.f32s(li, Role::A)?,
-        d: m.f32s(li, Role::D)?,
-    };
-    ssm_update(k, x, z, ssm, &scan, probe, li)?;
+    let (dt_w, dt_b, d) = (
+        m.w(li, Role::DtProj)?,
+        m.f32s(li, Role::DtProjBias)?,
+        m.f32s(li, Role::D)?,
+    );
+    match m.w(li, Role::A)? {
+        Weights::F32(a) => {
+            let scan = Scan {
+                dt_in,
+                bm,
+                cm,
+                dt_w,
+                dt_b,
+                a,
+                d,
+            };
+            ssm_update(k, x, z, ssm, &scan, probe, li)?
+        }
+        Weights::F16(a) => {
+            let scan = Scan {
+                dt_in,
+                bm,
+                cm,
+                dt_w,
+                dt_b,
+                a,
+                d,
+            };
+            ssm_update(k, x, z, ssm, &scan, probe, li)?
+        }
+        _ => return Err(StepError::Internal),
+    }
     probe.observe(li, Site::MambaGated, x);
     let ob = m.opt_f32s(c.out_proj_bias, li, Role::OutProjBias)?;
     linear(k, m.w(li, Role::OutProj)?, x, ob, normed)?;
@@ -81,11 +108,11 @@ const FAST_BLOCK: usize = 16;
 /// fused with its `C·h` ([`kernels::fast::scan_row`]). Inlined into both of its calls:
 /// the plain one and the AVX2-compiled one (`crate::simd::with_avx2`, the same bits).
 #[inline(always)]
-fn ssm_update_fast(
+fn ssm_update_fast<A: Elem>(
     x: &mut [f32],
     z: &[f32],
     ssm: &mut [f32],
-    s: &Scan<'_>,
+    s: &Scan<'_, A>,
     probe: &mut impl Probe,
     li: Option<u16>,
 ) -> Result<(), StepError> {
@@ -133,26 +160,26 @@ fn ssm_update_fast(
 }
 
 /// One layer's selective-scan inputs: the step's `dt_in`, `B`, `C` (from x_proj) and the
-/// layer's dt projection (weights, bias), `A` and `D`.
+/// layer's dt projection (weights, bias), `A` (f32, or f16 in a compact blob) and `D`.
 #[derive(Clone, Copy)]
-struct Scan<'a> {
+struct Scan<'a, A> {
     dt_in: &'a [f32],
     bm: &'a [f32],
     cm: &'a [f32],
     dt_w: kernels::Weights<'a>,
     dt_b: &'a [f32],
-    a: &'a [f32],
+    a: &'a [A],
     d: &'a [f32],
 }
 
 /// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),
 /// h ← exp(dt·A) ⊙ h + (dt·B)·u, y = C·h + D·u, y·SiLU(z) → written over `x`.
-fn ssm_update(
+fn ssm_update<A: Elem>(
     k: Kernels,
     x: &mut [f32],
     z: &[f32],
     ssm: &mut [f32],
-    s: &Scan<'_>,
+    s: &Scan<'_, A>,
     probe: &mut impl Probe,
     li: Option<u16>,
 ) -> Result<(), StepError> {
@@ -199,7 +226,7 @@ fn ssm_update(
         let u = *xc;
         let mut y = 0.0f32;
         for (((h, &av), &bv), &cv) in hrow.iter_mut().zip(arow).zip(bm).zip(cm) {
-            *h = kernels::reference::exp(dt * av) * *h + (dt * bv) * u;
+            *h = kernels::reference::exp(dt * av.get()) * *h + (dt * bv) * u;
             y += *h * cv;
         }
         probe.observe(li, Site::State, hrow);

@@ -196,6 +196,16 @@ impl BlockKind for Mamba1Block {
         })
     }
 
+    /// `A` and the conv weights f16 (`float::layer` reads each in either encoding; the
+    /// conversion is exact, so the compact step equals the f32 step on the converted
+    /// values bit for bit).
+    fn compact_dtype(&self, role: Role) -> Option<crate::DType> {
+        match role {
+            Role::A | Role::ConvW => Some(crate::DType::F16),
+            _ => None,
+        }
+    }
+
     fn state_len(&self) -> Result<u64, FormatError> {
         let di = self.d_inner as u64;
         let conv = mul(di, (self.d_conv as u64).saturating_sub(1))?;

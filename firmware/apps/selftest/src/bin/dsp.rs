@@ -4,6 +4,9 @@
 //! then the matrix-vector products built on them (the w8a8 `kernels::matvec` and the
 //! integer `int_step::matvec_i8r`, whose `Kernels::Fast` path takes three rows a pass over
 //! activations packed once) against `Kernels::Reference`, bit for bit, over many shapes.
+//! Last, the f16 → f32 conversion the float kernels use (`fast::f16_to_f32`: the FPU's
+//! `VCVTB.F32.F16` on a hard-float core) against the integer-only conversion for all
+//! 65,536 inputs, bit for bit (NaNs included).
 //! Prints one line per failure and a summary; exits 0 when every case agrees, 1 otherwise.
 
 #![no_std]
@@ -112,7 +115,12 @@ fn main() -> ! {
     println!(
         "selftest-dsp: {cases} dot cases, {bad} mismatches; {mc} matvec cases, {mb} mismatches"
     );
-    let bad = bad + mb;
+    let fb = f16_conversions();
+    println!(
+        "selftest-dsp: 65536 f16 conversions by {}, {fb} mismatches",
+        fast::F16_PATH
+    );
+    let bad = bad + mb + fb;
     exit(bad == 0)
 }
 
@@ -201,4 +209,22 @@ fn matvecs(rng: &mut Rng) -> (u32, u32) {
         }
     }
     (cases, bad)
+}
+
+/// Mismatches of `fast::f16_to_f32` against `fast::f16_to_f32_portable` over every f16.
+fn f16_conversions() -> u32 {
+    let mut bad = 0u32;
+    for h in 0..=u16::MAX {
+        let (got, want) = (
+            fast::f16_to_f32(core::hint::black_box(h)).to_bits(),
+            fast::f16_to_f32_portable(h).to_bits(),
+        );
+        if got != want {
+            bad += 1;
+            if bad <= 8 {
+                println!("MISMATCH f16 {h:#06x}: {got:#010x} want {want:#010x}");
+            }
+        }
+    }
+    bad
 }
