@@ -116,6 +116,12 @@ roles! {
     MlpUp = 75, "mlp.up_proj", true;
     /// Gated MLP: down projection `[d_model, d_ffn]`.
     MlpDown = 76, "mlp.down_proj", true;
+    /// S5: the discretised modes λ as (re, im) pairs, `[P, 2]`.
+    S5Lambda = 77, "s5.lambda", false;
+    /// S5: the discretised input matrix B̄, `[P, H]` real or `[2P, H]` complex (rows re, im).
+    S5B = 78, "s5.B", true;
+    /// S5: the output matrix, `[H, P]` on `Re h`, or `[H, 2P]` (`Re C̃`, `−Im C̃` per mode).
+    S5C = 79, "s5.C", true;
 }
 
 /// Where a tensor belongs: `None` = model-global.

@@ -125,6 +125,75 @@ fn mlp_stack_matches_the_numpy_reference() {
     }
 }
 
+/// The S5 block kind in its three forms — aTENNuate's (real B and C, post LayerNorm, SiLU,
+/// no residual), the S5 paper's with zero-order hold (complex B and C, D, pre LayerNorm,
+/// GELU, residual) and with the bilinear transform (no norm, no activation) — against
+/// `tests/goldens/gen_s5.py` (NumPy, float64, the convolution form from each paper's
+/// equations), then as w8a8.
+#[test]
+fn s5_stack_matches_the_numpy_reference() {
+    use tinyssm_core::blocks::{S5Act, S5Block, S5Norm};
+    let dir = fixtures().join("s5/stack");
+    let blob = tinyssm_tools::convert_dir(&dir, tinyssm_tools::WeightDtype::F32).unwrap();
+    let buf = AlignedBuf::from_bytes(&blob);
+    let model = Model::parse(buf.as_bytes()).unwrap();
+    let s5 = |norm, act, c, residual| {
+        Block::S5(S5Block {
+            d_model: 6,
+            n_modes: 5,
+            complex_b: c,
+            complex_c: c,
+            d_skip: c,
+            norm,
+            act,
+            residual,
+        })
+    };
+    let want_blocks = [
+        s5(S5Norm::Post { eps: 1e-5 }, S5Act::Silu, false, false),
+        s5(S5Norm::Pre { eps: 1e-5 }, S5Act::Gelu, true, true),
+        s5(S5Norm::None, S5Act::None, true, true),
+    ];
+    for (l, b) in want_blocks.iter().enumerate() {
+        assert_eq!(model.stack().block(l), Some(b), "layer {l}");
+    }
+    assert_eq!(model.state_len(), 3 * 2 * 5, "P complex modes per layer");
+    let text = tinyssm_tools::inspect::render(&tinyssm_tools::inspect::summarize(&model));
+    assert!(text.contains("layers         s5 ×3\n"), "{text}");
+    let (xs, x) = io::read_f32_npy(&dir.join("input.npy")).unwrap();
+    let (ys, want) = io::read_f32_npy(&dir.join("expected.npy")).unwrap();
+    assert_eq!(xs[0], ys[0]);
+    for k in [Kernels::Reference, Kernels::Fast] {
+        let mut r = Runner::new(model.with_kernels(k));
+        let id = r.open();
+        let got = r.feed_vectors(id, &x).unwrap();
+        assert_eq!(got.len(), want.len());
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+            .fold(0f32, f32::max);
+        println!("s5 stack {k:?}: max |Δ|/max(1,|ref|) = {err:.3e}");
+        assert!(err <= 2e-5, "{k:?}: {err:.3e}");
+    }
+    // w8a8: B̄ and C are matrices (int8 per row), activations int8 with dynamic scales.
+    use tinyssm_tools::quantize::{requantize, QuantSpec};
+    let spec = QuantSpec {
+        weights: DType::I8,
+        compute: Compute::W8a8,
+        compact: true,
+    };
+    let float = run(model, 1, 40);
+    let q = requantize(&model, spec).unwrap();
+    let qb = AlignedBuf::from_bytes(&q);
+    let qm = Model::parse(qb.as_bytes()).unwrap();
+    assert_eq!(qm.find(Some(1), Role::S5B).unwrap().dtype, DType::I8);
+    assert_eq!(qm.find(Some(1), Role::S5Lambda).unwrap().dtype, DType::F32);
+    let e = nmse(&run(qm, 1, 40), &float);
+    println!("s5 stack w8a8: NMSE vs float {e:.2e}");
+    assert!(e > 0.0 && e < 1e-2, "{e}");
+}
+
 /// Every single-kind test model written as an explicit stack has the same tensors, buffer
 /// sizes and outputs, bit for bit, as its 1.0–1.4 form.
 #[test]

@@ -21,6 +21,7 @@ pub mod mamba2;
 pub mod mlp;
 pub mod rwkv;
 pub mod s4d;
+pub mod s5;
 mod table;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,7 @@ pub use mamba2::Mamba2Config;
 pub use mlp::{MlpAct, MlpBlock, MlpNorm};
 pub use rwkv::{Rwkv5Config, Rwkv6Config, Rwkv7Config, RwkvConfig};
 pub use s4d::{HeadKind, S4dConfig};
+pub use s5::{S5Act, S5Block, S5Norm};
 pub use table::{LayerTable, StackConfig, MAX_BLOCK_CONFIGS, MAX_LAYER_TABLE};
 
 /// Largest supported causal-conv kernel width.
@@ -359,6 +361,8 @@ registry! {
     Rwkv7 => rwkv::v7::Rwkv7Block, "block-rwkv7";
     /// Gated MLP channel mixer (SwiGLU / GeGLU) with its norm and residual.
     Mlp => mlp::MlpBlock, "block-mlp";
+    /// S5 MIMO diagonal SSM (modes shared by the channels) with its norm and activation.
+    S5 => s5::S5Block, "block-s5";
 }
 
 impl Block {
