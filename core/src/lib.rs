@@ -87,6 +87,7 @@ pub mod kernels;
 mod layers;
 pub mod list;
 mod model;
+pub mod net;
 pub mod probe;
 mod role;
 pub mod snapshot;

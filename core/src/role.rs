@@ -122,6 +122,10 @@ roles! {
     S5B = 78, "s5.B", true;
     /// S5: the output matrix, `[H, P]` on `Re h`, or `[H, 2P]` (`Re C̃`, `−Im C̃` per mode).
     S5C = 79, "s5.C", true;
+    /// Multi-rate networks (`net`): blockwise downsampling `[c_out, r·c_in]`.
+    NetDown = 80, "net.down", true;
+    /// Multi-rate networks (`net`): upsampling `[r·c_out, c_in]`.
+    NetUp = 81, "net.up", true;
 }
 
 /// Where a tensor belongs: `None` = model-global.

@@ -191,6 +191,31 @@ pub fn write_f32_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Res
     })
 }
 
+/// Writes mono 32-bit float samples as a WAV file at `sample_rate`, through a temporary
+/// file renamed into place (no half-written output on error). Non-finite samples are
+/// refused (nothing written).
+pub fn write_wav_f32(path: &Path, sample_rate: u32, samples: &[f32]) -> Result<(), HostError> {
+    if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+        return Err(HostError::input(
+            path,
+            format!("sample {i} is {} (nothing written)", samples[i]),
+        ));
+    }
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    write_via_temp(path, |tmp| {
+        let mut w = hound::WavWriter::create(tmp, spec).map_err(|e| e.to_string())?;
+        for &v in samples {
+            w.write_sample(v).map_err(|e| e.to_string())?;
+        }
+        w.finalize().map_err(|e| e.to_string())
+    })
+}
+
 /// Why a file of type `ft` may not be an output (`None`: a regular file, which an output
 /// replaces whole). Outputs never replace, or write through, a symlink, directory, FIFO,
 /// device or socket: `--out /dev/null` run as root must not replace the device.

@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("blocks", 2),
     // 3: the stack of blocks
     ("stack", 3),
+    ("net", 3),
     // 4: configuration, layout and the format
     ("config", 4),
     ("format", 4),

@@ -34,6 +34,43 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     hsum(&acc) + tail
 }
 
+/// `out = W·x (+ bias)` for an f32 matrix (`cols` per row): each row exactly as [`dot`]
+/// computes it (the same bits as a call per row), without the per-row dispatch. A
+/// one-column matrix (an S5 layer's `B̄` on one channel) is one scaled copy, which
+/// vectorizes: `dot` of one term is `0 + (0 + w·x)`, i.e. `w·x + 0`.
+#[inline]
+pub fn matvec_f32(w: &[f32], cols: usize, x: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    if cols == 1 {
+        let x0 = x[0];
+        match bias {
+            Some(b) => {
+                for ((o, &wv), &bv) in out.iter_mut().zip(w).zip(b) {
+                    *o = (wv * x0 + 0.0) + bv;
+                }
+            }
+            None => {
+                for (o, &wv) in out.iter_mut().zip(w) {
+                    *o = wv * x0 + 0.0;
+                }
+            }
+        }
+        return;
+    }
+    let rows = w.chunks_exact(cols.max(1));
+    match bias {
+        Some(b) => {
+            for ((o, row), &bv) in out.iter_mut().zip(rows).zip(b) {
+                *o = dot(row, x) + bv;
+            }
+        }
+        None => {
+            for (o, row) in out.iter_mut().zip(rows) {
+                *o = dot(row, x);
+            }
+        }
+    }
+}
+
 /// [`dot`] of a short vector (a Mamba dt projection's 16 terms, `C·h` of a few
 /// states): one 4-lane accumulator, summed pairwise, all inline.
 #[inline(always)]

@@ -79,6 +79,9 @@ pub fn matvec(
             return matvec_w8a8(k, q, x, bias, out);
         }
     }
+    if let (Kernels::Fast, Weights::F32(w)) = (k, w) {
+        return fast::matvec_f32(w, cols, x, bias, out);
+    }
     match bias {
         Some(b) => {
             for (r, (o, b)) in out.iter_mut().zip(b).enumerate() {

@@ -500,6 +500,40 @@ proptest! {
         prop_assert_eq!(bits(&got), bits(&want));
     }
 
+    /// The f32 matrix kernel gives each row the bits of `fast::dot` on it (so replacing
+    /// the per-row calls changed no output), with and without a bias, one column included;
+    /// signed zeros too.
+    #[test]
+    fn fast_matvec_f32_is_dot_per_row(
+        rows in 1usize..40,
+        cols in 1usize..70,
+        seed in 0u64..1000,
+        zeros in proptest::bool::ANY,
+    ) {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            if zeros && s % 5 == 0 { -0.0 } else { ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0 }
+        };
+        let w: Vec<f32> = (0..rows * cols).map(|_| rnd()).collect();
+        let x: Vec<f32> = (0..cols).map(|_| rnd()).collect();
+        let b: Vec<f32> = (0..rows).map(|_| rnd()).collect();
+        for bias in [None, Some(&b[..])] {
+            let mut got = std::vec![0f32; rows];
+            fast::matvec_f32(&w, cols, &x, bias, &mut got);
+            for r in 0..rows {
+                let d = fast::dot(&w[r * cols..(r + 1) * cols], &x);
+                let want = match bias {
+                    Some(b) => d + b[r],
+                    None => d,
+                };
+                prop_assert_eq!(got[r].to_bits(), want.to_bits(), "row {} of {}x{}", r, rows, cols);
+            }
+        }
+    }
+
     #[test]
     fn fast_dot_matches_reference(v in proptest::collection::vec((-10.0f32..10.0, -10.0f32..10.0), 0..200)) {
         let a: Vec<f32> = v.iter().map(|p| p.0).collect();

@@ -1,5 +1,6 @@
 //! Checkpoint importers. `convert_dir` auto-detects the checkpoint kind.
 
+pub mod atennuate;
 pub mod hf;
 pub mod json;
 pub mod pth;
