@@ -1286,3 +1286,56 @@ fn verify_all_lists_every_model_and_fails_on_an_unverifiable_one() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 1 models failed"));
 }
+
+/// `tinyssm denoise`: aTENNuate's checkpoint streamed over a one-second excerpt writes a
+/// WAV of the input's length and rate, with the library's streamed output; other rates, a
+/// non-checkpoint and a bad output path are one-line errors that write nothing.
+#[test]
+fn denoise_streams_a_recording_and_refuses_what_it_cannot_take() {
+    let Some(data) = data_dir() else { return };
+    let ck = data.join("atennuate/weights.pt");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, _, x) = tinyssm_host::io::read_wav(
+        &data.join("atennuate/noisy/clnsp1_train_69005_1_snr15_tl-21_fileid_158.wav"),
+    )
+    .unwrap();
+    let excerpt = &x[8000..24000 + 100];
+    let inp = tmp.path().join("in.wav");
+    tinyssm_host::io::write_wav_f32(&inp, 16000, excerpt).unwrap();
+    let out = tmp.path().join("out.wav");
+    let text = ok(&run(bin()
+        .arg("denoise")
+        .arg(&ck)
+        .arg("--wav")
+        .arg(&inp)
+        .arg("--out-wav")
+        .arg(&out)));
+    assert!(text.contains("delay of 1255 samples (78.4 ms)"), "{text}");
+    let (rate, ch, y) = tinyssm_host::io::read_wav(&out).unwrap();
+    assert_eq!((rate, ch, y.len()), (16000, 1, excerpt.len()));
+    let m = tinyssm_tools::import::atennuate::import(&ck).unwrap();
+    let want = tinyssm_tools::import::atennuate::run_stream(&m, excerpt).unwrap();
+    assert!(y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+    // 8 kHz audio: refused, not resampled silently.
+    let fsdd = data.join("fsdd/recordings/0_george_0.wav");
+    let bad = tmp.path().join("bad.wav");
+    let o = run(bin()
+        .arg("denoise")
+        .arg(&ck)
+        .arg("--wav")
+        .arg(&fsdd)
+        .arg("--out-wav")
+        .arg(&bad));
+    fails_with(&o, "at 8000 Hz; resample it first");
+    // A model blob is not the checkpoint.
+    let blob = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/ecg-rpeak.tssm");
+    let o = run(bin()
+        .arg("denoise")
+        .arg(&blob)
+        .arg("--wav")
+        .arg(&inp)
+        .arg("--out-wav")
+        .arg(&bad));
+    fails_with(&o, "not a readable PyTorch checkpoint");
+    assert!(!bad.exists());
+}

@@ -122,6 +122,22 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Denoise a recording with aTENNuate's trained speech denoiser, streamed sample by
+    /// sample through the multi-rate network engine; write the clean WAV aligned with the
+    /// input (same length and rate; the network's look-ahead compensated).
+    Denoise {
+        /// aTENNuate's PyTorch checkpoint (`weights.pt`).
+        checkpoint: PathBuf,
+        /// Noisy mono WAV at 16 kHz.
+        #[arg(long)]
+        wav: PathBuf,
+        /// Output WAV (32-bit float, mono, 16 kHz).
+        #[arg(long)]
+        out_wav: PathBuf,
+        /// Step with the scalar reference kernels instead of the fast ones.
+        #[arg(long)]
+        reference_kernels: bool,
+    },
     /// Emit Rust `const`s (buffer sizes) for firmware that declares `static` buffers.
     Codegen {
         model: PathBuf,
@@ -609,6 +625,45 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     if d > 8 { ", ..." } else { "" }
                 );
             }
+            Ok(())
+        }
+        Cmd::Denoise {
+            checkpoint,
+            wav,
+            out_wav,
+            reference_kernels,
+        } => {
+            use tinyssm_tools::import::atennuate;
+            let mut m = atennuate::import(&checkpoint)?;
+            if reference_kernels {
+                m = m.with_kernels(Kernels::Reference);
+            }
+            let plan = tinyssm_core::net::NetPlan::new(&m.cfg).map_err(|e| ToolError::Config {
+                path: checkpoint.clone(),
+                msg: format!("invalid network: {e}"),
+            })?;
+            let (rate, ch, x) = io::read_wav(&wav)?;
+            if ch != 1 || rate != 16000 {
+                return Err(ToolError::Usage(format!(
+                    "{}: the denoiser takes mono audio at 16000 Hz (its training rate), the file has {ch} channel(s) at {rate} Hz; resample it first",
+                    wav.display()
+                )));
+            }
+            let t = std::time::Instant::now();
+            let y = atennuate::run_stream(&m, &x).map_err(HostError::from)?;
+            let secs = t.elapsed().as_secs_f64();
+            io::write_wav_f32(&out_wav, rate, &y)?;
+            let audio = x.len() as f64 / rate as f64;
+            println!(
+                "wrote {} ({} samples, {audio:.2} s): streamed with a delay of {} samples ({:.1} ms) in {secs:.2} s ({:.1}x real time); state {} values, scratch {}",
+                out_wav.display(),
+                y.len(),
+                plan.delay,
+                plan.delay as f64 * 1000.0 / rate as f64,
+                audio / secs.max(1e-9),
+                plan.state_len,
+                plan.scratch_len
+            );
             Ok(())
         }
         Cmd::Generate {
