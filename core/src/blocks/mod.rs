@@ -624,7 +624,7 @@ mod tests {
 
     #[test]
     fn kinds_are_registered_once_with_unique_names() {
-        assert_eq!(KINDS.len(), 8);
+        assert_eq!(KINDS.len(), 9);
         for (i, k) in KINDS.iter().enumerate() {
             assert!(KINDS[..i].iter().all(|o| o.name != k.name), "{}", k.name);
             assert!(k.modes.float, "{}: every kind steps in float", k.name);

@@ -29,7 +29,7 @@ use std::path::Path;
 use tinyssm_core::blocks::{S5Act, S5Block, S5Norm};
 use tinyssm_core::list::List;
 use tinyssm_core::net::{Net, NetConfig, NetPlan, NetState, Op, MAX_OPS};
-use tinyssm_core::{Block, Kernels, Role, StepError, Tensors, Weights};
+use tinyssm_core::{ActQuant, Block, Kernels, QuantI8, Role, StepError, Tensors, Weights};
 
 use super::pth::{read_state_dict, PthTensor};
 use crate::error::ToolError;
@@ -37,11 +37,23 @@ use crate::error::ToolError;
 /// LayerNorm epsilon of `torch.nn.LayerNorm`'s default.
 const LN_EPS: f32 = 1e-5;
 
-/// A multi-rate network with its tensors in memory (f32), by operation and role.
+/// A quantized tensor: an int8 matrix with one scale per row (w8a8: the activations
+/// quantized per vector with dynamic scales, as the core's w8a8 models do).
+#[derive(Debug, Clone)]
+enum Stored {
+    I8 {
+        q: Vec<i8>,
+        scale: Vec<f32>,
+        cols: usize,
+    },
+}
+
+/// A multi-rate network with its tensors in memory, by operation and role.
 #[derive(Debug, Clone)]
 pub struct NetModel {
     pub cfg: NetConfig,
     tensors: HashMap<(u16, u8), Vec<f32>>,
+    quantized: HashMap<(u16, u8), Stored>,
     kernels: Kernels,
 }
 
@@ -52,11 +64,44 @@ impl NetModel {
         self
     }
 
-    /// Tensor `role` of operation `op`.
+    /// Tensor `role` of operation `op` (f32, as imported).
     pub fn tensor(&self, op: usize, role: Role) -> Option<&[f32]> {
         self.tensors
             .get(&(op as u16, role.code()))
             .map(|v| v.as_slice())
+    }
+
+    /// The same network with every matrix (S5 `B̄` and `C`, the resampling matrices) in
+    /// int8 with one scale per row (`max |row| / 127`, rounded to nearest) and int8
+    /// activations with a dynamic scale per vector (w8a8); λ, the convolutions and the
+    /// norms stay f32.
+    pub fn w8a8(&self) -> NetModel {
+        let mut quantized = HashMap::new();
+        for i in 0..self.cfg.ops().len() {
+            self.cfg.op_tensors(i, |role, (rank, dims)| {
+                let key = (i as u16, role.code());
+                let (Some(v), true, 2) = (self.tensors.get(&key), role.is_matrix(), rank) else {
+                    return;
+                };
+                let cols = dims[1] as usize;
+                let mut q = Vec::with_capacity(v.len());
+                let mut scale = Vec::with_capacity(v.len() / cols.max(1));
+                for row in v.chunks(cols.max(1)) {
+                    let m = row.iter().fold(0f32, |a, &x| a.max(x.abs()));
+                    let s = if m > 0.0 { m / 127.0 } else { 1.0 };
+                    scale.push(s);
+                    q.extend(
+                        row.iter()
+                            .map(|&x| (x / s).round().clamp(-127.0, 127.0) as i8),
+                    );
+                }
+                quantized.insert(key, Stored::I8 { q, scale, cols });
+            });
+        }
+        NetModel {
+            quantized,
+            ..self.clone()
+        }
     }
 }
 
@@ -65,11 +110,20 @@ impl<'a> Tensors<'a> for &'a NetModel {
         self.kernels
     }
     fn w(&self, layer: Option<u16>, role: Role) -> Result<Weights<'a>, StepError> {
-        let l = layer.ok_or(StepError::Internal)?;
-        self.tensors
-            .get(&(l, role.code()))
-            .map(|v| Weights::F32(v.as_slice()))
-            .ok_or(StepError::Internal)
+        let key = (layer.ok_or(StepError::Internal)?, role.code());
+        match self.quantized.get(&key) {
+            Some(Stored::I8 { q, scale, cols }) => Ok(Weights::I8(QuantI8 {
+                q,
+                scale,
+                cols: *cols,
+                act: ActQuant::DynamicI8,
+            })),
+            None => self
+                .tensors
+                .get(&key)
+                .map(|v| Weights::F32(v.as_slice()))
+                .ok_or(StepError::Internal),
+        }
     }
 }
 
@@ -381,6 +435,7 @@ pub fn import(path: &Path) -> Result<NetModel, ToolError> {
     Ok(NetModel {
         cfg,
         tensors: b.tensors,
+        quantized: HashMap::new(),
         kernels: Kernels::default(),
     })
 }
