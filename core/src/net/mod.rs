@@ -46,6 +46,9 @@ pub const MAX_OPS: usize = 96;
 pub const MAX_SKIPS: usize = 16;
 /// Largest resampling factor.
 pub const MAX_FACTOR: u32 = 64;
+/// Largest period (product of the resampling factors down to the coarsest level): bounds
+/// the control-flow run of [`NetPlan::new`] (parse-time work on a microcontroller).
+pub const MAX_PERIOD: u32 = 4096;
 /// Frames of input [`NetPlan::new`] runs the control flow for to size the skip buffers
 /// and find the delay, in periods (the pattern repeats every period once the first output
 /// has appeared).
@@ -155,8 +158,8 @@ impl NetConfig {
                         }
                         f / r as u64
                     };
-                    if f > 1 << 20 {
-                        return Err(bad("net resampling period beyond 2^20"));
+                    if f > MAX_PERIOD as u64 {
+                        return Err(bad("net resampling period beyond 4096"));
                     }
                     w = c_out;
                 }
@@ -770,3 +773,6 @@ impl Net<'_, '_> {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,406 @@
+//! The multi-rate engine on small programs: streamed outputs against a direct whole-signal
+//! computation written here from the operations' definitions (convolutions of every width
+//! and padding, resampling, skips), and random programs that must never panic.
+
+use std::vec;
+use std::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::kernels::{Kernels, Weights};
+use crate::StepError;
+
+/// Tensors by (operation, role code), all f32.
+struct Table(Vec<(u16, u8, Vec<f32>)>, Kernels);
+
+impl<'a> Tensors<'a> for &'a Table {
+    fn kernels(&self) -> Kernels {
+        self.1
+    }
+    fn w(&self, layer: Option<u16>, role: Role) -> Result<Weights<'a>, StepError> {
+        let l = layer.ok_or(StepError::Internal)?;
+        self.0
+            .iter()
+            .find(|t| t.0 == l && t.1 == role.code())
+            .map(|t| Weights::F32(&t.2))
+            .ok_or(StepError::Internal)
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+fn table(cfg: &NetConfig, seed: u64) -> Table {
+    let mut rng = Rng(seed | 1);
+    let mut t = Vec::new();
+    for i in 0..cfg.ops().len() {
+        cfg.op_tensors(i, |role, (rank, dims)| {
+            let n: usize = dims[..rank as usize].iter().map(|&d| d as usize).product();
+            t.push((i as u16, role.code(), (0..n).map(|_| rng.f()).collect()));
+        });
+    }
+    Table(t, Kernels::Reference)
+}
+
+/// The program over a whole signal `x` (`[T, d]` row-major), each operation on all frames
+/// of its level at once, padded at the end as `Net::finish` documents; the first `T`
+/// output frames.
+fn batch(cfg: &NetConfig, t: &Table, x: &[f32]) -> Vec<f32> {
+    let d = cfg.d_input as usize;
+    let period = cfg.period() as usize;
+    let n_in = x.len() / d;
+    let mut len = n_in + cfg.end_pad as usize;
+    len = len.div_ceil(period) * period;
+    let mut sig = vec![0f32; len * d];
+    sig[..x.len()].copy_from_slice(x);
+    let (mut w, mut frames) = (d, len);
+    let mut skips: Vec<Vec<f32>> = Vec::new();
+    let get = |i: usize, r: Role| -> &[f32] {
+        match (&t).w(Some(i as u16), r).unwrap() {
+            Weights::F32(v) => v,
+            _ => unreachable!(),
+        }
+    };
+    for (i, op) in cfg.ops().iter().enumerate() {
+        match *op {
+            Op::Push => skips.push(sig.clone()),
+            Op::PopAdd => {
+                let s = skips.pop().unwrap();
+                for (a, b) in sig.iter_mut().zip(&s) {
+                    *a += b;
+                }
+            }
+            Op::Conv { k, pad, .. } => {
+                let (wt, b) = (get(i, Role::ConvW), get(i, Role::ConvB));
+                let k = k as usize;
+                let mut y = vec![0f32; frames * w];
+                for tt in 0..frames {
+                    for c in 0..w {
+                        let mut acc = b[c];
+                        for j in 0..k {
+                            let src = tt as isize - pad as isize + j as isize;
+                            let v = if src >= 0 && (src as usize) < frames {
+                                sig[src as usize * w + c]
+                            } else {
+                                0.0
+                            };
+                            acc += v * wt[c * k + j];
+                        }
+                        y[tt * w + c] = acc;
+                    }
+                }
+                sig = y;
+            }
+            Op::Block(_) => unreachable!("the batch form here covers the other operations"),
+            Op::Down { c_out, r, .. } => {
+                let m = get(i, Role::NetDown);
+                let (co, r) = (c_out as usize, r as usize);
+                let nf = frames / r;
+                let mut y = vec![0f32; nf * co];
+                for tt in 0..nf {
+                    for o in 0..co {
+                        let mut acc = 0.0;
+                        for j in 0..r * w {
+                            acc += m[o * r * w + j] * sig[tt * r * w + j];
+                        }
+                        y[tt * co + o] = acc;
+                    }
+                }
+                (sig, w, frames) = (y, co, nf);
+            }
+            Op::Up { c_out, r, .. } => {
+                let m = get(i, Role::NetUp);
+                let (co, r) = (c_out as usize, r as usize);
+                let mut y = vec![0f32; frames * r * co];
+                for tt in 0..frames {
+                    for o in 0..r * co {
+                        let mut acc = 0.0;
+                        for c in 0..w {
+                            acc += m[o * w + c] * sig[tt * w + c];
+                        }
+                        y[tt * r * co + o] = acc;
+                    }
+                }
+                (sig, w, frames) = (y, co, frames * r);
+            }
+        }
+    }
+    sig.truncate(n_in * w);
+    sig
+}
+
+fn stream(cfg: &NetConfig, t: &Table, x: &[f32]) -> Vec<f32> {
+    let plan = NetPlan::new(cfg).unwrap();
+    let m: &Table = t;
+    let net = Net {
+        cfg,
+        plan: &plan,
+        m: &m,
+    };
+    let mut values = vec![0f32; plan.state_len];
+    let mut counters = vec![0u32; plan.counters_len];
+    let mut scratch = vec![0f32; plan.scratch_len];
+    let mut st = NetState {
+        values: &mut values,
+        counters: &mut counters,
+    };
+    net.reset(&mut st).unwrap();
+    let mut out = Vec::new();
+    let mut sink = |y: &[f32]| -> Result<(), StepError> {
+        out.extend_from_slice(y);
+        Ok(())
+    };
+    let d = cfg.d_input as usize;
+    for f in x.chunks(d) {
+        net.feed(&mut st, &mut scratch, f, &mut sink).unwrap();
+    }
+    net.finish(&mut st, &mut scratch, &mut sink).unwrap();
+    out.truncate(x.len() / d * plan.d_output);
+    out
+}
+
+fn unet(k1: u32, p1: u32, k2: u32, p2: u32, end_pad: u32) -> NetConfig {
+    let ops = [
+        Op::Push,
+        Op::Conv {
+            channels: 2,
+            k: k1,
+            pad: p1,
+        },
+        Op::Down {
+            c_in: 2,
+            c_out: 3,
+            r: 2,
+        },
+        Op::Push,
+        Op::Conv {
+            channels: 3,
+            k: k2,
+            pad: p2,
+        },
+        Op::Down {
+            c_in: 3,
+            c_out: 4,
+            r: 3,
+        },
+        Op::Conv {
+            channels: 4,
+            k: 3,
+            pad: 1,
+        },
+        Op::Up {
+            c_in: 4,
+            c_out: 3,
+            r: 3,
+        },
+        Op::PopAdd,
+        Op::Conv {
+            channels: 3,
+            k: k2,
+            pad: p2,
+        },
+        Op::Up {
+            c_in: 3,
+            c_out: 2,
+            r: 2,
+        },
+        Op::PopAdd,
+        Op::Conv {
+            channels: 2,
+            k: k1,
+            pad: p1,
+        },
+    ];
+    NetConfig {
+        d_input: 2,
+        end_pad,
+        ops: List::from_slice(&ops).unwrap(),
+    }
+}
+
+/// Two levels (factors 2 and 3: period 6), convolutions of widths 1–5 with every padding
+/// (causal to fully look-ahead), end padding 0 or 3: streamed = whole-signal, to f32
+/// rounding of the same sums in another order (none here: the same order), for lengths
+/// that do and do not end on a period.
+#[test]
+fn streamed_equals_the_whole_signal_for_every_conv_padding() {
+    for (k1, k2) in [(1, 3), (2, 4), (3, 3), (5, 2)] {
+        for p1 in 0..k1 {
+            for p2 in 0..k2 {
+                for end_pad in [0, 3] {
+                    let cfg = unet(k1, p1, k2, p2, end_pad);
+                    let t = table(&cfg, 7 + (k1 * 16 + p1 * 4 + p2) as u64);
+                    let plan = NetPlan::new(&cfg).unwrap();
+                    assert_eq!(plan.period, 6);
+                    for frames in [1usize, 5, 6, 25, 60] {
+                        let mut rng = Rng(frames as u64 * 31 + 1);
+                        let x: Vec<f32> = (0..frames * 2).map(|_| rng.f()).collect();
+                        let (s, b) = (stream(&cfg, &t, &x), batch(&cfg, &t, &x));
+                        assert_eq!(s.len(), b.len());
+                        for (a, w) in s.iter().zip(&b) {
+                            assert!(
+                                (a - w).abs() <= 1e-5 * w.abs().max(1.0),
+                                "k {k1}/{k2} pad {p1}/{p2} end {end_pad} frames {frames}: {a} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The delay of the two-level program: its look-ahead, as the plan finds it, reached and
+/// never exceeded by the stream's emissions.
+#[test]
+fn the_plan_delay_bounds_every_emission() {
+    let cfg = unet(3, 1, 3, 1, 0);
+    let t = table(&cfg, 3);
+    let plan = NetPlan::new(&cfg).unwrap();
+    let m: &Table = &t;
+    let net = Net {
+        cfg: &cfg,
+        plan: &plan,
+        m: &m,
+    };
+    let mut values = vec![0f32; plan.state_len];
+    let mut counters = vec![0u32; plan.counters_len];
+    let mut scratch = vec![0f32; plan.scratch_len];
+    let mut st = NetState {
+        values: &mut values,
+        counters: &mut counters,
+    };
+    net.reset(&mut st).unwrap();
+    let (mut emitted, mut worst) = (0usize, 0usize);
+    for f in 0..120usize {
+        let mut n = 0;
+        let mut sink = |_: &[f32]| -> Result<(), StepError> {
+            n += 1;
+            Ok(())
+        };
+        net.feed(&mut st, &mut scratch, &[0.5, -0.5], &mut sink)
+            .unwrap();
+        for p in emitted..emitted + n {
+            assert!(f <= p + plan.delay, "output {p} after input {f}");
+            worst = worst.max(f - p);
+        }
+        emitted += n;
+    }
+    assert_eq!(worst, plan.delay);
+    assert!(plan.delay > 0);
+}
+
+/// Bad programs are errors, never panics.
+#[test]
+fn malformed_programs_are_refused() {
+    let ok = unet(3, 1, 3, 1, 0);
+    let mut ops: Vec<Op> = ok.ops().to_vec();
+    let with = |ops: &[Op]| NetConfig {
+        d_input: 2,
+        end_pad: 0,
+        ops: List::from_slice(ops).unwrap(),
+    };
+    assert!(with(&ops).validate().is_ok());
+    ops.remove(8); // a PopAdd
+    assert!(with(&ops).validate().is_err());
+    let mut o2 = ok.ops().to_vec();
+    o2[1] = Op::Conv {
+        channels: 2,
+        k: 3,
+        pad: 3,
+    };
+    assert!(with(&o2).validate().is_err());
+    o2[1] = Op::Conv {
+        channels: 5,
+        k: 3,
+        pad: 1,
+    };
+    assert!(with(&o2).validate().is_err());
+    let mut o3 = ok.ops().to_vec();
+    o3[2] = Op::Down {
+        c_in: 2,
+        c_out: 3,
+        r: 0,
+    };
+    assert!(with(&o3).validate().is_err());
+    // A period beyond the bound.
+    let down = |r| {
+        (
+            Op::Down {
+                c_in: 2,
+                c_out: 2,
+                r,
+            },
+            Op::Up {
+                c_in: 2,
+                c_out: 2,
+                r,
+            },
+        )
+    };
+    let up = down;
+    let ok_deep = [down(64).0, down(64).0, up(64).1, up(64).1];
+    assert!(with(&ok_deep).validate().is_ok(), "4096 is the bound");
+    let deep = [
+        down(64).0,
+        down(64).0,
+        down(2).0,
+        up(2).1,
+        up(64).1,
+        up(64).1,
+    ];
+    assert!(with(&deep).validate().is_err());
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        Just(Op::Push),
+        Just(Op::PopAdd),
+        (1u32..4, 0u32..6, 0u32..7).prop_map(|(c, k, p)| Op::Conv {
+            channels: c,
+            k,
+            pad: p
+        }),
+        (1u32..4, 1u32..4, 0u32..5).prop_map(|(a, b, r)| Op::Down {
+            c_in: a,
+            c_out: b,
+            r
+        }),
+        (1u32..4, 1u32..4, 0u32..5).prop_map(|(a, b, r)| Op::Up {
+            c_in: a,
+            c_out: b,
+            r
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Random programs: validation and planning never panic; a valid one streams random
+    /// input and ends without an error or a panic, one output frame per input frame.
+    #[test]
+    fn random_programs_never_panic(
+        d in 1u32..4,
+        end_pad in 0u32..4,
+        ops in proptest::collection::vec(op_strategy(), 1..12),
+        frames in 0usize..40,
+    ) {
+        let cfg = NetConfig { d_input: d, end_pad, ops: List::from_slice(&ops).unwrap() };
+        if let Ok(plan) = NetPlan::new(&cfg) {
+            let t = table(&cfg, 5);
+            let mut rng = Rng(9);
+            let x: Vec<f32> = (0..frames * d as usize).map(|_| rng.f()).collect();
+            let y = stream(&cfg, &t, &x);
+            prop_assert_eq!(y.len(), frames * plan.d_output);
+        }
+    }
+}
