@@ -40,16 +40,20 @@ const FILES: [&str; 4] = [
 fn atennuate_streams_the_reference_output() {
     let m = atennuate::import(&dir().join("weights.pt")).unwrap();
     let plan = NetPlan::new(&m.cfg).unwrap();
+    let macs = m.cfg.macs_per_period() as f64 * 16000.0 / plan.period as f64;
     println!(
-        "aTENNuate: {} ops, period {} samples, delay {} samples ({:.1} ms), state {} f32 + {} counters, scratch {} f32",
+        "aTENNuate: {} ops, period {} samples, delay {} samples ({:.1} ms), state {} f32 + {} counters, scratch {} f32, {:.3} G MAC per second of audio",
         m.cfg.ops().len(),
         plan.period,
         plan.delay,
         plan.delay as f64 / 16.0,
         plan.state_len,
         plan.counters_len,
-        plan.scratch_len
+        plan.scratch_len,
+        macs / 1e9
     );
+    // The layer shapes' count (issue 19: ~0.33 G).
+    assert!((0.3e9..0.36e9).contains(&macs), "{macs}");
     let fixtures = tinyssm_tests::fixtures().join("atennuate");
     for f in FILES {
         let (sr, ch, x) = read_wav(&dir().join("noisy").join(format!("{f}.wav"))).unwrap();

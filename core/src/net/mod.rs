@@ -189,6 +189,42 @@ impl NetConfig {
         most
     }
 
+    /// Multiply-accumulates per period of input frames ([`Self::period`]): each
+    /// operation's per-frame work (matrices from their shapes, a convolution's taps, a
+    /// block kind's own update) times the frames it runs on in a period (call after
+    /// [`Self::validate`]).
+    pub fn macs_per_period(&self) -> u64 {
+        let period = self.period() as u64;
+        let mut f = 1u64;
+        let mut total = 0u64;
+        for (i, op) in self.ops().iter().enumerate() {
+            // Frames of this operation's input per period.
+            let frames = period / f.max(1);
+            let mut per = 0u64;
+            self.op_tensors(i, |role, (rank, dims)| {
+                if role.is_matrix() && rank == 2 {
+                    per += dims[0] as u64 * dims[1] as u64;
+                }
+            });
+            per += match *op {
+                Op::Conv { channels, k, .. } => channels as u64 * k as u64,
+                Op::Block(b) => b.macs(),
+                _ => 0,
+            };
+            // A Down's matrix runs once per r input frames, an Up's once per input frame.
+            total += match *op {
+                Op::Down { r, .. } => per * frames / r as u64,
+                _ => per * frames,
+            };
+            match *op {
+                Op::Down { r, .. } => f = f.saturating_mul(r as u64),
+                Op::Up { r, .. } => f /= (r as u64).max(1),
+                _ => {}
+            }
+        }
+        total
+    }
+
     /// Calls `f` with each tensor of operation `i` (role and shape: rank, dimensions), in
     /// canonical order.
     pub fn op_tensors(&self, i: usize, mut f: impl FnMut(Role, (u8, [u32; 4]))) {

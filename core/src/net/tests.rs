@@ -404,3 +404,64 @@ proptest! {
         }
     }
 }
+
+/// The engine touches exactly its state, counters and scratch: buffers longer than the
+/// plan's sizes keep their canaries past the end, through feeding and finishing.
+#[test]
+fn buffers_are_used_to_their_planned_length_and_no_further() {
+    let cfg = unet(3, 1, 4, 2, 1);
+    let t = table(&cfg, 11);
+    let plan = NetPlan::new(&cfg).unwrap();
+    let m: &Table = &t;
+    let net = Net {
+        cfg: &cfg,
+        plan: &plan,
+        m: &m,
+    };
+    const C: f32 = 1234.5;
+    let mut values = vec![C; plan.state_len + 64];
+    let mut counters = vec![0xdead_beef_u32; plan.counters_len + 16];
+    let mut scratch = vec![C; plan.scratch_len + 64];
+    let mut st = NetState {
+        values: &mut values,
+        counters: &mut counters,
+    };
+    net.reset(&mut st).unwrap();
+    let mut sink = |_: &[f32]| -> Result<(), StepError> { Ok(()) };
+    for f in 0..50 {
+        let x = [f as f32 * 0.1, -0.3];
+        net.feed(&mut st, &mut scratch, &x, &mut sink).unwrap();
+    }
+    net.finish(&mut st, &mut scratch, &mut sink).unwrap();
+    assert!(values[plan.state_len..].iter().all(|&v| v == C));
+    assert!(counters[plan.counters_len..]
+        .iter()
+        .all(|&v| v == 0xdead_beef));
+    assert!(scratch[plan.scratch_len..].iter().all(|&v| v == C));
+    // One value short anywhere is an error, not a panic.
+    let mut short = vec![0f32; plan.state_len - 1];
+    let mut cn = vec![0u32; plan.counters_len];
+    let mut st = NetState {
+        values: &mut short,
+        counters: &mut cn,
+    };
+    assert!(matches!(
+        net.reset(&mut st),
+        Err(StepError::StateTooShort { .. })
+    ));
+    let mut values = vec![0f32; plan.state_len];
+    let mut st = NetState {
+        values: &mut values,
+        counters: &mut cn,
+    };
+    net.reset(&mut st).unwrap();
+    let mut small = vec![0f32; plan.scratch_len - 1];
+    assert!(matches!(
+        net.feed(&mut st, &mut small, &[0.0, 0.0], &mut sink),
+        Err(StepError::ScratchTooShort { .. })
+    ));
+    assert!(matches!(
+        net.feed(&mut st, &mut scratch, &[f32::NAN, 0.0], &mut sink),
+        Err(StepError::NonFiniteInput { index: 0 })
+    ));
+}

@@ -654,14 +654,18 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let secs = t.elapsed().as_secs_f64();
             io::write_wav_f32(&out_wav, rate, &y)?;
             let audio = x.len() as f64 / rate as f64;
+            let macs = m.cfg.macs_per_period() as f64 * rate as f64 / plan.period as f64;
             println!(
-                "wrote {} ({} samples, {audio:.2} s): streamed with a delay of {} samples ({:.1} ms) in {secs:.2} s ({:.1}x real time); state {} values, scratch {}",
+                "wrote {} ({} samples, {audio:.2} s): streamed with a delay of {} samples ({:.1} ms) in {secs:.2} s ({:.1}x real time, {:.2} G MAC/s of {:.3} G MAC per second of audio); state {} f32 + {} counters, scratch {} f32",
                 out_wav.display(),
                 y.len(),
                 plan.delay,
                 plan.delay as f64 * 1000.0 / rate as f64,
                 audio / secs.max(1e-9),
+                macs * audio / secs.max(1e-9) / 1e9,
+                macs / 1e9,
                 plan.state_len,
+                plan.counters_len,
                 plan.scratch_len
             );
             Ok(())
