@@ -597,7 +597,9 @@ impl Net<'_, '_> {
     }
 
     /// Feeds one input frame (`x`: `d_input` values) and passes every output frame that
-    /// becomes ready to `out`.
+    /// becomes ready to `out`. A non-finite input value is refused before anything is
+    /// computed (the state is unchanged); an overflow inside resets the stream
+    /// ([`StepError::Overflow`]).
     pub fn feed(
         &self,
         st: &mut NetState<'_>,
@@ -618,8 +620,27 @@ impl Net<'_, '_> {
         }
         scratch[..d].copy_from_slice(x);
         st.counters[0] = (st.counters[0] + 1) % self.plan.period as u32;
-        let mut cx = Cx { st, scratch };
-        self.run(&mut cx, 0, 0, out)
+        let mut cx = Cx {
+            st: &mut *st,
+            scratch,
+        };
+        let r = self.run(&mut cx, 0, 0, out);
+        self.reset_on_overflow(st, r)
+    }
+
+    /// The non-finite policy of the model steps (ARCHITECTURE.md): an output frame that
+    /// came out NaN or infinite (a finite input too large for f32 arithmetic overflowed
+    /// inside) is not passed on; the stream is reset to its initial state and
+    /// [`StepError::Overflow`] returned, so the next frame starts clean.
+    fn reset_on_overflow(
+        &self,
+        st: &mut NetState<'_>,
+        r: Result<(), StepError>,
+    ) -> Result<(), StepError> {
+        if r == Err(StepError::Overflow) {
+            self.reset(st)?;
+        }
+        r
     }
 
     /// Ends the stream: pads the input with `end_pad` zero frames and then to a whole
@@ -643,7 +664,8 @@ impl Net<'_, '_> {
                 st: &mut *st,
                 scratch: &mut *scratch,
             };
-            self.run(&mut cx, 0, 0, out)?;
+            let r = self.run(&mut cx, 0, 0, out);
+            self.reset_on_overflow(st, r)?;
         }
         for (i, op) in self.cfg.ops().iter().enumerate() {
             if let Op::Conv { .. } = *op {
@@ -658,7 +680,8 @@ impl Net<'_, '_> {
                     };
                     self.conv(&mut cx, i, None)?;
                     let o = self.plan.out_off[i] as usize;
-                    self.run(&mut cx, i + 1, o, out)?;
+                    let r = self.run(&mut cx, i + 1, o, out);
+                    self.reset_on_overflow(st, r)?;
                 }
                 st.counters[c] = 0;
             }
@@ -679,7 +702,11 @@ impl Net<'_, '_> {
         let k = self.m.kernels();
         loop {
             let Some(op) = self.cfg.ops().get(i) else {
-                return out.frame(&cx.scratch[at..at + p.d_output]);
+                let y = &cx.scratch[at..at + p.d_output];
+                if y.iter().any(|v| !v.is_finite()) {
+                    return Err(StepError::Overflow);
+                }
+                return out.frame(y);
             };
             let w = p.width[i] as usize;
             let o = p.out_off[i] as usize;

@@ -465,3 +465,71 @@ fn buffers_are_used_to_their_planned_length_and_no_further() {
         Err(StepError::NonFiniteInput { index: 0 })
     ));
 }
+
+/// A finite input too large for f32 arithmetic overflows inside: no non-finite frame is
+/// passed on, the stream is reset and says so, and the frames after it stream exactly as
+/// a fresh stream given them.
+#[test]
+fn an_overflow_resets_the_stream_and_it_recovers() {
+    let cfg = unet(3, 1, 3, 0, 0);
+    let t = table(&cfg, 21);
+    let plan = NetPlan::new(&cfg).unwrap();
+    let m: &Table = &t;
+    let net = Net {
+        cfg: &cfg,
+        plan: &plan,
+        m: &m,
+    };
+    let run = |xs: &[[f32; 2]]| -> (Vec<f32>, Vec<usize>) {
+        let mut values = vec![0f32; plan.state_len];
+        let mut counters = vec![0u32; plan.counters_len];
+        let mut scratch = vec![0f32; plan.scratch_len];
+        let mut st = NetState {
+            values: &mut values,
+            counters: &mut counters,
+        };
+        net.reset(&mut st).unwrap();
+        let (mut out, mut overflows) = (Vec::new(), Vec::new());
+        for (f, x) in xs.iter().enumerate() {
+            let mut sink = |y: &[f32]| -> Result<(), StepError> {
+                assert!(
+                    y.iter().all(|v| v.is_finite()),
+                    "a non-finite frame was passed on"
+                );
+                out.extend_from_slice(y);
+                Ok(())
+            };
+            match net.feed(&mut st, &mut scratch, x, &mut sink) {
+                Ok(()) => {}
+                Err(StepError::Overflow) => {
+                    overflows.push(f);
+                    out.clear();
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        (out, overflows)
+    };
+    let mut rng = Rng(77);
+    let tail: Vec<[f32; 2]> = (0..40).map(|_| [rng.f(), rng.f()]).collect();
+    let mut xs = vec![[0.25f32, -0.5]; 3];
+    xs.push([3e38, -3e38]);
+    // The big frame reaches the output after the network's delay: feed until it overflows.
+    xs.extend(std::iter::repeat_n(
+        [0.25f32, -0.5],
+        plan.delay + plan.period,
+    ));
+    let (_, overflows) = run(&xs);
+    assert!(!overflows.is_empty(), "3e38 did not overflow");
+    let last = *overflows.last().unwrap();
+    let mut xs = xs[..=last].to_vec();
+    xs.extend_from_slice(&tail);
+    let (after, o2) = run(&xs);
+    assert_eq!(o2, overflows);
+    let (fresh, none) = run(&tail);
+    assert!(none.is_empty());
+    assert_eq!(
+        after, fresh,
+        "the stream after the reset is not a fresh stream"
+    );
+}
