@@ -186,15 +186,6 @@ impl Builder {
     }
 }
 
-fn softplus(x: f64) -> f64 {
-    // log(1 + e^x), stable for large |x| (torch's threshold form agrees to f32 precision).
-    if x > 30.0 {
-        x
-    } else {
-        x.exp().ln_1p()
-    }
-}
-
 /// `SSMLayer` at `p` (`p.log_dt`, `p.A`, `p.B`, `p.C`) on `c` channels: its S5 block
 /// tensors (λ, B̂ = B·dt, C).
 /// An operation's tensors by role.
@@ -206,19 +197,10 @@ fn ssm(r: &mut Reader<'_>, p: &str, c: usize) -> Result<(u32, OpTensors), ToolEr
     let log_dt = r.get(&format!("{p}.log_dt"), &[Some(n)])?;
     let b = r.get(&format!("{p}.B"), &[Some(n), Some(c)])?;
     let cm = r.get(&format!("{p}.C"), &[Some(c), Some(n)])?;
-    let mut lam = Vec::with_capacity(2 * n);
-    let mut bhat = Vec::with_capacity(n * c);
-    for m in 0..n {
-        let dt = (log_dt.data[m] as f64).exp();
-        let re = -dt * softplus(a.data[2 * m] as f64);
-        let im = dt * a.data[2 * m + 1] as f64;
-        let mag = re.exp();
-        lam.push((mag * im.cos()) as f32);
-        lam.push((mag * im.sin()) as f32);
-        for k in 0..c {
-            bhat.push((b.data[m * c + k] as f64 * dt) as f32);
-        }
-    }
+    let super::s5::Discretised {
+        lambda: lam,
+        b: bhat,
+    } = super::s5::atennuate(&a.data, &log_dt.data, &b.data, c);
     if let Some(i) = lam.iter().chain(&bhat).position(|v| !v.is_finite()) {
         return Err(ToolError::BadValues {
             name: p.to_string(),

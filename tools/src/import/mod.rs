@@ -6,6 +6,7 @@ pub mod json;
 pub mod pth;
 pub mod rwkv_cpp;
 pub mod s4d;
+pub mod s5;
 pub mod stack;
 pub mod store;
 
