@@ -150,7 +150,10 @@ pub fn render(s: &Summary) -> String {
     o += &format!("layers         {}\n", run_lengths(&s.layers));
     o += &format!("input          {}\n", s.input);
     o += &format!("output         {} values per step\n", s.d_output);
-    o += &format!("parameters     {}\n", s.parameters);
+    o += &format!(
+        "stored values  {} (weights as the step reads them)\n",
+        s.parameters
+    );
     o += &format!(
         "weight bytes   {} total ({})\n",
         s.weight_bytes.total,
@@ -237,5 +240,136 @@ pub fn codegen(m: &Model<'_>, name: &str) -> String {
             )
         }
     }
+    o
+}
+
+/// What `tinyssm inspect` shows of a multi-rate network (`core::net`): its shape, delay,
+/// buffers and work.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetSummary {
+    pub operations: usize,
+    /// Block kinds by name, with counts.
+    pub blocks: Vec<(String, usize)>,
+    /// `(channels, input frames per frame)` at each level, from the input down.
+    pub levels: Vec<(u32, u32)>,
+    pub skips: usize,
+    pub d_input: u32,
+    pub d_output: usize,
+    pub period: usize,
+    pub delay_frames: usize,
+    pub delay_ms: Option<f64>,
+    pub sample_rate: Option<u32>,
+    pub state_values: usize,
+    pub counters: usize,
+    pub scratch_values: usize,
+    pub parameters: u64,
+    pub macs_per_period: u64,
+    pub macs_per_second: Option<f64>,
+}
+
+/// Summarizes a network and its plan (`sample_rate`: its input rate, where known).
+pub fn summarize_net(
+    cfg: &tinyssm_core::net::NetConfig,
+    plan: &tinyssm_core::net::NetPlan,
+    sample_rate: Option<u32>,
+) -> NetSummary {
+    use tinyssm_core::net::Op;
+    let mut blocks: Vec<(String, usize)> = Vec::new();
+    let mut levels = vec![(cfg.d_input, 1u32)];
+    let (mut f, mut skips, mut params) = (1u32, 0usize, 0u64);
+    for (i, op) in cfg.ops().iter().enumerate() {
+        match op {
+            Op::Block(b) => match blocks.iter_mut().find(|(n, _)| n == b.name()) {
+                Some(e) => e.1 += 1,
+                None => blocks.push((b.name().to_string(), 1)),
+            },
+            Op::Push => skips += 1,
+            Op::Down { c_out, r, .. } => {
+                f = f.saturating_mul(*r);
+                levels.push((*c_out, f));
+            }
+            Op::Up { r, .. } => f /= (*r).max(1),
+            _ => {}
+        }
+        cfg.op_tensors(i, |_, (rank, dims)| {
+            params += dims[..rank as usize]
+                .iter()
+                .map(|&d| d as u64)
+                .product::<u64>();
+        });
+    }
+    let macs = cfg.macs_per_period();
+    NetSummary {
+        operations: cfg.ops().len(),
+        blocks,
+        levels,
+        skips,
+        d_input: cfg.d_input,
+        d_output: plan.d_output,
+        period: plan.period,
+        delay_frames: plan.delay,
+        delay_ms: sample_rate.map(|r| plan.delay as f64 * 1000.0 / r as f64),
+        sample_rate,
+        state_values: plan.state_len,
+        counters: plan.counters_len,
+        scratch_values: plan.scratch_len,
+        parameters: params,
+        macs_per_period: macs,
+        macs_per_second: sample_rate.map(|r| macs as f64 * r as f64 / plan.period as f64),
+    }
+}
+
+/// The text form of [`NetSummary`].
+pub fn render_net(s: &NetSummary) -> String {
+    let blocks: Vec<String> = s.blocks.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
+    let levels: Vec<String> = s
+        .levels
+        .iter()
+        .map(|(c, f)| match s.sample_rate {
+            Some(r) => format!("{c} ch @ {} Hz", r as f64 / *f as f64),
+            None => format!("{c} ch @ 1/{f}"),
+        })
+        .collect();
+    let per_s =
+        |v: Option<f64>, unit: &str| v.map(|x| format!(" ({x:.1} {unit})")).unwrap_or_default();
+    let mut o = String::new();
+    o += &format!(
+        "architecture   multi-rate network: {} operations, {} skip connections\n",
+        s.operations, s.skips
+    );
+    o += &format!("blocks         {}\n", blocks.join(", "));
+    o += &format!("levels         {}\n", levels.join(" → "));
+    o += &format!(
+        "input          {} value(s) per frame{}; output {} per frame\n",
+        s.d_input,
+        s.sample_rate
+            .map(|r| format!(" at {r} Hz"))
+            .unwrap_or_default(),
+        s.d_output
+    );
+    o += &format!(
+        "period         {} frames (streams end padded to a multiple)\n",
+        s.period
+    );
+    o += &format!(
+        "delay          {} frames{}: the network's look-ahead, the least constant delay that streams exactly\n",
+        s.delay_frames,
+        per_s(s.delay_ms, "ms")
+    );
+    o += &format!(
+        "state          {} f32 + {} counters per stream; scratch {} f32\n",
+        s.state_values, s.counters, s.scratch_values
+    );
+    o += &format!(
+        "stored values  {} (weights as the step reads them)\n",
+        s.parameters
+    );
+    o += &format!(
+        "MACs           {} per period{}\n",
+        s.macs_per_period,
+        s.macs_per_second
+            .map(|m| format!(" ({:.3} G per second of input)", m / 1e9))
+            .unwrap_or_default()
+    );
     o
 }

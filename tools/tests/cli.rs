@@ -1311,6 +1311,12 @@ fn denoise_streams_a_recording_and_refuses_what_it_cannot_take() {
         .arg("--out-wav")
         .arg(&out)));
     assert!(text.contains("delay of 1255 samples (78.4 ms)"), "{text}");
+    let text = ok(&run(bin().arg("inspect").arg(&ck)));
+    assert!(
+        text.contains("delay          1255 frames (78.4 ms)")
+            && text.contains("blocks         s5 ×16"),
+        "{text}"
+    );
     let (rate, ch, y) = tinyssm_host::io::read_wav(&out).unwrap();
     assert_eq!((rate, ch, y.len()), (16000, 1, excerpt.len()));
     let m = tinyssm_tools::import::atennuate::import(&ck).unwrap();

@@ -1027,6 +1027,32 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             Ok(())
         }
         Cmd::Inspect { model, json } => {
+            // aTENNuate's PyTorch checkpoint (a zip): its network, as `denoise` runs it.
+            let zip = std::fs::File::open(&model)
+                .and_then(|mut f| {
+                    let mut m = [0u8; 4];
+                    std::io::Read::read_exact(&mut f, &mut m).map(|_| m)
+                })
+                .is_ok_and(|m| m == *b"PK\x03\x04");
+            if zip {
+                let m = tinyssm_tools::import::atennuate::import(&model)?;
+                let plan =
+                    tinyssm_core::net::NetPlan::new(&m.cfg).map_err(|e| ToolError::Config {
+                        path: model.clone(),
+                        msg: format!("invalid network: {e}"),
+                    })?;
+                let s = inspect::summarize_net(&m.cfg, &plan, Some(m.sample_rate));
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&s)
+                            .map_err(|e| ToolError::Usage(e.to_string()))?
+                    );
+                } else {
+                    print!("{}", inspect::render_net(&s));
+                }
+                return Ok(());
+            }
             let mf = ModelFile::open(&model)?;
             let s = inspect::summarize(&mf.model());
             if json {

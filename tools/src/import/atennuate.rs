@@ -52,6 +52,8 @@ enum Stored {
 #[derive(Debug, Clone)]
 pub struct NetModel {
     pub cfg: NetConfig,
+    /// The input's sample rate (aTENNuate: 16 kHz).
+    pub sample_rate: u32,
     tensors: HashMap<(u16, u8), Vec<f32>>,
     quantized: HashMap<(u16, u8), Stored>,
     kernels: Kernels,
@@ -416,6 +418,7 @@ pub fn import(path: &Path) -> Result<NetModel, ToolError> {
     let _ = r.path;
     Ok(NetModel {
         cfg,
+        sample_rate: 16000,
         tensors: b.tensors,
         quantized: HashMap::new(),
         kernels: Kernels::default(),
