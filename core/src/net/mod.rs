@@ -303,19 +303,36 @@ pub struct NetState<'s> {
     pub counters: &'s mut [u32],
 }
 
-/// A stepper over a [`NetConfig`], its [`NetPlan`] and its tensors.
+/// A stepper over a [`NetConfig`], the [`NetPlan`] made from it, and its tensors.
 pub struct Net<'n, 'a> {
-    pub cfg: &'n NetConfig,
-    pub plan: &'n NetPlan,
-    pub m: &'n dyn Tensors<'a>,
+    cfg: &'n NetConfig,
+    plan: NetPlan,
+    m: &'n dyn Tensors<'a>,
 }
 
 impl core::fmt::Debug for Net<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Net")
             .field("cfg", self.cfg)
-            .field("plan", self.plan)
+            .field("plan", &self.plan)
             .finish()
+    }
+}
+
+impl<'n, 'a> Net<'n, 'a> {
+    /// Validates and plans `cfg` ([`NetPlan::new`]); `m` holds its tensors, each checked
+    /// against its operation's shape when a step reads it.
+    pub fn new(cfg: &'n NetConfig, m: &'n dyn Tensors<'a>) -> Result<Self, FormatError> {
+        Ok(Net {
+            cfg,
+            plan: NetPlan::new(cfg)?,
+            m,
+        })
+    }
+
+    /// The buffer sizes, period and delay.
+    pub fn plan(&self) -> &NetPlan {
+        &self.plan
     }
 }
 
@@ -445,7 +462,7 @@ impl NetPlan {
     /// Frames of look-ahead of operation `i` (a convolution's `k − 1 − pad`).
     fn lookahead(op: &Op) -> u32 {
         match *op {
-            Op::Conv { k, pad, .. } => k - 1 - pad,
+            Op::Conv { k, pad, .. } => k.saturating_sub(1).saturating_sub(pad),
             _ => 0,
         }
     }
@@ -574,7 +591,7 @@ impl Net<'_, '_> {
     }
 
     fn check(&self, st: &NetState<'_>, scratch: &[f32]) -> Result<(), StepError> {
-        let p = self.plan;
+        let p = &self.plan;
         if st.values.len() < p.state_len {
             return Err(StepError::StateTooShort {
                 needed: p.state_len,
@@ -698,7 +715,7 @@ impl Net<'_, '_> {
         mut at: usize,
         out: &mut impl Sink,
     ) -> Result<(), StepError> {
-        let p = self.plan;
+        let p = &self.plan;
         let k = self.m.kernels();
         loop {
             let Some(op) = self.cfg.ops().get(i) else {
@@ -796,7 +813,7 @@ impl Net<'_, '_> {
     /// `look-ahead` frames back into its output. Whether that frame exists (not during the
     /// warm-up of a new frame's first `look-ahead` frames).
     fn conv(&self, cx: &mut Cx<'_, '_>, i: usize, at: Option<usize>) -> Result<bool, StepError> {
-        let p = self.plan;
+        let p = &self.plan;
         let op = self.cfg.ops()[i];
         let Op::Conv { k, .. } = op else {
             return Err(StepError::Internal);

@@ -140,11 +140,7 @@ fn batch(cfg: &NetConfig, t: &Table, x: &[f32]) -> Vec<f32> {
 fn stream(cfg: &NetConfig, t: &Table, x: &[f32]) -> Vec<f32> {
     let plan = NetPlan::new(cfg).unwrap();
     let m: &Table = t;
-    let net = Net {
-        cfg,
-        plan: &plan,
-        m: &m,
-    };
+    let net = Net::new(cfg, &m).unwrap();
     let mut values = vec![0f32; plan.state_len];
     let mut counters = vec![0u32; plan.counters_len];
     let mut scratch = vec![0f32; plan.scratch_len];
@@ -266,11 +262,7 @@ fn the_plan_delay_bounds_every_emission() {
     let t = table(&cfg, 3);
     let plan = NetPlan::new(&cfg).unwrap();
     let m: &Table = &t;
-    let net = Net {
-        cfg: &cfg,
-        plan: &plan,
-        m: &m,
-    };
+    let net = Net::new(&cfg, &m).unwrap();
     let mut values = vec![0f32; plan.state_len];
     let mut counters = vec![0u32; plan.counters_len];
     let mut scratch = vec![0f32; plan.scratch_len];
@@ -413,11 +405,7 @@ fn buffers_are_used_to_their_planned_length_and_no_further() {
     let t = table(&cfg, 11);
     let plan = NetPlan::new(&cfg).unwrap();
     let m: &Table = &t;
-    let net = Net {
-        cfg: &cfg,
-        plan: &plan,
-        m: &m,
-    };
+    let net = Net::new(&cfg, &m).unwrap();
     const C: f32 = 1234.5;
     let mut values = vec![C; plan.state_len + 64];
     let mut counters = vec![0xdead_beef_u32; plan.counters_len + 16];
@@ -475,11 +463,7 @@ fn an_overflow_resets_the_stream_and_it_recovers() {
     let t = table(&cfg, 21);
     let plan = NetPlan::new(&cfg).unwrap();
     let m: &Table = &t;
-    let net = Net {
-        cfg: &cfg,
-        plan: &plan,
-        m: &m,
-    };
+    let net = Net::new(&cfg, &m).unwrap();
     let run = |xs: &[[f32; 2]]| -> (Vec<f32>, Vec<usize>) {
         let mut values = vec![0f32; plan.state_len];
         let mut counters = vec![0u32; plan.counters_len];

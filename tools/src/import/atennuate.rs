@@ -28,7 +28,7 @@ use std::path::Path;
 
 use tinyssm_core::blocks::{S5Act, S5Block, S5Norm};
 use tinyssm_core::list::List;
-use tinyssm_core::net::{Net, NetConfig, NetPlan, NetState, Op, MAX_OPS};
+use tinyssm_core::net::{Net, NetConfig, NetState, Op, MAX_OPS};
 use tinyssm_core::{ActQuant, Block, Kernels, QuantI8, Role, StepError, Tensors, Weights};
 
 use super::pth::{read_state_dict, PthTensor};
@@ -436,13 +436,9 @@ pub fn run_stream(m: &NetModel, x: &[f32]) -> Result<Vec<f32>, StepError> {
 /// [`run_stream`] with the input given in blocks of the sizes in `blocks` (repeated; in
 /// frames), as a real-time caller would: the output is the same whatever the blocks.
 pub fn run_blocks(m: &NetModel, x: &[f32], blocks: &[usize]) -> Result<Vec<f32>, StepError> {
-    let plan = NetPlan::new(&m.cfg).map_err(|_| StepError::Internal)?;
     let t: &NetModel = m;
-    let net = Net {
-        cfg: &m.cfg,
-        plan: &plan,
-        m: &t,
-    };
+    let net = Net::new(&m.cfg, &t).map_err(|_| StepError::Internal)?;
+    let plan = *net.plan();
     let mut values = vec![0f32; plan.state_len];
     let mut counters = vec![0u32; plan.counters_len];
     let mut scratch = vec![0f32; plan.scratch_len];
@@ -476,13 +472,9 @@ pub fn run_blocks(m: &NetModel, x: &[f32], blocks: &[usize]) -> Result<Vec<f32>,
 /// input frames fed when it was emitted minus one: the index of the last input it could
 /// depend on (frames emitted while finishing count the frames fed before it).
 pub fn emission_times(m: &NetModel, x: &[f32]) -> Result<Vec<usize>, StepError> {
-    let plan = NetPlan::new(&m.cfg).map_err(|_| StepError::Internal)?;
     let t: &NetModel = m;
-    let net = Net {
-        cfg: &m.cfg,
-        plan: &plan,
-        m: &t,
-    };
+    let net = Net::new(&m.cfg, &t).map_err(|_| StepError::Internal)?;
+    let plan = *net.plan();
     let mut values = vec![0f32; plan.state_len];
     let mut counters = vec![0u32; plan.counters_len];
     let mut scratch = vec![0f32; plan.scratch_len];
