@@ -43,6 +43,27 @@ fn run(m: Model<'_>, seed: u64, steps: usize) -> Vec<f32> {
     }
 }
 
+/// `model` fed the golden's `input.npy` against its `expected.npy` with both kernel sets:
+/// the largest `|Δ| / max(1, |reference|)` within `tol`.
+fn matches_golden(model: Model<'_>, dir: &std::path::Path, what: &str, tol: f32) {
+    let (xs, x) = io::read_f32_npy(&dir.join("input.npy")).unwrap();
+    let (ys, want) = io::read_f32_npy(&dir.join("expected.npy")).unwrap();
+    assert_eq!(xs[0], ys[0]);
+    for k in [Kernels::Reference, Kernels::Fast] {
+        let mut r = Runner::new(model.with_kernels(k));
+        let id = r.open();
+        let got = r.feed_vectors(id, &x).unwrap();
+        assert_eq!(got.len(), want.len());
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+            .fold(0f32, f32::max);
+        println!("{what} stack {k:?}: max |Δ|/max(1,|ref|) = {err:.3e}");
+        assert!(err <= tol, "{what} {k:?}: {err:.3e}");
+    }
+}
+
 /// The gated MLP block kind in a stack of two MLP configurations (RMSNorm + SwiGLU,
 /// LayerNorm + GeGLU) whose layer table repeats, against `tests/goldens/gen_mlp.py`
 /// (NumPy, float64, from the equations).
@@ -76,21 +97,7 @@ fn mlp_stack_matches_the_numpy_reference() {
     }
     let text = tinyssm_tools::inspect::render(&tinyssm_tools::inspect::summarize(&model));
     assert!(text.contains("layers         mlp ×3\n"), "{text}");
-    let (xs, x) = io::read_f32_npy(&dir.join("input.npy")).unwrap();
-    let (ys, want) = io::read_f32_npy(&dir.join("expected.npy")).unwrap();
-    assert_eq!(xs[0], ys[0]);
-    for k in [Kernels::Reference, Kernels::Fast] {
-        let mut r = Runner::new(model.with_kernels(k));
-        let id = r.open();
-        let got = r.feed_vectors(id, &x).unwrap();
-        let err = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-            .fold(0f32, f32::max);
-        println!("mlp stack {k:?}: max |Δ|/max(1,|ref|) = {err:.3e}");
-        assert!(err <= 1e-5, "{k:?}: {err:.3e}");
-    }
+    matches_golden(model, &dir, "mlp", 1e-5);
 
     // w8a8: int8 matrices, dynamic and calibrated static activation scales.
     use tinyssm_tools::quantize::{requantize, requantize_static, QuantSpec};
@@ -160,22 +167,7 @@ fn s5_stack_matches_the_numpy_reference() {
     assert_eq!(model.state_len(), 3 * 2 * 5, "P complex modes per layer");
     let text = tinyssm_tools::inspect::render(&tinyssm_tools::inspect::summarize(&model));
     assert!(text.contains("layers         s5 ×3\n"), "{text}");
-    let (xs, x) = io::read_f32_npy(&dir.join("input.npy")).unwrap();
-    let (ys, want) = io::read_f32_npy(&dir.join("expected.npy")).unwrap();
-    assert_eq!(xs[0], ys[0]);
-    for k in [Kernels::Reference, Kernels::Fast] {
-        let mut r = Runner::new(model.with_kernels(k));
-        let id = r.open();
-        let got = r.feed_vectors(id, &x).unwrap();
-        assert_eq!(got.len(), want.len());
-        let err = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-            .fold(0f32, f32::max);
-        println!("s5 stack {k:?}: max |Δ|/max(1,|ref|) = {err:.3e}");
-        assert!(err <= 2e-5, "{k:?}: {err:.3e}");
-    }
+    matches_golden(model, &dir, "s5", 2e-5);
     // w8a8: B̄ and C are matrices (int8 per row), activations int8 with dynamic scales.
     use tinyssm_tools::quantize::{requantize, QuantSpec};
     let spec = QuantSpec {

@@ -1303,13 +1303,16 @@ fn denoise_streams_a_recording_and_refuses_what_it_cannot_take() {
     let inp = tmp.path().join("in.wav");
     tinyssm_host::io::write_wav_f32(&inp, 16000, excerpt).unwrap();
     let out = tmp.path().join("out.wav");
-    let text = ok(&run(bin()
-        .arg("denoise")
-        .arg(&ck)
-        .arg("--wav")
-        .arg(&inp)
-        .arg("--out-wav")
-        .arg(&out)));
+    let denoise = |model: &Path, wav: &Path, out: &Path| {
+        run(bin()
+            .arg("denoise")
+            .arg(model)
+            .arg("--wav")
+            .arg(wav)
+            .arg("--out-wav")
+            .arg(out))
+    };
+    let text = ok(&denoise(&ck, &inp, &out));
     assert!(text.contains("delay of 1255 samples (78.4 ms)"), "{text}");
     let text = ok(&run(bin().arg("inspect").arg(&ck)));
     assert!(
@@ -1325,23 +1328,11 @@ fn denoise_streams_a_recording_and_refuses_what_it_cannot_take() {
     // 8 kHz audio: refused, not resampled silently.
     let fsdd = data.join("fsdd/recordings/0_george_0.wav");
     let bad = tmp.path().join("bad.wav");
-    let o = run(bin()
-        .arg("denoise")
-        .arg(&ck)
-        .arg("--wav")
-        .arg(&fsdd)
-        .arg("--out-wav")
-        .arg(&bad));
+    let o = denoise(&ck, &fsdd, &bad);
     fails_with(&o, "at 8000 Hz; resample it first");
     // A model blob is not the checkpoint.
     let blob = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/ecg-rpeak.tssm");
-    let o = run(bin()
-        .arg("denoise")
-        .arg(&blob)
-        .arg("--wav")
-        .arg(&inp)
-        .arg("--out-wav")
-        .arg(&bad));
+    let o = denoise(&blob, &inp, &bad);
     fails_with(&o, "not a readable PyTorch checkpoint");
     assert!(!bad.exists());
 }

@@ -38,6 +38,34 @@ impl Rng {
     }
 }
 
+/// One stream's buffers, sized by a net's plan.
+struct Buffers {
+    values: Vec<f32>,
+    counters: Vec<u32>,
+    scratch: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(net: &Net<'_, '_>) -> Self {
+        let p = net.plan();
+        Buffers {
+            values: vec![0f32; p.state_len],
+            counters: vec![0u32; p.counters_len],
+            scratch: vec![0f32; p.scratch_len],
+        }
+    }
+
+    /// The state reset to a fresh stream, and the scratch.
+    fn fresh(&mut self, net: &Net<'_, '_>) -> (NetState<'_>, &mut [f32]) {
+        let mut st = NetState {
+            values: &mut self.values,
+            counters: &mut self.counters,
+        };
+        net.reset(&mut st).unwrap();
+        (st, &mut self.scratch)
+    }
+}
+
 fn table(cfg: &NetConfig, seed: u64) -> Table {
     let mut rng = Rng(seed | 1);
     let mut t = Vec::new();
@@ -141,14 +169,8 @@ fn stream(cfg: &NetConfig, t: &Table, x: &[f32]) -> Vec<f32> {
     let plan = NetPlan::new(cfg).unwrap();
     let m: &Table = t;
     let net = Net::new(cfg, &m).unwrap();
-    let mut values = vec![0f32; plan.state_len];
-    let mut counters = vec![0u32; plan.counters_len];
-    let mut scratch = vec![0f32; plan.scratch_len];
-    let mut st = NetState {
-        values: &mut values,
-        counters: &mut counters,
-    };
-    net.reset(&mut st).unwrap();
+    let mut b = Buffers::new(&net);
+    let (mut st, scratch) = b.fresh(&net);
     let mut out = Vec::new();
     let mut sink = |y: &[f32]| -> Result<(), StepError> {
         out.extend_from_slice(y);
@@ -156,9 +178,9 @@ fn stream(cfg: &NetConfig, t: &Table, x: &[f32]) -> Vec<f32> {
     };
     let d = cfg.d_input as usize;
     for f in x.chunks(d) {
-        net.feed(&mut st, &mut scratch, f, &mut sink).unwrap();
+        net.feed(&mut st, scratch, f, &mut sink).unwrap();
     }
-    net.finish(&mut st, &mut scratch, &mut sink).unwrap();
+    net.finish(&mut st, scratch, &mut sink).unwrap();
     out.truncate(x.len() / d * plan.d_output);
     out
 }
@@ -263,14 +285,8 @@ fn the_plan_delay_bounds_every_emission() {
     let plan = NetPlan::new(&cfg).unwrap();
     let m: &Table = &t;
     let net = Net::new(&cfg, &m).unwrap();
-    let mut values = vec![0f32; plan.state_len];
-    let mut counters = vec![0u32; plan.counters_len];
-    let mut scratch = vec![0f32; plan.scratch_len];
-    let mut st = NetState {
-        values: &mut values,
-        counters: &mut counters,
-    };
-    net.reset(&mut st).unwrap();
+    let mut b = Buffers::new(&net);
+    let (mut st, scratch) = b.fresh(&net);
     let (mut emitted, mut worst) = (0usize, 0usize);
     for f in 0..120usize {
         let mut n = 0;
@@ -278,8 +294,7 @@ fn the_plan_delay_bounds_every_emission() {
             n += 1;
             Ok(())
         };
-        net.feed(&mut st, &mut scratch, &[0.5, -0.5], &mut sink)
-            .unwrap();
+        net.feed(&mut st, scratch, &[0.5, -0.5], &mut sink).unwrap();
         for p in emitted..emitted + n {
             assert!(f <= p + plan.delay, "output {p} after input {f}");
             worst = worst.max(f - p);
@@ -465,14 +480,8 @@ fn an_overflow_resets_the_stream_and_it_recovers() {
     let m: &Table = &t;
     let net = Net::new(&cfg, &m).unwrap();
     let run = |xs: &[[f32; 2]]| -> (Vec<f32>, Vec<usize>) {
-        let mut values = vec![0f32; plan.state_len];
-        let mut counters = vec![0u32; plan.counters_len];
-        let mut scratch = vec![0f32; plan.scratch_len];
-        let mut st = NetState {
-            values: &mut values,
-            counters: &mut counters,
-        };
-        net.reset(&mut st).unwrap();
+        let mut b = Buffers::new(&net);
+        let (mut st, scratch) = b.fresh(&net);
         let (mut out, mut overflows) = (Vec::new(), Vec::new());
         for (f, x) in xs.iter().enumerate() {
             let mut sink = |y: &[f32]| -> Result<(), StepError> {
@@ -483,7 +492,7 @@ fn an_overflow_resets_the_stream_and_it_recovers() {
                 out.extend_from_slice(y);
                 Ok(())
             };
-            match net.feed(&mut st, &mut scratch, x, &mut sink) {
+            match net.feed(&mut st, scratch, x, &mut sink) {
                 Ok(()) => {}
                 Err(StepError::Overflow) => {
                     overflows.push(f);

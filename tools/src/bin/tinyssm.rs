@@ -1042,31 +1042,28 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                         msg: format!("invalid network: {e}"),
                     })?;
                 let s = inspect::summarize_net(&m.cfg, &plan, Some(m.sample_rate));
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&s)
-                            .map_err(|e| ToolError::Usage(e.to_string()))?
-                    );
-                } else {
-                    print!("{}", inspect::render_net(&s));
-                }
-                return Ok(());
+                return print_summary(&s, json, inspect::render_net);
             }
             let mf = ModelFile::open(&model)?;
             let s = inspect::summarize(&mf.model());
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&s)
-                        .map_err(|e| ToolError::Usage(e.to_string()))?
-                );
-            } else {
-                print!("{}", inspect::render(&s));
-            }
-            Ok(())
+            print_summary(&s, json, inspect::render)
         }
     }
+}
+
+/// `inspect`'s output: the summary as JSON, or its text form.
+fn print_summary<S: serde::Serialize>(
+    s: &S,
+    json: bool,
+    text: impl FnOnce(&S) -> String,
+) -> Result<(), ToolError> {
+    if json {
+        let j = serde_json::to_string_pretty(s).map_err(|e| ToolError::Usage(e.to_string()))?;
+        println!("{j}");
+    } else {
+        print!("{}", text(s));
+    }
+    Ok(())
 }
 
 fn check_tokens(m: &tinyssm_core::Model<'_>, t: &[u32], src: &Path) -> Result<(), ToolError> {

@@ -436,35 +436,9 @@ pub fn run_stream(m: &NetModel, x: &[f32]) -> Result<Vec<f32>, StepError> {
 /// [`run_stream`] with the input given in blocks of the sizes in `blocks` (repeated; in
 /// frames), as a real-time caller would: the output is the same whatever the blocks.
 pub fn run_blocks(m: &NetModel, x: &[f32], blocks: &[usize]) -> Result<Vec<f32>, StepError> {
-    let t: &NetModel = m;
-    let net = Net::new(&m.cfg, &t).map_err(|_| StepError::Internal)?;
-    let plan = *net.plan();
-    let mut values = vec![0f32; plan.state_len];
-    let mut counters = vec![0u32; plan.counters_len];
-    let mut scratch = vec![0f32; plan.scratch_len];
-    let mut st = NetState {
-        values: &mut values,
-        counters: &mut counters,
-    };
-    net.reset(&mut st)?;
-    let d = m.cfg.d_input as usize;
-    let mut out = Vec::with_capacity(x.len() + plan.period * plan.d_output);
-    let mut sink = |y: &[f32]| -> Result<(), StepError> {
-        out.extend_from_slice(y);
-        Ok(())
-    };
-    let frames = x.len() / d;
-    let (mut at, mut bi) = (0usize, 0usize);
-    while at < frames {
-        let n = blocks[bi % blocks.len()].max(1).min(frames - at);
-        for f in at..at + n {
-            net.feed(&mut st, &mut scratch, &x[f * d..(f + 1) * d], &mut sink)?;
-        }
-        at += n;
-        bi += 1;
-    }
-    net.finish(&mut st, &mut scratch, &mut sink)?;
-    out.truncate(frames * plan.d_output);
+    let mut out = Vec::with_capacity(x.len());
+    let frames = drive(m, x, blocks, |_, y| out.extend_from_slice(y))?;
+    out.truncate(frames * m.cfg.d_input as usize);
     Ok(out)
 }
 
@@ -472,6 +446,20 @@ pub fn run_blocks(m: &NetModel, x: &[f32], blocks: &[usize]) -> Result<Vec<f32>,
 /// input frames fed when it was emitted minus one: the index of the last input it could
 /// depend on (frames emitted while finishing count the frames fed before it).
 pub fn emission_times(m: &NetModel, x: &[f32]) -> Result<Vec<usize>, StepError> {
+    let mut times = Vec::new();
+    let frames = drive(m, x, &[1], |t, _| times.push(t))?;
+    times.truncate(frames);
+    Ok(times)
+}
+
+/// Streams `x` through a fresh stream of `m` in blocks of `blocks` frames (repeated) and
+/// ends it, calling `on(last input fed, frame)` for each output frame; the input frames.
+fn drive(
+    m: &NetModel,
+    x: &[f32],
+    blocks: &[usize],
+    mut on: impl FnMut(usize, &[f32]),
+) -> Result<usize, StepError> {
     let t: &NetModel = m;
     let net = Net::new(&m.cfg, &t).map_err(|_| StepError::Internal)?;
     let plan = *net.plan();
@@ -485,19 +473,22 @@ pub fn emission_times(m: &NetModel, x: &[f32]) -> Result<Vec<usize>, StepError> 
     net.reset(&mut st)?;
     let d = m.cfg.d_input as usize;
     let frames = x.len() / d;
-    let mut times = Vec::with_capacity(frames);
-    for f in 0..frames {
-        let mut sink = |_: &[f32]| -> Result<(), StepError> {
-            times.push(f);
-            Ok(())
-        };
-        net.feed(&mut st, &mut scratch, &x[f * d..(f + 1) * d], &mut sink)?;
-    }
-    let mut sink = |_: &[f32]| -> Result<(), StepError> {
-        times.push(frames.saturating_sub(1));
+    let fed = std::cell::Cell::new(0usize);
+    let mut sink = |y: &[f32]| -> Result<(), StepError> {
+        on(fed.get(), y);
         Ok(())
     };
+    let (mut at, mut bi) = (0usize, 0usize);
+    while at < frames {
+        let n = blocks[bi % blocks.len().max(1)].max(1).min(frames - at);
+        for f in at..at + n {
+            fed.set(f);
+            net.feed(&mut st, &mut scratch, &x[f * d..(f + 1) * d], &mut sink)?;
+        }
+        at += n;
+        bi += 1;
+    }
+    fed.set(frames.saturating_sub(1));
     net.finish(&mut st, &mut scratch, &mut sink)?;
-    times.truncate(frames);
-    Ok(times)
+    Ok(frames)
 }

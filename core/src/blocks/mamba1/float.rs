@@ -61,31 +61,18 @@ pub(super) fn layer<P: Probe>(
         m.f32s(li, Role::DtProjBias)?,
         m.f32s(li, Role::D)?,
     );
+    let scan: Scan<'_, f32> = Scan {
+        dt_in,
+        bm,
+        cm,
+        dt_w,
+        dt_b,
+        a: &[],
+        d,
+    };
     match m.w(li, Role::A)? {
-        Weights::F32(a) => {
-            let scan = Scan {
-                dt_in,
-                bm,
-                cm,
-                dt_w,
-                dt_b,
-                a,
-                d,
-            };
-            ssm_update(k, x, z, ssm, &scan, probe, li)?
-        }
-        Weights::F16(a) => {
-            let scan = Scan {
-                dt_in,
-                bm,
-                cm,
-                dt_w,
-                dt_b,
-                a,
-                d,
-            };
-            ssm_update(k, x, z, ssm, &scan, probe, li)?
-        }
+        Weights::F32(a) => ssm_update(k, x, z, ssm, &scan.with_a(a), probe, li)?,
+        Weights::F16(a) => ssm_update(k, x, z, ssm, &scan.with_a(a), probe, li)?,
         _ => return Err(StepError::Internal),
     }
     probe.observe(li, Site::MambaGated, x);
@@ -170,6 +157,21 @@ struct Scan<'a, A> {
     dt_b: &'a [f32],
     a: &'a [A],
     d: &'a [f32],
+}
+
+impl<'a, A> Scan<'a, A> {
+    /// The same inputs with `A` in another encoding.
+    fn with_a<B>(&self, a: &'a [B]) -> Scan<'a, B> {
+        Scan {
+            dt_in: self.dt_in,
+            bm: self.bm,
+            cm: self.cm,
+            dt_w: self.dt_w,
+            dt_b: self.dt_b,
+            a,
+            d: self.d,
+        }
+    }
 }
 
 /// Selective-scan step for every channel: dt = softplus(dt_proj · dt_in + b),
