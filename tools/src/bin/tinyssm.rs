@@ -137,6 +137,10 @@ enum Cmd {
         /// Step with the scalar reference kernels instead of the fast ones.
         #[arg(long)]
         reference_kernels: bool,
+        /// Quantize every matrix to int8 (per-row scales) and multiply with int8
+        /// activations (dynamic per-vector scales), as `--compute w8a8` does.
+        #[arg(long)]
+        w8a8: bool,
     },
     /// Emit Rust `const`s (buffer sizes) for firmware that declares `static` buffers.
     Codegen {
@@ -632,9 +636,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             wav,
             out_wav,
             reference_kernels,
+            w8a8,
         } => {
             use tinyssm_tools::import::atennuate;
             let mut m = atennuate::import(&checkpoint)?;
+            if w8a8 {
+                m = m.w8a8();
+            }
             if reference_kernels {
                 m = m.with_kernels(Kernels::Reference);
             }
