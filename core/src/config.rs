@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::{Arch, MAX_BLOCK_CONFIGS};
+use crate::blocks::program::{NetConfig, Op, MAX_OPS};
+use crate::blocks::{Arch, Block, MAX_BLOCK_CONFIGS};
 use crate::error::FormatError;
 use crate::frontend::FrontEndConfig;
 use crate::stack::Stack;
@@ -111,10 +112,26 @@ pub(crate) struct Layout {
     pub(crate) state_lens: [usize; MAX_BLOCK_CONFIGS],
     /// Tensors of one period of the layer table.
     period: usize,
+    /// A network's (format 1.7): the index of each operation's first tensor, and the
+    /// tensor count last (no global tensors).
+    #[cfg(feature = "net")]
+    net_base: Option<[u16; MAX_OPS + 1]>,
 }
 
 impl Layout {
+    /// A network's first-tensor table.
+    #[inline]
+    fn net_base(&self) -> Option<&[u16; MAX_OPS + 1]> {
+        #[cfg(feature = "net")]
+        return self.net_base.as_ref();
+        #[cfg(not(feature = "net"))]
+        None
+    }
+
     pub(crate) fn n_tensors(&self, c: &Config) -> usize {
+        if let (Some(base), Some(net)) = (self.net_base(), c.net()) {
+            return base.get(net.ops().len()).map_or(0, |&n| n as usize);
+        }
         let n = c.n_layers as usize;
         let t = self.stack.layers.table.as_slice();
         if !cfg!(feature = "stacks") {
@@ -147,6 +164,12 @@ impl Layout {
     }
 
     pub(crate) fn index(&self, c: &Config, layer: LayerIndex, role: Role) -> Option<usize> {
+        if let (Some(base), Some(net)) = (self.net_base(), c.net()) {
+            let l = layer? as usize;
+            let mut roles = RoleList::new();
+            net.roles(l, &mut roles);
+            return Some(*base.get(l)? as usize + roles.position(role)?);
+        }
         match layer {
             None => self.global.position(role),
             Some(l) if (l as u32) < c.n_layers => {
@@ -158,6 +181,22 @@ impl Layout {
     }
 
     pub(crate) fn spec(&self, c: &Config, index: usize) -> Option<TensorSpec> {
+        if let (Some(base), Some(net)) = (self.net_base(), c.net()) {
+            // The operation whose tensors hold `index`: the last with base ≤ index.
+            let n = net.ops().len();
+            let l = base.get(..n)?.partition_point(|&b| b as usize <= index);
+            let l = l.checked_sub(1)?;
+            let mut roles = RoleList::new();
+            net.roles(l, &mut roles);
+            let role = *roles.roles[..roles.len].get(index - *base.get(l)? as usize)?;
+            let (rank, shape) = net.shape(l, role)?;
+            return Some(TensorSpec {
+                layer: Some(l as u16),
+                role,
+                rank,
+                shape,
+            });
+        }
         let g = &self.global;
         let (layer, role) = if index < g.len {
             (None, g.roles[index])
@@ -218,6 +257,23 @@ impl Config {
         Stack::from_arch(&self.arch, self.n_layers)
     }
 
+    /// The program of a multi-rate network (format 1.7), whose layers are its operations.
+    pub fn net(&self) -> Option<&NetConfig> {
+        self.arch.net()
+    }
+
+    /// Layer `l`'s block: the stack's, or a network operation's (`None` for an operation
+    /// that is not a block).
+    pub fn block_at(&self, l: usize) -> Option<Block> {
+        match self.net() {
+            Some(n) => match n.ops().get(l) {
+                Some(Op::Block(b)) => Some(*b),
+                _ => None,
+            },
+            None => self.stack().block(l).copied(),
+        }
+    }
+
     /// Whether tensor `spec` of this model may be stored in `dtype`: an integer-only model
     /// has exactly one dtype per role ([`TensorSpec::int_dtype`]); [`DType::I8S`] (a
     /// static activation scale) only means something to a [`Compute::W8a8`] step.
@@ -237,9 +293,7 @@ impl Config {
             return false;
         }
         let Some(l) = spec.layer else { return false };
-        let stack = self.stack();
-        stack
-            .block(l as usize)
+        self.block_at(l as usize)
             .and_then(|b| b.compact_dtype(spec.role))
             == Some(dtype)
     }
@@ -272,6 +326,9 @@ impl Config {
         if self.n_layers == 0 || self.n_layers > MAX_LAYERS {
             return Err(FormatError::BadConfig("n_layers must be in 1..=1024"));
         }
+        if let Some(net) = self.net() {
+            return self.validate_net(net);
+        }
         let stack = self.stack();
         stack.validate()?;
         for b in stack.blocks() {
@@ -303,10 +360,44 @@ impl Config {
         self.sizes().map(|_| ())
     }
 
+    /// A network's checks: its program ([`NetConfig::validate`]), one layer per operation,
+    /// no front end, a float or w8a8 step its blocks have, and its plan's sizes.
+    fn validate_net(&self, net: &NetConfig) -> Result<(), FormatError> {
+        if self.n_layers as usize != net.ops().len() {
+            return Err(FormatError::BadConfig(
+                "a network has one layer per operation (n_layers = its operations)",
+            ));
+        }
+        if self.front_end.is_some() {
+            return Err(FormatError::BadConfig("a network takes no front end"));
+        }
+        if self.compute == Compute::Int {
+            return Err(FormatError::BadConfig(
+                "compute int: a network has float and w8a8 steps only",
+            ));
+        }
+        net.validate()?;
+        for op in net.ops() {
+            if let Op::Block(b) = op {
+                let info = b.info();
+                if !info.modes.has(self.compute) {
+                    return Err(FormatError::ModeUnsupported {
+                        block: info.name,
+                        mode: self.compute.name(),
+                    });
+                }
+            }
+        }
+        self.sizes().map(|_| ())
+    }
+
     /// The model-global tensors in canonical order: the front end's and the integer
     /// plan's (when present), then the stack's stages.
     pub(crate) fn global_roles(&self) -> RoleList {
         let mut l = RoleList::new();
+        if self.net().is_some() {
+            return l;
+        }
         let int = self.compute == Compute::Int;
         l.push_if(self.front_end.is_some(), Role::MelFilters);
         l.push_if(int && self.front_end.is_some(), Role::Window);
@@ -343,6 +434,18 @@ impl Config {
             block,
             state_lens,
             period,
+            #[cfg(feature = "net")]
+            net_base: self.net().map(|net| {
+                let mut base = [0u16; MAX_OPS + 1];
+                let mut n = 0u16;
+                for (i, b) in base.iter_mut().enumerate() {
+                    *b = n;
+                    let mut roles = RoleList::new();
+                    net.roles(i, &mut roles);
+                    n = n.saturating_add(roles.len as u16);
+                }
+                base
+            }),
         }
     }
 
@@ -381,6 +484,25 @@ impl Config {
     pub fn sizes(&self) -> Result<Sizes, FormatError> {
         let ov = FormatError::DimensionOverflow;
         let a = |a: u64, b: u64| a.checked_add(b).ok_or(ov);
+        if let Some(net) = self.net() {
+            // The plan's f32 state and scratch (its u32 counters: `Model::net`'s plan).
+            let plan = crate::net::NetPlan::new(net)?;
+            for i in 0..self.n_tensors() {
+                let spec = self
+                    .tensor_spec(i)
+                    .ok_or(FormatError::BadConfig("layout"))?;
+                if spec.numel().ok_or(ov)? > (u32::MAX / 4) as u64 {
+                    return Err(ov);
+                }
+            }
+            return Ok(Sizes {
+                state: plan.state_len,
+                state_per_layer: 0,
+                scratch: plan.scratch_len,
+                model_state: plan.state_len,
+                model_scratch: plan.scratch_len,
+            });
+        }
         let stack = self.stack();
         let mut model_state = 0u64;
         for l in 0..self.n_layers as usize {

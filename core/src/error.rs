@@ -68,6 +68,9 @@ pub enum FormatError {
     /// A format 1.5 explicit stack in a build without the `stacks` feature of
     /// `tinyssm-core`.
     StacksNotBuilt,
+    /// A format 1.7 multi-rate network in a build without the `net` feature of
+    /// `tinyssm-core`.
+    NetNotBuilt,
     /// Tensor `index` stores a parameter out of its range (the input bound of a
     /// [`crate::DType::I8S`] matrix must be finite and at least [`crate::format::I8S_MIN_XMAX`]).
     BadValue { index: u32 },
@@ -107,6 +110,10 @@ impl fmt::Display for FormatError {
             StacksNotBuilt => write!(
                 f,
                 "the model is an explicit block stack (format 1.5) and this build reads single-kind models only (enable the `stacks` feature of tinyssm-core)"
+            ),
+            NetNotBuilt => write!(
+                f,
+                "the model is a multi-rate network (format 1.7) and this build has no networks (enable the `net` feature of tinyssm-core)"
             ),
             BlockAlone { block } => write!(
                 f,
@@ -205,6 +212,7 @@ impl defmt::Format for FormatError {
                 )
             }
             StacksNotBuilt => defmt::write!(f, "stack blob; feature stacks not built"),
+            NetNotBuilt => defmt::write!(f, "net blob; feature net not built"),
             BlockAlone { block } => {
                 defmt::write!(f, "block kind {=str} cannot share a stack", block)
             }
@@ -245,6 +253,9 @@ pub enum StepError {
     /// was reset to the initial state, so the next step starts clean; `out` holds the
     /// non-finite values.
     Overflow,
+    /// A per-step call on a multi-rate network ([`crate::Arch::Net`]), which streams
+    /// through [`crate::Model::net`] instead.
+    NetModel,
     /// An internal invariant failed (a bug; reported, never a panic).
     Internal,
 }
@@ -300,6 +311,10 @@ impl fmt::Display for StepError {
                 "the step overflowed f32 (NaN or infinite output from a too large input or \
                  state); the stream was reset to its initial state"
             ),
+            NetModel => write!(
+                f,
+                "the model is a multi-rate network: stream it through Model::net, not step by step"
+            ),
             Internal => write!(f, "internal error in tinyssm-core"),
         }
     }
@@ -324,6 +339,7 @@ impl defmt::Format for StepError {
             WrongCompute => defmt::write!(f, "wrong compute mode"),
             NonFiniteInput { index } => defmt::write!(f, "non-finite input {}", index),
             Overflow => defmt::write!(f, "overflow: stream reset"),
+            NetModel => defmt::write!(f, "net model: use Model::net"),
             Internal => defmt::write!(f, "internal"),
         }
     }
@@ -354,6 +370,9 @@ pub enum SnapshotError {
     StateTooShort { needed: usize, got: usize },
     /// The output buffer is shorter than [`crate::Model::snapshot_len`].
     BufferTooShort { needed: usize, got: usize },
+    /// A multi-rate network's stream ([`crate::Model::net`]: values and counters) has no
+    /// snapshot form.
+    NetModel,
 }
 
 impl fmt::Display for SnapshotError {
@@ -392,6 +411,10 @@ impl fmt::Display for SnapshotError {
                 f,
                 "snapshot buffer too short: needs {needed} bytes, has {got}"
             ),
+            NetModel => write!(
+                f,
+                "a multi-rate network's stream has no snapshot form"
+            ),
         }
     }
 }
@@ -424,6 +447,7 @@ impl defmt::Format for SnapshotError {
             NonFinite => defmt::write!(f, "snapshot non-finite"),
             StateTooShort { needed, got } => defmt::write!(f, "state short {} < {}", got, needed),
             BufferTooShort { needed, got } => defmt::write!(f, "buffer short {} < {}", got, needed),
+            NetModel => defmt::write!(f, "net stream: no snapshot"),
         }
     }
 }

@@ -238,6 +238,9 @@ fn stacks_or_bad_header(region: &[u8]) -> FormatError {
         Ok((v, _)) if !cfg!(feature = "stacks") && v == crate::blocks::STACK_VARIANT => {
             FormatError::StacksNotBuilt
         }
+        Ok((v, _)) if !cfg!(feature = "net") && v == crate::blocks::NET_VARIANT => {
+            FormatError::NetNotBuilt
+        }
         _ => FormatError::BadHeader,
     }
 }

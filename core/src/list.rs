@@ -25,6 +25,17 @@ impl<T: Copy, const N: usize> List<T, N> {
         }
     }
 
+    /// An empty list, its slots holding `filler`: only in memory (a network's layer table,
+    /// [`crate::Arch::Net`], which has no layers); never serialized, as the wire form of
+    /// a list is non-empty.
+    #[cfg(feature = "net")]
+    pub(crate) const fn empty(filler: T) -> Self {
+        List {
+            items: [filler; N],
+            len: 0,
+        }
+    }
+
     /// The items of `s`; `None` when `s` is empty or longer than `N`.
     pub fn from_slice(s: &[T]) -> Option<Self> {
         let first = *s.first()?;

@@ -248,6 +248,9 @@ impl<'a> Model<'a> {
     /// running-maximum slots, which start at -1e30 (as rwkv.cpp's initial state). Always
     /// initialize a new stream's state with this.
     pub fn reset(&self, state: &mut [f32]) -> Result<(), StepError> {
+        if self.config.net().is_some() {
+            return Err(StepError::NetModel);
+        }
         let got = state.len();
         let s = state
             .get_mut(..self.sizes.state)
@@ -286,6 +289,9 @@ impl<'a> Model<'a> {
         out: &mut [f32],
         probe: &mut P,
     ) -> Result<(), StepError> {
+        if self.config.net().is_some() {
+            return Err(StepError::NetModel);
+        }
         let (ns, nc, no) = (
             self.sizes.model_state,
             self.sizes.model_scratch,
@@ -641,8 +647,20 @@ impl<'a> Model<'a> {
         s
     }
 
-    /// Multiply-accumulates per step (matrix-vector products and the SSM update).
+    /// The multi-rate network of a format 1.7 model ([`crate::Arch::Net`]), planned and
+    /// reading this model's tensors: stream it with [`crate::net::Net::reset`], `feed` and
+    /// `finish`, in buffers of its plan's sizes. `None` for a model that is not a network
+    /// (a network's plan was made once at parse, so it does not fail here).
+    pub fn net(&self) -> Option<crate::net::Net<'_, 'a>> {
+        crate::net::Net::new(self.config.net()?, self).ok()
+    }
+
+    /// Multiply-accumulates per step (matrix-vector products and the SSM update); for a
+    /// network, per input frame (its work per period over the period).
     pub fn macs_per_step(&self) -> u64 {
+        if let Some(net) = self.config.net() {
+            return net.macs_per_period() / (net.period() as u64).max(1);
+        }
         let mut macs = 0u64;
         for i in 0..self.n_tensors {
             if let Some(spec) = self.layout.spec(&self.config, i) {

@@ -135,6 +135,9 @@ impl Model<'_> {
         words: impl Iterator<Item = u32>,
         out: &mut [u8],
     ) -> Result<usize, SnapshotError> {
+        if self.config().net().is_some() {
+            return Err(SnapshotError::NetModel);
+        }
         let n = self.state_len();
         if got < n {
             return Err(SnapshotError::StateTooShort { needed: n, got });
@@ -152,6 +155,9 @@ impl Model<'_> {
     /// Reads a snapshot of this model back into a float or w8a8 stream's `state`. Every
     /// check runs before `state` is written: on any error it is untouched.
     pub fn restore(&self, snap: &[u8], state: &mut [f32]) -> Result<(), SnapshotError> {
+        if self.config().net().is_some() {
+            return Err(SnapshotError::NetModel);
+        }
         let n = self.state_len();
         let got = state.len();
         let state = state

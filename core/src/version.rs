@@ -40,7 +40,7 @@ pub const VERSION_MAJOR: u16 = 1;
 ///   writer keeps the 1.2–1.5 header layout (no `filter_nnz`) and minor for every blob
 ///   without these encodings (byte-identical, as before); a 1.5 reader refuses 1.6 blobs by
 ///   their minor version (re-convert with `--no-compact` for one).
-pub const VERSION_MINOR: u16 = 6;
+pub const VERSION_MINOR: u16 = 7;
 /// The minor version written for blobs that use no 1.4 feature.
 pub const VERSION_MINOR_BASE: u16 = 3;
 

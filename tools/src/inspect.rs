@@ -265,6 +265,41 @@ pub struct NetSummary {
     pub parameters: u64,
     pub macs_per_period: u64,
     pub macs_per_second: Option<f64>,
+    /// A model file's: format version, bytes, compute mode and stored bytes per dtype.
+    pub file: Option<NetFile>,
+}
+
+/// What a format 1.7 blob adds to a network's summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NetFile {
+    pub format: String,
+    pub bytes: usize,
+    pub compute: &'static str,
+    /// `(dtype, bytes)` of the stored tensors.
+    pub stored: Vec<(&'static str, u64)>,
+}
+
+/// [`summarize_net`] for a parsed network model (`None` if `m` is not one).
+pub fn summarize_net_model(m: &tinyssm_core::Model<'_>) -> Option<NetSummary> {
+    let net = m.net()?;
+    let rate = Some(net.config().sample_rate).filter(|&r| r != 0);
+    let mut s = summarize_net(net.config(), net.plan(), rate);
+    let mut stored: Vec<(&'static str, u64)> = Vec::new();
+    for i in 0..m.n_tensors() {
+        let t = m.tensor(i)?;
+        let b = t.spec.bytes(t.dtype).unwrap_or(0);
+        match stored.iter_mut().find(|(n, _)| *n == t.dtype.name()) {
+            Some(e) => e.1 += b,
+            None => stored.push((t.dtype.name(), b)),
+        }
+    }
+    s.file = Some(NetFile {
+        format: format!("1.{}", m.format_minor()),
+        bytes: m.blob_len(),
+        compute: m.config().compute.name(),
+        stored,
+    });
+    Some(s)
 }
 
 /// Summarizes a network and its plan (`sample_rate`: its input rate, where known).
@@ -316,6 +351,7 @@ pub fn summarize_net(
         parameters: params,
         macs_per_period: macs,
         macs_per_second: sample_rate.map(|r| macs as f64 * r as f64 / plan.period as f64),
+        file: None,
     }
 }
 
@@ -371,5 +407,15 @@ pub fn render_net(s: &NetSummary) -> String {
             .map(|m| format!(" ({:.3} G per second of input)", m / 1e9))
             .unwrap_or_default()
     );
+    if let Some(f) = &s.file {
+        let stored: Vec<String> = f.stored.iter().map(|(d, b)| format!("{d} {b} B")).collect();
+        o += &format!(
+            "file           format {}, {} bytes, compute {}; tensors {}\n",
+            f.format,
+            f.bytes,
+            f.compute,
+            stored.join(", ")
+        );
+    }
     o
 }

@@ -100,7 +100,6 @@ fn requantize_with(
             .map(|n| fe.filter_nnz = n as u32)
             .map_err(tinyssm_host::HostError::Invalid)?;
     }
-    let stack = config.stack();
     write_blob(&config, |ts| -> Result<TensorData, ToolError> {
         let t = m
             .find(ts.layer, ts.role)
@@ -116,7 +115,7 @@ fn requantize_with(
         let small = ts
             .layer
             .filter(|_| compact)
-            .and_then(|l| stack.block(l as usize))
+            .and_then(|l| config.block_at(l as usize))
             .and_then(|b| b.compact_dtype(ts.role));
         if let Some(dt) = small {
             Ok(match dt {

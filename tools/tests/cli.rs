@@ -1336,3 +1336,98 @@ fn denoise_streams_a_recording_and_refuses_what_it_cannot_take() {
     fails_with(&o, "not a readable PyTorch checkpoint");
     assert!(!bad.exists());
 }
+
+/// `tinyssm convert weights.pt`: aTENNuate's checkpoint becomes a format 1.7 network blob
+/// (here int8 w8a8) that `inspect` describes and `run --wav --out-wav` streams, with the
+/// bits of `denoise --w8a8`; what a network cannot take is a one-line error.
+#[test]
+fn convert_and_run_a_network_blob() {
+    let Some(data) = data_dir() else { return };
+    let ck = data.join("atennuate/weights.pt");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, _, x) = tinyssm_host::io::read_wav(
+        &data.join("atennuate/noisy/ms_realrec_headset_cafe_spk2_3.wav"),
+    )
+    .unwrap();
+    let excerpt = &x[40000..48000 + 33];
+    let inp = tmp.path().join("in.wav");
+    tinyssm_host::io::write_wav_f32(&inp, 16000, excerpt).unwrap();
+    let blob = tmp.path().join("at8.tssm");
+    ok(&run(bin()
+        .arg("convert")
+        .arg(&ck)
+        .arg("-o")
+        .arg(&blob)
+        .args(["--weights", "int8", "--compute", "w8a8"])));
+    let text = ok(&run(bin().arg("inspect").arg(&blob)));
+    assert!(
+        text.contains("format 1.7")
+            && text.contains("compute w8a8")
+            && text.contains("delay          1255 frames (78.4 ms)"),
+        "{text}"
+    );
+    let (a, b) = (tmp.path().join("a.wav"), tmp.path().join("b.wav"));
+    let text = ok(&run(bin()
+        .arg("run")
+        .arg(&blob)
+        .arg("--wav")
+        .arg(&inp)
+        .arg("--out-wav")
+        .arg(&a)));
+    assert!(text.contains("delay of 1255 samples"), "{text}");
+    ok(&run(bin()
+        .arg("denoise")
+        .arg(&ck)
+        .arg("--w8a8")
+        .arg("--wav")
+        .arg(&inp)
+        .arg("--out-wav")
+        .arg(&b)));
+    let (ya, yb) = (
+        tinyssm_host::io::read_wav(&a).unwrap(),
+        tinyssm_host::io::read_wav(&b).unwrap(),
+    );
+    assert_eq!(ya.2.len(), excerpt.len());
+    assert!(ya
+        .2
+        .iter()
+        .zip(&yb.2)
+        .all(|(p, q)| p.to_bits() == q.to_bits()));
+    // What a network cannot take.
+    let bad = tmp.path().join("bad.wav");
+    let fsdd = data.join("fsdd/recordings/0_george_0.wav");
+    let run_net = |args: &[&std::ffi::OsStr]| run(bin().arg("run").arg(&blob).args(args));
+    fails_with(
+        &run_net(&[
+            "--wav".as_ref(),
+            fsdd.as_os_str(),
+            "--out-wav".as_ref(),
+            bad.as_os_str(),
+        ]),
+        "at 8000 Hz; resample it first",
+    );
+    fails_with(
+        &run_net(&[
+            "--text".as_ref(),
+            "hi".as_ref(),
+            "--out".as_ref(),
+            bad.as_os_str(),
+        ]),
+        "multi-rate network over a waveform: give --wav",
+    );
+    fails_with(
+        &run_net(&["--wav".as_ref(), inp.as_os_str()]),
+        "give an output",
+    );
+    assert!(!bad.exists());
+    fails_with(
+        &run(bin().arg("convert").arg(&ck).arg("-o").arg(&bad).args([
+            "--compute",
+            "int",
+            "--calibrate",
+            "fsdd",
+        ])),
+        "no integer-only one",
+    );
+    assert!(!bad.exists());
+}

@@ -19,6 +19,7 @@
 pub mod mamba1;
 pub mod mamba2;
 pub mod mlp;
+pub mod program;
 pub mod rwkv;
 pub mod s4d;
 pub mod s5;
@@ -485,6 +486,12 @@ pub enum Arch {
     /// the `stacks` feature (the last variant: the others' wire indices do not depend on it).
     #[cfg(feature = "stacks")]
     Stack(StackConfig),
+    /// Format 1.7: a multi-rate network (a U-Net such as aTENNuate's): a program of
+    /// blocks, depthwise convolutions, resampling and skips ([`program::NetConfig`]),
+    /// streamed by [`crate::Model::net`]. Only in builds with the `net` feature (which
+    /// implies `stacks`, so its wire index is fixed).
+    #[cfg(feature = "net")]
+    Net(program::NetConfig),
 }
 
 impl Arch {
@@ -494,6 +501,8 @@ impl Arch {
         match self {
             #[cfg(feature = "stacks")]
             Arch::Stack(_) => 5,
+            #[cfg(feature = "net")]
+            Arch::Net(_) => 7,
             _ => 0,
         }
     }
@@ -513,14 +522,38 @@ impl Arch {
             Arch::MambaSensor(_) => "mamba-sensor",
             #[cfg(feature = "stacks")]
             Arch::Stack(_) => "stack",
+            #[cfg(feature = "net")]
+            Arch::Net(_) => "net",
         }
     }
 
-    /// The model's input stage, layer table and head.
+    /// The model's input stage, layer table and head. A network has neither stages nor a
+    /// layer table (its program is [`Self::net`]): an empty table.
     pub fn parts(&self) -> (Stem, LayerTable, Head) {
         let (stem, block, head) = match self {
             #[cfg(feature = "stacks")]
             Arch::Stack(s) => return (s.stem, s.layers, s.head),
+            #[cfg(feature = "net")]
+            Arch::Net(n) => {
+                let stem = Stem::Encoder { d_input: n.d_input };
+                let filler = Block::Mlp(MlpBlock {
+                    d_model: 0,
+                    d_ffn: 0,
+                    norm: MlpNorm::Rms { eps: 0.0 },
+                    act: MlpAct::Silu,
+                });
+                let table = LayerTable {
+                    blocks: crate::list::List::empty(filler),
+                    table: crate::list::List::empty(0),
+                };
+                let head = Head {
+                    norm: crate::stages::FinalNorm::None,
+                    out: crate::stages::Out::Decoder {
+                        d_output: n.validate().unwrap_or(0),
+                    },
+                };
+                return (stem, table, head);
+            }
             Arch::Mamba1(c) => c.parts(),
             Arch::MambaSensor(c) => c.parts(),
             Arch::Mamba2(c) => c.parts(),
@@ -536,6 +569,19 @@ impl Arch {
 
 /// The wire index of [`Arch`]'s stack variant (format 1.5), known to builds without it.
 pub const STACK_VARIANT: u32 = 8;
+/// The wire index of [`Arch`]'s network variant (format 1.7), known to builds without it.
+pub const NET_VARIANT: u32 = 9;
+
+impl Arch {
+    /// The network program of a format 1.7 model.
+    pub fn net(&self) -> Option<&program::NetConfig> {
+        match self {
+            #[cfg(feature = "net")]
+            Arch::Net(n) => Some(n),
+            _ => None,
+        }
+    }
+}
 
 /// How a format 1.x configuration splits into input stage, block and head.
 pub(crate) trait Parts {

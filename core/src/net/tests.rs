@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::kernels::{Kernels, Weights};
+use crate::list::List;
 use crate::StepError;
 
 /// Tensors by (operation, role code), all f32.
@@ -240,6 +241,7 @@ fn unet(k1: u32, p1: u32, k2: u32, p2: u32, end_pad: u32) -> NetConfig {
     NetConfig {
         d_input: 2,
         end_pad,
+        sample_rate: 0,
         ops: List::from_slice(&ops).unwrap(),
     }
 }
@@ -313,6 +315,7 @@ fn malformed_programs_are_refused() {
     let with = |ops: &[Op]| NetConfig {
         d_input: 2,
         end_pad: 0,
+        sample_rate: 0,
         ops: List::from_slice(ops).unwrap(),
     };
     assert!(with(&ops).validate().is_ok());
@@ -401,7 +404,7 @@ proptest! {
         ops in proptest::collection::vec(op_strategy(), 1..12),
         frames in 0usize..40,
     ) {
-        let cfg = NetConfig { d_input: d, end_pad, ops: List::from_slice(&ops).unwrap() };
+        let cfg = NetConfig { d_input: d, end_pad, sample_rate: 0, ops: List::from_slice(&ops).unwrap() };
         if let Ok(plan) = NetPlan::new(&cfg) {
             let t = table(&cfg, 5);
             let mut rng = Rng(9);

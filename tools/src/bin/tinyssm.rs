@@ -92,9 +92,13 @@ enum Cmd {
         /// WAV: one frame per step, one channel per input channel.
         #[arg(long, group = "input")]
         wav: Option<PathBuf>,
-        /// Output .npy.
+        /// Output .npy (one row per step).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Output WAV (32-bit float, the input's rate): for a network that maps audio to
+        /// audio (a denoiser), aligned with the input (its look-ahead compensated).
+        #[arg(long)]
+        out_wav: Option<PathBuf>,
         /// Step with the scalar reference kernels instead of the fast ones.
         #[arg(long)]
         reference_kernels: bool,
@@ -364,6 +368,58 @@ fn calibration_source(src: &std::path::Path) -> Result<tinyssm_host::AlignedBuf,
     Ok(tinyssm_host::AlignedBuf::from_bytes(&blob))
 }
 
+/// Whether `p` is a zip archive (a PyTorch checkpoint such as aTENNuate's `weights.pt`).
+fn is_zip(p: &Path) -> bool {
+    std::fs::File::open(p)
+        .and_then(|mut f| {
+            let mut m = [0u8; 4];
+            std::io::Read::read_exact(&mut f, &mut m).map(|_| m)
+        })
+        .is_ok_and(|m| m == *b"PK\x03\x04")
+}
+
+/// Refuses audio a network was not trained on: not mono, or not at its rate.
+fn check_net_audio(
+    cfg: &tinyssm_core::net::NetConfig,
+    p: &Path,
+    rate: u32,
+    ch: usize,
+) -> Result<(), ToolError> {
+    let want = cfg.sample_rate;
+    if ch != cfg.d_input as usize || (want != 0 && rate != want) {
+        return Err(ToolError::Usage(format!(
+            "{}: this network takes {}-channel audio at {want} Hz (its training rate), the file has {ch} channel(s) at {rate} Hz; resample it first",
+            p.display(),
+            cfg.d_input
+        )));
+    }
+    Ok(())
+}
+
+/// One line on a streamed network run: output, delay, speed, buffers.
+fn net_report(
+    net: &tinyssm_core::net::Net<'_, '_>,
+    out: &str,
+    samples: usize,
+    rate: u32,
+    secs: f64,
+) -> String {
+    let plan = net.plan();
+    let audio = samples as f64 / rate.max(1) as f64;
+    let macs = net.config().macs_per_period() as f64 * rate as f64 / plan.period.max(1) as f64;
+    format!(
+        "wrote {out} ({samples} samples, {audio:.2} s): streamed with a delay of {} samples ({:.1} ms) in {secs:.2} s ({:.1}x real time, {:.2} G MAC/s of {:.3} G MAC per second of audio); state {} f32 + {} counters, scratch {} f32",
+        plan.delay,
+        plan.delay as f64 * 1000.0 / rate.max(1) as f64,
+        audio / secs.max(1e-9),
+        macs * audio / secs.max(1e-9) / 1e9,
+        macs / 1e9,
+        plan.state_len,
+        plan.counters_len,
+        plan.scratch_len
+    )
+}
+
 fn run(cli: Cli) -> Result<(), ToolError> {
     match cli.cmd {
         Cmd::Convert {
@@ -379,6 +435,12 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 return Err(ToolError::Usage(
                     "--all-static is for --compute w8a8 --calibrate".into(),
                 ));
+            }
+            if compute == ComputeArg::Int && is_zip(&src) {
+                return Err(ToolError::Usage(format!(
+                    "{}: a multi-rate network (aTENNuate's checkpoint) has float and w8a8 steps only, no integer-only one",
+                    src.display()
+                )));
             }
             if compute == ComputeArg::Int {
                 if !matches!(weights, Weights::F32 | Weights::Int8) {
@@ -432,7 +494,24 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             };
             spec.validate()?;
             let is_tssm = tinyssm_tools::intq::is_tssm(&src);
-            let blob = if let Some(cal) = &calibrate {
+            // aTENNuate's PyTorch checkpoint: its network as a format 1.7 blob.
+            let net_src = if is_zip(&src) {
+                if calibrate.is_some() {
+                    return Err(ToolError::Usage(
+                        "--calibrate: static activation scales for a network are not built; its w8a8 takes dynamic scales (leave --calibrate out)".into(),
+                    ));
+                }
+                Some(tinyssm_tools::import::atennuate::import(&src)?.to_blob()?)
+            } else {
+                None
+            };
+            let blob = if let Some(b) = net_src {
+                if dtype == DType::F32 && compute == Compute::Float {
+                    b
+                } else {
+                    requantize_blob(&b, spec)?
+                }
+            } else if let Some(cal) = &calibrate {
                 let buf = calibration_source(&src)?;
                 let fm = tinyssm_core::Model::parse(buf.as_bytes())
                     .map_err(tinyssm_host::HostError::Invalid)?;
@@ -486,6 +565,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             csv,
             wav,
             out,
+            out_wav,
             reference_kernels,
             state_in,
             state_out,
@@ -494,6 +574,57 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let mut m = mf.model();
             if reference_kernels {
                 m = m.with_kernels(Kernels::Reference);
+            }
+            if let Some(net) = m.net() {
+                if tokens.is_some() || text.is_some() || csv.is_some() {
+                    return Err(ToolError::Usage(format!(
+                        "{}: this model is a multi-rate network over a waveform: give --wav",
+                        model.display()
+                    )));
+                }
+                if state_in.is_some() || state_out.is_some() {
+                    return Err(ToolError::Usage(
+                        "--state-in/--state-out: a network's stream has no snapshot yet (it runs a whole file)".into(),
+                    ));
+                }
+                let Some(p) = wav else {
+                    return Err(ToolError::Usage("give the input: --wav".into()));
+                };
+                if out.is_none() && out_wav.is_none() {
+                    return Err(ToolError::Usage(
+                        "give an output: --out-wav (audio) and/or --out (.npy)".into(),
+                    ));
+                }
+                let (rate, ch, x) = io::read_wav(&p)?;
+                check_net_audio(net.config(), &p, rate, ch)?;
+                let t = std::time::Instant::now();
+                let y = tinyssm_tools::import::atennuate::stream_net(&net, &x)
+                    .map_err(HostError::from)?;
+                let secs = t.elapsed().as_secs_f64();
+                if let Some(o) = &out_wav {
+                    io::write_wav_f32(o, rate, &y)?;
+                }
+                if let Some(o) = &out {
+                    let d = net.plan().d_output;
+                    io::write_f32_npy(o, y.len() / d.max(1), d, &y)?;
+                }
+                let shown = out_wav
+                    .as_ref()
+                    .or(out.as_ref())
+                    .map(|p| p.display().to_string());
+                println!(
+                    "{}",
+                    net_report(&net, &shown.unwrap_or_default(), x.len(), rate, secs)
+                );
+                return Ok(());
+            }
+            let Some(out) = out else {
+                return Err(ToolError::Usage("give an output: --out (.npy)".into()));
+            };
+            if out_wav.is_some() {
+                return Err(ToolError::Usage(
+                    "--out-wav is for networks that map audio to audio; this model's outputs go to --out (.npy)".into(),
+                ));
             }
             let mut runner = Runner::new(m);
             let id = runner.open();
@@ -646,35 +777,20 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             if reference_kernels {
                 m = m.with_kernels(Kernels::Reference);
             }
-            let plan = tinyssm_core::net::NetPlan::new(&m.cfg).map_err(|e| ToolError::Config {
+            let t: &atennuate::NetModel = &m;
+            let net = tinyssm_core::net::Net::new(&m.cfg, &t).map_err(|e| ToolError::Config {
                 path: checkpoint.clone(),
                 msg: format!("invalid network: {e}"),
             })?;
             let (rate, ch, x) = io::read_wav(&wav)?;
-            if ch != 1 || rate != 16000 {
-                return Err(ToolError::Usage(format!(
-                    "{}: the denoiser takes mono audio at 16000 Hz (its training rate), the file has {ch} channel(s) at {rate} Hz; resample it first",
-                    wav.display()
-                )));
-            }
-            let t = std::time::Instant::now();
-            let y = atennuate::run_stream(&m, &x).map_err(HostError::from)?;
-            let secs = t.elapsed().as_secs_f64();
+            check_net_audio(&m.cfg, &wav, rate, ch)?;
+            let start = std::time::Instant::now();
+            let y = atennuate::stream_net(&net, &x).map_err(HostError::from)?;
+            let secs = start.elapsed().as_secs_f64();
             io::write_wav_f32(&out_wav, rate, &y)?;
-            let audio = x.len() as f64 / rate as f64;
-            let macs = m.cfg.macs_per_period() as f64 * rate as f64 / plan.period as f64;
             println!(
-                "wrote {} ({} samples, {audio:.2} s): streamed with a delay of {} samples ({:.1} ms) in {secs:.2} s ({:.1}x real time, {:.2} G MAC/s of {:.3} G MAC per second of audio); state {} f32 + {} counters, scratch {} f32",
-                out_wav.display(),
-                y.len(),
-                plan.delay,
-                plan.delay as f64 * 1000.0 / rate as f64,
-                audio / secs.max(1e-9),
-                macs * audio / secs.max(1e-9) / 1e9,
-                macs / 1e9,
-                plan.state_len,
-                plan.counters_len,
-                plan.scratch_len
+                "{}",
+                net_report(&net, &out_wav.display().to_string(), x.len(), rate, secs)
             );
             Ok(())
         }
@@ -1036,13 +1152,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         }
         Cmd::Inspect { model, json } => {
             // aTENNuate's PyTorch checkpoint (a zip): its network, as `denoise` runs it.
-            let zip = std::fs::File::open(&model)
-                .and_then(|mut f| {
-                    let mut m = [0u8; 4];
-                    std::io::Read::read_exact(&mut f, &mut m).map(|_| m)
-                })
-                .is_ok_and(|m| m == *b"PK\x03\x04");
-            if zip {
+            if is_zip(&model) {
                 let m = tinyssm_tools::import::atennuate::import(&model)?;
                 let plan =
                     tinyssm_core::net::NetPlan::new(&m.cfg).map_err(|e| ToolError::Config {
@@ -1053,6 +1163,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 return print_summary(&s, json, inspect::render_net);
             }
             let mf = ModelFile::open(&model)?;
+            if let Some(s) = inspect::summarize_net_model(&mf.model()) {
+                return print_summary(&s, json, inspect::render_net);
+            }
             let s = inspect::summarize(&mf.model());
             print_summary(&s, json, inspect::render)
         }

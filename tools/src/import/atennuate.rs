@@ -33,6 +33,10 @@ use tinyssm_core::{ActQuant, Block, Kernels, QuantI8, Role, StepError, Tensors, 
 
 use super::pth::{read_state_dict, PthTensor};
 use crate::error::ToolError;
+use tinyssm_host::TensorData;
+
+/// aTENNuate's input rate (its training data: 16 kHz speech).
+pub const SAMPLE_RATE: u32 = 16_000;
 
 /// LayerNorm epsilon of `torch.nn.LayerNorm`'s default.
 const LN_EPS: f32 = 1e-5;
@@ -64,6 +68,27 @@ impl NetModel {
     pub fn with_kernels(mut self, k: Kernels) -> Self {
         self.kernels = k;
         self
+    }
+
+    /// The network as a format 1.7 model blob (f32; `tinyssm convert` re-encodes it):
+    /// one layer per operation, each with its operation's tensors in canonical order.
+    pub fn to_blob(&self) -> Result<Vec<u8>, ToolError> {
+        let config = tinyssm_core::Config {
+            n_layers: self.cfg.ops().len() as u32,
+            arch: tinyssm_core::Arch::Net(self.cfg),
+            front_end: None,
+            compute: tinyssm_core::Compute::Float,
+        };
+        tinyssm_host::write_blob(&config, |spec| -> Result<TensorData, ToolError> {
+            let v = spec
+                .layer
+                .and_then(|l| self.tensor(l as usize, spec.role))
+                .ok_or_else(|| ToolError::BadValues {
+                    name: tinyssm_host::writer::spec_name(spec),
+                    msg: "missing from the imported network".into(),
+                })?;
+            Ok(TensorData::F32(v.to_vec()))
+        })
     }
 
     /// Tensor `role` of operation `op` (f32, as imported).
@@ -385,6 +410,7 @@ pub fn import(path: &Path) -> Result<NetModel, ToolError> {
         d_input: c_in as u32,
         // `denoise_single` pads `256 − n mod 256` zeros: 1 to 256.
         end_pad: 1,
+        sample_rate: SAMPLE_RATE,
         ops,
     };
     cfg.validate().map_err(|e| ToolError::Config {
@@ -418,7 +444,7 @@ pub fn import(path: &Path) -> Result<NetModel, ToolError> {
     let _ = r.path;
     Ok(NetModel {
         cfg,
-        sample_rate: 16000,
+        sample_rate: SAMPLE_RATE,
         tensors: b.tensors,
         quantized: HashMap::new(),
         kernels: Kernels::default(),
@@ -433,12 +459,23 @@ pub fn run_stream(m: &NetModel, x: &[f32]) -> Result<Vec<f32>, StepError> {
     run_blocks(m, x, &[x.len().max(1)])
 }
 
+/// [`run_stream`] for any planned network (a parsed format 1.7 model's
+/// [`tinyssm_core::Model::net`], or a [`NetModel`]'s).
+pub fn stream_net(net: &Net<'_, '_>, x: &[f32]) -> Result<Vec<f32>, StepError> {
+    let mut out = Vec::with_capacity(x.len());
+    let frames = drive(net, x, &[x.len().max(1)], |_, y| out.extend_from_slice(y))?;
+    out.truncate(frames * net.plan().d_output);
+    Ok(out)
+}
+
 /// [`run_stream`] with the input given in blocks of the sizes in `blocks` (repeated; in
 /// frames), as a real-time caller would: the output is the same whatever the blocks.
 pub fn run_blocks(m: &NetModel, x: &[f32], blocks: &[usize]) -> Result<Vec<f32>, StepError> {
+    let t: &NetModel = m;
+    let net = Net::new(&m.cfg, &t).map_err(|_| StepError::Internal)?;
     let mut out = Vec::with_capacity(x.len());
-    let frames = drive(m, x, blocks, |_, y| out.extend_from_slice(y))?;
-    out.truncate(frames * m.cfg.d_input as usize);
+    let frames = drive(&net, x, blocks, |_, y| out.extend_from_slice(y))?;
+    out.truncate(frames * net.plan().d_output);
     Ok(out)
 }
 
@@ -446,8 +483,10 @@ pub fn run_blocks(m: &NetModel, x: &[f32], blocks: &[usize]) -> Result<Vec<f32>,
 /// input frames fed when it was emitted minus one: the index of the last input it could
 /// depend on (frames emitted while finishing count the frames fed before it).
 pub fn emission_times(m: &NetModel, x: &[f32]) -> Result<Vec<usize>, StepError> {
+    let t: &NetModel = m;
+    let net = Net::new(&m.cfg, &t).map_err(|_| StepError::Internal)?;
     let mut times = Vec::new();
-    let frames = drive(m, x, &[1], |t, _| times.push(t))?;
+    let frames = drive(&net, x, &[1], |t, _| times.push(t))?;
     times.truncate(frames);
     Ok(times)
 }
@@ -455,13 +494,11 @@ pub fn emission_times(m: &NetModel, x: &[f32]) -> Result<Vec<usize>, StepError> 
 /// Streams `x` through a fresh stream of `m` in blocks of `blocks` frames (repeated) and
 /// ends it, calling `on(last input fed, frame)` for each output frame; the input frames.
 fn drive(
-    m: &NetModel,
+    net: &Net<'_, '_>,
     x: &[f32],
     blocks: &[usize],
     mut on: impl FnMut(usize, &[f32]),
 ) -> Result<usize, StepError> {
-    let t: &NetModel = m;
-    let net = Net::new(&m.cfg, &t).map_err(|_| StepError::Internal)?;
     let plan = *net.plan();
     let mut values = vec![0f32; plan.state_len];
     let mut counters = vec![0u32; plan.counters_len];
@@ -471,8 +508,8 @@ fn drive(
         counters: &mut counters,
     };
     net.reset(&mut st)?;
-    let d = m.cfg.d_input as usize;
-    let frames = x.len() / d;
+    let d = net.config().d_input as usize;
+    let frames = x.len() / d.max(1);
     let fed = std::cell::Cell::new(0usize);
     let mut sink = |y: &[f32]| -> Result<(), StepError> {
         on(fed.get(), y);
