@@ -119,6 +119,7 @@ fn build(dir: &Path, blob: &Path, input: &Path) -> PathBuf {
         .env("TINYSSM_BOARD", "mps2-an500")
         .env("TINYSSM_FW_NET_BLOB", blob)
         .env("TINYSSM_FW_NET_INPUT", input)
+        .env_remove("TINYSSM_FW_NET_RUNS")
         .output()
         .expect("run cargo");
     assert!(

@@ -1,7 +1,10 @@
 //! Host side of the `denoise` image's build. Inputs (environment):
 //! - `TINYSSM_FW_NET_BLOB`: a format 1.7 network blob (`tinyssm convert weights.pt -o
 //!   m.tssm --weights int8 --compute w8a8`; `tests/tests/qemu_denoise.rs` writes one);
-//! - `TINYSSM_FW_NET_INPUT`: the input, little-endian f32 samples.
+//! - `TINYSSM_FW_NET_INPUT`: the input, little-endian f32 samples;
+//! - `TINYSSM_FW_NET_RUNS` (optional): `reference`, `fast` or `both` (the default): which
+//!   kernel sets stream the input (`scripts/denoise-bench.sh` builds one at a time, so that
+//!   its per-function counts are one kernel set's).
 //!
 //! Writes `$OUT_DIR/net.rs`: `BLOB` (16-byte aligned), `MODEL_CRC32`, `STATE_LEN`,
 //! `COUNTERS_LEN`, `SCRATCH_LEN`, `N_TENSORS`, `PERIOD`, `DELAY`, and `INPUT` (the samples,
@@ -15,7 +18,11 @@ use std::fs;
 use std::path::PathBuf;
 
 fn main() {
-    for v in ["TINYSSM_FW_NET_BLOB", "TINYSSM_FW_NET_INPUT"] {
+    for v in [
+        "TINYSSM_FW_NET_BLOB",
+        "TINYSSM_FW_NET_INPUT",
+        "TINYSSM_FW_NET_RUNS",
+    ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
@@ -76,6 +83,17 @@ fn main() {
     let _ = writeln!(cfg, "pub const N_TENSORS: usize = {tensors};");
     let _ = writeln!(cfg, "pub const PERIOD: usize = {period};");
     let _ = writeln!(cfg, "pub const DELAY: usize = {delay};");
+    let runs = env::var("TINYSSM_FW_NET_RUNS").unwrap_or_else(|_| "both".into());
+    let (reference, fast) = match runs.as_str() {
+        "both" => (true, true),
+        "reference" => (true, false),
+        "fast" => (false, true),
+        r => fail(&format!(
+            "TINYSSM_FW_NET_RUNS={r}: want reference, fast or both"
+        )),
+    };
+    let _ = writeln!(cfg, "pub const RUN_REFERENCE: bool = {reference};");
+    let _ = writeln!(cfg, "pub const RUN_FAST: bool = {fast};");
     fs::write(out.join("net.rs"), cfg).expect("write net.rs");
 }
 

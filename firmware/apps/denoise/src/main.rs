@@ -217,7 +217,11 @@ fn main() -> ! {
         config::DELAY
     );
     let mut ok = true;
-    for k in [Kernels::Reference, Kernels::default()] {
+    let runs = [
+        (config::RUN_REFERENCE, Kernels::Reference),
+        (config::RUN_FAST, Kernels::default()),
+    ];
+    for k in runs.iter().filter(|r| r.0).map(|r| r.1) {
         let name = if k == Kernels::Reference {
             "reference"
         } else {
