@@ -6,8 +6,9 @@ github.com/Brainchip-Inc/aTENNuate; paper arXiv 2409.03377). Its own code does t
 `Denoiser.from_pretrained` loads the shared `weights.pt` (its hub download is replaced by the
 local path; HF_HUB_OFFLINE=1 keeps the hub client offline too), each file is read with
 `librosa.load(sr=16000)` as the package's `denoise` reads it, and denoised on its own with
-`Denoiser.denoise_single` (zero-pads to a multiple of 256, runs the FFT-convolution network,
-crops back; no normalisation) under `torch.no_grad()` in eval mode.
+`Denoiser.denoise_single` under `torch.no_grad()` in eval mode: it appends 256 - len % 256
+zeros (a whole 256 when the length is already a multiple of 256, as for 10 s at 16 kHz),
+runs the FFT-convolution network over the whole file, and crops back; no normalisation.
 
 For each file it writes OUT_DIR/NAME.wav (the package's output, float WAV) and prints
 signal-to-error ratios in dB, SER(ref, x) = 10 log10(sum ref^2 / sum (ref - x)^2), of
@@ -15,7 +16,8 @@ signal-to-error ratios in dB, SER(ref, x) = 10 log10(sum ref^2 / sum (ref - x)^2
   (2) tinyssm's f32 output against the package's output: whole file, first and last 100 ms;
   (3) tinyssm's `--w8a8` output against the package's output: whole file.
 OURS is either the tinyssm binary (run here into OUT_DIR/NAME.tinyssm.wav and
-OUT_DIR/NAME.tinyssm-w8a8.wav) or a directory that already holds files named so.
+OUT_DIR/NAME.tinyssm-w8a8.wav, its messages into .log files beside them) or a directory
+that already holds files named so.
 
 Run it through scripts/atennuate-reference.sh (which pins the environment:
 tests/goldens/atennuate-reference-requirements.txt), or directly:
@@ -27,6 +29,7 @@ tests/goldens/atennuate-reference-requirements.txt), or directly:
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before the package imports huggingface_hub
@@ -39,6 +42,7 @@ import torch
 
 RATE = 16000
 EDGE = RATE // 10  # 100 ms
+WIDTHS = [11, 11, 8, 8, 8]  # table columns
 
 
 def ser_db(ref, x):
@@ -51,6 +55,7 @@ def load_reference(weights):
     # from_pretrained() calls hf_hub_download(...) and loads what it returns with torch.load
     # and load_state_dict; hand it the shared checkpoint instead of the hub's copy.
     attenuate.model.hf_hub_download = lambda repo_id, filename: str(weights)
+    warnings.filterwarnings("ignore", "You are using `torch.load`", FutureWarning)
     model = attenuate.Denoiser()
     model.eval()
     model.from_pretrained("PeaBrane/aTENNuate")
@@ -67,8 +72,9 @@ def main(data, out, ours):
     data, out, ours = Path(data), Path(out), Path(ours)
     out.mkdir(parents=True, exist_ok=True)
     model = load_reference(data / "weights.pt")
-    print(f"attenuate 0.1.1, torch {torch.__version__}, numpy {np.__version__}")
-    print(f"{'file':52} {'pkg/shared':>10} {'f32 whole':>10} {'first':>7} {'last':>7} {'w8a8':>7}")
+    print(f"weights {data / 'weights.pt'}; torch {torch.__version__}, numpy {np.__version__}")
+    heads = ["pkg/shared", "f32 whole", "first", "last", "w8a8"]
+    print(f"{'file (SER dB)':52}" + "".join(f"{h:>{w}}" for h, w in zip(heads, WIDTHS)))
     for noisy_path in sorted((data / "noisy").glob("*.wav")):
         name = noisy_path.stem
         noisy = librosa.load(noisy_path, sr=RATE)[0]
@@ -83,8 +89,10 @@ def main(data, out, ours):
             if ours.is_dir():
                 path = ours / path.name
             else:
-                cmd = [str(ours), "denoise", str(data / "weights.pt"), "--wav", str(noisy_path)]
-                subprocess.run(cmd + ["--out-wav", str(path)] + flags, check=True)
+                cmd = [str(ours), "denoise", str(data / "weights.pt"), "--wav", str(noisy_path),
+                       "--out-wav", str(path), *flags]
+                with open(out / f"{name}.{variant}.log", "w") as log:
+                    subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
             if path.exists():
                 ours_out[variant] = read_float(path)
                 assert len(ours_out[variant]) == len(pkg), path
@@ -92,10 +100,12 @@ def main(data, out, ours):
         f32, w8a8 = ours_out.get("tinyssm"), ours_out.get("tinyssm-w8a8")
         cols = [ser_db(shared, pkg), np.nan, np.nan, np.nan, np.nan]
         if f32 is not None:
-            cols[1:4] = ser_db(pkg, f32), ser_db(pkg[:EDGE], f32[:EDGE]), ser_db(pkg[-EDGE:], f32[-EDGE:])
+            cols[1] = ser_db(pkg, f32)
+            cols[2] = ser_db(pkg[:EDGE], f32[:EDGE])
+            cols[3] = ser_db(pkg[-EDGE:], f32[-EDGE:])
         if w8a8 is not None:
             cols[4] = ser_db(pkg, w8a8)
-        print(f"{name:52} {cols[0]:10.1f} {cols[1]:10.1f} {cols[2]:7.1f} {cols[3]:7.1f} {cols[4]:7.1f}")
+        print(f"{name:52}" + "".join(f"{c:{w}.1f}" for c, w in zip(cols, WIDTHS)))
 
 
 if __name__ == "__main__":
