@@ -56,6 +56,23 @@ pub(super) fn matvec_w8a8(
         return;
     };
     let (sx, inv) = (amax / 127.0, 127.0 / amax);
+    if k == Kernels::Fast && cols == 1 {
+        // One column (an S5 block's `B̄` on a one-channel signal: aTENNuate's 16 kHz level):
+        // one product per row, no per-row dot set-up. The same expressions as the general
+        // path below, so the same bits.
+        let mut qx = [0i8; 1];
+        quantize_act(&x[..1], inv, &mut qx);
+        let qx = qx[0] as i32;
+        for ((o, &q), &s) in out.iter_mut().zip(w.q).zip(w.scale) {
+            *o = (q as i32 * qx) as f32 * (s * sx);
+        }
+        if let Some(b) = bias {
+            for (o, &b) in out.iter_mut().zip(b) {
+                *o += b;
+            }
+        }
+        return;
+    }
     #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
     if k == Kernels::Fast && cols <= W8A8_CHUNK && (inv * 65536.0).is_finite() {
         return fast::w8a8_dsp(w, x, inv, sx, bias, out);

@@ -575,7 +575,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             if reference_kernels {
                 m = m.with_kernels(Kernels::Reference);
             }
-            if let Some(net) = m.net() {
+            if m.config().net().is_some() {
+                // Every tensor's view resolved once: a network reads its tensors per frame.
+                let mut views = vec![tinyssm_core::Weights::EMPTY; m.n_tensors()];
+                let mv = m.with_views(&mut views).map_err(HostError::from)?;
+                let net = mv
+                    .net()
+                    .ok_or(HostError::Step(tinyssm_core::StepError::Internal))?;
                 if tokens.is_some() || text.is_some() || csv.is_some() {
                     return Err(ToolError::Usage(format!(
                         "{}: this model is a multi-rate network over a waveform: give --wav",

@@ -103,9 +103,19 @@ impl NetModel {
     /// activations with a dynamic scale per vector (w8a8); λ, the convolutions and the
     /// norms stay f32.
     pub fn w8a8(&self) -> NetModel {
+        self.w8a8_except(&[])
+    }
+
+    /// [`Self::w8a8`] keeping the matrices `keep` (operation, role) in f32 (a mixed-precision
+    /// model: the matrices whose quantization costs the most, measured on calibration data
+    /// by `examples/atennuate_w8a8_sensitivity.rs`).
+    pub fn w8a8_except(&self, keep: &[(usize, Role)]) -> NetModel {
         let mut quantized = HashMap::new();
         for i in 0..self.cfg.ops().len() {
             self.cfg.op_tensors(i, |role, (rank, dims)| {
+                if keep.contains(&(i, role)) {
+                    return;
+                }
                 let key = (i as u16, role.code());
                 let (Some(v), true, 2) = (self.tensors.get(&key), role.is_matrix(), rank) else {
                     return;
