@@ -12,7 +12,7 @@ use tinyssm_core::FormatError;
 use tinyssm_core::{Arch, Block, Compute, Config, DType, Input, Model, StepError};
 use tinyssm_host::AlignedBuf;
 use tinyssm_tools::import::atennuate;
-use tinyssm_tools::quantize::{requantize_blob, QuantSpec};
+use tinyssm_tools::quantize::{requantize_blob, requantize_blob_mixed, QuantSpec};
 
 /// A small U-Net over a 1-channel signal: conv, down by 2 to 4 channels, an S5 block with
 /// every option, up, skip, a closing S5 block.
@@ -157,6 +157,43 @@ fn a_network_model_refuses_what_it_has_no_meaning_for() {
     b[24..28].copy_from_slice(&crc.to_le_bytes());
     let b = AlignedBuf::from_bytes(&b);
     assert!(Model::parse(b.as_bytes()).is_err());
+}
+
+/// Mixed precision (`tinyssm convert --small-f32 N`): exactly the matrices of at most N
+/// values stay f32, the others are int8, everything else is as before; the stream runs.
+#[test]
+fn small_matrices_stay_f32_in_a_mixed_conversion() {
+    let c = small_net();
+    let blob = tinyssm_tests::random_blob_mode(&c, 4, (DType::F32, Compute::Float)).unwrap();
+    let spec = QuantSpec {
+        weights: DType::I8,
+        compute: Compute::W8a8,
+        compact: true,
+    };
+    // The U-Net's matrices: Down 4×2, Up 2×4, S5 B̄ 6×4 and C 4×6, S5 B̄ 3×1 and C 1×3.
+    let n = 8;
+    let mixed = AlignedBuf::from_bytes(&requantize_blob_mixed(blob.as_bytes(), spec, n).unwrap());
+    let m = Model::parse(mixed.as_bytes()).unwrap();
+    let mut seen = (0, 0);
+    for i in 0..m.n_tensors() {
+        let t = m.tensor(i).unwrap();
+        let numel = t.spec.numel().unwrap();
+        let want = match (t.spec.role.is_matrix(), numel <= n as u64) {
+            (true, false) => DType::I8,
+            _ => DType::F32,
+        };
+        assert_eq!(t.dtype, want, "{:?} {:?}", t.spec.layer, t.spec.role);
+        if t.spec.role.is_matrix() {
+            if want == DType::F32 {
+                seen.0 += 1
+            } else {
+                seen.1 += 1
+            }
+        }
+    }
+    assert_eq!(seen, (4, 2));
+    let x: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+    assert_eq!(stream(&m, &x).len(), x.len());
 }
 
 proptest! {

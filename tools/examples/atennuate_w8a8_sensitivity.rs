@@ -7,7 +7,8 @@
 //!
 //! CALIB_DIR: 16 kHz mono WAVs (`scripts/atennuate-eval.sh` builds `…/atennuate-eval/calib/`
 //! from the FSDD training split with white, pink and babble noise); the first N_CLIPS
-//! (default 6) in name order.
+//! (default 6) in name order. With a third argument `small:N`, only the SER with every
+//! matrix of at most N values kept in f32 (a size rule, no search).
 
 use tinyssm_core::Role;
 use tinyssm_host::io::read_wav;
@@ -67,6 +68,23 @@ fn main() {
         });
     }
     let total: usize = mats.iter().map(|t| t.2).sum();
+    if let Some(n) = args.get(2).and_then(|a| a.strip_prefix("small:")) {
+        let n: usize = n.parse().expect("small:N");
+        let keep: Vec<(usize, Role)> = mats
+            .iter()
+            .filter(|t| t.2 <= n)
+            .map(|t| (t.0, t.1))
+            .collect();
+        let kept: usize = mats.iter().filter(|t| t.2 <= n).map(|t| t.2).sum();
+        let s = set_ser(&m.w8a8_except(&keep), &clips, &want);
+        println!(
+            "matrices of at most {n} values kept f32: {} of {} ({kept} values, int8 share {:.1}%): SER {s:.1} dB",
+            keep.len(),
+            mats.len(),
+            100.0 * (total - kept) as f64 / total as f64
+        );
+        return;
+    }
     let mut gains: Vec<(f64, usize, Role, usize)> = mats
         .iter()
         .map(|&(i, r, n)| {

@@ -54,7 +54,18 @@ pub fn matrix_dtype(role: Role, weights: DType) -> DType {
 
 /// Re-encodes a parsed model (from any stored dtype) per `spec`.
 pub fn requantize(m: &Model<'_>, spec: QuantSpec) -> Result<Vec<u8>, ToolError> {
-    requantize_with(m, spec, None)
+    requantize_with(m, spec, None, 0)
+}
+
+/// [`requantize`] keeping every matrix of at most `small_f32` values in f32 (mixed
+/// precision: the small matrices save little flash in int8 and, in a deep network such as
+/// aTENNuate's, cost the most accuracy; QUANTIZATION.md).
+pub fn requantize_mixed(
+    m: &Model<'_>,
+    spec: QuantSpec,
+    small_f32: u64,
+) -> Result<Vec<u8>, ToolError> {
+    requantize_with(m, spec, None, small_f32)
 }
 
 /// [`requantize`] to a w8a8 model with static activation scales: every int8 matrix that
@@ -73,13 +84,14 @@ pub fn requantize_static(
             spec.compute.name()
         )));
     }
-    requantize_with(m, spec, Some(plan))
+    requantize_with(m, spec, Some(plan), 0)
 }
 
 fn requantize_with(
     m: &Model<'_>,
     spec: QuantSpec,
     plan: Option<&[crate::w8a8::MatrixScale]>,
+    small_f32: u64,
 ) -> Result<Vec<u8>, ToolError> {
     spec.validate()?;
     if m.config().compute == tinyssm_core::Compute::Int {
@@ -122,6 +134,8 @@ fn requantize_with(
                 DType::I16 => TensorData::I16(q15_modes(&v)),
                 dt => TensorData::encode(v, dt, ts)?,
             })
+        } else if ts.role.is_matrix() && ts.numel().is_some_and(|n| n <= small_f32) {
+            Ok(TensorData::F32(v))
         } else if ts.role.is_matrix() {
             let d = TensorData::encode(v, matrix_dtype(ts.role, spec.weights), ts)?;
             match plan.and_then(|p| crate::w8a8::static_bound(p, ts.layer, ts.role)) {
@@ -157,9 +171,18 @@ pub fn q15_modes(v: &[f32]) -> Vec<i16> {
 
 /// [`requantize`] from blob bytes.
 pub fn requantize_blob(blob: &[u8], spec: QuantSpec) -> Result<Vec<u8>, ToolError> {
+    requantize_blob_mixed(blob, spec, 0)
+}
+
+/// [`requantize_mixed`] from blob bytes.
+pub fn requantize_blob_mixed(
+    blob: &[u8],
+    spec: QuantSpec,
+    small_f32: u64,
+) -> Result<Vec<u8>, ToolError> {
     let buf = AlignedBuf::from_bytes(blob);
     let m = Model::parse(buf.as_bytes()).map_err(tinyssm_host::HostError::Invalid)?;
-    requantize(&m, spec)
+    requantize_mixed(&m, spec, small_f32)
 }
 
 #[cfg(test)]

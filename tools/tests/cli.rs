@@ -1429,5 +1429,14 @@ fn convert_and_run_a_network_blob() {
         ])),
         "no integer-only one",
     );
+    fails_with(
+        &run(bin()
+            .arg("convert")
+            .arg(&ck)
+            .arg("-o")
+            .arg(&bad)
+            .args(["--small-f32", "4096"])),
+        "--small-f32 is for --weights int8|int4",
+    );
     assert!(!bad.exists());
 }
