@@ -178,7 +178,7 @@ fn small_matrices_stay_f32_in_a_mixed_conversion() {
     for i in 0..m.n_tensors() {
         let t = m.tensor(i).unwrap();
         let numel = t.spec.numel().unwrap();
-        let want = match (t.spec.role.is_matrix(), numel <= n as u64) {
+        let want = match (t.spec.role.is_matrix(), numel <= n) {
             (true, false) => DType::I8,
             _ => DType::F32,
         };
