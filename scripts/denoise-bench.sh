@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# aTENNuate's denoiser (int8 w8a8, format 1.7) on the Cortex-M7 under QEMU (mps2-an500):
+# aTENNuate's denoiser (int8 w8a8 with its 18 smallest matrices f32, format 1.7) on the Cortex-M7 under QEMU (mps2-an500):
 # instructions per second of audio and where they go. A benchmark, not a test (nothing
 # here passes or fails on a number); not run in CI.
 #
@@ -28,7 +28,7 @@ elf="$root/firmware/target/thumbv7em-none-eabihf/release/denoise"
 for runs in reference fast; do
     span=$([ $runs = reference ] && echo net_ref || echo net_fast)
     (cd firmware && TINYSSM_BOARD=mps2-an500 TINYSSM_FW_NET_RUNS=$runs \
-        TINYSSM_FW_NET_BLOB="$work/atennuate-w8a8.tssm" TINYSSM_FW_NET_INPUT="$work/input.f32" \
+        TINYSSM_FW_NET_BLOB="$work/atennuate-w8a8-small4096.tssm" TINYSSM_FW_NET_INPUT="$work/input.f32" \
         cargo build -q --release --locked -p tinyssm-fw-denoise --target thumbv7em-none-eabihf)
     cp "$elf" "$outdir/denoise-$runs.elf"
     args=$(nm --defined-only -S "$elf" | python3 -c '
