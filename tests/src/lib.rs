@@ -336,3 +336,4 @@ pub mod configs {
 }
 
 pub mod layouts;
+pub mod qemu;

@@ -10,16 +10,14 @@
 //! Needs `$TINYSSM_DATA/atennuate` and `qemu-system-arm` (skipped with one line when absent,
 //! unless `TINYSSM_REQUIRE_QEMU=1`, which `scripts/test.sh` sets after installing it).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-use wait_timeout::ChildExt;
 
 use tinyssm_core::net::NetState;
 use tinyssm_core::{Compute, DType, Kernels, Model};
 use tinyssm_host::AlignedBuf;
+use tinyssm_tests::qemu::{have_qemu, run_qemu};
 use tinyssm_tests::{data_dir, repo_root};
 use tinyssm_tools::import::atennuate;
 use tinyssm_tools::quantize::{requantize_blob_mixed, QuantSpec};
@@ -39,23 +37,6 @@ fn fnv(words: impl IntoIterator<Item = u32>) -> u32 {
         }
     }
     h
-}
-
-fn have_qemu() -> bool {
-    let found = Command::new("qemu-system-arm")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let msg = "qemu-system-arm not found (Debian: apt-get install qemu-system-arm)";
-        if std::env::var_os("TINYSSM_REQUIRE_QEMU").is_some_and(|v| v == "1") {
-            panic!("{msg}; TINYSSM_REQUIRE_QEMU=1");
-        }
-        println!("skipped: {msg}");
-    }
-    found
 }
 
 /// The host's run: the `run reference …` line the image prints.
@@ -131,55 +112,6 @@ fn build(dir: &Path, blob: &Path, input: &Path) -> PathBuf {
     dir.join("target").join(target).join("release/denoise")
 }
 
-fn run_qemu(elf: &Path) -> (Option<i32>, String) {
-    let mut child = Command::new("qemu-system-arm")
-        .args(["-cpu", "cortex-m7", "-machine", "mps2-an500", "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-        .arg(elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-arm");
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|mut p| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = p.read_to_string(&mut s);
-            s
-        })
-    })
-    .collect();
-    let status = child.wait_timeout(QEMU_TIMEOUT).expect("wait for qemu");
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let text: Vec<String> = readers
-        .into_iter()
-        .map(|r| r.join().unwrap_or_default())
-        .collect();
-    let text = text.join("\n");
-    match status {
-        Some(st) => (st.code(), text),
-        None => panic!(
-            "qemu ran past {} s and was killed:\n{text}",
-            QEMU_TIMEOUT.as_secs()
-        ),
-    }
-}
-
 #[test]
 fn qemu_mps2_an500_cortex_m7_denoises_like_the_host() {
     let dir = data_dir().join("atennuate");
@@ -220,7 +152,11 @@ fn qemu_mps2_an500_cortex_m7_denoises_like_the_host() {
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     write(&input_path, &bytes);
     let elf = build(&fw, &blob_path, &input_path);
-    let (code, text) = run_qemu(&elf);
+    let mut qemu = Command::new("qemu-system-arm");
+    qemu.args(["-cpu", "cortex-m7", "-machine", "mps2-an500", "-nographic"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(&elf);
+    let (code, text) = run_qemu(qemu, QEMU_TIMEOUT);
     println!("{text}");
     assert_eq!(code, Some(0), "the image failed:\n{text}");
     let want = host_line(AlignedBuf::from_bytes(&blob).as_bytes(), x);

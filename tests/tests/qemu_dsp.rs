@@ -8,36 +8,17 @@
 //! line of `firmware/.cargo/config.toml`. Skipped when `qemu-system-arm` is absent unless
 //! `TINYSSM_REQUIRE_QEMU=1`.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use wait_timeout::ChildExt;
-
+use tinyssm_tests::qemu::{have_qemu, run_qemu};
 use tinyssm_tests::repo_root;
 
 const TARGET: &str = "thumbv7em-none-eabihf";
 const BIN: &str = "selftest-dsp";
 /// Host-side hang guard (the run takes about a second).
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn have_qemu() -> bool {
-    let found = Command::new("qemu-system-arm")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let msg = "qemu-system-arm not found (Debian: apt-get install qemu-system-arm)";
-        if std::env::var_os("TINYSSM_REQUIRE_QEMU").is_some_and(|v| v == "1") {
-            panic!("{msg}; TINYSSM_REQUIRE_QEMU=1");
-        }
-        println!("skipped: {msg}");
-    }
-    found
-}
 
 fn build_image() -> PathBuf {
     let dir = repo_root().join("firmware");
@@ -99,56 +80,10 @@ fn qemu_dsp_int_dots_match_reference() {
         return;
     }
     let words = runner();
-    let mut child = Command::new(&words[0])
-        .args(&words[1..])
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-arm");
-    // Semihosting output lands on stdout or stderr depending on the QEMU version.
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .map(|p| {
-        let mut p = p.expect("piped");
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = p.read_to_string(&mut s);
-            s
-        })
-    })
-    .collect();
-    let status = child.wait_timeout(QEMU_TIMEOUT).expect("wait for qemu");
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let text: String = readers
-        .into_iter()
-        .map(|r| r.join().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let status = status.unwrap_or_else(|| {
-        panic!(
-            "{BIN} ran past {} s under QEMU; output:\n{text}",
-            QEMU_TIMEOUT.as_secs()
-        )
-    });
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "{BIN} failed under QEMU; output:\n{text}"
-    );
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]).arg(&elf);
+    let (code, text) = run_qemu(cmd, QEMU_TIMEOUT);
+    assert_eq!(code, Some(0), "{BIN} failed under QEMU; output:\n{text}");
     assert!(
         text.contains("integer dots on Arm DSP (SMLAD)"),
         "{BIN} did not use the DSP kernels; output:\n{text}"

@@ -26,16 +26,14 @@
 //! `scripts/test.sh` sets after installing it).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use wait_timeout::ChildExt;
-
 use tinyssm_core::{Input, Kernels, Model};
 use tinyssm_host::ModelFile;
+use tinyssm_tests::qemu::{have_qemu, run_qemu};
 use tinyssm_tests::{data_dir, repo_root};
 use tinyssm_tools::eval::to_i16;
 
@@ -281,77 +279,6 @@ fn qemu_runners_in_cargo_config_match_the_boards() {
             cfg_path.display(),
             b.name
         );
-    }
-}
-
-fn have_qemu() -> bool {
-    let found = Command::new("qemu-system-arm")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        let msg = "qemu-system-arm not found (Debian: apt-get install qemu-system-arm)";
-        if std::env::var_os("TINYSSM_REQUIRE_QEMU").is_some_and(|v| v == "1") {
-            panic!("{msg}; TINYSSM_REQUIRE_QEMU=1");
-        }
-        println!("skipped: {msg}");
-    }
-    found
-}
-
-/// Runs the image under QEMU with a host-side timeout: (exit code, stdout + stderr).
-/// Semihosting output lands on stdout or stderr depending on the QEMU version.
-fn run_qemu(mut cmd: Command) -> (Option<i32>, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-arm");
-    let mut pipes = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ];
-    let readers: Vec<_> = pipes
-        .iter_mut()
-        .map(|p| {
-            let mut p = p.take().expect("piped");
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = p.read_to_string(&mut s);
-                s
-            })
-        })
-        .collect();
-    // A hang guard, not a speed check: a run that never ends is killed and fails.
-    let status = match child.wait_timeout(QEMU_TIMEOUT).expect("wait for qemu") {
-        Some(st) => Some(st),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            None
-        }
-    };
-    let text: String = readers
-        .into_iter()
-        .map(|r| r.join().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
-    match status {
-        Some(st) => (st.code(), text),
-        None => panic!(
-            "qemu-system-arm ran past {} s and was killed; output:\n{text}",
-            QEMU_TIMEOUT.as_secs()
-        ),
     }
 }
 
@@ -629,7 +556,7 @@ fn parse_report(text: &str) -> Result<Report, String> {
 /// Runs one stream image under QEMU and compares its report with the host core's.
 fn check_image(board: &Board, name: &str) -> Result<String, String> {
     let elf = board_elf(board, name);
-    let (code, text) = run_qemu(qemu_command(board, &elf));
+    let (code, text) = run_qemu(qemu_command(board, &elf), QEMU_TIMEOUT);
     if code != Some(0) {
         return Err(format!(
             "{name} on {}: exit {code:?} under QEMU; output:\n{text}",
@@ -689,7 +616,7 @@ fn check_board(board: &Board) {
             "selftest-fault" => "HardFault: pc ",
             _ => "panic: panicked at ",
         };
-        let (code, text) = run_qemu(qemu_command(board, &board_elf(board, bin)));
+        let (code, text) = run_qemu(qemu_command(board, &board_elf(board, bin)), QEMU_TIMEOUT);
         if code != Some(1) || !text.contains(want) {
             bad.push(format!(
                 "{bin} on {}: exit {code:?}, want 1 and `{want}`; output:\n{text}",
