@@ -45,7 +45,7 @@ for line in sys.stdin:
 out = []
 for k, e in sorted(end.items()):
     s, b = k.split("__", 1)
-    if s == sys.argv[2]:
+    if s == sys.argv[2] or s.startswith("op"):
         out.append(f",span={s}:{begin[b]:#x}-{e:#x}")
 for i, (size, lo, name) in enumerate(sorted(funcs, reverse=True)[:60]):
     out.append(f",range=f{i}:{lo:#x}-{lo + size:#x}")
@@ -62,15 +62,20 @@ print("".join(out), end="")
     }
     size -A "$elf" >"$outdir/denoise-$runs.size"
 done
+cargo build -q --release --locked -p tinyssm-tools --bin tinyssm
+"$root/target/release/tinyssm" inspect --json "$work/atennuate-w8a8-small4096.tssm" >"$outdir/denoise-net.json"
 python3 - "$outdir" <<'PY'
-import re, subprocess, sys
+import json, re, subprocess, sys
 outdir = sys.argv[1]
+net = json.load(open(f"{outdir}/denoise-net.json"))
 for runs in ["reference", "fast"]:
     names = dict(l.split(None, 1) for l in open(f"{outdir}/denoise-{runs}.names"))
-    span, ranges, total = None, [], 0
+    span, ranges, total, ops = None, [], 0, {}
     for line in open(f"{outdir}/denoise-{runs}.count"):
         w = line.split()
-        if w[0] == "span":
+        if w[0] == "span" and w[1].startswith("op"):
+            ops[int(w[1][2:])] = int(w[w.index("sum") + 1])
+        elif w[0] == "span":
             span = dict(zip(w[4::2], map(int, w[5::2])))
         elif w[0] == "range":
             ranges.append((int(w[w.index("insns") + 1]), names[w[1]].strip()))
@@ -88,6 +93,20 @@ for runs in ["reference", "fast"]:
     sizes = {l.split()[0]: int(l.split()[1]) for l in open(f"{outdir}/denoise-{runs}.size") if l.startswith(".")}
     print(f"flash .text {sizes.get('.text', 0):,} B + .rodata {sizes.get('.rodata', 0):,} B; "
           f"RAM .data {sizes.get('.data', 0):,} B + .bss {sizes.get('.bss', 0):,} B (+ stack)")
+    levels = net["levels"]
+    print("\n| level | MACs per s of audio | instructions per s of audio (its operations' own work) | share | instructions per MAC |")
+    print("|---|---:|---:|---:|---:|")
+    period = net["period"]
+    for l, (c, f) in enumerate(levels):
+        n = sum(v for i, v in ops.items() if net["ops"][i][1] == l) / secs
+        macs = net["level_macs"][l] * 16000 / period
+        print(f"| {c} ch @ {16000 / f:g} Hz | {macs / 1e6:,.1f} M | {n / 1e6:,.1f} M | {100 * n * secs / span['sum']:.1f}% | {n / max(macs, 1):.2f} |")
+    kinds = {}
+    for i, v in ops.items():
+        kinds[net["ops"][i][0]] = kinds.get(net["ops"][i][0], 0) + v
+    inside = sum(ops.values())
+    print(f"\nby operation kind: " + ", ".join(f"{k} {100 * v / span['sum']:.1f}%" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+          + f"; outside the operations (stream driver, markers, output) {100 * (span['sum'] - inside) / span['sum']:.1f}%")
     print("\n| function (exclusive instructions, whole run) | instructions | share of the stream |")
     print("|---|---:|---:|")
     for n, name in sorted(ranges, reverse=True)[:15]:

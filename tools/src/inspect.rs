@@ -265,6 +265,12 @@ pub struct NetSummary {
     pub parameters: u64,
     pub macs_per_period: u64,
     pub macs_per_second: Option<f64>,
+    /// Per level (as in `levels`): multiply-accumulates per period of the operations that
+    /// run there, encoder and decoder together.
+    pub level_macs: Vec<u64>,
+    /// Per operation: what it is (`s5`, `conv`, `down`, `up`, `push`, `popadd`), its level
+    /// (an index into `levels`) and its multiply-accumulates per period.
+    pub ops: Vec<(String, usize, u64)>,
     /// A model file's: format version, bytes, compute mode and stored bytes per dtype.
     pub file: Option<NetFile>,
 }
@@ -334,6 +340,24 @@ pub fn summarize_net(
         });
     }
     let macs = cfg.macs_per_period();
+    let mut level_macs = vec![0u64; levels.len()];
+    let mut ops = Vec::with_capacity(cfg.ops().len());
+    cfg.macs_by_op(|i, f, m| {
+        let l = levels
+            .iter()
+            .position(|&(_, lf)| lf as u64 == f)
+            .unwrap_or(0);
+        level_macs[l] += m;
+        let kind = match cfg.ops()[i] {
+            Op::Push => "push".to_string(),
+            Op::PopAdd => "popadd".to_string(),
+            Op::Conv { .. } => "conv".to_string(),
+            Op::Block(b) => b.name().to_string(),
+            Op::Down { .. } => "down".to_string(),
+            Op::Up { .. } => "up".to_string(),
+        };
+        ops.push((kind, l, m));
+    });
     NetSummary {
         operations: cfg.ops().len(),
         blocks,
@@ -351,6 +375,8 @@ pub fn summarize_net(
         parameters: params,
         macs_per_period: macs,
         macs_per_second: sample_rate.map(|r| macs as f64 * r as f64 / plan.period as f64),
+        level_macs,
+        ops,
         file: None,
     }
 }
@@ -407,6 +433,20 @@ pub fn render_net(s: &NetSummary) -> String {
             .map(|m| format!(" ({:.3} G per second of input)", m / 1e9))
             .unwrap_or_default()
     );
+    let total = s.macs_per_period.max(1) as f64;
+    let by_level: Vec<String> = s
+        .levels
+        .iter()
+        .zip(&s.level_macs)
+        .map(|(&(c, f), &m)| {
+            let at = match s.sample_rate {
+                Some(r) => format!("{} Hz", r as f64 / f as f64),
+                None => format!("1/{f}"),
+            };
+            format!("{c} ch @ {at} {:.0}%", 100.0 * m as f64 / total)
+        })
+        .collect();
+    o += &format!("MACs by level  {}\n", by_level.join(", "));
     if let Some(f) = &s.file {
         let stored: Vec<String> = f.stored.iter().map(|(d, b)| format!("{d} {b} B")).collect();
         o += &format!(

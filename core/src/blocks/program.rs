@@ -162,9 +162,17 @@ impl NetConfig {
     /// block kind's own update) times the frames it runs on in a period (call after
     /// [`Self::validate`]).
     pub fn macs_per_period(&self) -> u64 {
+        let mut total = 0u64;
+        self.macs_by_op(|_, _, m| total += m);
+        total
+    }
+
+    /// [`Self::macs_per_period`] operation by operation: `f(i, level, macs)` with the
+    /// operation's level (input frames per frame of its input: 1 at the input rate) and its
+    /// multiply-accumulates per period (call after [`Self::validate`]).
+    pub fn macs_by_op(&self, mut each: impl FnMut(usize, u64, u64)) {
         let period = self.period() as u64;
         let mut f = 1u64;
-        let mut total = 0u64;
         for (i, op) in self.ops().iter().enumerate() {
             // Frames of this operation's input per period.
             let frames = period / f.max(1);
@@ -180,17 +188,17 @@ impl NetConfig {
                 _ => 0,
             };
             // A Down's matrix runs once per r input frames, an Up's once per input frame.
-            total += match *op {
+            let macs = match *op {
                 Op::Down { r, .. } => per * frames / r as u64,
                 _ => per * frames,
             };
+            each(i, f, macs);
             match *op {
                 Op::Down { r, .. } => f = f.saturating_mul(r as u64),
                 Op::Up { r, .. } => f /= (r as u64).max(1),
                 _ => {}
             }
         }
-        total
     }
 
     /// Calls `f` with each tensor of operation `i` (role and shape: rank, dimensions), in

@@ -333,6 +333,13 @@ impl Sim {
 /// A frame sink: called with each output frame, in order.
 pub trait Sink {
     fn frame(&mut self, y: &[f32]) -> Result<(), StepError>;
+    /// Operation `i` starts (`begin`) or has done its own work on a frame (its output
+    /// goes on to the next operation after this call). For instrumentation (the Cortex-M
+    /// image's per-layer instruction counts); does nothing by default.
+    #[inline(always)]
+    fn op(&mut self, i: usize, begin: bool) {
+        let _ = (i, begin);
+    }
 }
 
 impl<F: FnMut(&[f32]) -> Result<(), StepError>> Sink for F {
@@ -480,7 +487,9 @@ impl Net<'_, '_> {
                         st: &mut *st,
                         scratch: &mut *scratch,
                     };
+                    out.op(i, true);
                     self.conv(&mut cx, i, None)?;
+                    out.op(i, false);
                     let o = self.plan.out_off[i] as usize;
                     let r = self.run(&mut cx, i + 1, o, out);
                     self.reset_on_overflow(st, r)?;
@@ -513,6 +522,7 @@ impl Net<'_, '_> {
             let w = p.width[i] as usize;
             let o = p.out_off[i] as usize;
             let li = Some(i as u16);
+            out.op(i, true);
             match *op {
                 Op::Push => {
                     let cap = p.link[i] as usize;
@@ -544,6 +554,7 @@ impl Net<'_, '_> {
                 }
                 Op::Conv { .. } => {
                     if !self.conv(cx, i, Some(at))? {
+                        out.op(i, false);
                         return Ok(());
                     }
                 }
@@ -568,6 +579,7 @@ impl Net<'_, '_> {
                         .copy_from_slice(&cx.scratch[at..at + w]);
                     if pos + 1 < r as usize {
                         cx.st.counters[c] += 1;
+                        out.op(i, false);
                         return Ok(());
                     }
                     cx.st.counters[c] = 0;
@@ -580,6 +592,7 @@ impl Net<'_, '_> {
                     let (front, back) = cx.scratch.split_at_mut(o);
                     let y = &mut back[..r as usize * co];
                     linear(k, self.m.w(li, Role::NetUp)?, &front[at..at + w], None, y)?;
+                    out.op(i, false);
                     for j in 0..r as usize - 1 {
                         self.run(cx, i + 1, o + j * co, out)?;
                     }
@@ -588,6 +601,7 @@ impl Net<'_, '_> {
                     continue;
                 }
             }
+            out.op(i, false);
             i += 1;
             at = o;
         }

@@ -278,6 +278,55 @@ fn streamed_equals_the_whole_signal_for_every_conv_padding() {
     }
 }
 
+/// The instrumentation events of a stream (`Sink::op`): every begin is closed by an end of
+/// the same operation before another begins (so per-operation counts never overlap), and
+/// over a stream and its end every operation runs.
+#[test]
+fn operation_events_pair_up_and_cover_the_program() {
+    struct Events {
+        open: Option<usize>,
+        seen: Vec<usize>,
+        frames: usize,
+    }
+    impl Sink for Events {
+        fn frame(&mut self, _: &[f32]) -> Result<(), StepError> {
+            assert_eq!(self.open, None, "a frame out while an operation is open");
+            self.frames += 1;
+            Ok(())
+        }
+        fn op(&mut self, i: usize, begin: bool) {
+            if begin {
+                assert_eq!(self.open, None, "op {i} begins inside op {:?}", self.open);
+                self.open = Some(i);
+                self.seen[i] += 1;
+            } else {
+                assert_eq!(self.open, Some(i), "op {i} ends");
+                self.open = None;
+            }
+        }
+    }
+    let cfg = unet(3, 1, 2, 0, 1);
+    let t = table(&cfg, 5);
+    let m: &Table = &t;
+    let net = Net::new(&cfg, &m).unwrap();
+    let mut b = Buffers::new(&net);
+    let (mut st, scratch) = b.fresh(&net);
+    let mut ev = Events {
+        open: None,
+        seen: vec![0; cfg.ops().len()],
+        frames: 0,
+    };
+    let mut rng = Rng(3);
+    for _ in 0..25 {
+        let x = [rng.f(), rng.f()];
+        net.feed(&mut st, scratch, &x, &mut ev).unwrap();
+    }
+    net.finish(&mut st, scratch, &mut ev).unwrap();
+    assert_eq!(ev.open, None);
+    assert!(ev.seen.iter().all(|&n| n > 0), "{:?}", ev.seen);
+    assert!(ev.frames >= 25);
+}
+
 /// The delay of the two-level program: its look-ahead, as the plan finds it, reached and
 /// never exceeded by the stream's emissions.
 #[test]

@@ -5,7 +5,8 @@
 //! blob's plan. It runs the excerpt twice from the initial state, with
 //! [`Kernels::Reference`] and with the fast kernels, each between instruction-count
 //! markers (spans `net_ref` and `net_fast`), and prints per run one `run` line: the kernel
-//! set, samples in and out, FNV-1a checksums of every output's bits (the outputs aligned
+//! set (and, per operation, its own work between two more markers: spans `op<i>`), samples
+//! in and out, FNV-1a checksums of every output's bits (the outputs aligned
 //! with the input) and of the state after the last input (values and counters), and the bits of the first and last outputs; then the buffers'
 //! sizes and the stack high-water mark. `tests/tests/qemu_denoise.rs` compares the
 //! reference run with the host's, bit for bit. Any error exits non-zero.
@@ -15,7 +16,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use tinyssm_board::println;
-use tinyssm_core::net::{Net, NetState};
+use tinyssm_core::net::{Net, NetState, Sink};
 use tinyssm_core::{Kernels, Model, StepError, Weights};
 use tinyssm_fw_bench::{begin_marker, end_marker};
 
@@ -27,6 +28,9 @@ begin_marker!(begin_net_ref, 100);
 end_marker!(end_net_ref, net_ref, begin_net_ref, 101);
 begin_marker!(begin_net_fast, 102);
 end_marker!(end_net_fast, net_fast, begin_net_fast, 103);
+// Per operation: `op_b<i>` / `op_e<i>` around its own work on each frame, and the tables
+// `OP_BEGIN`, `OP_END` (span `op<i>`; `scripts/denoise-bench.sh` sums them per layer).
+include!(concat!(env!("OUT_DIR"), "/markers.rs"));
 
 /// FNV-1a (32-bit) over little-endian words.
 #[derive(Clone, Copy)]
@@ -60,6 +64,20 @@ struct Run {
     last: [u32; SHOWN],
 }
 
+impl Sink for Run {
+    fn frame(&mut self, y: &[f32]) -> Result<(), StepError> {
+        self.take(y);
+        Ok(())
+    }
+    #[inline(always)]
+    fn op(&mut self, i: usize, begin: bool) {
+        let t = if begin { &OP_BEGIN } else { &OP_END };
+        if let Some(f) = t.get(i) {
+            f();
+        }
+    }
+}
+
 impl Run {
     fn take(&mut self, y: &[f32]) {
         for v in y {
@@ -86,12 +104,8 @@ fn stream(
     run: &mut Run,
 ) -> Result<(), StepError> {
     net.reset(st)?;
-    let mut sink = |y: &[f32]| {
-        run.take(y);
-        Ok(())
-    };
     for x in input.chunks_exact(1) {
-        net.feed(st, scratch, x, &mut sink)?;
+        net.feed(st, scratch, x, run)?;
     }
     let state = st
         .values
@@ -99,7 +113,7 @@ fn stream(
         .map(|v| v.to_bits())
         .chain(st.counters.iter().copied())
         .fold(Fnv::new(), Fnv::word);
-    net.finish(st, scratch, &mut sink)?;
+    net.finish(st, scratch, run)?;
     run.state = state;
     Ok(())
 }
