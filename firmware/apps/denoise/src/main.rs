@@ -8,7 +8,7 @@
 //! set (and, per operation, its own work between two more markers: spans `op<i>`), samples
 //! in and out, FNV-1a checksums of every output's bits (the outputs aligned
 //! with the input) and of the state after the last input (values and counters), and the bits of the first and last outputs; then the buffers'
-//! sizes and the stack high-water mark. `tests/tests/qemu_denoise.rs` compares the
+//! sizes and the stack high-water marks (the parse's, and the stream's from there on). `tests/tests/qemu_denoise.rs` compares the
 //! reference run with the host's, bit for bit. Any error exits non-zero.
 
 #![no_std]
@@ -230,6 +230,9 @@ fn main() -> ! {
         config::PERIOD,
         config::DELAY
     );
+    // The stack the parse took; then the stream's own, painted afresh.
+    let parse_stack = tinyssm_fw_bench::stack_high_water();
+    tinyssm_fw_bench::paint_stack();
     let mut ok = true;
     let runs = [
         (config::RUN_REFERENCE, Kernels::Reference),
@@ -251,11 +254,13 @@ fn main() -> ! {
         );
     }
     println!(
-        "ram state {} B counters {} B scratch {} B views {} B stack {} B",
+        "ram state {} B counters {} B scratch {} B views {} B stack {} B (parse {} B, stream {} B)",
         4 * config::STATE_LEN,
         4 * config::COUNTERS_LEN,
         4 * config::SCRATCH_LEN,
         core::mem::size_of::<[Weights<'static>; config::N_TENSORS]>(),
+        parse_stack.max(tinyssm_fw_bench::stack_high_water()),
+        parse_stack,
         tinyssm_fw_bench::stack_high_water()
     );
     tinyssm_board::exit(ok)
