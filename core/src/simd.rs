@@ -32,8 +32,9 @@
 
 #[cfg(target_arch = "x86_64")]
 pub use x86::{
-    dot_f16_f16c, dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8, dot_rows_i8_i8_avx2,
-    f16_to_f32_f16c, prefetch, split_even_odd, widen_i8, with_avx2, Avx2, F16c, PATH,
+    dot_f16_f16c, dot_f32_sse, dot_i8_i16, dot_i8_i8, dot_rows4_i8_i8, dot_rows_i8_i8,
+    dot_rows_i8_i8_avx2, f16_to_f32_f16c, prefetch, split_even_odd, widen_i8, with_avx2, Avx2,
+    F16c, PATH,
 };
 
 #[cfg(all(target_arch = "arm", tinyssm_arm_dsp))]
@@ -589,6 +590,54 @@ mod x86 {
                 core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(l.as_ptr())
             };
         }
+    }
+
+    /// `kernels::fast::dot`'s f32 dot product on SSE registers, in its exact order: four
+    /// 4-lane accumulators over each 16 terms (`acc_k += a·b`, a multiply then an add, no
+    /// fused multiply-add), the remaining groups of 4 into the first, the lanes summed
+    /// `(acc0 + acc1) + (acc2 + acc3)`, then `(v0 + v1) + (v2 + v3)`, plus the last < 4
+    /// terms summed in order. The same bits as the portable form (tested), with the
+    /// accumulators kept in registers through the final sum.
+    #[inline]
+    pub fn dot_f32_sse(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: SSE2 is part of every x86-64 CPU.
+        unsafe { dot_f32_sse_v(a, b) }
+    }
+
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn dot_f32_sse_v(a: &[f32], b: &[f32]) -> f32 {
+        use core::arch::x86_64::{
+            __m128, _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_setzero_ps, _mm_storeu_ps,
+        };
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let ld = |s: &[f32; 4]| -> __m128 {
+            // SAFETY: `s` is 16 readable bytes; `loadu` has no alignment requirement.
+            unsafe { _mm_loadu_ps(s.as_ptr()) }
+        };
+        let (a4, ta) = a.as_chunks::<4>();
+        let (b4, tb) = b.as_chunks::<4>();
+        let (a16, ra) = a4.as_chunks::<4>();
+        let (b16, rb) = b4.as_chunks::<4>();
+        let mut acc = [_mm_setzero_ps(); 4];
+        for (x, y) in a16.iter().zip(b16) {
+            for k in 0..4 {
+                acc[k] = _mm_add_ps(acc[k], _mm_mul_ps(ld(&x[k]), ld(&y[k])));
+            }
+        }
+        for (x, y) in ra.iter().zip(rb) {
+            acc[0] = _mm_add_ps(acc[0], _mm_mul_ps(ld(x), ld(y)));
+        }
+        let mut tail = 0.0f32;
+        for (x, y) in ta.iter().zip(tb) {
+            tail += x * y;
+        }
+        let t = _mm_add_ps(_mm_add_ps(acc[0], acc[1]), _mm_add_ps(acc[2], acc[3]));
+        let mut v = [0f32; 4];
+        // SAFETY: `v` is 16 writable bytes; `storeu` has no alignment requirement.
+        unsafe { _mm_storeu_ps(v.as_mut_ptr(), t) };
+        ((v[0] + v[1]) + (v[2] + v[3])) + tail
     }
 
     /// int8 · int8 → i32, wrapping (see the module docs).

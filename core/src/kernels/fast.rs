@@ -13,6 +13,17 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     if n < 32 {
         return dot_short(a, b);
     }
+    #[cfg(target_arch = "x86_64")]
+    return crate::simd::dot_f32_sse(a, b);
+    #[cfg(not(target_arch = "x86_64"))]
+    dot_portable(a, b)
+}
+
+/// [`dot`] for 32 terms or more, in portable code (the order `simd::dot_f32_sse` keeps).
+#[inline]
+pub fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [[0.0f32; 4]; 4];
     let (a4, ta) = a.as_chunks::<4>();
     let (b4, tb) = b.as_chunks::<4>();
@@ -89,7 +100,8 @@ fn dot_short(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Pairwise sum of the accumulators. Kept out of line: inlined, its lane pairing leads
-/// the compiler to split the accumulators into half-width vectors.
+/// the compiler to split the accumulators into half-width vectors (x86-64 takes
+/// `simd::dot_f32_sse` instead, whose sum stays in registers).
 #[inline(never)]
 fn hsum(acc: &[[f32; 4]; 4]) -> f32 {
     let mut v = [0.0f32; 4];

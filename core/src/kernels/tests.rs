@@ -11,6 +11,36 @@ fn fast_f16_to_f32_is_exact_for_every_f16() {
     }
 }
 
+/// The SSE f32 dot (x86-64's `fast::dot` from 32 terms) gives the portable order's bits at
+/// every length around its breakpoints, on inputs of mixed magnitude and sign.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn sse_dot_matches_the_portable_order_bit_for_bit() {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let m = (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+        m * [1e-3f32, 1.0, 1e3][(s % 3) as usize]
+    };
+    for n in (28..=80).chain([127, 128, 129, 255, 256, 257, 1000]) {
+        for _ in 0..20 {
+            let a: std::vec::Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let b: std::vec::Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let want = fast::dot_portable(&a, &b);
+            assert_eq!(
+                crate::simd::dot_f32_sse(&a, &b).to_bits(),
+                want.to_bits(),
+                "n {n}"
+            );
+            if n >= 32 {
+                assert_eq!(fast::dot(&a, &b).to_bits(), want.to_bits(), "n {n}");
+            }
+        }
+    }
+}
+
 /// The F16C dot product (where this CPU has it) gives the bits of converting the
 /// weights first and calling `fast::dot`, at every length around its breakpoints.
 #[cfg(target_arch = "x86_64")]
