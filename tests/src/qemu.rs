@@ -26,10 +26,32 @@ pub fn have_qemu() -> bool {
     found
 }
 
-/// Runs `cmd` (a QEMU command line) to its end: (exit code, stdout and stderr joined;
-/// semihosting output lands on either, depending on the QEMU version). A run past
+/// Runs `cmd` (a QEMU command line) to its end: (exit code, stdout and stderr joined as
+/// text; semihosting output lands on either, depending on the QEMU version). A run past
 /// `timeout` is killed and panics with its output: a hang guard, not a speed check.
-pub fn run_qemu(mut cmd: Command, timeout: Duration) -> (Option<i32>, String) {
+pub fn run_qemu(cmd: Command, timeout: Duration) -> (Option<i32>, String) {
+    let (code, out, err) = run_qemu_bytes(cmd, timeout, |out, err| {
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(out),
+            String::from_utf8_lossy(err)
+        )
+    });
+    let text = [out, err]
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (code, text)
+}
+
+/// [`run_qemu`] keeping stdout and stderr apart as bytes (a defmt stream is binary);
+/// `shown` renders what a timeout's panic prints.
+pub fn run_qemu_bytes(
+    mut cmd: Command,
+    timeout: Duration,
+    shown: impl Fn(&[u8], &[u8]) -> String,
+) -> (Option<i32>, Vec<u8>, Vec<u8>) {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -47,12 +69,13 @@ pub fn run_qemu(mut cmd: Command, timeout: Duration) -> (Option<i32>, String) {
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     ]
     .into_iter()
-    .flatten()
-    .map(|mut p| {
+    .map(|p| {
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = p.read_to_string(&mut s);
-            s
+            let mut b = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut b);
+            }
+            b
         })
     })
     .collect();
@@ -61,16 +84,18 @@ pub fn run_qemu(mut cmd: Command, timeout: Duration) -> (Option<i32>, String) {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let text = readers
+    let mut streams: Vec<Vec<u8>> = readers
         .into_iter()
         .map(|r| r.join().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
+        .collect();
+    let err = streams.pop().unwrap_or_default();
+    let out = streams.pop().unwrap_or_default();
     match status {
-        Some(st) => (st.code(), text),
+        Some(st) => (st.code(), out, err),
         None => panic!(
-            "qemu-system-arm ran past {} s and was killed; output:\n{text}",
-            timeout.as_secs()
+            "qemu-system-arm ran past {} s and was killed; output:\n{}",
+            timeout.as_secs(),
+            shown(&out, &err)
         ),
     }
 }

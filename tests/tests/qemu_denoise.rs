@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use tinyssm_core::net::NetState;
 use tinyssm_core::{Compute, DType, Kernels, Model};
 use tinyssm_host::AlignedBuf;
 use tinyssm_tests::qemu::{have_qemu, run_qemu};
@@ -43,16 +42,8 @@ fn fnv(words: impl IntoIterator<Item = u32>) -> u32 {
 fn host_line(blob: &[u8], x: &[f32]) -> String {
     let m = Model::parse(blob).unwrap().with_kernels(Kernels::Reference);
     let net = m.net().unwrap();
-    let p = *net.plan();
-    let (mut values, mut counters, mut scratch) = (
-        vec![0f32; p.state_len],
-        vec![0u32; p.counters_len],
-        vec![0f32; p.scratch_len],
-    );
-    let mut st = NetState {
-        values: &mut values,
-        counters: &mut counters,
-    };
+    let mut bufs = atennuate::NetBuffers::new(net.plan());
+    let (mut st, scratch) = bufs.split();
     net.reset(&mut st).unwrap();
     let mut y: Vec<u32> = Vec::new();
     let mut sink = |v: &[f32]| {
@@ -60,14 +51,14 @@ fn host_line(blob: &[u8], x: &[f32]) -> String {
         Ok(())
     };
     for s in x.chunks_exact(1) {
-        net.feed(&mut st, &mut scratch, s, &mut sink).unwrap();
+        net.feed(&mut st, scratch, s, &mut sink).unwrap();
     }
     let state = fnv(st
         .values
         .iter()
         .map(|v| v.to_bits())
         .chain(st.counters.iter().copied()));
-    net.finish(&mut st, &mut scratch, &mut sink).unwrap();
+    net.finish(&mut st, scratch, &mut sink).unwrap();
     // The outputs aligned with the input.
     y.truncate(x.len());
     let n = y.len();

@@ -26,6 +26,7 @@ use wait_timeout::ChildExt;
 use tinyssm_core::{Input, Kernels};
 use tinyssm_data::Split;
 use tinyssm_host::ModelFile;
+use tinyssm_tests::qemu::run_qemu_bytes;
 use tinyssm_tests::{data_dir, repo_root};
 
 const TARGET: &str = "thumbv7em-none-eabihf";
@@ -133,53 +134,10 @@ fn qemu_command(elf: &Path) -> Command {
 /// QEMU 7.2 writes them to its stdout here; a build that routes them to stderr is
 /// handled too (the one stream that carries bytes is taken; never both mixed).
 fn run_qemu(elf: &Path) -> (Option<i32>, Vec<u8>) {
-    let mut child = qemu_command(elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-arm");
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .map(|p| {
-        let mut p = p.expect("piped");
-        std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = p.read_to_end(&mut b);
-            b
-        })
-    })
-    .collect();
-    // A hang guard, not a speed check: a run that never ends is killed and fails.
-    let status = child.wait_timeout(QEMU_TIMEOUT).expect("wait for qemu");
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let mut streams: Vec<Vec<u8>> = readers
-        .into_iter()
-        .map(|r| r.join().unwrap_or_default())
-        .collect();
-    let err = streams.pop().unwrap_or_default();
-    let out = streams.pop().unwrap_or_default();
-    let bytes = if out.is_empty() { err } else { out };
-    match status {
-        Some(st) => (st.code(), bytes),
-        None => panic!(
-            "qemu-system-arm ran past {} s and was killed ({} bytes of output)",
-            QEMU_TIMEOUT.as_secs(),
-            bytes.len()
-        ),
-    }
+    let (code, out, err) = run_qemu_bytes(qemu_command(elf), QEMU_TIMEOUT, |o, e| {
+        format!("{} bytes of output", o.len() + e.len())
+    });
+    (code, if out.is_empty() { err } else { out })
 }
 
 /// Decodes defmt frames with `defmt-print -e <elf>` (message text only, one per line).

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use tinyssm_core::net::{Net, NetState, Op, Sink};
+use tinyssm_core::net::{Net, Op, Sink};
 use tinyssm_core::StepError;
 use tinyssm_host::io::read_wav;
 use tinyssm_tools::import::atennuate;
@@ -40,16 +40,8 @@ fn main() {
     let (_, _, x) = read_wav(&dir.join("noisy").join(format!("{name}.wav"))).expect("read");
     let t: &atennuate::NetModel = &m;
     let net = Net::new(&m.cfg, &t).expect("plan");
-    let p = *net.plan();
-    let (mut values, mut counters, mut scratch) = (
-        vec![0f32; p.state_len],
-        vec![0u32; p.counters_len],
-        vec![0f32; p.scratch_len],
-    );
-    let mut st = NetState {
-        values: &mut values,
-        counters: &mut counters,
-    };
+    let mut bufs = atennuate::NetBuffers::new(net.plan());
+    let (mut st, scratch) = bufs.split();
     net.reset(&mut st).expect("reset");
     let now = Instant::now();
     let mut sink = Timed {
@@ -58,10 +50,9 @@ fn main() {
         per_op: vec![0.0; m.cfg.ops().len()],
     };
     for s in x.chunks_exact(1) {
-        net.feed(&mut st, &mut scratch, s, &mut sink).expect("feed");
+        net.feed(&mut st, scratch, s, &mut sink).expect("feed");
     }
-    net.finish(&mut st, &mut scratch, &mut sink)
-        .expect("finish");
+    net.finish(&mut st, scratch, &mut sink).expect("finish");
     let total = sink.t0.elapsed().as_secs_f64();
     let audio = x.len() as f64 / 16000.0;
     println!(

@@ -44,21 +44,15 @@ pub fn parse(data: &[u8]) {
         }
         if let Some(net) = m.net() {
             // A network streams: two periods of frames, then its end.
-            let p = *net.plan();
-            let mut values = vec![0f32; p.state_len];
-            let mut counters = vec![0u32; p.counters_len];
-            let mut scratch = vec![0f32; p.scratch_len];
-            let mut st = tinyssm_core::net::NetState {
-                values: &mut values,
-                counters: &mut counters,
-            };
+            let mut bufs = crate::import::atennuate::NetBuffers::new(net.plan());
+            let (mut st, scratch) = bufs.split();
             let x = vec![0.25f32; net.config().d_input as usize];
             let mut sink = |_: &[f32]| Ok(());
             if net.reset(&mut st).is_ok() {
-                for _ in 0..2 * p.period.min(4096) {
-                    let _ = net.feed(&mut st, &mut scratch, &x, &mut sink);
+                for _ in 0..2 * net.plan().period.min(4096) {
+                    let _ = net.feed(&mut st, scratch, &x, &mut sink);
                 }
-                let _ = net.finish(&mut st, &mut scratch, &mut sink);
+                let _ = net.finish(&mut st, scratch, &mut sink);
             }
             continue;
         }

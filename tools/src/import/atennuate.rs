@@ -473,6 +473,36 @@ pub fn import(path: &Path) -> Result<NetModel, ToolError> {
     })
 }
 
+/// One stream's buffers, sized by a network's plan (f32 state values, u32 counters, f32
+/// scratch), zeroed: reset the stream ([`Net::reset`]) before feeding it.
+#[derive(Debug, Clone)]
+pub struct NetBuffers {
+    pub values: Vec<f32>,
+    pub counters: Vec<u32>,
+    pub scratch: Vec<f32>,
+}
+
+impl NetBuffers {
+    pub fn new(plan: &tinyssm_core::net::NetPlan) -> Self {
+        NetBuffers {
+            values: vec![0f32; plan.state_len],
+            counters: vec![0u32; plan.counters_len],
+            scratch: vec![0f32; plan.scratch_len],
+        }
+    }
+
+    /// The stream's state and the scratch, for `Net::feed` / `finish`.
+    pub fn split(&mut self) -> (NetState<'_>, &mut [f32]) {
+        (
+            NetState {
+                values: &mut self.values,
+                counters: &mut self.counters,
+            },
+            &mut self.scratch,
+        )
+    }
+}
+
 /// Runs a whole signal (`x`: frames of `d_input` values) through `m` as a stream, frame by
 /// frame, and ends it ([`Net::finish`]): the output has one frame per input frame, aligned
 /// with the input (the network's look-ahead compensated), as the reference computes it on
@@ -521,14 +551,8 @@ fn drive(
     blocks: &[usize],
     mut on: impl FnMut(usize, &[f32]),
 ) -> Result<usize, StepError> {
-    let plan = *net.plan();
-    let mut values = vec![0f32; plan.state_len];
-    let mut counters = vec![0u32; plan.counters_len];
-    let mut scratch = vec![0f32; plan.scratch_len];
-    let mut st = NetState {
-        values: &mut values,
-        counters: &mut counters,
-    };
+    let mut bufs = NetBuffers::new(net.plan());
+    let (mut st, scratch) = bufs.split();
     net.reset(&mut st)?;
     let d = net.config().d_input as usize;
     let frames = x.len() / d.max(1);
@@ -542,12 +566,12 @@ fn drive(
         let n = blocks[bi % blocks.len().max(1)].max(1).min(frames - at);
         for f in at..at + n {
             fed.set(f);
-            net.feed(&mut st, &mut scratch, &x[f * d..(f + 1) * d], &mut sink)?;
+            net.feed(&mut st, scratch, &x[f * d..(f + 1) * d], &mut sink)?;
         }
         at += n;
         bi += 1;
     }
     fed.set(frames.saturating_sub(1));
-    net.finish(&mut st, &mut scratch, &mut sink)?;
+    net.finish(&mut st, scratch, &mut sink)?;
     Ok(frames)
 }
