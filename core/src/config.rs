@@ -487,9 +487,11 @@ impl Config {
         if let Some(net) = self.net() {
             // The plan's f32 state and scratch (its u32 counters: `Model::net`'s plan).
             let plan = crate::net::NetPlan::new(net)?;
-            for i in 0..self.n_tensors() {
-                let spec = self
-                    .tensor_spec(i)
+            // One layout for every tensor (its first-tensor table is built per layout).
+            let layout = self.layout();
+            for i in 0..layout.n_tensors(self) {
+                let spec = layout
+                    .spec(self, i)
                     .ok_or(FormatError::BadConfig("layout"))?;
                 if spec.numel().ok_or(ov)? > (u32::MAX / 4) as u64 {
                     return Err(ov);
